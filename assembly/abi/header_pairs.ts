@@ -1,0 +1,63 @@
+// The ABI's header-map wire format: u32 count, then (u32 name size, u32 value size) per pair,
+// then each name and value followed by a NUL byte. Little-endian, as wasm memory is.
+import { byteStringFromMemory, writeByteString } from "../bytes";
+
+export class Header {
+  constructor(public name: string, public value: string) {}
+}
+
+export function serializeHeaders(headers: Header[]): ArrayBuffer {
+  let size = 4;
+  for (let i = 0; i < headers.length; i++) {
+    size += 8 + headers[i].name.length + headers[i].value.length + 2;
+  }
+  const out = new ArrayBuffer(size);
+  const base = changetype<usize>(out);
+  store<u32>(base, headers.length);
+  let sizes = base + 4;
+  let data = base + 4 + 8 * <usize>headers.length;
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i].name;
+    const value = headers[i].value;
+    store<u32>(sizes, name.length);
+    store<u32>(sizes + 4, value.length);
+    sizes += 8;
+    writeByteString(name, data);
+    data += name.length;
+    store<u8>(data++, 0);
+    writeByteString(value, data);
+    data += value.length;
+    store<u8>(data++, 0);
+  }
+  return out;
+}
+
+/** Parses the wire format; returns an empty list for a malformed buffer. */
+export function deserializeHeaders(ptr: usize, size: usize): Header[] {
+  const out = new Array<Header>();
+  if (size < 4) return out;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return out;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  const end = ptr + size;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return new Array<Header>();
+    const name = byteStringFromMemory(data, nameSize);
+    data += nameSize + 1;
+    const value = byteStringFromMemory(data, valueSize);
+    data += valueSize + 1;
+    out.push(new Header(name, value));
+  }
+  return out;
+}
+
+export function findHeader(headers: Header[], lowerName: string): string | null {
+  for (let i = 0; i < headers.length; i++) {
+    if (headers[i].name == lowerName) return headers[i].value;
+  }
+  return null;
+}

@@ -1,0 +1,227 @@
+// One typed wrapper per host function. Here each status becomes a value (NotFound -> null) or an
+// error result; memory the host hands back (allocated through our malloc export) is copied and freed.
+import * as imports from "./imports";
+import { BufferType, LogLevel, MapType, MetricType, StreamType, WasmResult } from "./enums";
+import { Header, deserializeHeaders, serializeHeaders } from "./header_pairs";
+import { byteStringFromMemory, byteStringToBuffer } from "../bytes";
+import { ByteSink } from "../byte_sink";
+
+// Scratch words the host writes results into (one call at a time: wasm is single-threaded).
+const RETURN_PTR = memory.data(8);
+const RETURN_SIZE = memory.data(8);
+const RETURN_WORD = memory.data(8);
+
+function takeBuffer(): ArrayBuffer {
+  const ptr = load<usize>(RETURN_PTR);
+  const size = load<usize>(RETURN_SIZE);
+  const out = new ArrayBuffer(<i32>size);
+  if (ptr != 0) {
+    memory.copy(changetype<usize>(out), ptr, size);
+    heap.free(ptr);
+  }
+  return out;
+}
+
+function takeByteString(): string {
+  const ptr = load<usize>(RETURN_PTR);
+  const size = load<usize>(RETURN_SIZE);
+  if (ptr == 0) return "";
+  const out = byteStringFromMemory(ptr, size);
+  heap.free(ptr);
+  return out;
+}
+
+function takeHeaders(): Header[] {
+  const ptr = load<usize>(RETURN_PTR);
+  const size = load<usize>(RETURN_SIZE);
+  if (ptr == 0) return new Array<Header>();
+  const out = deserializeHeaders(ptr, size);
+  heap.free(ptr);
+  return out;
+}
+
+function clearReturn(): void {
+  store<usize>(RETURN_PTR, 0);
+  store<usize>(RETURN_SIZE, 0);
+}
+
+// --- logging and time ---
+
+export function log(level: LogLevel, message: string): void {
+  const bytes = String.UTF8.encode(message);
+  imports.proxy_log(level, changetype<usize>(bytes), bytes.byteLength);
+}
+
+export function currentTimeMs(): u64 {
+  imports.proxy_get_current_time_nanoseconds(RETURN_WORD);
+  return load<u64>(RETURN_WORD) / 1_000_000;
+}
+
+export function setTickPeriodMs(periodMs: u32): void {
+  imports.proxy_set_tick_period_milliseconds(periodMs);
+}
+
+// --- buffers ---
+
+/** Bytes [start, start+length) of a buffer; an empty buffer when there is none. */
+export function getBufferBytes(type: BufferType, start: u32, length: u32): ArrayBuffer {
+  clearReturn();
+  const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
+  if (status != WasmResult.Ok) return new ArrayBuffer(0);
+  return takeBuffer();
+}
+
+/** Appends bytes [start, start+length) of a buffer to `sink` (one copy); returns how many. */
+export function appendBufferBytes(type: BufferType, start: u32, length: u32, sink: ByteSink): i32 {
+  clearReturn();
+  const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
+  const ptr = load<usize>(RETURN_PTR);
+  if (status != WasmResult.Ok || ptr == 0) return 0;
+  const size = <i32>load<usize>(RETURN_SIZE);
+  sink.append(ptr, size);
+  heap.free(ptr);
+  return size;
+}
+
+// --- header maps ---
+
+export function getHeaders(type: MapType): Header[] {
+  clearReturn();
+  if (imports.proxy_get_header_map_pairs(type, RETURN_PTR, RETURN_SIZE) != WasmResult.Ok) {
+    return new Array<Header>();
+  }
+  return takeHeaders();
+}
+
+/** The raw wire bytes of a header map, for keeping a copy without parsing it. */
+export function getHeadersRaw(type: MapType): ArrayBuffer {
+  clearReturn();
+  if (imports.proxy_get_header_map_pairs(type, RETURN_PTR, RETURN_SIZE) != WasmResult.Ok) {
+    return new ArrayBuffer(0);
+  }
+  return takeBuffer();
+}
+
+/** One header's value (a byte string), or null when absent. `name` is lower case ASCII. */
+export function getHeader(type: MapType, name: string): string | null {
+  const key = byteStringToBuffer(name);
+  clearReturn();
+  const status = imports.proxy_get_header_map_value(
+    type, changetype<usize>(key), key.byteLength, RETURN_PTR, RETURN_SIZE);
+  if (status != WasmResult.Ok) return null;
+  return takeByteString();
+}
+
+export function replaceHeader(type: MapType, name: string, value: string): void {
+  const key = byteStringToBuffer(name);
+  const val = byteStringToBuffer(value);
+  imports.proxy_replace_header_map_value(
+    type, changetype<usize>(key), key.byteLength, changetype<usize>(val), val.byteLength);
+}
+
+export function removeHeader(type: MapType, name: string): void {
+  const key = byteStringToBuffer(name);
+  imports.proxy_remove_header_map_value(type, changetype<usize>(key), key.byteLength);
+}
+
+// --- properties ---
+
+/** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
+export function getProperty(path: string[]): ArrayBuffer | null {
+  let size = 0;
+  for (let i = 0; i < path.length; i++) size += path[i].length + (i > 0 ? 1 : 0);
+  const encoded = new ArrayBuffer(size);
+  let at = changetype<usize>(encoded);
+  for (let i = 0; i < path.length; i++) {
+    if (i > 0) store<u8>(at++, 0);
+    const segment = String.UTF8.encode(path[i]);
+    memory.copy(at, changetype<usize>(segment), segment.byteLength);
+    at += segment.byteLength;
+  }
+  clearReturn();
+  const status = imports.proxy_get_property(changetype<usize>(encoded), size, RETURN_PTR, RETURN_SIZE);
+  if (status != WasmResult.Ok) return null;
+  return takeBuffer();
+}
+
+export function getStringProperty(path: string[]): string | null {
+  const bytes = getProperty(path);
+  return bytes == null ? null : byteStringFromMemory(changetype<usize>(bytes), bytes.byteLength);
+}
+
+// --- stream control ---
+
+export function sendLocalResponse(status: u32, details: string, body: ArrayBuffer, headers: Header[]): WasmResult {
+  const detailBytes = String.UTF8.encode(details);
+  const headerBytes = serializeHeaders(headers);
+  return imports.proxy_send_local_response(
+    status, changetype<usize>(detailBytes), detailBytes.byteLength,
+    changetype<usize>(body), body.byteLength,
+    changetype<usize>(headerBytes), headerBytes.byteLength, -1);
+}
+
+export function continueStream(type: StreamType): WasmResult {
+  return imports.proxy_continue_stream(type);
+}
+
+export function closeStream(type: StreamType): WasmResult {
+  return imports.proxy_close_stream(type);
+}
+
+export function setEffectiveContext(contextId: u32): WasmResult {
+  return imports.proxy_set_effective_context(contextId);
+}
+
+// --- http calls ---
+
+export class HttpCallResult {
+  constructor(public status: WasmResult, public token: u32) {}
+}
+
+export function httpCall(cluster: string, headers: Header[], body: ArrayBuffer, timeoutMs: u32): HttpCallResult {
+  const upstream = String.UTF8.encode(cluster);
+  const headerBytes = serializeHeaders(headers);
+  const trailerBytes = serializeHeaders(new Array<Header>());
+  store<u32>(RETURN_WORD, 0);
+  const status = imports.proxy_http_call(
+    changetype<usize>(upstream), upstream.byteLength,
+    changetype<usize>(headerBytes), headerBytes.byteLength,
+    changetype<usize>(body), body.byteLength,
+    changetype<usize>(trailerBytes), trailerBytes.byteLength,
+    timeoutMs, RETURN_WORD);
+  return new HttpCallResult(status, load<u32>(RETURN_WORD));
+}
+
+// --- metrics ---
+
+/** Defines a metric; returns its id, or 0 when the host refused it (0 is never a valid id in Envoy). */
+export function defineMetric(type: MetricType, name: string): u32 {
+  const bytes = String.UTF8.encode(name);
+  store<u32>(RETURN_WORD, 0);
+  if (imports.proxy_define_metric(type, changetype<usize>(bytes), bytes.byteLength, RETURN_WORD) != WasmResult.Ok) {
+    return 0;
+  }
+  return load<u32>(RETURN_WORD);
+}
+
+export function incrementMetric(id: u32, offset: i64): void {
+  if (id != 0) imports.proxy_increment_metric(id, offset);
+}
+
+// --- shared data ---
+
+/** A shared-data value as bytes, or null when the key is absent. */
+export function getSharedData(key: string): ArrayBuffer | null {
+  const keyBytes = String.UTF8.encode(key);
+  clearReturn();
+  const status = imports.proxy_get_shared_data(
+    changetype<usize>(keyBytes), keyBytes.byteLength, RETURN_PTR, RETURN_SIZE, RETURN_WORD);
+  if (status != WasmResult.Ok) return null;
+  return takeBuffer();
+}
+
+export function setSharedData(key: string, value: ArrayBuffer): WasmResult {
+  const keyBytes = String.UTF8.encode(key);
+  return imports.proxy_set_shared_data(
+    changetype<usize>(keyBytes), keyBytes.byteLength, changetype<usize>(value), value.byteLength, 0);
+}

@@ -1,0 +1,67 @@
+// Context registry: context id -> context, and http-call token -> the stream that dispatched it.
+import { HttpContext, RootContext } from "./context";
+import { setEffectiveContext } from "./hostcalls";
+
+let rootFactory: ((id: u32) => RootContext) | null = null;
+const roots = new Map<u32, RootContext>();
+const streams = new Map<u32, HttpContext>();
+const callOwners = new Map<u32, u32>();
+
+export function setRootContextFactory(factory: (id: u32) => RootContext): void {
+  rootFactory = factory;
+}
+
+export function createContext(id: u32, parentId: u32): void {
+  if (parentId == 0) {
+    const factory = rootFactory;
+    roots.set(id, factory == null ? new RootContext(id) : factory(id));
+    return;
+  }
+  if (!roots.has(parentId)) return;
+  streams.set(id, roots.get(parentId).createHttpContext(id));
+}
+
+export function rootContext(id: u32): RootContext | null {
+  return roots.has(id) ? roots.get(id) : null;
+}
+
+export function httpContext(id: u32): HttpContext | null {
+  return streams.has(id) ? streams.get(id) : null;
+}
+
+export function deleteContext(id: u32): void {
+  if (streams.has(id)) streams.delete(id);
+  else if (roots.has(id)) roots.delete(id);
+}
+
+/** Remembers which stream owns a dispatched call. */
+export function recordCall(token: u32, streamId: u32): void {
+  callOwners.set(token, streamId);
+}
+
+/** Forgets a call whose answer the stream no longer wants (the stream is ending). */
+export function forgetCall(token: u32): void {
+  if (callOwners.has(token)) callOwners.delete(token);
+}
+
+/**
+ * Routes a call's answer: the entry is dropped first, the effective context becomes the owning
+ * stream, and an answer whose stream is gone is ignored.
+ */
+export function deliverCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  if (!callOwners.has(token)) return;
+  const streamId = callOwners.get(token);
+  callOwners.delete(token);
+  if (!streams.has(streamId)) return;
+  setEffectiveContext(streamId);
+  streams.get(streamId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+}
+
+/** Streams still registered, for leak checks in tests and for timers kept by the root. */
+export function liveStreamCount(): i32 {
+  return streams.size;
+}
+
+export function pendingCallCount(): i32 {
+  return callOwners.size;
+}

@@ -1,0 +1,35 @@
+// A growable byte buffer: the request body is appended chunk by chunk as it streams past. Pure.
+
+export class ByteSink {
+  private data: ArrayBuffer = new ArrayBuffer(0);
+  length: i32 = 0;
+
+  /** Reserves room for `size` more bytes and returns where they go. */
+  reserve(size: i32): usize {
+    const need = this.length + size;
+    if (need > this.data.byteLength) {
+      let capacity = this.data.byteLength < 1024 ? 1024 : this.data.byteLength;
+      while (capacity < need) capacity <<= 1;
+      const grown = new ArrayBuffer(capacity);
+      memory.copy(changetype<usize>(grown), changetype<usize>(this.data), this.length);
+      this.data = grown;
+    }
+    return changetype<usize>(this.data) + this.length;
+  }
+
+  append(ptr: usize, size: i32): void {
+    memory.copy(this.reserve(size), ptr, size);
+    this.length += size;
+  }
+
+  /** The bytes so far, as a buffer of exactly `length` bytes. */
+  toBuffer(): ArrayBuffer {
+    if (this.data.byteLength == this.length) return this.data;
+    return this.data.slice(0, this.length);
+  }
+
+  clear(): void {
+    this.data = new ArrayBuffer(0);
+    this.length = 0;
+  }
+}

@@ -1,0 +1,415 @@
+// Plugin configuration: JSON bytes in, an immutable Config or an error naming the field out. Pure.
+// Parsed once per root context (on_configure); streams share it read-only.
+import { JSON } from "json-as";
+import { Header } from "./abi/header_pairs";
+import { asciiLower, utf8ByteString } from "./bytes";
+import { firstJsonError } from "./json_scan";
+import { jsonStringLiteral } from "./model_rewrite";
+import { StatusSet } from "./status_set";
+
+// Defaults, documented in README.md's configuration table.
+export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
+export const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 10 * 1024 * 1024;
+export const DEFAULT_FALLBACK_DEADLINE_MS: u32 = 300_000;
+export const PASS_THROUGH = "pass-through";
+
+export class Backup {
+  /** The Envoy cluster the call goes to. */
+  service: string = "";
+  /** Override model as configured; "" = pass-through (the request's own model). */
+  model: string = "";
+  /** `model` as a JSON string literal, precomputed; null for pass-through. */
+  modelLiteral: ArrayBuffer | null = null;
+  timeoutMs: u32 = DEFAULT_BACKUP_TIMEOUT_MS;
+  /** Replaces the request's :path; null keeps it. */
+  path: string | null = null;
+  /** Replaces the request's :authority; null keeps it. */
+  authority: string | null = null;
+  /** Headers set on the backup request (lower-case names, byte-string values). */
+  headers: Header[] = [];
+  /** `headers` sets a credential, so the client's credential headers are not forwarded. */
+  replacesCredentials: bool = false;
+}
+
+/** The fallback policy of one Model API (the global one, or one `_rules_` entry). */
+export class Policy {
+  backups: Backup[] = [];
+  backendErrorsOnly: bool = true;
+  triggerStatuses: StatusSet = StatusSet.allErrors();
+  maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
+  firstPacketTimeoutMs: u32 = 0;
+  keepAliveIsNotFirstPacket: bool = false;
+  fallbackDeadlineMs: u32 = DEFAULT_FALLBACK_DEADLINE_MS;
+
+  copy(): Policy {
+    const p = new Policy();
+    p.backups = this.backups;
+    p.backendErrorsOnly = this.backendErrorsOnly;
+    p.triggerStatuses = this.triggerStatuses;
+    p.maxRequestBodyBytes = this.maxRequestBodyBytes;
+    p.firstPacketTimeoutMs = this.firstPacketTimeoutMs;
+    p.keepAliveIsNotFirstPacket = this.keepAliveIsNotFirstPacket;
+    p.fallbackDeadlineMs = this.fallbackDeadlineMs;
+    return p;
+  }
+}
+
+/** A `_rules_` entry: the policy for requests whose route or domain matches. */
+export class Rule {
+  routes: string[] = [];
+  /** Lower-case domains; a leading "*" matches any prefix ("*.example.com"). */
+  domains: string[] = [];
+  policy: Policy = new Policy();
+}
+
+export class Config {
+  global: Policy = new Policy();
+  rules: Rule[] = [];
+
+  /** The policy for a request: the first rule matching its route name or authority, else the global one. */
+  policyFor(routeName: string, authority: string): Policy {
+    const host = hostWithoutPort(asciiLower(authority));
+    for (let i = 0; i < this.rules.length; i++) {
+      const rule = this.rules[i];
+      if (rule.routes.length > 0 && !rule.routes.includes(routeName)) continue;
+      if (rule.domains.length > 0 && !matchesAnyDomain(rule.domains, host)) continue;
+      return rule.policy;
+    }
+    return this.global;
+  }
+}
+
+export class ConfigResult {
+  constructor(public config: Config | null, public error: string) {}
+}
+
+function hostWithoutPort(authority: string): string {
+  if (authority.startsWith("[")) {
+    const close = authority.indexOf("]");
+    return close < 0 ? authority : authority.substring(0, close + 1);
+  }
+  const colon = authority.lastIndexOf(":");
+  return colon < 0 ? authority : authority.substring(0, colon);
+}
+
+function matchesAnyDomain(domains: string[], host: string): bool {
+  for (let i = 0; i < domains.length; i++) {
+    const d = domains[i];
+    if (d == host) return true;
+    if (d.startsWith("*") && host.endsWith(d.substring(1))) return true;
+  }
+  return false;
+}
+
+// Client headers that carry a credential: dropped when a backup sets its own.
+const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+export function isCredentialHeader(lowerName: string): bool {
+  return CREDENTIAL_HEADERS.includes(lowerName);
+}
+
+// Headers a backup may not set: the call's pseudo-headers and framing belong to the filter.
+function isReservedHeader(lowerName: string): bool {
+  return lowerName.startsWith(":") || lowerName == "content-length" || lowerName == "transfer-encoding" ||
+    lowerName == "host";
+}
+
+const POLICY_KEYS = [
+  "backups", "backendErrorsOnly", "triggerStatuses", "maxRequestBodyBytes",
+  "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
+];
+const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers"];
+const RULE_KEYS = ["_match_route_", "_match_domain_"];
+
+/** Parses and validates the plugin configuration. */
+export function parseConfig(bytes: ArrayBuffer): ConfigResult {
+  if (bytes.byteLength == 0) return fail("configuration: empty; a JSON object with \"backups\" is required");
+  const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
+  if (syntaxError >= 0) {
+    return fail("configuration: not valid JSON (error at byte " + syntaxError.toString() + ")");
+  }
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  if (root.type != JSON.Types.Object) return fail("configuration: must be a JSON object");
+  const obj = root.get<JSON.Obj>();
+  const parser = new Parser();
+  const config = new Config();
+  const known = POLICY_KEYS.concat(["_rules_"]);
+  if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
+  if (!parser.readPolicy(obj, "", config.global, !obj.has("_rules_"))) return fail(parser.error);
+  if (obj.has("_rules_")) {
+    const rules = obj.get("_rules_")!;
+    if (rules.type != JSON.Types.Array) return fail("_rules_: must be an array, got " + rules.toString());
+    const list = rules.get<JSON.Arr>();
+    for (let i = 0; i < list.length; i++) {
+      const rule = parser.readRule(list.at(i), "_rules_[" + i.toString() + "]", config.global);
+      if (rule == null) return fail(parser.error);
+      config.rules.push(rule);
+    }
+  }
+  return new ConfigResult(config, "");
+}
+
+function fail(message: string): ConfigResult {
+  return new ConfigResult(null, message);
+}
+
+function isNumber(v: JSON.Value): bool {
+  return v.type >= JSON.Types.U8 && v.type <= JSON.Types.F64;
+}
+
+/** Walks the parsed JSON; on the first problem it records `error` ("field: why") and returns false/null. */
+class Parser {
+  error: string = "";
+
+  refuse(field: string, why: string): bool {
+    this.error = field + ": " + why;
+    return false;
+  }
+
+  checkKeys(obj: JSON.Obj, known: string[], prefix: string): bool {
+    const keys = obj.keys();
+    for (let i = 0; i < keys.length; i++) {
+      if (!known.includes(keys[i])) {
+        return this.refuse(prefix + keys[i], "unknown field (known: " + known.join(", ") + ")");
+      }
+    }
+    return true;
+  }
+
+  /** Fills `policy` from the policy fields present in `obj`; absent fields keep their values. */
+  readPolicy(obj: JSON.Obj, prefix: string, policy: Policy, backupsRequired: bool): bool {
+    if (obj.has("backups")) {
+      const backups = this.readBackups(obj.get("backups")!, prefix + "backups");
+      if (backups == null) return false;
+      policy.backups = backups;
+    } else if (backupsRequired) {
+      return this.refuse(prefix + "backups", "required: a non-empty list of {\"service\": cluster, \"model\": ...}");
+    }
+    if (obj.has("backendErrorsOnly")) {
+      const v = obj.get("backendErrorsOnly")!;
+      if (v.type != JSON.Types.Bool) return this.refuse(prefix + "backendErrorsOnly", "must be true or false, got " + v.toString());
+      policy.backendErrorsOnly = v.get<bool>();
+    }
+    if (obj.has("triggerStatuses")) {
+      const set = this.readStatuses(obj.get("triggerStatuses")!, prefix + "triggerStatuses");
+      if (set == null) return false;
+      policy.triggerStatuses = set;
+    }
+    if (obj.has("maxRequestBodyBytes")) {
+      const n = this.readInteger(obj.get("maxRequestBodyBytes")!, prefix + "maxRequestBodyBytes", 1);
+      if (n < 0) return false;
+      policy.maxRequestBodyBytes = <u32>n;
+    }
+    if (obj.has("firstPacketTimeout")) {
+      const n = this.readInteger(obj.get("firstPacketTimeout")!, prefix + "firstPacketTimeout", 0);
+      if (n < 0) return false;
+      policy.firstPacketTimeoutMs = <u32>n;
+    }
+    if (obj.has("keepAliveIsNotFirstPacket")) {
+      const v = obj.get("keepAliveIsNotFirstPacket")!;
+      if (v.type != JSON.Types.Bool) return this.refuse(prefix + "keepAliveIsNotFirstPacket", "must be true or false, got " + v.toString());
+      policy.keepAliveIsNotFirstPacket = v.get<bool>();
+    }
+    if (obj.has("fallbackDeadline")) {
+      const n = this.readInteger(obj.get("fallbackDeadline")!, prefix + "fallbackDeadline", 1);
+      if (n < 0) return false;
+      policy.fallbackDeadlineMs = <u32>n;
+    }
+    return true;
+  }
+
+  /** A whole number of at least `min` (and at most 2^31-1); -1 after refusing. */
+  readInteger(v: JSON.Value, field: string, min: i64): i64 {
+    const why = "must be an integer >= " + min.toString() + ", got " + v.toString();
+    if (!isNumber(v)) {
+      this.refuse(field, why);
+      return -1;
+    }
+    const f = v.get<f64>();
+    if (f != Math.floor(f) || f < <f64>min || f > 2147483647) {
+      this.refuse(field, why);
+      return -1;
+    }
+    return <i64>f;
+  }
+
+  readString(v: JSON.Value, field: string): string | null {
+    if (v.type != JSON.Types.String) {
+      this.refuse(field, "must be a string, got " + v.toString());
+      return null;
+    }
+    return v.get<string>();
+  }
+
+  readBackups(v: JSON.Value, field: string): Backup[] | null {
+    if (v.type != JSON.Types.Array) {
+      this.refuse(field, "must be an array of backups, got " + v.toString());
+      return null;
+    }
+    const list = v.get<JSON.Arr>();
+    if (list.length == 0) {
+      this.refuse(field, "must list at least one backup");
+      return null;
+    }
+    const out = new Array<Backup>();
+    for (let i = 0; i < list.length; i++) {
+      const backup = this.readBackup(list.at(i), field + "[" + i.toString() + "]");
+      if (backup == null) return null;
+      out.push(backup);
+    }
+    return out;
+  }
+
+  readBackup(v: JSON.Value, field: string): Backup | null {
+    if (v.type != JSON.Types.Object) {
+      this.refuse(field, "must be an object like {\"service\": \"cluster\", \"model\": \"name\"}, got " + v.toString());
+      return null;
+    }
+    const obj = v.get<JSON.Obj>();
+    if (!this.checkKeys(obj, BACKUP_KEYS, field + ".")) return null;
+    const backup = new Backup();
+    if (!obj.has("service")) {
+      this.refuse(field + ".service", "required: the name of an Envoy cluster");
+      return null;
+    }
+    const service = this.readString(obj.get("service")!, field + ".service");
+    if (service == null) return null;
+    if (service.length == 0) {
+      this.refuse(field + ".service", "must not be empty");
+      return null;
+    }
+    backup.service = service;
+    if (obj.has("model") && obj.get("model")!.type != JSON.Types.Null) {
+      const model = this.readString(obj.get("model")!, field + ".model");
+      if (model == null) return null;
+      if (model.length > 0 && model != PASS_THROUGH) {
+        backup.model = model;
+        backup.modelLiteral = jsonStringLiteral(model);
+      }
+    }
+    if (obj.has("timeout")) {
+      const n = this.readInteger(obj.get("timeout")!, field + ".timeout", 1);
+      if (n < 0) return null;
+      backup.timeoutMs = <u32>n;
+    }
+    if (obj.has("path")) {
+      const path = this.readString(obj.get("path")!, field + ".path");
+      if (path == null) return null;
+      if (!path.startsWith("/")) {
+        this.refuse(field + ".path", "must start with \"/\", got \"" + path + "\"");
+        return null;
+      }
+      backup.path = utf8ByteString(path);
+    }
+    if (obj.has("authority")) {
+      const authority = this.readString(obj.get("authority")!, field + ".authority");
+      if (authority == null) return null;
+      if (authority.length == 0) {
+        this.refuse(field + ".authority", "must not be empty");
+        return null;
+      }
+      backup.authority = utf8ByteString(authority);
+    }
+    if (obj.has("headers")) {
+      if (!this.readHeaders(obj.get("headers")!, field + ".headers", backup)) return null;
+    }
+    return backup;
+  }
+
+  readHeaders(v: JSON.Value, field: string, backup: Backup): bool {
+    if (v.type != JSON.Types.Object) {
+      return this.refuse(field, "must be an object of header name -> string value, got " + v.toString());
+    }
+    const obj = v.get<JSON.Obj>();
+    const names = obj.keys();
+    for (let i = 0; i < names.length; i++) {
+      const name = asciiLower(names[i]);
+      if (name.length == 0 || isReservedHeader(name)) {
+        return this.refuse(field + "." + names[i], "this header cannot be set (pseudo-headers, host and framing belong to the filter; use path/authority)");
+      }
+      const value = this.readString(obj.get(names[i])!, field + "." + names[i]);
+      if (value == null) return false;
+      backup.headers.push(new Header(utf8ByteString(name), utf8ByteString(value)));
+      if (isCredentialHeader(name)) backup.replacesCredentials = true;
+    }
+    return true;
+  }
+
+  readStatuses(v: JSON.Value, field: string): StatusSet | null {
+    const why = "must be a non-empty array of status codes (400..599) or classes \"4xx\"/\"5xx\", got ";
+    if (v.type != JSON.Types.Array || v.get<JSON.Arr>().length == 0) {
+      this.refuse(field, why + v.toString());
+      return null;
+    }
+    const list = v.get<JSON.Arr>();
+    const set = new StatusSet();
+    for (let i = 0; i < list.length; i++) {
+      const item = list.at(i);
+      const itemField = field + "[" + i.toString() + "]";
+      if (isNumber(item)) {
+        const f = item.get<f64>();
+        if (f != Math.floor(f) || f < 400 || f > 599) {
+          this.refuse(itemField, why + item.toString());
+          return null;
+        }
+        set.add(<i32>f);
+      } else if (item.type == JSON.Types.String) {
+        if (!set.addText(item.get<string>())) {
+          this.refuse(itemField, why + item.toString());
+          return null;
+        }
+      } else {
+        this.refuse(itemField, why + item.toString());
+        return null;
+      }
+    }
+    return set;
+  }
+
+  readStringList(v: JSON.Value, field: string, lower: bool): string[] | null {
+    if (v.type != JSON.Types.Array) {
+      this.refuse(field, "must be an array of strings, got " + v.toString());
+      return null;
+    }
+    const list = v.get<JSON.Arr>();
+    const out = new Array<string>();
+    for (let i = 0; i < list.length; i++) {
+      const s = this.readString(list.at(i), field + "[" + i.toString() + "]");
+      if (s == null) return null;
+      out.push(lower ? asciiLower(s) : s);
+    }
+    return out;
+  }
+
+  readRule(v: JSON.Value, field: string, global: Policy): Rule | null {
+    if (v.type != JSON.Types.Object) {
+      this.refuse(field, "must be an object with _match_route_ and/or _match_domain_, got " + v.toString());
+      return null;
+    }
+    const obj = v.get<JSON.Obj>();
+    if (!this.checkKeys(obj, RULE_KEYS.concat(POLICY_KEYS), field + ".")) return null;
+    const rule = new Rule();
+    if (obj.has("_match_route_")) {
+      const routes = this.readStringList(obj.get("_match_route_")!, field + "._match_route_", false);
+      if (routes == null) return null;
+      rule.routes = routes;
+    }
+    if (obj.has("_match_domain_")) {
+      const domains = this.readStringList(obj.get("_match_domain_")!, field + "._match_domain_", true);
+      if (domains == null) return null;
+      rule.domains = domains;
+    }
+    if (rule.routes.length == 0 && rule.domains.length == 0) {
+      this.refuse(field, "needs a non-empty _match_route_ or _match_domain_");
+      return null;
+    }
+    // A rule starts from the global policy; the fields it sets override it.
+    rule.policy = global.copy();
+    if (!this.readPolicy(obj, field + ".", rule.policy, false)) return null;
+    if (rule.policy.backups.length == 0) {
+      this.refuse(field + ".backups", "required: neither this rule nor the global configuration lists backups");
+      return null;
+    }
+    return rule;
+  }
+}

@@ -1,0 +1,257 @@
+// The per-request fallback state machine. Pure: the stream glue feeds it host events and carries
+// out the Step it returns, so every transition is reachable from unit tests without a proxy.
+import { Backup, Policy } from "./config";
+import { Origin, Verdict, decide, isBackupSuccess, triggerReason } from "./policy";
+
+export const enum Phase {
+  /** The request is still streaming in; its body is being copied. */
+  Request = 0,
+  /** The request is complete; no response yet. */
+  AwaitingResponse = 1,
+  /** A streaming request's 2xx headers are held until its first body packet (or the timer). */
+  HoldingFirstPacket = 2,
+  /** The primary response flows to the client; nothing more to decide. */
+  PassThrough = 3,
+  /** Backups are being tried; the primary response (if any) is held. */
+  FallingBack = 4,
+  /** This filter's local reply is on its way (its own callbacks must let it pass). */
+  Replying = 5,
+  /** The held primary response was resumed after every backup failed. */
+  Resumed = 6,
+  /** The stream is finished. */
+  Done = 7,
+}
+
+export const enum Step {
+  /** Let the primary's headers or body continue. */
+  Continue = 0,
+  /** Pause the primary's response (headers, or buffer its body). */
+  Hold = 1,
+  /** Dispatch `machine.currentBackup` with `machine.callTimeoutMs`. */
+  Dispatch = 2,
+  /** Send the backup's answer as the response. */
+  ServeBackup = 3,
+  /** Every backup failed: send the last backup error answer. */
+  ServeLastError = 4,
+  /** Every backup failed: let the held primary response continue. */
+  ResumePrimary = 5,
+  /** Every backup failed and no HTTP answer is at hand: send the filter's own error. */
+  ReplyError = 6,
+}
+
+/** One try of the chain, as reported to operators. */
+export class Attempt {
+  constructor(public service: string, public model: string, public result: string) {}
+}
+
+export class FallbackMachine {
+  phase: Phase = Phase.Request;
+  /** Why the request cannot be replayed ("" while it can). */
+  notReplayableReason: string = "";
+  /** The request's body had `"stream": true`. */
+  streaming: bool = false;
+  /** Absolute deadline for the first response packet, ms; 0 = none. */
+  firstPacketDeadlineMs: u64 = 0;
+  /** The primary's response headers are paused in Envoy. */
+  primaryHeld: bool = false;
+  primaryStatus: i32 = 0;
+  /** Why a response that would trigger a fallback was passed through ("" when none was). */
+  declined: string = "";
+  /** ... because it was a gateway reply and backendErrorsOnly is on. */
+  declinedIntercepted: bool = false;
+  /** What started the fallback, e.g. "status=503" or "first_packet_timeout". */
+  trigger: string = "";
+  /** The metric bucket of the trigger: status, upstream_failure, intercepted, first_packet_timeout. */
+  triggerKind: string = "";
+  attempts: Attempt[] = [];
+  currentBackup: Backup | null = null;
+  callTimeoutMs: u32 = 0;
+  /** A backup answered with an HTTP error; the glue keeps the latest such answer. */
+  haveBackupError: bool = false;
+  private nextIndex: i32 = 0;
+  private chainDeadlineMs: u64 = 0;
+  private callStartedMs: u64 = 0;
+  private bodyBytes: u64 = 0;
+
+  constructor(public readonly policy: Policy) {}
+
+  get enabled(): bool {
+    return this.policy.backups.length > 0;
+  }
+
+  get replayable(): bool {
+    return this.notReplayableReason.length == 0;
+  }
+
+  // --- request side ---
+
+  /** A request body chunk went by; false once the body is too large to keep (the copy is dropped). */
+  requestBodyChunk(size: u32): bool {
+    if (!this.replayable) return false;
+    this.bodyBytes += size;
+    if (this.bodyBytes > <u64>this.policy.maxRequestBodyBytes) {
+      this.notReplayableReason = "request body over maxRequestBodyBytes (" +
+        this.policy.maxRequestBodyBytes.toString() + ")";
+      return false;
+    }
+    return true;
+  }
+
+  /** The whole request went upstream at `nowMs`; `streaming` from its body. */
+  requestEnded(nowMs: u64, streaming: bool): void {
+    if (this.phase != Phase.Request) return;
+    this.phase = Phase.AwaitingResponse;
+    this.streaming = streaming;
+    if (streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable) {
+      this.firstPacketDeadlineMs = nowMs + this.policy.firstPacketTimeoutMs;
+    }
+  }
+
+  // --- primary response ---
+
+  responseHeaders(status: i32, origin: Origin, nowMs: u64): Step {
+    switch (this.phase) {
+      case Phase.Replying:
+      case Phase.PassThrough:
+      case Phase.Resumed:
+      case Phase.Done:
+        return Step.Continue;
+      case Phase.FallingBack:
+        // The primary answered late (after a first-packet timeout): keep it as a last resort.
+        this.primaryHeld = true;
+        this.primaryStatus = status;
+        return Step.Hold;
+    }
+    this.primaryStatus = status;
+    const verdict = decide(this.policy, status, origin);
+    if (verdict == Verdict.InterceptedPassThrough) {
+      this.declinedIntercepted = true;
+      return this.passThrough("a gateway reply, not the model service's (backendErrorsOnly is on)");
+    }
+    if (verdict == Verdict.Fallback && this.enabled) {
+      if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");
+      if (!this.replayable) return this.passThrough("the request cannot be replayed: " + this.notReplayableReason);
+      this.primaryHeld = true;
+      const kind = triggerReason(status, origin);
+      return this.start(kind + "=" + status.toString(), kind, nowMs);
+    }
+    if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300) {
+      this.phase = Phase.HoldingFirstPacket;
+      this.primaryHeld = true;
+      return Step.Hold;
+    }
+    this.phase = Phase.PassThrough;
+    this.firstPacketDeadlineMs = 0;
+    return Step.Continue;
+  }
+
+  /** A primary body chunk; `isFirstPacket` = it counts as the first packet (per the keep-alive option). */
+  responseBody(isFirstPacket: bool): Step {
+    if (this.phase == Phase.HoldingFirstPacket) {
+      if (!isFirstPacket) return Step.Hold;
+      this.phase = Phase.PassThrough;
+      this.primaryHeld = false;
+      this.firstPacketDeadlineMs = 0;
+      return Step.Continue;
+    }
+    if (this.phase == Phase.FallingBack && this.primaryHeld) return Step.Hold;
+    return Step.Continue;
+  }
+
+  /** The root's timer found this stream's first-packet deadline passed. */
+  firstPacketTimedOut(nowMs: u64): Step {
+    this.firstPacketDeadlineMs = 0;
+    if (this.phase != Phase.AwaitingResponse && this.phase != Phase.HoldingFirstPacket) return Step.Continue;
+    return this.start("first_packet_timeout", "first_packet_timeout", nowMs);
+  }
+
+  // --- the backup chain ---
+
+  private start(trigger: string, kind: string, nowMs: u64): Step {
+    this.phase = Phase.FallingBack;
+    this.firstPacketDeadlineMs = 0;
+    this.trigger = trigger;
+    this.triggerKind = kind;
+    this.chainDeadlineMs = nowMs + this.policy.fallbackDeadlineMs;
+    this.attempts.push(new Attempt("primary", "", trigger == "first_packet_timeout" ? "first_packet_timeout" : this.primaryStatus.toString()));
+    return this.advance(nowMs);
+  }
+
+  /** The next backup to try, or what to do when none is left or the chain's deadline passed. */
+  advance(nowMs: u64): Step {
+    if (this.nextIndex < this.policy.backups.length && nowMs < this.chainDeadlineMs) {
+      const backup = this.policy.backups[this.nextIndex++];
+      this.currentBackup = backup;
+      const remaining = this.chainDeadlineMs - nowMs;
+      this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
+      this.callStartedMs = nowMs;
+      return Step.Dispatch;
+    }
+    if (this.nextIndex < this.policy.backups.length) {
+      this.attempts.push(new Attempt("chain", "", "deadline_exceeded"));
+    }
+    this.currentBackup = null;
+    if (this.haveBackupError) return this.reply(Step.ServeLastError);
+    if (this.primaryHeld) {
+      this.phase = Phase.Resumed;
+      return Step.ResumePrimary;
+    }
+    return this.reply(Step.ReplyError);
+  }
+
+  /** The host refused to dispatch the current backup (e.g. unknown cluster). */
+  dispatchFailed(nowMs: u64): Step {
+    this.record("dispatch_failed");
+    return this.advance(nowMs);
+  }
+
+  /** The current backup's answer: `status` 0 = no response (reset, or over the size cap). */
+  backupAnswered(status: i32, nowMs: u64): Step {
+    if (this.phase != Phase.FallingBack) return Step.Continue;
+    const timedOut = nowMs - this.callStartedMs >= <u64>this.callTimeoutMs;
+    if (status == 0) {
+      this.record(timedOut ? "timeout" : "reset");
+      return this.advance(nowMs);
+    }
+    this.record(timedOut && status == 504 ? "timeout" : status.toString());
+    if (isBackupSuccess(status)) return this.reply(Step.ServeBackup);
+    this.haveBackupError = true;
+    return this.advance(nowMs);
+  }
+
+  finish(): void {
+    this.phase = Phase.Done;
+    this.firstPacketDeadlineMs = 0;
+    this.currentBackup = null;
+  }
+
+  private record(result: string): void {
+    const backup = this.currentBackup!;
+    this.attempts.push(new Attempt(backup.service, backup.model.length > 0 ? backup.model : "pass-through", result));
+  }
+
+  private reply(step: Step): Step {
+    this.phase = Phase.Replying;
+    return step;
+  }
+
+  private passThrough(reason: string): Step {
+    this.phase = Phase.PassThrough;
+    this.firstPacketDeadlineMs = 0;
+    this.declined = reason;
+    return Step.Continue;
+  }
+}
+
+/** The attempts as one header value: `primary;result=503, svc;model=m;result=timeout, ...`. */
+export function formatAttempts(attempts: Attempt[]): string {
+  let out = "";
+  for (let i = 0; i < attempts.length; i++) {
+    const a = attempts[i];
+    if (i > 0) out += ", ";
+    out += a.service;
+    if (a.model.length > 0) out += ";model=" + a.model;
+    out += ";result=" + a.result;
+  }
+  return out;
+}

@@ -1,0 +1,274 @@
+// A validating JSON scanner over raw bytes, for request bodies: it finds the byte ranges of the
+// top-level members without building a tree or decoding strings. Iterative (an explicit stack of
+// open containers), so a deeply nested body cannot overflow the wasm stack. Pure.
+
+const MAX_DEPTH = 1024;
+
+/** A byte range [start, end) relative to the scanned buffer. */
+export class Span {
+  constructor(public start: i32, public end: i32) {}
+}
+
+/** What a request body's top level holds, as far as fallback needs it. */
+export class TopLevel {
+  /** The whole body is one valid JSON value. */
+  valid: bool = false;
+  /** ... and that value is an object. */
+  isObject: bool = false;
+  /** Value ranges of every top-level "model" member (duplicates included). */
+  modelValues: Span[] = [];
+  /** The last top-level "stream" member is the literal true. */
+  streamTrue: bool = false;
+}
+
+function isWhitespace(c: u32): bool {
+  return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d;
+}
+
+function isDigit(c: u32): bool {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function hexValue(c: u32): i32 {
+  if (c >= 0x30 && c <= 0x39) return <i32>c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return <i32>c - 0x61 + 10;
+  if (c >= 0x41 && c <= 0x46) return <i32>c - 0x41 + 10;
+  return -1;
+}
+
+class Scanner {
+  constructor(public base: usize, public pos: i32, public end: i32) {}
+
+  peek(): u32 {
+    return this.pos < this.end ? <u32>load<u8>(this.base + this.pos) : 0xffffffff;
+  }
+
+  skipWhitespace(): void {
+    while (this.pos < this.end && isWhitespace(load<u8>(this.base + this.pos))) this.pos++;
+  }
+
+  /** Skips a string starting at its opening quote; false when malformed. */
+  skipString(): bool {
+    if (this.peek() != 0x22) return false;
+    this.pos++;
+    while (this.pos < this.end) {
+      const c = <u32>load<u8>(this.base + this.pos);
+      if (c == 0x22) {
+        this.pos++;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == 0x5c) {
+        if (this.pos + 1 >= this.end) return false;
+        const e = <u32>load<u8>(this.base + this.pos + 1);
+        if (e == 0x75) {
+          if (this.pos + 6 > this.end) return false;
+          for (let k = 2; k < 6; k++) {
+            if (hexValue(load<u8>(this.base + this.pos + k)) < 0) return false;
+          }
+          this.pos += 6;
+          continue;
+        }
+        if (e != 0x22 && e != 0x5c && e != 0x2f && e != 0x62 && e != 0x66 &&
+            e != 0x6e && e != 0x72 && e != 0x74) return false;
+        this.pos += 2;
+        continue;
+      }
+      this.pos++;
+    }
+    return false;
+  }
+
+  skipDigits(): bool {
+    const start = this.pos;
+    while (this.pos < this.end && isDigit(load<u8>(this.base + this.pos))) this.pos++;
+    return this.pos > start;
+  }
+
+  skipNumber(): bool {
+    if (this.peek() == 0x2d) this.pos++;
+    if (this.peek() == 0x30) {
+      this.pos++;
+    } else if (!this.skipDigits()) {
+      return false;
+    }
+    if (this.peek() == 0x2e) {
+      this.pos++;
+      if (!this.skipDigits()) return false;
+    }
+    const e = this.peek();
+    if (e == 0x65 || e == 0x45) {
+      this.pos++;
+      const sign = this.peek();
+      if (sign == 0x2b || sign == 0x2d) this.pos++;
+      if (!this.skipDigits()) return false;
+    }
+    return true;
+  }
+
+  skipLiteral(word: string): bool {
+    const n = word.length;
+    if (this.pos + n > this.end) return false;
+    for (let i = 0; i < n; i++) {
+      if (<u32>load<u8>(this.base + this.pos + i) != <u32>word.charCodeAt(i)) return false;
+    }
+    this.pos += n;
+    return true;
+  }
+
+  /** Skips one scalar value (not an object or array); false when malformed. */
+  skipScalar(): bool {
+    const c = this.peek();
+    if (c == 0x22) return this.skipString();
+    if (c == 0x74) return this.skipLiteral("true");
+    if (c == 0x66) return this.skipLiteral("false");
+    if (c == 0x6e) return this.skipLiteral("null");
+    return this.skipNumber();
+  }
+
+  /** Skips one complete value of any kind, iteratively. */
+  skipValue(): bool {
+    // Open containers: '}' or ']' expected to close each. Depth beyond MAX_DEPTH is refused.
+    const closers = new Array<u32>();
+    let expectValue = true;
+    while (true) {
+      this.skipWhitespace();
+      if (expectValue) {
+        const c = this.peek();
+        if (c == 0x7b || c == 0x5b) {
+          if (closers.length >= MAX_DEPTH) return false;
+          this.pos++;
+          this.skipWhitespace();
+          const closer: u32 = c == 0x7b ? 0x7d : 0x5d;
+          if (this.peek() == closer) {
+            this.pos++;
+            expectValue = false;
+            if (closers.length == 0) return true;
+            continue;
+          }
+          closers.push(closer);
+          if (closer == 0x7d && !this.skipMemberName()) return false;
+          continue;
+        }
+        if (!this.skipScalar()) return false;
+        if (closers.length == 0) return true;
+        expectValue = false;
+        continue;
+      }
+      // After a value inside a container: ',' or the closer.
+      const c = this.peek();
+      const closer = closers[closers.length - 1];
+      if (c == 0x2c) {
+        this.pos++;
+        if (closer == 0x7d && !this.skipMemberName()) return false;
+        expectValue = true;
+        continue;
+      }
+      if (c != closer) return false;
+      this.pos++;
+      closers.pop();
+      if (closers.length == 0) return true;
+    }
+    return false;
+  }
+
+  /** Skips `"name" :` inside an object; false when malformed. */
+  skipMemberName(): bool {
+    this.skipWhitespace();
+    if (!this.skipString()) return false;
+    this.skipWhitespace();
+    if (this.peek() != 0x3a) return false;
+    this.pos++;
+    return true;
+  }
+}
+
+/**
+ * Whether the JSON string at [start, end) (quotes included) decodes to `ascii`, an ASCII word.
+ * Escapes count: "mod\u0065l" is "model".
+ */
+function stringEquals(base: usize, start: i32, end: i32, ascii: string): bool {
+  let i = start + 1;
+  const last = end - 1;
+  let k = 0;
+  while (i < last) {
+    let c = <i32>load<u8>(base + i);
+    if (c == 0x5c) {
+      const e = <i32>load<u8>(base + i + 1);
+      if (e == 0x75) {
+        c = (hexValue(load<u8>(base + i + 2)) << 12) | (hexValue(load<u8>(base + i + 3)) << 8) |
+          (hexValue(load<u8>(base + i + 4)) << 4) | hexValue(load<u8>(base + i + 5));
+        i += 6;
+      } else {
+        c = e == 0x62 ? 8 : e == 0x66 ? 12 : e == 0x6e ? 10 : e == 0x72 ? 13 : e == 0x74 ? 9 : e;
+        i += 2;
+      }
+    } else {
+      i++;
+    }
+    if (k >= ascii.length || c != ascii.charCodeAt(k)) return false;
+    k++;
+  }
+  return k == ascii.length;
+}
+
+/** Scans a whole body: is it JSON, and where are its top-level "model" and "stream" members. */
+export function scanTopLevel(base: usize, length: i32): TopLevel {
+  const out = new TopLevel();
+  const s = new Scanner(base, 0, length);
+  s.skipWhitespace();
+  if (s.peek() != 0x7b) {
+    // Not an object: still report whether it is valid JSON at all.
+    if (s.skipValue()) {
+      s.skipWhitespace();
+      out.valid = s.pos == s.end;
+    }
+    return out;
+  }
+  s.pos++;
+  s.skipWhitespace();
+  if (s.peek() == 0x7d) {
+    s.pos++;
+  } else {
+    while (true) {
+      s.skipWhitespace();
+      const keyStart = s.pos;
+      if (!s.skipString()) return out;
+      const keyEnd = s.pos;
+      s.skipWhitespace();
+      if (s.peek() != 0x3a) return out;
+      s.pos++;
+      s.skipWhitespace();
+      const valueStart = s.pos;
+      if (!s.skipValue()) return out;
+      const valueEnd = s.pos;
+      if (stringEquals(base, keyStart, keyEnd, "model")) {
+        out.modelValues.push(new Span(valueStart, valueEnd));
+      } else if (stringEquals(base, keyStart, keyEnd, "stream")) {
+        out.streamTrue = valueEnd - valueStart == 4 && load<u8>(base + valueStart) == 0x74;
+      }
+      s.skipWhitespace();
+      const c = s.peek();
+      if (c == 0x2c) {
+        s.pos++;
+        continue;
+      }
+      if (c != 0x7d) return out;
+      s.pos++;
+      break;
+    }
+  }
+  s.skipWhitespace();
+  out.valid = s.pos == s.end;
+  out.isObject = out.valid;
+  return out;
+}
+
+/** -1 when [base, base+length) is exactly one JSON value (whitespace around it allowed), else the byte offset where it breaks. */
+export function firstJsonError(base: usize, length: i32): i32 {
+  const s = new Scanner(base, 0, length);
+  s.skipWhitespace();
+  if (!s.skipValue()) return s.pos;
+  s.skipWhitespace();
+  return s.pos == s.end ? -1 : s.pos;
+}

@@ -1,0 +1,19 @@
+// Entry point: the proxy-wasm exports, with the fallback root context as the context factory.
+// Loaded so that --use abort=assembly/abi/abort/onAbort can name it.
+import "./abi/abort";
+import { RootContext } from "./abi/context";
+import { setRootContextFactory } from "./abi/registry";
+import { FallbackRoot } from "./root_context";
+
+export {
+  proxy_abi_version_0_2_1, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_request_headers, proxy_on_request_body, proxy_on_request_trailers,
+  proxy_on_response_headers, proxy_on_response_body, proxy_on_response_trailers,
+  proxy_on_http_call_response, proxy_on_done, proxy_on_log, proxy_on_delete,
+} from "./abi/exports";
+
+function createRoot(id: u32): RootContext {
+  return new FallbackRoot(id);
+}
+
+setRootContextFactory(createRoot);

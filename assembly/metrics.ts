@@ -1,0 +1,27 @@
+// The filter's Envoy counters. Envoy shows them under `wasmcustom.` in /stats; Prometheus output
+// drops that prefix (ai_fallback_started and so on). Names are documented in README.md.
+import { MetricType } from "./abi/enums";
+import { defineMetric, incrementMetric } from "./abi/hostcalls";
+
+export class Metrics {
+  readonly started: u32 = defineMetric(MetricType.Counter, "ai_fallback.started");
+  readonly servedByBackup: u32 = defineMetric(MetricType.Counter, "ai_fallback.served_by_backup");
+  readonly exhausted: u32 = defineMetric(MetricType.Counter, "ai_fallback.exhausted");
+  readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
+  readonly backupCalls: u32 = defineMetric(MetricType.Counter, "ai_fallback.backup_calls");
+  readonly triggerStatus: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.status");
+  readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
+  readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
+  readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.first_packet_timeout");
+
+  count(id: u32): void {
+    incrementMetric(id, 1);
+  }
+
+  countTrigger(kind: string): void {
+    if (kind == "status") this.count(this.triggerStatus);
+    else if (kind == "upstream_failure") this.count(this.triggerUpstreamFailure);
+    else if (kind == "intercepted") this.count(this.triggerIntercepted);
+    else if (kind == "first_packet_timeout") this.count(this.triggerFirstPacketTimeout);
+  }
+}

@@ -1,0 +1,80 @@
+// Byte-exact replacement of the top-level "model" value of a JSON request body. Every other byte
+// stays as the client sent it (no re-serialisation). Pure.
+import { TopLevel, scanTopLevel } from "./json_scan";
+
+export const enum RewriteOutcome {
+  /** The body now carries the override model. */
+  Rewritten = 0,
+  /** The body is not a JSON object: sent as it is. */
+  NotJsonObject = 1,
+  /** A JSON object without a top-level "model": sent as it is. */
+  NoModel = 2,
+}
+
+export class RewriteResult {
+  constructor(public outcome: RewriteOutcome, public body: ArrayBuffer) {}
+}
+
+/**
+ * The JSON string literal (quotes included, UTF-8) for a model name. Computed once per backup at
+ * configuration time.
+ */
+export function jsonStringLiteral(text: string): ArrayBuffer {
+  const utf8 = Uint8Array.wrap(String.UTF8.encode(text));
+  // Measure, then write once.
+  let size = 2;
+  for (let i = 0; i < utf8.length; i++) {
+    const c = utf8[i];
+    size += c == 0x22 || c == 0x5c ? 2 : c < 0x20 ? 6 : 1;
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  out[at++] = 0x22;
+  for (let i = 0; i < utf8.length; i++) {
+    const c = utf8[i];
+    if (c == 0x22 || c == 0x5c) {
+      out[at++] = 0x5c;
+      out[at++] = c;
+    } else if (c < 0x20) {
+      out[at++] = 0x5c;
+      out[at++] = 0x75;
+      out[at++] = 0x30;
+      out[at++] = 0x30;
+      out[at++] = c < 0x10 ? 0x30 : 0x31;
+      const low = c & 0x0f;
+      out[at++] = <u8>(low < 10 ? 0x30 + low : 0x61 + low - 10);
+    } else {
+      out[at++] = c;
+    }
+  }
+  out[at++] = 0x22;
+  return out.buffer;
+}
+
+/** Replaces every top-level "model" value of `body` with `modelLiteral` (a JSON string literal). */
+export function rewriteModel(body: ArrayBuffer, modelLiteral: ArrayBuffer): RewriteResult {
+  const base = changetype<usize>(body);
+  const scan: TopLevel = scanTopLevel(base, body.byteLength);
+  if (!scan.isObject) return new RewriteResult(RewriteOutcome.NotJsonObject, body);
+  const spans = scan.modelValues;
+  if (spans.length == 0) return new RewriteResult(RewriteOutcome.NoModel, body);
+  let size = body.byteLength;
+  for (let i = 0; i < spans.length; i++) {
+    size += modelLiteral.byteLength - (spans[i].end - spans[i].start);
+  }
+  const out = new ArrayBuffer(size);
+  const dst = changetype<usize>(out);
+  const literal = changetype<usize>(modelLiteral);
+  let from = 0;
+  let at: usize = 0;
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i];
+    memory.copy(dst + at, base + from, span.start - from);
+    at += span.start - from;
+    memory.copy(dst + at, literal, modelLiteral.byteLength);
+    at += modelLiteral.byteLength;
+    from = span.end;
+  }
+  memory.copy(dst + at, base + from, body.byteLength - from);
+  return new RewriteResult(RewriteOutcome.Rewritten, out);
+}

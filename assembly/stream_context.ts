@@ -1,0 +1,350 @@
+// The glue between one HTTP stream's host callbacks and its FallbackMachine: it keeps the copy of
+// the request, asks the machine what to do, and carries out each Step with host calls.
+import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "./abi/enums";
+import { HttpContext } from "./abi/context";
+import { Header, deserializeHeaders, findHeader } from "./abi/header_pairs";
+import * as host from "./abi/hostcalls";
+import { forgetCall, recordCall } from "./abi/registry";
+import { ByteSink } from "./byte_sink";
+import { byteStringFromMemory } from "./bytes";
+import { Backup, Policy, isCredentialHeader } from "./config";
+import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
+import { scanTopLevel } from "./json_scan";
+import { RewriteOutcome, rewriteModel } from "./model_rewrite";
+import { Metrics } from "./metrics";
+import { OWN_REPLY_DETAILS, Origin, classifyOrigin } from "./policy";
+import { FallbackRoot } from "./root_context";
+import { isFirstPacket } from "./sse";
+
+// Response headers that tell the client (and operators) what the fallback did.
+export const HEADER_SERVICE = "x-ai-fallback-service";
+export const HEADER_MODEL = "x-ai-fallback-model";
+export const HEADER_TRIGGER = "x-ai-fallback-trigger";
+export const HEADER_ATTEMPTS = "x-ai-fallback-attempts";
+
+/** Connection-level headers that never cross a hop, plus framing the host recomputes. */
+function isHopByHop(name: string): bool {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+    name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "trailer" ||
+    name == "content-length" || name == "expect";
+}
+
+function parseStatus(value: string | null): i32 {
+  if (value == null) return 0;
+  const s = value!;
+  if (s.length != 3) return 0;
+  let code = 0;
+  for (let i = 0; i < 3; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return 0;
+    code = code * 10 + (c - 48);
+  }
+  return code;
+}
+
+/** A backup's HTTP answer, kept until it is served or replaced by a later one. */
+class Answer {
+  constructor(public status: i32, public headers: Header[], public body: ArrayBuffer) {}
+}
+
+export class FallbackStream extends HttpContext {
+  private machine: FallbackMachine | null = null;
+  private requestHeaders: ArrayBuffer = new ArrayBuffer(0);
+  private requestBody: ByteSink = new ByteSink();
+  private pendingToken: u32 = 0;
+  private lastAnswer: Answer | null = null;
+
+  private get fallbackRoot(): FallbackRoot {
+    return this.root as FallbackRoot;
+  }
+
+  // --- request phase: keep a copy; never delay the primary ---
+
+  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    const config = this.fallbackRoot.config;
+    if (config == null) return HeadersAction.Continue;
+    let policy: Policy = config.global;
+    if (config.rules.length > 0) {
+      const authority = host.getHeader(MapType.HttpRequestHeaders, ":authority");
+      policy = config.policyFor(this.routeName(), authority == null ? "" : authority!);
+    }
+    if (policy.backups.length == 0) return HeadersAction.Continue;
+    const machine = new FallbackMachine(policy);
+    this.machine = machine;
+    this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
+    if (endOfStream) machine.requestEnded(host.currentTimeMs(), false);
+    return HeadersAction.Continue;
+  }
+
+  onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
+    const machine = this.machine;
+    if (machine == null || machine.phase != Phase.Request) return DataAction.Continue;
+    if (machine.requestBodyChunk(bodySize)) {
+      host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
+    } else if (this.requestBody.length > 0 || bodySize > 0) {
+      this.requestBody.clear();
+      host.log(LogLevel.Debug, "ai-fallback: not keeping the request for replay: " + machine.notReplayableReason);
+    }
+    if (endOfStream) this.endRequest(machine);
+    return DataAction.Continue;
+  }
+
+  onRequestTrailers(trailerCount: u32): HeadersAction {
+    const machine = this.machine;
+    if (machine != null) this.endRequest(machine);
+    return HeadersAction.Continue;
+  }
+
+  private endRequest(machine: FallbackMachine): void {
+    // The body is scanned for "stream": true only when a first-packet timeout could use it.
+    let streaming = false;
+    if (machine.policy.firstPacketTimeoutMs > 0 && machine.replayable) {
+      streaming = scanTopLevel(changetype<usize>(this.requestBody.toBuffer()), this.requestBody.length).streamTrue;
+    }
+    machine.requestEnded(host.currentTimeMs(), streaming);
+    if (machine.firstPacketDeadlineMs != 0) {
+      this.fallbackRoot.armDeadline(this.id, machine.firstPacketDeadlineMs);
+    }
+  }
+
+  // --- the primary's response ---
+
+  onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    const machine = this.machine;
+    if (machine == null) return HeadersAction.Continue;
+    const status = parseStatus(host.getHeader(MapType.HttpResponseHeaders, ":status"));
+    // Where the response came from matters only for errors; skip the property read otherwise.
+    const origin = status >= 400
+      ? classifyOrigin(host.getStringProperty(["response", "code_details"]))
+      : Origin.Backend;
+    const step = machine.responseHeaders(status, origin, host.currentTimeMs());
+    if (machine.firstPacketDeadlineMs == 0) this.fallbackRoot.disarmDeadline(this.id);
+    if (machine.declined.length > 0) this.logDeclined(machine, status);
+    if (step == Step.Continue) return HeadersAction.Continue;
+    if (step == Step.Hold) return HeadersAction.StopIteration;
+    // A fallback starts: carry it out; if it ends at once (no backup could be dispatched), the
+    // primary response goes on from here.
+    this.startedFallback(machine);
+    const last = this.perform(step, true);
+    return last == Step.ResumePrimary ? HeadersAction.Continue : HeadersAction.StopIteration;
+  }
+
+  onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
+    const machine = this.machine;
+    if (machine == null) return DataAction.Continue;
+    let first = true;
+    if (machine.phase == Phase.HoldingFirstPacket && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {
+      // Held chunks accumulate in Envoy's buffer, so the whole buffer is read each time.
+      const held = host.getBufferBytes(BufferType.HttpResponseBody, 0, bodySize);
+      first = isFirstPacket(changetype<usize>(held), held.byteLength);
+    } else if (bodySize == 0 && !endOfStream) {
+      first = false;
+    }
+    const step = machine.responseBody(first);
+    if (machine.firstPacketDeadlineMs == 0) this.fallbackRoot.disarmDeadline(this.id);
+    if (step == Step.Continue) return DataAction.Continue;
+    // Held keep-alives must accumulate in one buffer to be read whole on the next chunk; a held
+    // error body only waits, with flow control rather than a hard buffer limit.
+    return machine.phase == Phase.HoldingFirstPacket
+      ? DataAction.StopIterationAndBuffer
+      : DataAction.StopIterationAndWatermark;
+  }
+
+  /** The root's tick found this stream's first-packet deadline passed. */
+  onFirstPacketDeadline(nowMs: u64): void {
+    const machine = this.machine;
+    if (machine == null) return;
+    const step = machine.firstPacketTimedOut(nowMs);
+    if (step == Step.Continue) return;
+    this.startedFallback(machine);
+    this.perform(step, false);
+  }
+
+  // --- backup calls ---
+
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+    const machine = this.machine;
+    if (machine == null || token != this.pendingToken) return;
+    this.pendingToken = 0;
+    let status = 0;
+    if (headerCount > 0) {
+      const headers = host.getHeaders(MapType.HttpCallResponseHeaders);
+      status = parseStatus(findHeader(headers, ":status"));
+      if (status > 0) {
+        this.lastAnswer = new Answer(status, headers,
+          host.getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize));
+      }
+    }
+    this.perform(machine.backupAnswered(status, host.currentTimeMs()), false);
+  }
+
+  onDone(): void {
+    // One teardown path: the deadline and any pending call are released, whatever the ending.
+    this.fallbackRoot.disarmDeadline(this.id);
+    if (this.pendingToken != 0) {
+      forgetCall(this.pendingToken);
+      this.pendingToken = 0;
+    }
+    const machine = this.machine;
+    if (machine != null) machine.finish();
+    this.requestBody.clear();
+    this.lastAnswer = null;
+  }
+
+  // --- carrying out steps ---
+
+  /** Carries out `step` and any steps it leads to at once; returns the last one. */
+  private perform(step: Step, inResponseHeaders: bool): Step {
+    const machine = this.machine!;
+    while (step == Step.Dispatch) {
+      if (this.dispatch(machine.currentBackup!, machine.callTimeoutMs)) return step;
+      step = machine.dispatchFailed(host.currentTimeMs());
+    }
+    if (step == Step.ServeBackup) {
+      const answer = this.lastAnswer!;
+      const backup = machine.attempts[machine.attempts.length - 1];
+      const headers = this.clientHeaders(answer.headers);
+      headers.push(new Header(HEADER_SERVICE, backup.service));
+      headers.push(new Header(HEADER_MODEL, this.answeringModel(machine)));
+      this.reply(answer.status, headers, answer.body);
+      this.metrics().count(this.metrics().servedByBackup);
+      this.logDecision(machine.trigger + " -> served by " + backup.service + " attempts: " + formatAttempts(machine.attempts));
+    } else if (step == Step.ServeLastError) {
+      const answer = this.lastAnswer!;
+      this.reply(answer.status, this.clientHeaders(answer.headers), answer.body);
+      this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
+    } else if (step == Step.ResumePrimary) {
+      // The held primary response goes to the client, marked with what was tried.
+      host.replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, machine.trigger);
+      host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));
+      if (!inResponseHeaders) host.continueStream(StreamType.Response);
+      this.exhausted(machine, "the primary's own response (" + machine.primaryStatus.toString() + ")");
+    } else if (step == Step.ReplyError) {
+      const timedOut = machine.trigger == "first_packet_timeout";
+      const status = timedOut ? 504 : 502;
+      const body = String.UTF8.encode("{\"error\":{\"type\":\"ai_fallback_exhausted\",\"code\":" + status.toString() +
+        ",\"message\":\"every model service failed\",\"attempts\":\"" + formatAttempts(machine.attempts) + "\"}}");
+      this.reply(status, [new Header("content-type", "application/json")], body);
+      this.exhausted(machine, "a " + status.toString() + " error of its own");
+    }
+    return step;
+  }
+
+  /** Dispatches the request to `backup`; false when the host refused (e.g. unknown cluster). */
+  private dispatch(backup: Backup, timeoutMs: u32): bool {
+    const headers = this.backupRequestHeaders(backup);
+    let body = this.requestBody.toBuffer();
+    const literal = backup.modelLiteral;
+    if (literal != null) {
+      const rewritten = rewriteModel(body, literal);
+      if (rewritten.outcome == RewriteOutcome.NotJsonObject) {
+        host.log(LogLevel.Info, "ai-fallback: request body is not a JSON object; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
+      } else if (rewritten.outcome == RewriteOutcome.NoModel) {
+        host.log(LogLevel.Info, "ai-fallback: request body has no top-level \"model\"; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
+      }
+      body = rewritten.body;
+    }
+    this.metrics().count(this.metrics().backupCalls);
+    const call = host.httpCall(backup.service, headers, body, timeoutMs);
+    if (call.status != WasmResult.Ok) {
+      host.log(LogLevel.Info, "ai-fallback: backup " + backup.service + " could not be called (status " +
+        call.status.toString() + ", unknown cluster?)" + this.requestIdSuffix());
+      return false;
+    }
+    this.pendingToken = call.token;
+    recordCall(call.token, this.id);
+    return true;
+  }
+
+  /** The client's request headers as the backup gets them. */
+  private backupRequestHeaders(backup: Backup): Header[] {
+    const original = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
+    const out = new Array<Header>();
+    for (let i = 0; i < original.length; i++) {
+      const h = original[i];
+      if (isHopByHop(h.name)) continue;
+      if (backup.replacesCredentials && isCredentialHeader(h.name)) continue;
+      if (h.name == ":path" && backup.path != null) continue;
+      if (h.name == ":authority" && backup.authority != null) continue;
+      if (findHeader(backup.headers, h.name) != null) continue;
+      out.push(h);
+    }
+    if (backup.path != null) out.push(new Header(":path", backup.path!));
+    if (backup.authority != null) out.push(new Header(":authority", backup.authority!));
+    for (let i = 0; i < backup.headers.length; i++) out.push(backup.headers[i]);
+    return out;
+  }
+
+  /** A backup answer's headers as the client gets them, plus the attempt report. */
+  private clientHeaders(answer: Header[]): Header[] {
+    const machine = this.machine!;
+    const out = new Array<Header>();
+    for (let i = 0; i < answer.length; i++) {
+      const h = answer[i];
+      if (h.name.startsWith(":") || isHopByHop(h.name)) continue;
+      out.push(h);
+    }
+    out.push(new Header(HEADER_TRIGGER, machine.trigger));
+    out.push(new Header(HEADER_ATTEMPTS, formatAttempts(machine.attempts)));
+    return out;
+  }
+
+  /** The model the answering backup was asked for: its override, or the request's own. */
+  private answeringModel(machine: FallbackMachine): string {
+    const backup = machine.attempts[machine.attempts.length - 1];
+    if (backup.model != "pass-through") return backup.model;
+    const body = this.requestBody.toBuffer();
+    const base = changetype<usize>(body);
+    const scan = scanTopLevel(base, body.byteLength);
+    if (scan.modelValues.length == 0) return "pass-through";
+    const span = scan.modelValues[scan.modelValues.length - 1];
+    const quoted = span.end - span.start >= 2 && load<u8>(base + span.start) == 0x22;
+    return quoted
+      ? byteStringFromMemory(base + span.start + 1, span.end - span.start - 2)
+      : byteStringFromMemory(base + span.start, span.end - span.start);
+  }
+
+  private reply(status: i32, headers: Header[], body: ArrayBuffer): void {
+    host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, headers);
+  }
+
+  private startedFallback(machine: FallbackMachine): void {
+    this.metrics().count(this.metrics().started);
+    this.metrics().countTrigger(machine.triggerKind);
+  }
+
+  private exhausted(machine: FallbackMachine, what: string): void {
+    this.metrics().count(this.metrics().exhausted);
+    this.logDecision(machine.trigger + " -> every backup failed; the client gets " + what + " attempts: " + formatAttempts(machine.attempts));
+  }
+
+  /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
+  private logDeclined(machine: FallbackMachine, status: i32): void {
+    if (machine.declinedIntercepted) {
+      host.log(LogLevel.Debug, "ai-fallback: status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
+      return;
+    }
+    this.logDecision("status=" + status.toString() + " passed through: " + machine.declined);
+    this.metrics().count(this.metrics().notReplayable);
+  }
+
+  private logDecision(text: string): void {
+    host.log(LogLevel.Info, "ai-fallback: " + text + this.requestIdSuffix());
+  }
+
+  private requestIdSuffix(): string {
+    const headers = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
+    const id = findHeader(headers, "x-request-id");
+    return id == null ? "" : " x-request-id=" + id!;
+  }
+
+  private routeName(): string {
+    let name = host.getStringProperty(["xds", "route_name"]);
+    if (name == null) name = host.getStringProperty(["route_name"]);
+    return name == null ? "" : name!;
+  }
+
+  private metrics(): Metrics {
+    return this.fallbackRoot.metrics!;
+  }
+}
