@@ -1,0 +1,106 @@
+// Configuration parsing: defaults, every field, and refusals that name the field.
+const { load } = require("./wasm");
+const w = load();
+const cfg = (obj) => w.configSummary(typeof obj === "string" ? obj : JSON.stringify(obj));
+
+describe("configuration", () => {
+  test("minimal configuration gets the documented defaults", () => {
+    const c = cfg({ backups: [{ service: "backup-a" }] });
+    expect(c.global.backups).toEqual([{ service: "backup-a", model: "", timeout: 120000, path: null, authority: null, headers: {}, replacesCredentials: false }]);
+    expect(c.global.backendErrorsOnly).toBe(true);
+    expect(c.global.triggerStatuses.length).toBe(200);
+    expect(c.global.maxRequestBodyBytes).toBe(10485760);
+    expect(c.global.firstPacketTimeout).toBe(0);
+    expect(c.global.keepAliveIsNotFirstPacket).toBe(false);
+    expect(c.global.fallbackDeadline).toBe(300000);
+    expect(c.rules).toEqual([]);
+  });
+
+  test("model: absent, empty and pass-through all keep the request's model; a name overrides", () => {
+    const c = cfg({ backups: [{ service: "a" }, { service: "a", model: "" }, { service: "a", model: "pass-through" }, { service: "outbound|443||qwen.dns", model: "qwen-plus" }] });
+    expect(c.global.backups.map((b) => b.model)).toEqual(["", "", "", "qwen-plus"]);
+    expect(c.global.backups[3].service).toBe("outbound|443||qwen.dns");
+  });
+
+  test("the same service may appear more than once", () => {
+    const c = cfg({ backups: [{ service: "a", model: "m1" }, { service: "a", model: "m2" }] });
+    expect(c.global.backups.map((b) => b.service + "/" + b.model)).toEqual(["a/m1", "a/m2"]);
+  });
+
+  test("every policy and backup field is read", () => {
+    const c = cfg({
+      backups: [{ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { Authorization: "Bearer k", "X-Extra": "1" } }],
+      backendErrorsOnly: false, triggerStatuses: ["5xx", 429, "401"], maxRequestBodyBytes: 1024,
+      firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000,
+    });
+    const b = c.global.backups[0];
+    expect(b).toEqual({ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { authorization: "Bearer k", "x-extra": "1" }, replacesCredentials: true });
+    expect(c.global.triggerStatuses).toEqual([401, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
+    expect(c.global).toMatchObject({ backendErrorsOnly: false, maxRequestBodyBytes: 1024, firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000 });
+  });
+
+  test("rules inherit the global policy and override what they set", () => {
+    const c = cfg({
+      backups: [{ service: "g" }], firstPacketTimeout: 100,
+      _rules_: [{ _match_route_: ["chat"], backups: [{ service: "r" }] }, { _match_domain_: ["*.Example.com"], backendErrorsOnly: false }],
+    });
+    expect(c.rules[0].routes).toEqual(["chat"]);
+    expect(c.rules[0].policy.backups[0].service).toBe("r");
+    expect(c.rules[0].policy.firstPacketTimeout).toBe(100);
+    expect(c.rules[1].domains).toEqual(["*.example.com"]);
+    expect(c.rules[1].policy.backups[0].service).toBe("g");
+    expect(c.rules[1].policy.backendErrorsOnly).toBe(false);
+  });
+
+  test("global backups may be left out when every rule has its own", () => {
+    const c = cfg({ _rules_: [{ _match_route_: ["a"], backups: [{ service: "x" }] }] });
+    expect(c.global.backups).toEqual([]);
+  });
+
+  test("a request gets the first matching rule, else the global policy", () => {
+    const json = JSON.stringify({
+      backups: [{ service: "g" }],
+      _rules_: [{ _match_route_: ["chat"], backups: [{ service: "r" }] }, { _match_domain_: ["*.example.com", "api.test"], backups: [{ service: "d" }] }],
+    });
+    expect(w.policyFor(json, "chat", "other")).toBe("rule:0");
+    expect(w.policyFor(json, "x", "foo.example.com:8080")).toBe("rule:1");
+    expect(w.policyFor(json, "x", "API.TEST")).toBe("rule:1");
+    expect(w.policyFor(json, "x", "example.org")).toBe("global");
+  });
+
+  const refusals = [
+    ["not JSON", "backups: [", /^configuration: not valid JSON/],
+    ["empty", "", /^configuration: empty/],
+    ["an array", "[]", /^configuration: must be a JSON object/],
+    ["no backups", {}, /^backups: required/],
+    ["empty backups", { backups: [] }, /^backups: must list at least one backup/],
+    ["backups not an array", { backups: "a" }, /^backups: must be an array/],
+    ["backup not an object", { backups: ["a"] }, /^backups\[0\]: must be an object/],
+    ["missing service", { backups: [{ model: "m" }] }, /^backups\[0\]\.service: required/],
+    ["empty service", { backups: [{ service: "" }] }, /^backups\[0\]\.service: must not be empty/],
+    ["service not a string", { backups: [{ service: 7 }] }, /^backups\[0\]\.service: must be a string, got 7/],
+    ["model not a string", { backups: [{ service: "a", model: 1 }] }, /^backups\[0\]\.model: must be a string/],
+    ["timeout not an integer", { backups: [{ service: "a" }, { service: "b", timeout: 1.5 }] }, /^backups\[1\]\.timeout: must be an integer >= 1/],
+    ["timeout as text", { backups: [{ service: "a", timeout: "5s" }] }, /^backups\[0\]\.timeout: must be an integer/],
+    ["zero timeout", { backups: [{ service: "a", timeout: 0 }] }, /^backups\[0\]\.timeout: must be an integer >= 1/],
+    ["unknown backup key", { backups: [{ service: "a", modle: "m" }] }, /^backups\[0\]\.modle: unknown field/],
+    ["unknown top-level key", { backups: [{ service: "a" }], fallback: true }, /^fallback: unknown field/],
+    ["path without slash", { backups: [{ service: "a", path: "v1" }] }, /^backups\[0\]\.path: must start with "\/"/],
+    ["header value not a string", { backups: [{ service: "a", headers: { "x-a": 1 } }] }, /^backups\[0\]\.headers\.x-a: must be a string/],
+    ["pseudo-header", { backups: [{ service: "a", headers: { ":path": "/x" } }] }, /^backups\[0\]\.headers\.:path: this header cannot be set/],
+    ["switch not a bool", { backups: [{ service: "a" }], backendErrorsOnly: "yes" }, /^backendErrorsOnly: must be true or false/],
+    ["bad status", { backups: [{ service: "a" }], triggerStatuses: [200] }, /^triggerStatuses\[0\]: must be a non-empty array/],
+    ["bad status class", { backups: [{ service: "a" }], triggerStatuses: ["3xx"] }, /^triggerStatuses\[0\]:/],
+    ["empty statuses", { backups: [{ service: "a" }], triggerStatuses: [] }, /^triggerStatuses: must be a non-empty array/],
+    ["negative first packet timeout", { backups: [{ service: "a" }], firstPacketTimeout: -1 }, /^firstPacketTimeout: must be an integer >= 0/],
+    ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer >= 1/],
+    ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_ or _match_domain_/],
+    ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
+    ["rule without any backups", { _rules_: [{ _match_route_: ["r"] }] }, /^_rules_\[0\]\.backups: required/],
+    ["rule with a bad backup", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], backups: [{}] }] }, /^_rules_\[0\]\.backups\[0\]\.service: required/],
+  ];
+  test.each(refusals)("refuses %s, naming the field", (_, input, message) => {
+    const c = cfg(input);
+    expect(c.error).toMatch(message);
+  });
+});

@@ -1,0 +1,183 @@
+// Test entry: exposes the pure core (configuration, policy, JSON scan, model rewrite, SSE check,
+// header pairs, state machine) to jest through plain functions. Not part of the filter module.
+import "../../assembly/abi/abort";
+import { Header, deserializeHeaders, serializeHeaders } from "../../assembly/abi/header_pairs";
+import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
+import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
+import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_machine";
+import { firstJsonError, scanTopLevel } from "../../assembly/json_scan";
+import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
+import { classifyOrigin, decide } from "../../assembly/policy";
+import { isFirstPacket } from "../../assembly/sse";
+
+export const STRING_ID = idof<string>();
+export const BUFFER_ID = idof<ArrayBuffer>();
+
+function q(s: string): string {
+  let out = "\"";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charAt(i);
+    out += c == "\"" ? "\\\"" : c == "\\" ? "\\\\" : c;
+  }
+  return out + "\"";
+}
+
+function describeBackup(b: Backup): string {
+  let headers = "";
+  for (let i = 0; i < b.headers.length; i++) {
+    if (i > 0) headers += ",";
+    headers += q(b.headers[i].name) + ":" + q(b.headers[i].value);
+  }
+  return "{\"service\":" + q(b.service) + ",\"model\":" + q(b.model) + ",\"timeout\":" + b.timeoutMs.toString() +
+    ",\"path\":" + (b.path == null ? "null" : q(b.path!)) + ",\"authority\":" + (b.authority == null ? "null" : q(b.authority!)) +
+    ",\"headers\":{" + headers + "},\"replacesCredentials\":" + (b.replacesCredentials ? "true" : "false") + "}";
+}
+
+function describePolicy(p: Policy): string {
+  let backups = "";
+  for (let i = 0; i < p.backups.length; i++) backups += (i > 0 ? "," : "") + describeBackup(p.backups[i]);
+  let statuses = "";
+  for (let s = 400; s < 600; s++) if (p.triggerStatuses.has(s)) statuses += (statuses.length > 0 ? "," : "") + s.toString();
+  return "{\"backups\":[" + backups + "],\"backendErrorsOnly\":" + (p.backendErrorsOnly ? "true" : "false") +
+    ",\"triggerStatuses\":[" + statuses + "],\"maxRequestBodyBytes\":" + p.maxRequestBodyBytes.toString() +
+    ",\"firstPacketTimeout\":" + p.firstPacketTimeoutMs.toString() +
+    ",\"keepAliveIsNotFirstPacket\":" + (p.keepAliveIsNotFirstPacket ? "true" : "false") +
+    ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() + "}";
+}
+
+/** The parsed configuration as JSON, or {"error": "..."}. */
+export function configSummary(json: ArrayBuffer): string {
+  const result = parseConfig(json);
+  if (result.config == null) return "{\"error\":" + q(result.error) + "}";
+  const c = result.config!;
+  let rules = "";
+  for (let i = 0; i < c.rules.length; i++) {
+    const r = c.rules[i];
+    rules += (i > 0 ? "," : "") + "{\"routes\":[" + r.routes.map<string>((s: string) => q(s)).join(",") +
+      "],\"domains\":[" + r.domains.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
+  }
+  return "{\"global\":" + describePolicy(c.global) + ",\"rules\":[" + rules + "]}";
+}
+
+/** Which policy applies: "global" or "rule:<index>" (or the config error). */
+export function policyFor(json: ArrayBuffer, routeName: string, authority: string): string {
+  const result = parseConfig(json);
+  if (result.config == null) return "error";
+  const c = result.config!;
+  const p = c.policyFor(routeName, authority);
+  for (let i = 0; i < c.rules.length; i++) if (c.rules[i].policy === p) return "rule:" + i.toString();
+  return "global";
+}
+
+export function jsonError(body: ArrayBuffer): i32 {
+  return firstJsonError(changetype<usize>(body), body.byteLength);
+}
+
+export function scanSummary(body: ArrayBuffer): string {
+  const s = scanTopLevel(changetype<usize>(body), body.byteLength);
+  let spans = "";
+  for (let i = 0; i < s.modelValues.length; i++) {
+    spans += (i > 0 ? "," : "") + "[" + s.modelValues[i].start.toString() + "," + s.modelValues[i].end.toString() + "]";
+  }
+  return "{\"valid\":" + (s.valid ? "true" : "false") + ",\"isObject\":" + (s.isObject ? "true" : "false") +
+    ",\"modelValues\":[" + spans + "],\"streamTrue\":" + (s.streamTrue ? "true" : "false") + "}";
+}
+
+export let lastRewriteOutcome: i32 = -1;
+
+export function rewrite(body: ArrayBuffer, model: string): ArrayBuffer {
+  const result = rewriteModel(body, jsonStringLiteral(model));
+  lastRewriteOutcome = result.outcome;
+  return result.body;
+}
+
+export function modelLiteral(model: string): ArrayBuffer {
+  return jsonStringLiteral(model);
+}
+
+export function firstPacket(body: ArrayBuffer): bool {
+  return isFirstPacket(changetype<usize>(body), body.byteLength);
+}
+
+/** Decision for a primary response under a configuration: "pass", "fallback" or "intercepted-pass". */
+export function verdict(json: ArrayBuffer, status: i32, codeDetails: string, hasDetails: bool): string {
+  const result = parseConfig(json);
+  const origin = classifyOrigin(hasDetails ? codeDetails : null);
+  const v = decide(result.config!.global, status, origin);
+  return v == 0 ? "pass" : v == 1 ? "fallback" : "intercepted-pass";
+}
+
+export function headerPairs(names: string, values: string): ArrayBuffer {
+  // names and values are "\n"-separated byte strings
+  const n = names.split("\n");
+  const v = values.split("\n");
+  const headers = new Array<Header>();
+  for (let i = 0; i < n.length; i++) headers.push(new Header(n[i], v[i]));
+  return serializeHeaders(headers);
+}
+
+export function headerPairsBack(bytes: ArrayBuffer): string {
+  const headers = deserializeHeaders(changetype<usize>(bytes), bytes.byteLength);
+  let out = "";
+  for (let i = 0; i < headers.length; i++) out += (i > 0 ? "\n" : "") + headers[i].name + "=" + headers[i].value;
+  return out;
+}
+
+export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {
+  return byteStringToBuffer(byteStringFromBuffer(bytes));
+}
+
+const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error"];
+const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done"];
+
+/**
+ * Drives a FallbackMachine with a script, one event a line, and reports each step:
+ *   body <size> | end [stream] | at <ms> | headers <status> [details] | chunk first|keepalive
+ *   | timeout | answer <status> | refuse
+ * Output lines: "<event> -> <step> [<backup> <timeoutMs>] (<phase>)", then "attempts: ..." and "trigger: ...".
+ */
+export function runMachine(json: ArrayBuffer, script: string): string {
+  const result = parseConfig(json);
+  if (result.config == null) return "config error: " + result.error;
+  const machine = new FallbackMachine(result.config!.global);
+  let now: u64 = 1000;
+  let out = "";
+  const lines = script.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line.length == 0) continue;
+    const words = line.split(" ");
+    const verb = words[0];
+    let step: i32 = -1;
+    if (verb == "at") {
+      now = <u64>I64.parseInt(words[1]);
+      continue;
+    } else if (verb == "body") {
+      out += line + " -> " + (machine.requestBodyChunk(<u32>I32.parseInt(words[1])) ? "keep" : "drop") + "\n";
+      continue;
+    } else if (verb == "end") {
+      machine.requestEnded(now, words.length > 1 && words[1] == "stream");
+      out += line + " -> deadline " + (machine.firstPacketDeadlineMs == 0 ? "none" : machine.firstPacketDeadlineMs.toString()) + "\n";
+      continue;
+    } else if (verb == "headers") {
+      step = machine.responseHeaders(I32.parseInt(words[1]), classifyOrigin(words.length > 2 ? words[2] : "via_upstream"), now);
+    } else if (verb == "chunk") {
+      step = machine.responseBody(words[1] == "first");
+    } else if (verb == "timeout") {
+      step = machine.firstPacketTimedOut(now);
+    } else if (verb == "answer") {
+      step = machine.backupAnswered(I32.parseInt(words[1]), now);
+    } else if (verb == "refuse") {
+      step = machine.dispatchFailed(now);
+    } else {
+      return "bad script line: " + line;
+    }
+    out += line + " -> " + STEP_NAMES[step];
+    if (step == Step.Dispatch) out += " " + machine.currentBackup!.service + " " + machine.callTimeoutMs.toString();
+    out += " (" + PHASE_NAMES[machine.phase] + ")\n";
+  }
+  out += "attempts: " + formatAttempts(machine.attempts) + "\n";
+  out += "trigger: " + machine.trigger + "\n";
+  if (machine.declined.length > 0) out += "declined: " + machine.declined + "\n";
+  return out;
+}

@@ -1,0 +1,104 @@
+// The per-request state machine, driven by scripted host events.
+const { load } = require("./wasm");
+const w = load();
+const run = (config, script) => w.runMachine(JSON.stringify(config), script.trim().split("\n").map((l) => l.trim()).join("\n"));
+const two = { backups: [{ service: "b1", timeout: 1000 }, { service: "b2", model: "m2" }] };
+
+describe("fallback state machine", () => {
+  test("a 2xx primary passes through and nothing else happens", () => {
+    expect(run(two, "end\nheaders 200\nchunk first")).toBe(
+      "end -> deadline none\nheaders 200 -> continue (pass-through)\nchunk first -> continue (pass-through)\nattempts: \ntrigger: \n");
+  });
+
+  test("primary 503: backups in order, the first 2xx is served", () => {
+    expect(run(two, "body 5\nend\nheaders 503\nanswer 500\nanswer 200")).toBe([
+      "body 5 -> keep", "end -> deadline none",
+      "headers 503 -> dispatch b1 1000 (falling-back)",
+      "answer 500 -> dispatch b2 120000 (falling-back)",
+      "answer 200 -> serve-backup (replying)",
+      "attempts: primary;result=503, b1;model=pass-through;result=500, b2;model=m2;result=200",
+      "trigger: status=503", ""].join("\n"));
+  });
+
+  test("all backups answer errors: the last error is served", () => {
+    expect(run(two, "end\nheaders 500\nanswer 429\nanswer 503")).toContain("answer 503 -> serve-last-error (replying)");
+  });
+
+  test("no backup answered over HTTP: the held primary response is resumed", () => {
+    const out = run(two, "end\nheaders 502\nrefuse\nanswer 0");
+    expect(out).toContain("refuse -> dispatch b2 120000 (falling-back)");
+    expect(out).toContain("answer 0 -> resume-primary (resumed)");
+    expect(out).toContain("attempts: primary;result=502, b1;model=pass-through;result=dispatch_failed, b2;model=m2;result=reset");
+  });
+
+  test("a call that comes back after its timeout is recorded as a timeout", () => {
+    const out = run(two, "end\nat 1000\nheaders 500\nat 2000\nanswer 504\nanswer 0");
+    expect(out).toContain("b1;model=pass-through;result=timeout");
+  });
+
+  test("the chain deadline bounds each call's timeout and stops the chain", () => {
+    const cfg = { ...two, fallbackDeadline: 1500 };
+    const out = run(cfg, "end\nat 1000\nheaders 500\nat 2100\nanswer 500\nat 2600\nanswer 0");
+    expect(out).toContain("headers 500 -> dispatch b1 1000");
+    expect(out).toContain("answer 500 -> dispatch b2 400");
+    const late = run(cfg, "end\nat 1000\nheaders 500\nat 2600\nanswer 500");
+    expect(late).toContain("answer 500 -> serve-last-error");
+    expect(late).toContain("chain;result=deadline_exceeded");
+  });
+
+  test("a request over the body limit is not replayed; the error passes through", () => {
+    const out = run({ ...two, maxRequestBodyBytes: 10 }, "body 6\nbody 6\nend\nheaders 503");
+    expect(out).toContain("body 6 -> drop");
+    expect(out).toContain("headers 503 -> continue (pass-through)");
+    expect(out).toContain("declined: the request cannot be replayed: request body over maxRequestBodyBytes (10)");
+  });
+
+  test("an error before the request is complete passes through", () => {
+    expect(run(two, "body 5\nheaders 413")).toContain("declined: the primary answered before the request was complete");
+  });
+
+  test("an intercepted reply passes while backendErrorsOnly is on", () => {
+    expect(run(two, "end\nheaders 429 local_rate_limited")).toContain("headers 429 local_rate_limited -> continue (pass-through)");
+    expect(run({ ...two, backendErrorsOnly: false }, "end\nheaders 429 local_rate_limited")).toContain("-> dispatch b1");
+  });
+
+  test("the filter's own reply passes through its callbacks", () => {
+    expect(run(two, "end\nheaders 503\nanswer 200\nheaders 200 ai_fallback")).toContain("headers 200 ai_fallback -> continue (replying)");
+  });
+
+  describe("first packet timeout", () => {
+    const fpt = { ...two, firstPacketTimeout: 500 };
+    test("only streaming requests get a deadline", () => {
+      expect(run(fpt, "end")).toContain("end -> deadline none");
+      expect(run(fpt, "at 1000\nend stream")).toContain("end stream -> deadline 1500");
+      expect(run(two, "end stream")).toContain("end stream -> deadline none");
+    });
+
+    test("2xx headers are held until the first packet, then the stream flows", () => {
+      const out = run(fpt, "end stream\nheaders 200\nchunk keepalive\nchunk first\nchunk first");
+      expect(out).toContain("headers 200 -> hold (holding-first-packet)");
+      expect(out).toContain("chunk keepalive -> hold (holding-first-packet)");
+      expect(out).toContain("chunk first -> continue (pass-through)");
+    });
+
+    test("the timer before any header starts the chain; a late primary is held as a last resort", () => {
+      const out = run(fpt, "end stream\ntimeout\nheaders 200\nanswer 0\nanswer 0");
+      expect(out).toContain("timeout -> dispatch b1");
+      expect(out).toContain("headers 200 -> hold (falling-back)");
+      expect(out).toContain("answer 0 -> resume-primary (resumed)");
+      expect(out).toContain("trigger: first_packet_timeout");
+    });
+
+    test("the timer with nothing at hand ends in the filter's own error", () => {
+      expect(run(fpt, "end stream\ntimeout\nanswer 0\nanswer 0")).toContain("answer 0 -> reply-error (replying)");
+    });
+
+    test("the timer after the first packet does nothing", () => {
+      expect(run(fpt, "end stream\nheaders 200\nchunk first\ntimeout")).toContain("timeout -> continue (pass-through)");
+    });
+
+    test("a streaming 4xx/5xx falls back like any other", () => {
+      expect(run(fpt, "end stream\nheaders 500")).toContain("headers 500 -> dispatch b1");
+    });
+  });
+});

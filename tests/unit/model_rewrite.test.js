@@ -1,0 +1,93 @@
+// Byte-exact model override on tricky JSON bodies.
+const { load } = require("./wasm");
+const w = load();
+const REWRITTEN = 0, NOT_JSON_OBJECT = 1, NO_MODEL = 2;
+
+describe("model rewrite", () => {
+  test("only the top-level model value changes; every other byte stays", () => {
+    const body = '{ "model" : "gpt-4o",\n\t"messages":[{"role":"user","content":"hi"}] , "stream":true }';
+    const r = w.rewrite(body, "qwen-plus");
+    expect(r.outcome).toBe(REWRITTEN);
+    expect(r.body.toString()).toBe(body.replace('"gpt-4o"', '"qwen-plus"'));
+  });
+
+  test("nested model keys are left alone", () => {
+    const body = '{"tools":[{"model":"inner"}],"meta":{"model":"x"},"model":"outer"}';
+    expect(w.rewrite(body, "m").body.toString()).toBe('{"tools":[{"model":"inner"}],"meta":{"model":"x"},"model":"m"}');
+  });
+
+  test("a key written with escapes is still the model key", () => {
+    const body = '{"mod\\u0065l":"a","b":1}';
+    expect(w.rewrite(body, "z").body.toString()).toBe('{"mod\\u0065l":"z","b":1}');
+  });
+
+  test("escaped quotes and backslashes inside strings do not confuse the scan", () => {
+    const body = '{"content":"say \\"model\\": \\\\","model":"a\\"b","x":"\\\\"}';
+    expect(w.rewrite(body, "new").body.toString()).toBe('{"content":"say \\"model\\": \\\\","model":"new","x":"\\\\"}');
+  });
+
+  test("unicode around and in the model stays byte for byte", () => {
+    const body = '{"messages":[{"content":"你好 🌍"}],"model":"模型-1"}';
+    const r = w.rewrite(body, "通义千问");
+    expect(r.body.equals(Buffer.from('{"messages":[{"content":"你好 🌍"}],"model":"通义千问"}'))).toBe(true);
+  });
+
+  test("every duplicate top-level model is replaced (parsers differ on which one wins)", () => {
+    expect(w.rewrite('{"model":"a","model":"b"}', "c").body.toString()).toBe('{"model":"c","model":"c"}');
+  });
+
+  test("a non-string model value is replaced too", () => {
+    expect(w.rewrite('{"model":null,"n":[1,2]}', "c").body.toString()).toBe('{"model":"c","n":[1,2]}');
+  });
+
+  test("the override is JSON-escaped", () => {
+    expect(w.modelLiteral('we"ird\\name\n').toString()).toBe('"we\\"ird\\\\name\\u000a"');
+    expect(w.rewrite('{"model":"a"}', 'x"y').body.toString()).toBe('{"model":"x\\"y"}');
+  });
+
+  test.each([
+    ["plain text", "hello model"],
+    ["truncated JSON", '{"model":"a",'],
+    ["trailing garbage", '{"model":"a"} x'],
+    ["a JSON array", '[{"model":"a"}]'],
+    ["empty body", ""],
+    ["bad escape", '{"model":"a\\q"}'],
+    ["raw control character in a string", '{"model":"a\u0001"}'],
+  ])("%s is sent unchanged", (_, body) => {
+    const r = w.rewrite(body, "m");
+    expect(r.outcome).toBe(NOT_JSON_OBJECT);
+    expect(r.body.toString()).toBe(body);
+  });
+
+  test("a JSON object without a top-level model is sent unchanged", () => {
+    const body = '{"messages":[{"model":"nested"}]}';
+    const r = w.rewrite(body, "m");
+    expect(r.outcome).toBe(NO_MODEL);
+    expect(r.body.toString()).toBe(body);
+  });
+
+  test("deep nesting is handled without recursion, and over 1024 levels counts as not JSON", () => {
+    const deep = (n) => '{"model":"a","x":' + "[".repeat(n) + "]".repeat(n) + "}";
+    expect(w.rewrite(deep(1000), "b").outcome).toBe(REWRITTEN);
+    expect(w.rewrite(deep(100000), "b").outcome).toBe(NOT_JSON_OBJECT);
+  });
+});
+
+describe("JSON scan", () => {
+  test("finds stream:true at the top level only", () => {
+    expect(w.scan('{"stream":true}').streamTrue).toBe(true);
+    expect(w.scan('{"stream":false}').streamTrue).toBe(false);
+    expect(w.scan('{"x":{"stream":true}}').streamTrue).toBe(false);
+    expect(w.scan('{"stream":"true"}').streamTrue).toBe(false);
+    expect(w.scan('{"stream":true,"stream":false}').streamTrue).toBe(false);
+  });
+
+  test("validates numbers, literals and structure", () => {
+    for (const good of ['{"a":-0.5e+10}', '[1,2,{"b":[true,false,null]}]', ' "s" ', "0", '{"a":{}}', "[[]]"]) {
+      expect([good, w.jsonError(good)]).toEqual([good, -1]);
+    }
+    for (const bad of ["{", "01", "1.", "-", "[1,]", '{"a":1,}', '{"a" 1}', "tru", '{"a":1}}', "[}", '{"a":[1}']) {
+      expect([bad, w.jsonError(bad) >= 0]).toEqual([bad, true]);
+    }
+  });
+});

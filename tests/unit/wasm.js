@@ -1,0 +1,67 @@
+// Loads build/unit.wasm (tests/unit/entry.ts) and wraps its exports with JS strings and Buffers.
+const fs = require("node:fs");
+const path = require("node:path");
+
+const UNIT_WASM = path.join(__dirname, "..", "..", "build", "unit.wasm");
+
+function load() {
+  const logs = [];
+  let memory;
+  const text = (ptr, len) => Buffer.from(memory.buffer, ptr, len).toString("utf8");
+  const imports = {
+    env: {
+      proxy_log: (level, ptr, len) => { logs.push(text(ptr, len)); return 0; },
+    },
+  };
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(UNIT_WASM)), imports);
+  const x = instance.exports;
+  memory = x.memory;
+  x._initialize();
+  const STRING_ID = x.STRING_ID.value;
+  const BUFFER_ID = x.BUFFER_ID.value;
+
+  const pinned = [];
+  const pin = (ptr) => { x.__pin(ptr); pinned.push(ptr); return ptr; };
+  const release = () => { while (pinned.length) x.__unpin(pinned.pop()); };
+
+  function str(s) {
+    const ptr = x.__new(s.length * 2, STRING_ID);
+    const view = new Uint16Array(memory.buffer, ptr, s.length);
+    for (let i = 0; i < s.length; i++) view[i] = s.charCodeAt(i);
+    return pin(ptr);
+  }
+  function buf(b) {
+    const bytes = Buffer.isBuffer(b) ? b : Buffer.from(b, "utf8");
+    const ptr = x.__new(bytes.length, BUFFER_ID);
+    new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
+    return pin(ptr);
+  }
+  function readStr(ptr) {
+    const len = new Uint32Array(memory.buffer, ptr - 4, 1)[0] >>> 1;
+    return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len));
+  }
+  function readBuf(ptr) {
+    const len = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
+    return Buffer.from(new Uint8Array(memory.buffer, ptr, len));
+  }
+  const call = (fn) => { try { return fn(); } finally { release(); } };
+
+  return {
+    logs,
+    configSummary: (json) => JSON.parse(call(() => readStr(x.configSummary(buf(json))))),
+    policyFor: (json, route, authority) => call(() => readStr(x.policyFor(buf(json), str(route), str(authority)))),
+    jsonError: (body) => call(() => x.jsonError(buf(body))),
+    scan: (body) => JSON.parse(call(() => readStr(x.scanSummary(buf(body))))),
+    rewrite: (body, model) => call(() => ({ body: readBuf(x.rewrite(buf(body), str(model))), outcome: x.lastRewriteOutcome.value })),
+    modelLiteral: (model) => call(() => readBuf(x.modelLiteral(str(model)))),
+    firstPacket: (body) => call(() => x.firstPacket(buf(body)) !== 0),
+    verdict: (json, status, details) =>
+      call(() => readStr(x.verdict(buf(json), status, str(details == null ? "" : details), details == null ? 0 : 1))),
+    headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    headerPairsBack: (bytes) => call(() => readStr(x.headerPairsBack(buf(bytes)))),
+    byteStringRoundTrip: (bytes) => call(() => readBuf(x.byteStringRoundTrip(buf(bytes)))),
+    runMachine: (json, script) => call(() => readStr(x.runMachine(buf(json), str(script)))),
+  };
+}
+
+module.exports = { load };

@@ -1,0 +1,42 @@
+// Wire formats: the ABI's header pairs (golden bytes), byte strings and SSE keep-alive detection.
+const { load } = require("./wasm");
+const w = load();
+
+describe("header pairs", () => {
+  test("serialise to the ABI's layout", () => {
+    const golden = Buffer.from([
+      2, 0, 0, 0, // count
+      5, 0, 0, 0, 1, 0, 0, 0, // ":path" / "/"
+      1, 0, 0, 0, 0, 0, 0, 0, // "a" / ""
+      0x3a, 0x70, 0x61, 0x74, 0x68, 0, 0x2f, 0,
+      0x61, 0, 0,
+    ]);
+    expect(w.headerPairs([[":path", "/"], ["a", ""]]).equals(golden)).toBe(true);
+    expect(w.headerPairsBack(golden)).toBe(":path=/\na=");
+  });
+
+  test("malformed buffers give no headers rather than garbage", () => {
+    expect(w.headerPairsBack(Buffer.from([9, 0, 0, 0, 1, 0]))).toBe("");
+    expect(w.headerPairsBack(Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1, 0, 0, 0, 0x61]))).toBe("");
+  });
+
+  test("byte strings round-trip any byte", () => {
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    expect(w.byteStringRoundTrip(all).equals(all)).toBe(true);
+  });
+});
+
+describe("SSE first packet", () => {
+  test.each([
+    [": ping\n\n", false],
+    ["\n\n", false],
+    [":\n:keep-alive\r\n\r\n", false],
+    ["", false],
+    ["data: {}\n\n", true],
+    [": ping\n\ndata: x", true],
+    ["event: message\n", true],
+    ["d", true],
+  ])("%j counts as first packet: %s", (text, expected) => {
+    expect(w.firstPacket(text)).toBe(expected);
+  });
+});
