@@ -3,6 +3,8 @@
 import { Backup, Policy } from "./config";
 import { Origin, Verdict, decide, isBackupSuccess, triggerReason } from "./policy";
 
+const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
+
 export const enum Phase {
   /** The request is still streaming in; its body is being copied. */
   Request = 0,
@@ -208,7 +210,9 @@ export class FallbackMachine {
   /** The current backup's answer: `status` 0 = no response (reset, or over the size cap). */
   backupAnswered(status: i32, nowMs: u64): Step {
     if (this.phase != Phase.FallingBack) return Step.Continue;
-    const timedOut = nowMs - this.callStartedMs >= <u64>this.callTimeoutMs;
+    // Envoy's own timer ends a call that timed out with a 504 of its own; our clock may read a
+    // few ms short of it, hence the margin.
+    const timedOut = nowMs - this.callStartedMs + TIMEOUT_CLOCK_MARGIN_MS >= <u64>this.callTimeoutMs;
     if (status == 0) {
       this.record(timedOut ? "timeout" : "reset");
       return this.advance(nowMs);

@@ -21,7 +21,7 @@ export class FallbackRoot extends RootContext {
   onConfigure(size: u32): bool {
     const result = parseConfig(getBufferBytes(BufferType.PluginConfiguration, 0, size));
     if (result.config == null) {
-      log(LogLevel.Error, "ai-fallback: invalid configuration: " + result.error);
+      log(LogLevel.Error, "invalid configuration: " + result.error);
       return false;
     }
     this.config = result.config;

@@ -83,7 +83,7 @@ export class FallbackStream extends HttpContext {
       host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
     } else if (this.requestBody.length > 0 || bodySize > 0) {
       this.requestBody.clear();
-      host.log(LogLevel.Debug, "ai-fallback: not keeping the request for replay: " + machine.notReplayableReason);
+      host.log(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason);
     }
     if (endOfStream) this.endRequest(machine);
     return DataAction.Continue;
@@ -238,16 +238,16 @@ export class FallbackStream extends HttpContext {
     if (literal != null) {
       const rewritten = rewriteModel(body, literal);
       if (rewritten.outcome == RewriteOutcome.NotJsonObject) {
-        host.log(LogLevel.Info, "ai-fallback: request body is not a JSON object; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
+        host.log(LogLevel.Info, "request body is not a JSON object; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
       } else if (rewritten.outcome == RewriteOutcome.NoModel) {
-        host.log(LogLevel.Info, "ai-fallback: request body has no top-level \"model\"; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
+        host.log(LogLevel.Info, "request body has no top-level \"model\"; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
       }
       body = rewritten.body;
     }
     this.metrics().count(this.metrics().backupCalls);
     const call = host.httpCall(backup.service, headers, body, timeoutMs);
     if (call.status != WasmResult.Ok) {
-      host.log(LogLevel.Info, "ai-fallback: backup " + backup.service + " could not be called (status " +
+      host.log(LogLevel.Info, "backup " + backup.service + " could not be called (status " +
         call.status.toString() + ", unknown cluster?)" + this.requestIdSuffix());
       return false;
     }
@@ -321,7 +321,7 @@ export class FallbackStream extends HttpContext {
   /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
   private logDeclined(machine: FallbackMachine, status: i32): void {
     if (machine.declinedIntercepted) {
-      host.log(LogLevel.Debug, "ai-fallback: status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
+      host.log(LogLevel.Debug, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
       return;
     }
     this.logDecision("status=" + status.toString() + " passed through: " + machine.declined);
@@ -329,7 +329,7 @@ export class FallbackStream extends HttpContext {
   }
 
   private logDecision(text: string): void {
-    host.log(LogLevel.Info, "ai-fallback: " + text + this.requestIdSuffix());
+    host.log(LogLevel.Info, "" + text + this.requestIdSuffix());
   }
 
   private requestIdSuffix(): string {

@@ -1,0 +1,40 @@
+// The demo: a real Envoy with the filter, a failing primary model service and a healthy backup.
+// One chat request goes in; the answer visibly comes from the backup. Everything stops at the end.
+import { createRequire } from "node:module";
+const require = createRequire(import.meta.url);
+const { startEnvoy, stopAllEnvoys } = require("../tests/e2e/envoy.js");
+const { startMock, stopAllMocks } = require("../tests/e2e/mock_model.js");
+const { request } = require("../tests/e2e/client.js");
+
+const show = (title, res) => {
+  console.log(`\n--- ${title}: HTTP ${res.status}`);
+  for (const [k, v] of Object.entries(res.headers)) {
+    if (k.startsWith("x-ai-fallback") || k === "x-served-by" || k === "content-type") console.log(`${k}: ${v}`);
+  }
+  console.log(res.text);
+};
+
+async function main() {
+  const primary = await startMock("primary-gpt");
+  const backup = await startMock("backup-qwen");
+  primary.behave({ status: 503, json: { error: { message: "primary model overloaded", type: "server_error" } } });
+  const pluginConfig = { backups: [{ service: "outbound|443||qwen.dns", model: "qwen-plus" }] };
+  const envoy = await startEnvoy({ pluginConfig, clusters: { primary: primary.port, "outbound|443||qwen.dns": backup.port } });
+  console.log(`Envoy ${envoy.port} -> primary model service 127.0.0.1:${primary.port} (answers 503), backup 127.0.0.1:${backup.port}`);
+  console.log("plugin configuration:", JSON.stringify(pluginConfig));
+  const chat = { model: "gpt-4o", messages: [{ role: "user", content: "Say hello" }] };
+
+  show("the primary model service alone", await request(primary.port, { body: chat }));
+  show("the same request through Envoy with ai-fallback", await request(envoy.port, { body: chat }));
+  console.log(`\nthe backup received model: ${JSON.parse(backup.requests[0].body).model}`);
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await stopAllEnvoys();
+    await stopAllMocks();
+  });

@@ -1,0 +1,185 @@
+// Issue 2 end to end in a real Envoy: the primary's error is replaced by the first good backup answer.
+const { startEnvoy, stopAllEnvoys } = require("./envoy");
+const { startMock, stopAllMocks } = require("./mock_model");
+const { request } = require("./client");
+
+const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
+
+let primary, backupA, backupB, envoy;
+
+beforeAll(async () => {
+  [primary, backupA, backupB] = await Promise.all([startMock("primary"), startMock("backup-a"), startMock("backup-b")]);
+  envoy = await startEnvoy({
+    pluginConfig: {
+      backups: [
+        { service: "backup-a", timeout: 1500 },
+        { service: "missing-cluster" },
+        { service: "backup-b", model: "qwen-plus" },
+      ],
+      maxRequestBodyBytes: 4096,
+    },
+    clusters: { primary: primary.port, "backup-a": backupA.port, "backup-b": backupB.port },
+  });
+});
+
+afterAll(async () => {
+  await stopAllEnvoys();
+  await stopAllMocks();
+});
+
+beforeEach(() => {
+  for (const m of [primary, backupA, backupB]) {
+    m.reset();
+    m.behave({});
+  }
+});
+
+describe("fallback in a real Envoy", () => {
+  test.each([500, 503, 429, 400])("primary %i: the client gets the first backup's answer", async (status) => {
+    primary.behave({ status, json: { error: { message: "primary failed" } } });
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-a");
+    expect(res.headers["x-served-by"]).toBe("backup-a");
+    expect(res.headers["content-type"]).toBe("application/json");
+    const names = res.rawHeaders.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase());
+    expect(names.filter((h) => h === "content-type" || h === "content-length")).toEqual(["content-type", "content-length"].filter((h) => names.includes(h)));
+    expect(names.filter((h) => h === "content-type").length).toBe(1);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(res.headers["x-ai-fallback-model"]).toBe("gpt-4o");
+    expect(res.headers["x-ai-fallback-trigger"]).toBe(`status=${status}`);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe(`primary;result=${status}, backup-a;model=pass-through;result=200`);
+    expect(primary.requests.length).toBe(1);
+    expect(backupA.requests.length).toBe(1);
+    expect(backupB.requests.length).toBe(0);
+  });
+
+  test("a 2xx primary answer passes through untouched: same bytes, same headers", async () => {
+    const body = '{"id":"x", "weird spacing" :  [1,2,3], "u":"\u00e9"}';
+    primary.behave({ status: 201, headers: { "content-type": "application/json; charset=utf-8", "x-primary": "yes" }, body });
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(201);
+    expect(res.body.equals(Buffer.from(body))).toBe(true);
+    expect(res.headers["x-primary"]).toBe("yes");
+    expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+    expect(Object.keys(res.headers).filter((h) => h.startsWith("x-ai-fallback"))).toEqual([]);
+    expect(backupA.requests.length + backupB.requests.length).toBe(0);
+  });
+
+  test("backup 1 fails, the unknown cluster is skipped, backup 2 answers", async () => {
+    primary.behave({ status: 503 });
+    backupA.behave({ status: 502, body: "bad gateway a" });
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-b");
+    expect(res.headers["x-ai-fallback-model"]).toBe("qwen-plus");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe(
+      "primary;result=503, backup-a;model=pass-through;result=502, missing-cluster;model=pass-through;result=dispatch_failed, backup-b;model=qwen-plus;result=200");
+    expect(envoy.logs()).toMatch(/backup missing-cluster could not be called/);
+  });
+
+  test("all backups fail: the client gets the last attempt's error response", async () => {
+    primary.behave({ status: 500, body: "primary down" });
+    backupA.behave({ status: 503, body: "a down" });
+    backupB.behave({ status: 429, headers: { "content-type": "application/json", "retry-after": "7" }, body: '{"error":"b busy"}' });
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(429);
+    expect(res.text).toBe('{"error":"b busy"}');
+    expect(res.headers["retry-after"]).toBe("7");
+    expect(res.headers["content-type"]).toBe("application/json");
+    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-b;model=qwen-plus;result=429$/);
+    expect(res.complete).toBe(true);
+  });
+
+  test("the backup receives the request replayed: method, path, headers, body byte for byte", async () => {
+    primary.behave({ status: 500 });
+    const raw = '{ "model" : "gpt-4o",\n "messages": [{"role":"user","content":"h\\u00e9 \\"model\\""}], "model_x": 1 }';
+    const res = await request(envoy.port, {
+      path: "/v1/chat/completions?trace=1",
+      headers: { "content-type": "application/json", "x-custom": "kept", authorization: "Bearer client", connection: "keep-alive" },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+    const seen = backupA.requests[0];
+    expect(seen.method).toBe("POST");
+    expect(seen.path).toBe("/v1/chat/completions?trace=1");
+    expect(seen.headers["x-custom"]).toBe("kept");
+    expect(seen.headers.authorization).toBe("Bearer client");
+    expect(seen.headers["content-length"]).toBe(String(Buffer.byteLength(raw)));
+    expect(seen.body.equals(Buffer.from(raw))).toBe(true);
+  });
+
+  test("a model override changes only the top-level model value", async () => {
+    primary.behave({ status: 500 });
+    backupA.behave({ status: 500 });
+    const raw = '{ "model" : "gpt-4o",\n "messages": [{"role":"user","content":"h\\u00e9 \\"model\\": x"}], "meta": {"model": "inner"} }';
+    const res = await request(envoy.port, { headers: { "content-type": "application/json" }, body: raw });
+    expect(res.status).toBe(200);
+    expect(backupA.requests[0].body.toString()).toBe(raw);
+    expect(backupB.requests[0].body.toString()).toBe(raw.replace('"gpt-4o"', '"qwen-plus"'));
+    expect(backupB.requests[0].headers["content-length"]).toBe(String(Buffer.byteLength(raw.replace('"gpt-4o"', '"qwen-plus"'))));
+  });
+
+  test("a body that is not JSON is sent as it is, with a log line", async () => {
+    primary.behave({ status: 500 });
+    backupA.behave({ status: 500 });
+    const res = await request(envoy.port, { headers: { "content-type": "text/plain" }, body: "model=gpt-4o, not json" });
+    expect(res.status).toBe(200);
+    expect(backupB.requests[0].body.toString()).toBe("model=gpt-4o, not json");
+    expect(envoy.logs()).toMatch(/request body is not a JSON object; sent to backup-b unchanged/);
+  });
+
+  test("a body over maxRequestBodyBytes is not kept: the error passes through, no backup is called", async () => {
+    primary.behave({ status: 503, body: "primary error body" });
+    const big = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "x".repeat(6000) }] });
+    const res = await request(envoy.port, { headers: { "x-request-id": "big-body-1" }, body: big });
+    expect(res.status).toBe(503);
+    expect(res.text).toBe("primary error body");
+    expect(primary.requests[0].body.length).toBe(big.length);
+    expect(backupA.requests.length + backupB.requests.length).toBe(0);
+    expect(envoy.logs()).toMatch(/status=503 passed through: the request cannot be replayed: request body over maxRequestBodyBytes \(4096\) x-request-id=big-body-1/);
+  });
+
+  test("a backup that hangs past its timeout is given up and the next one tried", async () => {
+    primary.behave({ status: 500 });
+    backupA.behave({ hang: true });
+    const started = Date.now();
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-b");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-a;model=pass-through;result=timeout/);
+  });
+
+  test("a backup that resets the connection is skipped", async () => {
+    primary.behave({ status: 500 });
+    backupA.behave({ reset: true });
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-b");
+    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-a;model=pass-through;result=(reset|503)/);
+  });
+
+  test("a request without a body is replayed without one", async () => {
+    primary.behave({ status: 404 });
+    const res = await request(envoy.port, { method: "GET", path: "/v1/models" });
+    expect(res.status).toBe(200);
+    expect(backupA.requests[0].method).toBe("GET");
+    expect(backupA.requests[0].path).toBe("/v1/models");
+    expect(backupA.requests[0].body.length).toBe(0);
+  });
+});
+
+describe("bad configuration is refused by Envoy, naming the field", () => {
+  test.each([
+    ["not JSON", "{backups", /invalid configuration: configuration: not valid JSON/],
+    ["empty list", { backups: [] }, /invalid configuration: backups: must list at least one backup/],
+    ["missing service", { backups: [{ model: "m" }] }, /invalid configuration: backups\[0\]\.service: required/],
+    ["wrong type", { backups: [{ service: "a", timeout: "10s" }] }, /invalid configuration: backups\[0\]\.timeout: must be an integer/],
+    ["unknown key", { backups: [{ service: "a" }], retries: 3 }, /invalid configuration: retries: unknown field/],
+  ])("%s", async (_, pluginConfig, message) => {
+    const result = await startEnvoy({ pluginConfig, clusters: { primary: 1, a: 1 }, expectFailure: true });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.logs()).toMatch(message);
+  });
+});
