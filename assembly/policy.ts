@@ -24,8 +24,8 @@ export const enum Verdict {
 
 /** Where a response came from, by Envoy's response.code_details (null when Envoy gave none). */
 export function classifyOrigin(codeDetails: string | null): Origin {
-  if (codeDetails == null) return Origin.Backend;
-  const d = codeDetails!;
+  if (codeDetails === null) return Origin.Backend;
+  const d = codeDetails;
   if (d == "via_upstream" || d.length == 0) return Origin.Backend;
   if (d.startsWith(OWN_REPLY_DETAILS)) return Origin.OwnReply;
   // The router's replies when it could not get an answer from the backend.
