@@ -53,6 +53,8 @@ export class FallbackStream extends HttpContext {
   private requestBody: ByteSink = new ByteSink();
   private pendingToken: u32 = 0;
   private lastAnswer: Answer | null = null;
+  /** The request is held until its body is copied (see onRequestHeaders). */
+  private holdingRequest: bool = false;
 
   private get fallbackRoot(): FallbackRoot {
     return this.root as FallbackRoot;
@@ -72,7 +74,17 @@ export class FallbackStream extends HttpContext {
     const machine = new FallbackMachine(policy);
     this.machine = machine;
     this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
-    if (endOfStream) machine.requestEnded(host.currentTimeMs(), false);
+    if (endOfStream) {
+      machine.requestEnded(host.currentTimeMs(), false);
+      return HeadersAction.Continue;
+    }
+    // A gateway reply (a rate limiter or authorisation filter behind this one) comes at the
+    // request's headers, and after it Envoy delivers no more of the body to this filter. When such
+    // replies may trigger a fallback, the request waits here until its body has been copied.
+    if (!policy.backendErrorsOnly) {
+      this.holdingRequest = true;
+      return HeadersAction.StopIteration;
+    }
     return HeadersAction.Continue;
   }
 
@@ -86,12 +98,18 @@ export class FallbackStream extends HttpContext {
       host.log(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason);
     }
     if (endOfStream) this.endRequest(machine);
+    if (this.holdingRequest) {
+      if (!endOfStream && machine.replayable) return DataAction.StopIterationAndWatermark;
+      this.holdingRequest = false;
+    }
     return DataAction.Continue;
   }
 
   onRequestTrailers(trailerCount: u32): HeadersAction {
     const machine = this.machine;
     if (machine != null) this.endRequest(machine);
+    // Continuing from the trailers releases a held request too.
+    this.holdingRequest = false;
     return HeadersAction.Continue;
   }
 

@@ -142,4 +142,29 @@ function abortAfter(port, opts, ms) {
   });
 }
 
-module.exports = { request, abortAfter };
+// A POST whose body goes out in pieces, `gapMs` apart (chunked transfer encoding). Resolves with the
+// response and `sentAllAt`, when the last piece was written.
+function chunkedRequest(port, path, parts, gapMs) {
+  return new Promise((resolve, reject) => {
+    let sentAllAt = 0;
+    const req = http.request({ host: "127.0.0.1", port, path, method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString(), sentAllAt }));
+    });
+    req.on("error", reject);
+    let i = 0;
+    const next = () => {
+      if (i === parts.length) {
+        sentAllAt = Date.now();
+        return req.end();
+      }
+      req.write(parts[i++]);
+      setTimeout(next, gapMs);
+    };
+    next();
+  });
+}
+
+module.exports = {
+  chunkedRequest, request, abortAfter };

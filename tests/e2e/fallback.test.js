@@ -1,7 +1,7 @@
 // Issue 2 end to end in a real Envoy: the primary's error is replaced by the first good backup answer.
 const { startEnvoy, stopAllEnvoys } = require("./envoy");
 const { startMock, stopAllMocks } = require("./mock_model");
-const { request } = require("./client");
+const { request, chunkedRequest } = require("./client");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
 
@@ -158,6 +158,15 @@ describe("fallback in a real Envoy", () => {
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-b");
     expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-a;model=pass-through;result=(reset|503)/);
+  });
+
+  test("the body is copied as it streams past: the primary gets the request before the client has finished", async () => {
+    primary.behave({ status: 500 });
+    const parts = ['{"model":"gpt-4o",', '"messages":[{"role":"user",', '"content":"' + "y".repeat(3000) + '"}]}'];
+    const res = await chunkedRequest(envoy.port, "/v1/chat/completions", parts, 300);
+    expect(res.status).toBe(200);
+    expect(primary.requests[0].receivedAt).toBeLessThan(res.sentAllAt - 300);
+    expect(backupA.requests[0].body.equals(Buffer.from(parts.join("")))).toBe(true);
   });
 
   test("a request without a body is replayed without one", async () => {

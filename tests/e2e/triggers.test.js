@@ -1,0 +1,257 @@
+// Issue 3 end to end: who triggers a fallback, one policy per Model API, per-backup request shaping,
+// and what operators are told (headers, metrics, logs).
+const { startEnvoy, stopAllEnvoys, counter } = require("./envoy");
+const { startMock, stopAllMocks } = require("./mock_model");
+const { request, chunkedRequest } = require("./client");
+
+const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
+const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
+// A local rate limiter after the wasm filter; routes opt in with a one-token bucket of their own.
+const rateLimiterFilter = { name: "envoy.filters.http.local_ratelimit", typed_config: { "@type": LIMIT_TYPE, stat_prefix: "limiter" } };
+const oneRequestPerHour = {
+  "envoy.filters.http.local_ratelimit": {
+    "@type": LIMIT_TYPE,
+    stat_prefix: "limiter",
+    token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: "3600s" },
+    filter_enabled: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+    filter_enforced: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+  },
+};
+
+let primary, backupA, backupB, closedPort;
+
+beforeAll(async () => {
+  [primary, backupA, backupB] = await Promise.all([startMock("primary"), startMock("backup-a"), startMock("backup-b")]);
+  const closed = await startMock("closed");
+  closedPort = closed.port;
+  await closed.stop();
+});
+
+afterAll(async () => {
+  await stopAllEnvoys();
+  await stopAllMocks();
+});
+
+beforeEach(() => {
+  for (const m of [primary, backupA, backupB]) {
+    m.reset();
+    m.behave({});
+  }
+});
+
+const clusters = () => ({ primary: primary.port, "backup-a": backupA.port, "backup-b": backupB.port, dead: closedPort });
+
+describe("backend errors only", () => {
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({
+      pluginConfig: {
+        backups: [{ service: "backup-a" }],
+        _rules_: [
+          { _match_route_: ["limited-off", "direct-off"], backendErrorsOnly: false },
+        ],
+      },
+      clusters: clusters(),
+      extraHttpFiltersAfter: [rateLimiterFilter],
+      routes: [
+        { name: "limited-on", prefix: "/on/limited", typedPerFilterConfig: oneRequestPerHour },
+        { name: "limited-off", prefix: "/off/limited", typedPerFilterConfig: oneRequestPerHour },
+        { name: "direct-on", prefix: "/on/direct", directResponse: { status: 403, body: "forbidden by gateway" } },
+        { name: "direct-off", prefix: "/off/direct", directResponse: { status: 403, body: "forbidden by gateway" } },
+        { name: "dead-primary", prefix: "/dead", cluster: "dead" },
+        { name: "primary-route", prefix: "/", cluster: "primary" },
+      ],
+    });
+  });
+
+  test("on (default): a rate limiter's 429 reaches the client, no backup is called", async () => {
+    const first = await request(envoy.port, { path: "/on/limited", body: CHAT });
+    expect(first.status).toBe(200);
+    const limited = await request(envoy.port, { path: "/on/limited", headers: { "x-request-id": "limited-on-2" }, body: CHAT });
+    expect(limited.status).toBe(429);
+    expect(limited.headers["x-ai-fallback-trigger"]).toBeUndefined();
+    expect(backupA.requests.length).toBe(0);
+  });
+
+  test("off: the rate limiter's 429 falls back like a backend error, with the whole body replayed", async () => {
+    await request(envoy.port, { path: "/off/limited", body: CHAT });
+    const limited = await request(envoy.port, { path: "/off/limited", body: CHAT });
+    expect(limited.status).toBe(200);
+    expect(limited.json().served_by).toBe("backup-a");
+    expect(limited.headers["x-ai-fallback-trigger"]).toBe("intercepted=429");
+    expect(backupA.requests.length).toBe(1);
+    expect(JSON.parse(backupA.requests[0].body)).toEqual(CHAT);
+  });
+
+  test("off: a body streamed in pieces is held until complete and replayed byte for byte", async () => {
+    await request(envoy.port, { path: "/off/limited", body: CHAT }); // empties the bucket, if still full
+    backupA.reset();
+    const parts = ['{"model":"gpt-4o",', '"messages":[{"role":"user",', '"content":"' + "x".repeat(70000) + '"}]}'];
+    const res = await chunkedRequest(envoy.port, "/off/limited", parts, 100);
+    expect(res.status).toBe(200);
+    expect(backupA.requests.length).toBe(1);
+    const seen = backupA.requests[0].body;
+    expect(seen.length).toBe(Buffer.byteLength(parts.join("")));
+    expect(seen.equals(Buffer.from(parts.join("")))).toBe(true);
+  });
+
+  test("a direct_response is intercepted too: passes when on, falls back when off", async () => {
+    const on = await request(envoy.port, { path: "/on/direct", body: CHAT });
+    expect(on.status).toBe(403);
+    expect(on.text).toBe("forbidden by gateway");
+    const off = await request(envoy.port, { path: "/off/direct", body: CHAT });
+    expect(off.status).toBe(200);
+    expect(off.headers["x-ai-fallback-trigger"]).toBe("intercepted=403");
+  });
+
+  test("an unreachable primary (closed port) falls back even with the switch on", async () => {
+    const res = await request(envoy.port, { path: "/dead/v1/chat/completions", body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-a");
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("upstream_failure=503");
+  });
+});
+
+describe("trigger statuses and one policy per Model API", () => {
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({
+      pluginConfig: {
+        backups: [{ service: "backup-a" }],
+        triggerStatuses: [429, "5xx"],
+        _rules_: [
+          { _match_route_: ["chat-b"], backups: [{ service: "backup-b", model: "qwen-max" }] },
+          { _match_domain_: ["*.models.test"], backups: [{ service: "backup-b" }, { service: "backup-a" }], triggerStatuses: ["4xx"] },
+        ],
+      },
+      clusters: clusters(),
+      routes: [
+        { name: "chat-a", prefix: "/a/" },
+        { name: "chat-b", prefix: "/b/" },
+        { name: "chat-default", prefix: "/" },
+      ],
+    });
+  });
+
+  test("a status outside the list passes through; one inside falls back", async () => {
+    primary.behave({ status: 401, body: "no key" });
+    const passed = await request(envoy.port, { path: "/a/chat", body: CHAT });
+    expect(passed.status).toBe(401);
+    expect(passed.text).toBe("no key");
+    primary.behave({ status: 429 });
+    const fell = await request(envoy.port, { path: "/a/chat", body: CHAT });
+    expect(fell.status).toBe(200);
+    expect(fell.json().served_by).toBe("backup-a");
+  });
+
+  test("two routes, two backup lists", async () => {
+    primary.behave({ status: 503 });
+    const a = await request(envoy.port, { path: "/a/chat", body: CHAT });
+    const b = await request(envoy.port, { path: "/b/chat", body: CHAT });
+    expect(a.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(b.headers["x-ai-fallback-service"]).toBe("backup-b");
+    expect(b.headers["x-ai-fallback-model"]).toBe("qwen-max");
+    expect(JSON.parse(backupB.requests[0].body).model).toBe("qwen-max");
+  });
+
+  test("a domain rule applies its own list and statuses", async () => {
+    primary.behave({ status: 401 });
+    backupB.behave({ status: 500 });
+    const res = await request(envoy.port, { path: "/any", headers: { host: "eu.models.test:8080" }, body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=401, backup-b;model=pass-through;result=500, backup-a;model=pass-through;result=200");
+  });
+});
+
+describe("per-backup request shaping", () => {
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({
+      pluginConfig: {
+        backups: [
+          { service: "backup-a", path: "/compatible-mode/v1/chat/completions", authority: "dashscope.test", timeout: 800,
+            headers: { Authorization: "Bearer backup-key", "x-provider": "qwen" } },
+          { service: "backup-b" },
+        ],
+      },
+      clusters: clusters(),
+    });
+  });
+
+  test("a backup with its own credentials gets them, never the client's", async () => {
+    primary.behave({ status: 500 });
+    backupA.behave({ status: 500 });
+    const res = await request(envoy.port, {
+      headers: { authorization: "Bearer client-key", "x-api-key": "client-key-2", "x-trace": "t1" },
+      body: CHAT,
+    });
+    expect(res.status).toBe(200);
+    const a = backupA.requests[0];
+    expect(a.path).toBe("/compatible-mode/v1/chat/completions");
+    expect(a.headers.host).toBe("dashscope.test");
+    expect(a.headers.authorization).toBe("Bearer backup-key");
+    expect(a.headers["x-api-key"]).toBeUndefined();
+    expect(a.headers["x-provider"]).toBe("qwen");
+    expect(a.headers["x-trace"]).toBe("t1");
+    expect(JSON.stringify(a.rawHeaders)).not.toMatch(/client-key/);
+    // A backup without its own credentials gets the client's request as it was.
+    const b = backupB.requests[0];
+    expect(b.path).toBe("/v1/chat/completions");
+    expect(b.headers.authorization).toBe("Bearer client-key");
+    expect(b.headers["x-api-key"]).toBe("client-key-2");
+  });
+
+  test("each backup has its own timeout", async () => {
+    primary.behave({ status: 500 });
+    backupA.behave({ hang: true });
+    const started = Date.now();
+    const res = await request(envoy.port, { body: CHAT });
+    const took = Date.now() - started;
+    expect(res.json().served_by).toBe("backup-b");
+    expect(took).toBeGreaterThanOrEqual(750);
+    expect(took).toBeLessThan(5000);
+  });
+});
+
+describe("telling the operator", () => {
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({ pluginConfig: { backups: [{ service: "backup-a" }, { service: "backup-b" }] }, clusters: clusters() });
+  });
+
+  test("counters for started, served, exhausted and by trigger reach /stats and /stats/prometheus", async () => {
+    primary.behave({ status: 503 });
+    await request(envoy.port, { body: CHAT });
+    backupA.behave({ status: 500 });
+    backupB.behave({ status: 500 });
+    await request(envoy.port, { body: CHAT });
+    primary.behave({});
+    await request(envoy.port, { body: CHAT });
+    const stats = await envoy.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.started")).toBe(2);
+    expect(counter(stats, "wasmcustom.ai_fallback.served_by_backup")).toBe(1);
+    expect(counter(stats, "wasmcustom.ai_fallback.exhausted")).toBe(1);
+    expect(counter(stats, "wasmcustom.ai_fallback.trigger.status")).toBe(2);
+    expect(counter(stats, "wasmcustom.ai_fallback.backup_calls")).toBe(3);
+    const prom = await envoy.statsPrometheus();
+    expect(prom).toMatch(/^ai_fallback_started\{?.*\}? 2$/m);
+    expect(prom).toMatch(/^ai_fallback_served_by_backup\{?.*\}? 1$/m);
+  });
+
+  test("one info line per fallback decision with the request id; nothing above debug on the happy path", async () => {
+    const settle = () => new Promise((r) => setTimeout(r, 200));
+    primary.behave({ status: 502 });
+    await request(envoy.port, { headers: { "x-request-id": "decision-1" }, body: CHAT });
+    await settle();
+    const decision = envoy.logs().split("\n").filter((l) => l.includes("decision-1"));
+    expect(decision.length).toBe(1);
+    expect(decision[0]).toMatch(/\[info\]\[wasm\].*status=502 -> served by backup-a attempts: primary;result=502, backup-a;model=pass-through;result=200 x-request-id=decision-1/);
+    const before = envoy.logs().length;
+    primary.behave({});
+    for (let i = 0; i < 3; i++) await request(envoy.port, { headers: { "x-request-id": "happy-" + i }, body: CHAT });
+    await settle();
+    const after = envoy.logs().slice(before).split("\n");
+    expect(after.filter((l) => l.includes("[wasm]") && /\]\[(info|warning|error|critical)\]/.test(l))).toEqual([]);
+  });
+});
