@@ -181,7 +181,8 @@ export class FallbackMachine {
 
   /** The next backup to try, or what to do when none is left or the chain's deadline passed. */
   advance(nowMs: u64): Step {
-    if (this.nextIndex < this.policy.backups.length && nowMs < this.chainDeadlineMs) {
+    // A call needs time left to be worth it (and a timeout of 0 would mean none at all in Envoy).
+    if (this.nextIndex < this.policy.backups.length && nowMs + TIMEOUT_CLOCK_MARGIN_MS < this.chainDeadlineMs) {
       const backup = this.policy.backups[this.nextIndex++];
       this.currentBackup = backup;
       const remaining = this.chainDeadlineMs - nowMs;

@@ -13,6 +13,14 @@ export class Metrics {
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
   readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.first_packet_timeout");
+  // Work in flight, summed over workers: both return to 0 when no stream waits (a leak would show).
+  // Kept with +1/-1 increments so that workers add up rather than overwrite each other.
+  readonly pendingBackupCalls: u32 = defineMetric(MetricType.Gauge, "ai_fallback.pending_backup_calls");
+  readonly firstPacketTimers: u32 = defineMetric(MetricType.Gauge, "ai_fallback.first_packet_timers");
+
+  adjust(id: u32, delta: i64): void {
+    incrementMetric(id, delta);
+  }
 
   count(id: u32): void {
     incrementMetric(id, 1);

@@ -35,6 +35,7 @@ export class FallbackRoot extends RootContext {
 
   /** Arms a stream's first-packet deadline; the tick starts only when the first deadline appears. */
   armDeadline(streamId: u32, deadlineMs: u64): void {
+    if (!this.deadlines.has(streamId)) this.metrics!.adjust(this.metrics!.firstPacketTimers, 1);
     this.deadlines.set(streamId, deadlineMs);
     if (!this.ticking) {
       this.ticking = true;
@@ -43,7 +44,9 @@ export class FallbackRoot extends RootContext {
   }
 
   disarmDeadline(streamId: u32): void {
-    if (this.deadlines.has(streamId)) this.deadlines.delete(streamId);
+    if (!this.deadlines.has(streamId)) return;
+    this.deadlines.delete(streamId);
+    this.metrics!.adjust(this.metrics!.firstPacketTimers, -1);
   }
 
   onTick(): void {
@@ -52,7 +55,7 @@ export class FallbackRoot extends RootContext {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (this.deadlines.get(id) > now) continue;
-      this.deadlines.delete(id);
+      this.disarmDeadline(id);
       const stream = httpContext(id);
       if (stream == null) continue;
       setEffectiveContext(id);

@@ -184,6 +184,7 @@ export class FallbackStream extends HttpContext {
     const machine = this.machine;
     if (machine == null || token != this.pendingToken) return;
     this.pendingToken = 0;
+    this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
     let status = 0;
     if (headerCount > 0) {
       const headers = host.getHeaders(MapType.HttpCallResponseHeaders);
@@ -202,6 +203,7 @@ export class FallbackStream extends HttpContext {
     if (this.pendingToken != 0) {
       forgetCall(this.pendingToken);
       this.pendingToken = 0;
+      this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
     }
     const machine = this.machine;
     if (machine != null) machine.finish();
@@ -271,6 +273,7 @@ export class FallbackStream extends HttpContext {
     }
     this.pendingToken = call.token;
     recordCall(call.token, this.id);
+    this.metrics().adjust(this.metrics().pendingBackupCalls, 1);
     return true;
   }
 

@@ -46,6 +46,12 @@ describe("fallback state machine", () => {
     expect(late).toContain("chain;result=deadline_exceeded");
   });
 
+  test("a chain with (almost) no time left dispatches nothing more: a 0 ms call would have no timeout", () => {
+    const out = run({ ...two, fallbackDeadline: 1000 }, "end\nat 1000\nheaders 500\nat 1990\nanswer 500");
+    expect(out).toContain("answer 500 -> serve-last-error");
+    expect(out).toContain("chain;result=deadline_exceeded");
+  });
+
   test("a request over the body limit is not replayed; the error passes through", () => {
     const out = run({ ...two, maxRequestBodyBytes: 10 }, "body 6\nbody 6\nend\nheaders 503");
     expect(out).toContain("body 6 -> drop");
