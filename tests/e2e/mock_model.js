@@ -60,7 +60,7 @@ function mergeHeaders(defaults, overrides) {
   return out;
 }
 
-async function startMock(name = "mock") {
+async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
   const requests = [];
   const sockets = new Set();
   const timers = new Set();
@@ -211,7 +211,7 @@ async function startMock(name = "mock") {
 
   await new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(port, host, () => {
       server.removeListener("error", reject);
       resolve();
     });
