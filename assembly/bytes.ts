@@ -44,3 +44,15 @@ export function asciiLower(s: string): string {
   }
   return s;
 }
+
+/** A byte string as a JSON string literal (quotes, backslashes and control bytes escaped). */
+export function jsonQuote(s: string): string {
+  let out = "\"";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c == 0x22 || c == 0x5c) out += "\\" + String.fromCharCode(c);
+    else if (c < 0x20) out += "\\u00" + (c < 0x10 ? "0" : "1") + "0123456789abcdef".charAt(c & 15);
+    else out += String.fromCharCode(c);
+  }
+  return out + "\"";
+}

@@ -18,6 +18,9 @@ export class Backup {
   service: string = "";
   /** Override model as configured; "" = pass-through (the request's own model). */
   model: string = "";
+  /** `service` and the model ("pass-through" or the override) as byte strings (UTF-8), for headers and logs. */
+  serviceLabel: string = "";
+  modelLabel: string = PASS_THROUGH;
   /** `model` as a JSON string literal, precomputed; null for pass-through. */
   modelLiteral: ArrayBuffer | null = null;
   timeoutMs: u32 = DEFAULT_BACKUP_TIMEOUT_MS;
@@ -279,11 +282,13 @@ class Parser {
       return null;
     }
     backup.service = service;
+    backup.serviceLabel = utf8ByteString(service);
     if (obj.has("model") && obj.get("model")!.type != JSON.Types.Null) {
       const model = this.readString(obj.get("model")!, field + ".model");
       if (model == null) return null;
       if (model.length > 0 && model != PASS_THROUGH) {
         backup.model = model;
+        backup.modelLabel = utf8ByteString(model);
         backup.modelLiteral = jsonStringLiteral(model);
       }
     }

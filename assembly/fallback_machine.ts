@@ -41,7 +41,7 @@ export const enum Step {
   ReplyError = 6,
 }
 
-/** One try of the chain, as reported to operators. */
+/** One try of the chain, as reported to operators (byte strings). */
 export class Attempt {
   constructor(public service: string, public model: string, public result: string) {}
 }
@@ -232,7 +232,7 @@ export class FallbackMachine {
 
   private record(result: string): void {
     const backup = this.currentBackup!;
-    this.attempts.push(new Attempt(backup.service, backup.model.length > 0 ? backup.model : "pass-through", result));
+    this.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, result));
   }
 
   private reply(step: Step): Step {

@@ -6,8 +6,8 @@ import { Header, deserializeHeaders, findHeader } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
-import { byteStringFromMemory } from "./bytes";
-import { Backup, Policy, isCredentialHeader } from "./config";
+import { byteStringFromMemory, byteStringToBuffer, jsonQuote } from "./bytes";
+import { Backup, PASS_THROUGH, Policy, isCredentialHeader } from "./config";
 import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
 import { scanTopLevel } from "./json_scan";
 import { RewriteOutcome, rewriteModel } from "./model_rewrite";
@@ -95,7 +95,7 @@ export class FallbackStream extends HttpContext {
       host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
     } else if (this.requestBody.length > 0 || bodySize > 0) {
       this.requestBody.clear();
-      host.log(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason);
+      host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason);
     }
     if (endOfStream) this.endRequest(machine);
     if (this.holdingRequest) {
@@ -242,9 +242,13 @@ export class FallbackStream extends HttpContext {
     } else if (step == Step.ReplyError) {
       const timedOut = machine.trigger == "first_packet_timeout";
       const status = timedOut ? 504 : 502;
-      const body = String.UTF8.encode("{\"error\":{\"type\":\"ai_fallback_exhausted\",\"code\":" + status.toString() +
-        ",\"message\":\"every model service failed\",\"attempts\":\"" + formatAttempts(machine.attempts) + "\"}}");
-      this.reply(status, [new Header("content-type", "application/json")], body);
+      const body = byteStringToBuffer("{\"error\":{\"type\":\"ai_fallback_exhausted\",\"code\":" + status.toString() +
+        ",\"message\":\"every model service failed\",\"attempts\":" + jsonQuote(formatAttempts(machine.attempts)) + "}}");
+      this.reply(status, [
+        new Header("content-type", "application/json"),
+        new Header(HEADER_TRIGGER, machine.trigger),
+        new Header(HEADER_ATTEMPTS, formatAttempts(machine.attempts)),
+      ], body);
       this.exhausted(machine, "a " + status.toString() + " error of its own");
     }
     return step;
@@ -258,16 +262,16 @@ export class FallbackStream extends HttpContext {
     if (literal != null) {
       const rewritten = rewriteModel(body, literal);
       if (rewritten.outcome == RewriteOutcome.NotJsonObject) {
-        host.log(LogLevel.Info, "request body is not a JSON object; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
+        host.logBytes(LogLevel.Info, "request body is not a JSON object; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
       } else if (rewritten.outcome == RewriteOutcome.NoModel) {
-        host.log(LogLevel.Info, "request body has no top-level \"model\"; sent to " + backup.service + " unchanged" + this.requestIdSuffix());
+        host.logBytes(LogLevel.Info, "request body has no top-level \"model\"; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
       }
       body = rewritten.body;
     }
     this.metrics().count(this.metrics().backupCalls);
     const call = host.httpCall(backup.service, headers, body, timeoutMs);
     if (call.status != WasmResult.Ok) {
-      host.log(LogLevel.Info, "backup " + backup.service + " could not be called (status " +
+      host.logBytes(LogLevel.Info, "backup " + backup.serviceLabel + " could not be called (status " +
         call.status.toString() + ", unknown cluster?)" + this.requestIdSuffix());
       return false;
     }
@@ -313,7 +317,7 @@ export class FallbackStream extends HttpContext {
   /** The model the answering backup was asked for: its override, or the request's own. */
   private answeringModel(machine: FallbackMachine): string {
     const backup = machine.attempts[machine.attempts.length - 1];
-    if (backup.model != "pass-through") return backup.model;
+    if (backup.model != PASS_THROUGH) return backup.model;
     const body = this.requestBody.toBuffer();
     const base = changetype<usize>(body);
     const scan = scanTopLevel(base, body.byteLength);
@@ -342,7 +346,7 @@ export class FallbackStream extends HttpContext {
   /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
   private logDeclined(machine: FallbackMachine, status: i32): void {
     if (machine.declinedIntercepted) {
-      host.log(LogLevel.Debug, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
+      host.logBytes(LogLevel.Debug, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
       return;
     }
     this.logDecision("status=" + status.toString() + " passed through: " + machine.declined);
@@ -350,7 +354,7 @@ export class FallbackStream extends HttpContext {
   }
 
   private logDecision(text: string): void {
-    host.log(LogLevel.Info, "" + text + this.requestIdSuffix());
+    host.logBytes(LogLevel.Info, "" + text + this.requestIdSuffix());
   }
 
   private requestIdSuffix(): string {

@@ -47,8 +47,15 @@ function clearReturn(): void {
 
 // --- logging and time ---
 
+/** Logs text (encoded as UTF-8). */
 export function log(level: LogLevel, message: string): void {
   const bytes = String.UTF8.encode(message);
+  imports.proxy_log(level, changetype<usize>(bytes), bytes.byteLength);
+}
+
+/** Logs a byte string (see bytes.ts) as its bytes: header values and labels appear exactly. */
+export function logBytes(level: LogLevel, message: string): void {
+  const bytes = byteStringToBuffer(message);
   imports.proxy_log(level, changetype<usize>(bytes), bytes.byteLength);
 }
 

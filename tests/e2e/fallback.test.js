@@ -179,6 +179,35 @@ describe("fallback in a real Envoy", () => {
   });
 });
 
+describe("when no backup gives an HTTP answer", () => {
+  let lonely;
+  beforeAll(async () => {
+    lonely = await startEnvoy({
+      pluginConfig: { backups: [{ service: "no-such-cluster" }, { service: "nor-this-one" }], firstPacketTimeout: 200 },
+      clusters: { primary: primary.port },
+    });
+  });
+
+  test("the primary's own error response goes to the client, marked with what was tried", async () => {
+    primary.behave({ status: 503, headers: { "content-type": "application/json" }, body: '{"error":"primary says no"}' });
+    const res = await request(lonely.port, { body: CHAT });
+    expect(res.status).toBe(503);
+    expect(res.text).toBe('{"error":"primary says no"}');
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe(
+      "primary;result=503, no-such-cluster;model=pass-through;result=dispatch_failed, nor-this-one;model=pass-through;result=dispatch_failed");
+  });
+
+  test("with nothing at all to return (first packet timeout, no primary headers), the client gets the filter's own 504", async () => {
+    primary.behave({ hang: true });
+    const res = await request(lonely.port, { body: { ...CHAT, stream: true } });
+    expect(res.status).toBe(504);
+    expect(res.headers["content-type"]).toBe("application/json");
+    expect(res.json().error.type).toBe("ai_fallback_exhausted");
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+  });
+});
+
 describe("bad configuration is refused by Envoy, naming the field", () => {
   test.each([
     ["not JSON", "{backups", /invalid configuration: configuration: not valid JSON/],

@@ -121,7 +121,7 @@ describe("trigger statuses and one policy per Model API", () => {
         backups: [{ service: "backup-a" }],
         triggerStatuses: [429, "5xx"],
         _rules_: [
-          { _match_route_: ["chat-b"], backups: [{ service: "backup-b", model: "qwen-max" }] },
+          { _match_route_: ["chat-b"], backups: [{ service: "backup-b", model: "qwen-max-通义" }] },
           { _match_domain_: ["*.models.test"], backups: [{ service: "backup-b" }, { service: "backup-a" }], triggerStatuses: ["4xx"] },
         ],
       },
@@ -151,8 +151,9 @@ describe("trigger statuses and one policy per Model API", () => {
     const b = await request(envoy.port, { path: "/b/chat", body: CHAT });
     expect(a.headers["x-ai-fallback-service"]).toBe("backup-a");
     expect(b.headers["x-ai-fallback-service"]).toBe("backup-b");
-    expect(b.headers["x-ai-fallback-model"]).toBe("qwen-max");
-    expect(JSON.parse(backupB.requests[0].body).model).toBe("qwen-max");
+    // Header values travel as bytes: the model's UTF-8 bytes exactly (node reads them as latin1).
+    expect(Buffer.from(b.headers["x-ai-fallback-model"], "latin1").toString("utf8")).toBe("qwen-max-通义");
+    expect(JSON.parse(backupB.requests[0].body).model).toBe("qwen-max-通义");
   });
 
   test("a domain rule applies its own list and statuses", async () => {
