@@ -55,6 +55,8 @@ export class FallbackStream extends HttpContext {
   private lastAnswer: Answer | null = null;
   /** The request is held until its body is copied (see onRequestHeaders). */
   private holdingRequest: bool = false;
+  /** The body outgrew maxRequestBodyBytes and its copy was dropped. */
+  private bodyDropped: bool = false;
 
   private get fallbackRoot(): FallbackRoot {
     return this.root as FallbackRoot;
@@ -93,9 +95,10 @@ export class FallbackStream extends HttpContext {
     if (machine == null || machine.phase != Phase.Request) return DataAction.Continue;
     if (machine.requestBodyChunk(bodySize)) {
       host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
-    } else if (this.requestBody.length > 0 || bodySize > 0) {
+    } else if (!this.bodyDropped) {
+      this.bodyDropped = true;
       this.requestBody.clear();
-      host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason);
+      host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
     }
     if (endOfStream) this.endRequest(machine);
     if (this.holdingRequest) {
@@ -135,9 +138,12 @@ export class FallbackStream extends HttpContext {
     const origin = status >= 400
       ? classifyOrigin(host.getStringProperty(["response", "code_details"]))
       : Origin.Backend;
-    const step = machine.responseHeaders(status, origin, host.currentTimeMs());
+    const declinedBefore = machine.declined.length > 0;
+    let step = machine.responseHeaders(status, origin, host.currentTimeMs());
+    // A headers-only 2xx is complete: there is no first packet to wait for.
+    if (step == Step.Hold && endOfStream && machine.phase == Phase.HoldingFirstPacket) step = machine.responseBody(true);
     if (machine.firstPacketDeadlineMs == 0) this.fallbackRoot.disarmDeadline(this.id);
-    if (machine.declined.length > 0) this.logDeclined(machine, status);
+    if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status);
     if (step == Step.Continue) return HeadersAction.Continue;
     if (step == Step.Hold) return HeadersAction.StopIteration;
     // A fallback starts: carry it out; if it ends at once (no backup could be dispatched), the
@@ -354,7 +360,7 @@ export class FallbackStream extends HttpContext {
   }
 
   private logDecision(text: string): void {
-    host.logBytes(LogLevel.Info, "" + text + this.requestIdSuffix());
+    host.logBytes(LogLevel.Info, text + this.requestIdSuffix());
   }
 
   private requestIdSuffix(): string {

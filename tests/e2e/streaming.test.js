@@ -74,6 +74,15 @@ describe("first packet timeout", () => {
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=first_packet_timeout, backup;model=pass-through;result=200");
   });
 
+  test("a headers-only 2xx is complete: it passes at once, nothing waits for a first packet", async () => {
+    primary.behave({ status: 200, body: "" });
+    const res = await request(envoy.port, { body: STREAM_CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(res.headersAt).toBeLessThan(250);
+    expect(backup.requests.length).toBe(0);
+  });
+
   test("non-streaming requests have no first packet timeout", async () => {
     primary.behave({ delayHeadersMs: 600 });
     const res = await request(envoy.port, { body: PLAIN_CHAT });
