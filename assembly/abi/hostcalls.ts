@@ -126,11 +126,6 @@ export function replaceHeader(type: MapType, name: string, value: string): void 
     type, changetype<usize>(key), key.byteLength, changetype<usize>(val), val.byteLength);
 }
 
-export function removeHeader(type: MapType, name: string): void {
-  const key = byteStringToBuffer(name);
-  imports.proxy_remove_header_map_value(type, changetype<usize>(key), key.byteLength);
-}
-
 // --- properties ---
 
 /** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
@@ -171,10 +166,6 @@ export function continueStream(type: StreamType): WasmResult {
   return imports.proxy_continue_stream(type);
 }
 
-export function closeStream(type: StreamType): WasmResult {
-  return imports.proxy_close_stream(type);
-}
-
 export function setEffectiveContext(contextId: u32): WasmResult {
   return imports.proxy_set_effective_context(contextId);
 }
@@ -213,22 +204,4 @@ export function defineMetric(type: MetricType, name: string): u32 {
 
 export function incrementMetric(id: u32, offset: i64): void {
   if (id != 0) imports.proxy_increment_metric(id, offset);
-}
-
-// --- shared data ---
-
-/** A shared-data value as bytes, or null when the key is absent. */
-export function getSharedData(key: string): ArrayBuffer | null {
-  const keyBytes = String.UTF8.encode(key);
-  clearReturn();
-  const status = imports.proxy_get_shared_data(
-    changetype<usize>(keyBytes), keyBytes.byteLength, RETURN_PTR, RETURN_SIZE, RETURN_WORD);
-  if (status != WasmResult.Ok) return null;
-  return takeBuffer();
-}
-
-export function setSharedData(key: string, value: ArrayBuffer): WasmResult {
-  const keyBytes = String.UTF8.encode(key);
-  return imports.proxy_set_shared_data(
-    changetype<usize>(keyBytes), keyBytes.byteLength, changetype<usize>(value), value.byteLength, 0);
 }

@@ -25,9 +25,6 @@ export declare function proxy_get_header_map_value(
 export declare function proxy_replace_header_map_value(
   mapType: u32, keyPtr: usize, keySize: usize, valuePtr: usize, valueSize: usize): u32;
 
-@external("env", "proxy_remove_header_map_value")
-export declare function proxy_remove_header_map_value(mapType: u32, keyPtr: usize, keySize: usize): u32;
-
 @external("env", "proxy_get_property")
 export declare function proxy_get_property(
   pathPtr: usize, pathSize: usize, returnPtr: usize, returnSize: usize): u32;
@@ -49,23 +46,9 @@ export declare function proxy_set_effective_context(contextId: u32): u32;
 @external("env", "proxy_continue_stream")
 export declare function proxy_continue_stream(streamType: u32): u32;
 
-@external("env", "proxy_close_stream")
-export declare function proxy_close_stream(streamType: u32): u32;
-
 @external("env", "proxy_define_metric")
 export declare function proxy_define_metric(
   metricType: u32, namePtr: usize, nameSize: usize, returnId: usize): u32;
 
 @external("env", "proxy_increment_metric")
 export declare function proxy_increment_metric(metricId: u32, offset: i64): u32;
-
-@external("env", "proxy_get_metric")
-export declare function proxy_get_metric(metricId: u32, returnValue: usize): u32;
-
-@external("env", "proxy_get_shared_data")
-export declare function proxy_get_shared_data(
-  keyPtr: usize, keySize: usize, returnValuePtr: usize, returnValueSize: usize, returnCas: usize): u32;
-
-@external("env", "proxy_set_shared_data")
-export declare function proxy_set_shared_data(
-  keyPtr: usize, keySize: usize, valuePtr: usize, valueSize: usize, cas: u32): u32;
