@@ -149,20 +149,17 @@ function keepAliveRequest(agent, port, payload, timeoutMs = 10000) {
 }
 
 function chatBody(targetBytes, { stream = false } = {}) {
-  const base = { model: "gpt-4o", stream, messages: [{ role: "system", content: "You are a helpful assistant." }, { role: "user", content: "" }] };
-  const empty = Buffer.byteLength(JSON.stringify(base));
-  const filler = "Tell me about \\\"proxies\\\" and Envoy filters. ";
-  let content = "";
-  while (Buffer.byteLength(JSON.stringify({ ...base, messages: [base.messages[0], { role: "user", content }] })) < targetBytes - filler.length) content += filler.replace(/\\"/g, '"');
-  base.messages[1].content = content;
-  let s = JSON.stringify(base);
-  // pad exactly with spaces inside the last message's content
-  if (s.length < targetBytes) {
-    base.messages[1].content += " ".repeat(targetBytes - s.length);
-    s = JSON.stringify(base);
-  }
-  void empty;
-  return Buffer.from(s);
+  // A chat request of exactly targetBytes bytes (when targetBytes is not tiny): model first, a long
+  // user message with some escaped quotes and non-ASCII text.
+  const base = { model: "gpt-4o", stream, messages: [{ role: "system", content: "You are a helpful assistant." }, { role: "user", content: "" }], temperature: 0.7 };
+  const filler = 'Tell me about "proxies", Envoy filters and fallbacks, s\u2019il vous pla\u00eet. ';
+  const emptyLen = Buffer.byteLength(JSON.stringify(base));
+  const unit = Buffer.byteLength(JSON.stringify(filler)) - 2;
+  const reps = Math.max(0, Math.floor((targetBytes - emptyLen) / unit));
+  base.messages[1].content = filler.repeat(reps);
+  const len = Buffer.byteLength(JSON.stringify(base));
+  if (len < targetBytes) base.messages[1].content += " ".repeat(targetBytes - len);
+  return Buffer.from(JSON.stringify(base));
 }
 
 // ---------------------------------------------------------------- 1. first packet timeout
