@@ -179,6 +179,22 @@ describe("fallback in a real Envoy", () => {
   });
 });
 
+describe("the same service twice", () => {
+  test("one cluster may back up with two models, tried in order", async () => {
+    const twice = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a", model: "model-one" }, { service: "backup-a", model: "model-two" }] },
+      clusters: { primary: primary.port, "backup-a": backupA.port },
+    });
+    primary.behave({ status: 503 });
+    backupA.behave([{ status: 500 }, {}]);
+    const res = await request(twice.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(backupA.requests.map((r) => JSON.parse(r.body).model)).toEqual(["model-one", "model-two"]);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=model-one;result=500, backup-a;model=model-two;result=200");
+    await twice.stop();
+  });
+});
+
 describe("when no backup gives an HTTP answer", () => {
   let lonely;
   beforeAll(async () => {
