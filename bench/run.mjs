@@ -9,7 +9,6 @@
 import fs from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
-import { startPlainEnvoy } from "./plain_envoy.mjs";
 
 const require = createRequire(import.meta.url);
 const { startEnvoy, stopAllEnvoys, WASM_PATH } = require("../tests/e2e/envoy.js");
@@ -31,7 +30,6 @@ const LOG_ARGS = { logLevel: "info", componentLogLevel: "wasm:info" }; // same f
 
 // ---------------------------------------------------------------- helpers
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = { envoys: [], mocks: [] };
 const t0 = nowMs();
 
@@ -95,7 +93,7 @@ async function filterEnvoy(opts) {
   return e;
 }
 async function plainEnvoy(opts) {
-  const e = await startPlainEnvoy({ ...LOG_ARGS, ...opts });
+  const e = await startEnvoy({ ...LOG_ARGS, ...opts, withFilter: false });
   started.envoys.push(e);
   return e;
 }
@@ -302,7 +300,6 @@ async function benchOverhead() {
     const small = chatBody(200);
     const big = chatBody(BIG_BODY_BYTES);
     const rows = [];
-    const p50s = {};
     for (const [label, payload, total] of [
       [`${small.length} B body`, small, OVERHEAD_M],
       [`${bytes(big.length)} body`, big, OVERHEAD_M_BIG],
@@ -318,7 +315,6 @@ async function benchOverhead() {
       const a = stats["with filter"];
       const b = stats["without filter"];
       rows.push([label, "difference", "", f(a.p50 - b.p50, 3), f(a.p95 - b.p95, 3), f(a.p99 - b.p99, 3), f(a.mean - b.mean, 3), f(a.n / (a.sum / 1000) - b.n / (b.sum / 1000), 0)]);
-      p50s[label] = a.p50 - b.p50;
     }
     table(["body", "envoy", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", "req/s"], rows, ["l", "l", "r", "r", "r", "r", "r", "r"]);
     note("req/s = completed requests / summed latency of that Envoy's sequential requests (one client, one connection).");
@@ -438,13 +434,16 @@ async function main() {
   console.log(`\ntotal ${((nowMs() - t0) / 1000).toFixed(1)} s`);
 }
 
+let aborting = false;
 const watchdog = setTimeout(() => {
+  aborting = true;
   console.error(`bench: watchdog after ${WATCHDOG_MS} ms, stopping everything`);
   cleanup().finally(() => process.exit(2));
 }, WATCHDOG_MS);
 watchdog.unref();
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.once(sig, () => {
+    aborting = true;
     console.error(`bench: ${sig}, stopping everything`);
     cleanup().finally(() => process.exit(130));
   });
@@ -453,7 +452,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 try {
   await main();
 } catch (err) {
-  console.error(err);
+  if (!aborting) console.error(err); // after a signal, requests to the stopped servers fail: no news
   process.exitCode = 1;
 } finally {
   await cleanup();

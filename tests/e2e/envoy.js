@@ -168,7 +168,8 @@ function buildBootstrap(opts, ports) {
                     route_config: { name: "local", virtual_hosts: virtualHosts(opts.routes, primaryCluster, opts.routeTimeoutMs) },
                     http_filters: [
                       ...(opts.extraHttpFilters ?? []),
-                      wasmFilter,
+                      // withFilter: false gives the same Envoy without the filter (benchmark baseline).
+                      ...(opts.withFilter === false ? [] : [wasmFilter]),
                       ...(opts.extraHttpFiltersAfter ?? []),
                       {
                         name: "envoy.filters.http.router",
