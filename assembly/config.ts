@@ -129,7 +129,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   if (bytes.byteLength == 0) return fail("configuration: empty; a JSON object with \"backups\" is required");
   const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
   if (syntaxError >= 0) {
-    return fail("configuration: not valid JSON (error at byte " + syntaxError.toString() + ")");
+    return fail("configuration: not valid JSON, or nested over 1024 levels (error at byte " + syntaxError.toString() + ")");
   }
   const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
   if (root.type != JSON.Types.Object) return fail("configuration: must be a JSON object");
@@ -154,6 +154,27 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
 
 function fail(message: string): ConfigResult {
   return new ConfigResult(null, message);
+}
+
+/** Control characters would make invalid header values (and cluster names). */
+function hasControlCharacter(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+/** An HTTP header name: RFC 9110 token characters (compared lower case). */
+function isHeaderName(s: string): bool {
+  if (s.length == 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x21 || (c >= 0x23 && c <= 0x27) ||
+      c == 0x2a || c == 0x2b || c == 0x2d || c == 0x2e || c == 0x5e || c == 0x5f || c == 0x60 || c == 0x7c || c == 0x7e;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 function isNumber(v: JSON.Value): bool {
@@ -241,7 +262,12 @@ class Parser {
       this.refuse(field, "must be a string, got " + v.toString());
       return null;
     }
-    return v.get<string>();
+    const s = v.get<string>();
+    if (hasControlCharacter(s)) {
+      this.refuse(field, "must not contain control characters");
+      return null;
+    }
+    return s;
   }
 
   readBackups(v: JSON.Value, field: string): Backup[] | null {
@@ -329,7 +355,10 @@ class Parser {
     const names = obj.keys();
     for (let i = 0; i < names.length; i++) {
       const name = asciiLower(names[i]);
-      if (name.length == 0 || isReservedHeader(name)) {
+      if (!isHeaderName(name) && !name.startsWith(":")) {
+        return this.refuse(field + "." + names[i], "not a valid header name");
+      }
+      if (isReservedHeader(name)) {
         return this.refuse(field + "." + names[i], "this header cannot be set (pseudo-headers, host and framing belong to the filter; use path/authority)");
       }
       const value = this.readString(obj.get(names[i])!, field + "." + names[i]);
