@@ -61,6 +61,8 @@ export class FallbackMachine {
   declined: string = "";
   /** ... because it was a gateway reply and backendErrorsOnly is on. */
   declinedIntercepted: bool = false;
+  /** The first-packet timer fired after 2xx headers had arrived (their body never reached this filter). */
+  timedOutAfterHeaders: bool = false;
   /** What started the fallback, e.g. "status=503" or "first_packet_timeout". */
   trigger: string = "";
   /** The metric bucket of the trigger: status, upstream_failure, intercepted, first_packet_timeout. */
@@ -164,6 +166,7 @@ export class FallbackMachine {
   firstPacketTimedOut(nowMs: u64): Step {
     this.firstPacketDeadlineMs = 0;
     if (this.phase != Phase.AwaitingResponse && this.phase != Phase.HoldingFirstPacket) return Step.Continue;
+    this.timedOutAfterHeaders = this.phase == Phase.HoldingFirstPacket;
     return this.start("first_packet_timeout", "first_packet_timeout", nowMs);
   }
 

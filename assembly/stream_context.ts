@@ -180,6 +180,12 @@ export class FallbackStream extends HttpContext {
     if (machine == null) return;
     const step = machine.firstPacketTimedOut(nowMs);
     if (step == Step.Continue) return;
+    if (machine.timedOutAfterHeaders) {
+      // Without allow_on_headers_stop_iteration Envoy shows no body to a filter that paused at the
+      // headers, and every healthy stream would end up here: say so where operators look.
+      host.logBytes(LogLevel.Info, "first packet timeout after 2xx headers: if healthy streams fall back too, " +
+        "set allow_on_headers_stop_iteration: true in the wasm plugin config" + this.requestIdSuffix());
+    }
     this.startedFallback(machine);
     this.perform(step, false);
   }

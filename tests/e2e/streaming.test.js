@@ -126,6 +126,21 @@ describe("first packet timeout", () => {
   });
 });
 
+describe("the Envoy setting firstPacketTimeout needs", () => {
+  test("without allow_on_headers_stop_iteration a healthy stream cannot be watched: it falls back, and the log says why", async () => {
+    const unset = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }], firstPacketTimeout: 300 },
+      clusters: { primary: primary.port, backup: backup.port },
+      allowOnHeadersStopIteration: false,
+    });
+    primary.behave({ sse: { events: ["a", "b"], intervalMs: 20 } });
+    const res = await request(unset.port, { body: STREAM_CHAT });
+    expect(res.headers["x-served-by"]).toBe("backup");
+    expect(unset.logs()).toMatch(/first packet timeout after 2xx headers: .*set allow_on_headers_stop_iteration: true/);
+    await unset.stop();
+  });
+});
+
 describe("streaming fallback", () => {
   test("a streaming request whose primary answers 500 gets the backup's whole SSE answer", async () => {
     primary.behave({ status: 500, json: { error: "boom" } });
