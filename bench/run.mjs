@@ -4,7 +4,7 @@
 //
 //   1. first packet timeout lateness (Envoy + filter, hanging primary, quick SSE backup)
 //   2. happy-path overhead: Envoy with the filter vs the same Envoy without it (keep-alive client)
-//   3. pure core throughput in Node (build/unit.wasm through tests/unit/wasm.js)
+//   3. pure core throughput in Node (build/unit_debug.wasm through tests/unit/wasm.js)
 //   4. memory: Envoy admin /memory and RSS of both Envoys, size of build/ai_fallback.wasm
 import fs from "node:fs";
 import http from "node:http";
@@ -343,9 +343,9 @@ function timeLoop(iterations, budgetMs, fn) {
 }
 
 function benchCore() {
-  header("3. Pure core throughput (Node, build/unit.wasm via tests/unit/wasm.js)");
+  header("3. Pure core throughput (Node, build/unit_debug.wasm via tests/unit/wasm.js)");
   note("Every call copies the input into wasm memory and the result back to JS (wasm.js buf()/readBuf()/readStr()),");
-  note("and unit.wasm is built with optimizeLevel 1 (the filter: 3), so these are lower bounds for the filter's own code.");
+  note("and unit_debug.wasm is built with optimizeLevel 1 (the filter: 3), so these are lower bounds for the filter's own code.");
   const w = load();
   const small = chatBody(2048);
   const large = chatBody(1024 * 1024);

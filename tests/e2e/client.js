@@ -76,11 +76,7 @@ function request(port, opts = {}) {
 
     const req = http.request(options, (r) => {
       res = r;
-      result.status = r.statusCode;
-      result.headers = r.headers;
-      result.rawHeaders = r.rawHeaders;
-      result.headersAt = now() - start;
-      r.on("data", (data) => result.chunks.push({ at: now() - start, data }));
+      record(result, r, start);
       r.on("end", () => settle(r.complete ? undefined : "reset"));
       r.on("aborted", () => settle("reset"));
       r.on("error", () => settle("reset"));
@@ -101,6 +97,15 @@ function request(port, opts = {}) {
   });
 }
 
+/** Records a response's status and headers, and each body chunk with its arrival time. */
+function record(result, r, start) {
+  result.status = r.statusCode;
+  result.headers = r.headers;
+  result.rawHeaders = r.rawHeaders;
+  result.headersAt = now() - start;
+  r.on("data", (data) => result.chunks.push({ at: now() - start, data }));
+}
+
 /**
  * Sends a request and destroys the client socket `ms` after sending it (the client goes away).
  * Resolves once the socket is destroyed with whatever had arrived:
@@ -115,11 +120,7 @@ function abortAfter(port, opts, ms) {
     let res = null;
     const req = http.request(options, (r) => {
       res = r;
-      result.status = r.statusCode;
-      result.headers = r.headers;
-      result.rawHeaders = r.rawHeaders;
-      result.headersAt = now() - start;
-      r.on("data", (data) => result.chunks.push({ at: now() - start, data }));
+      record(result, r, start);
       r.on("error", () => {});
     });
     req.on("error", (err) => {

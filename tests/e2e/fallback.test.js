@@ -1,14 +1,14 @@
 // Issue 2 end to end in a real Envoy: the primary's error is replaced by the first good backup answer.
-const { startEnvoy, stopAllEnvoys } = require("./envoy");
-const { startMock, stopAllMocks } = require("./mock_model");
+const { startEnvoy } = require("./envoy");
 const { request, chunkedRequest } = require("./client");
+const { useMocks } = require("./fixtures");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
 
-let primary, backupA, backupB, envoy;
+const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
+let envoy;
 
 beforeAll(async () => {
-  [primary, backupA, backupB] = await Promise.all([startMock("primary"), startMock("backup-a"), startMock("backup-b")]);
   envoy = await startEnvoy({
     pluginConfig: {
       backups: [
@@ -18,25 +18,13 @@ beforeAll(async () => {
       ],
       maxRequestBodyBytes: 4096,
     },
-    clusters: { primary: primary.port, "backup-a": backupA.port, "backup-b": backupB.port },
+    clusters: { primary: m.primary.port, "backup-a": m.backupA.port, "backup-b": m.backupB.port },
   });
-});
-
-afterAll(async () => {
-  await stopAllEnvoys();
-  await stopAllMocks();
-});
-
-beforeEach(() => {
-  for (const m of [primary, backupA, backupB]) {
-    m.reset();
-    m.behave({});
-  }
 });
 
 describe("fallback in a real Envoy", () => {
   test.each([500, 503, 429, 400])("primary %i: the client gets the first backup's answer", async (status) => {
-    primary.behave({ status, json: { error: { message: "primary failed" } } });
+    m.primary.behave({ status, json: { error: { message: "primary failed" } } });
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-a");
@@ -49,26 +37,26 @@ describe("fallback in a real Envoy", () => {
     expect(res.headers["x-ai-fallback-model"]).toBe("gpt-4o");
     expect(res.headers["x-ai-fallback-trigger"]).toBe(`status=${status}`);
     expect(res.headers["x-ai-fallback-attempts"]).toBe(`primary;result=${status}, backup-a;model=pass-through;result=200`);
-    expect(primary.requests.length).toBe(1);
-    expect(backupA.requests.length).toBe(1);
-    expect(backupB.requests.length).toBe(0);
+    expect(m.primary.requests.length).toBe(1);
+    expect(m.backupA.requests.length).toBe(1);
+    expect(m.backupB.requests.length).toBe(0);
   });
 
   test("a 2xx primary answer passes through untouched: same bytes, same headers", async () => {
     const body = '{"id":"x", "weird spacing" :  [1,2,3], "u":"\u00e9"}';
-    primary.behave({ status: 201, headers: { "content-type": "application/json; charset=utf-8", "x-primary": "yes" }, body });
+    m.primary.behave({ status: 201, headers: { "content-type": "application/json; charset=utf-8", "x-primary": "yes" }, body });
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(201);
     expect(res.body.equals(Buffer.from(body))).toBe(true);
     expect(res.headers["x-primary"]).toBe("yes");
     expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
     expect(Object.keys(res.headers).filter((h) => h.startsWith("x-ai-fallback"))).toEqual([]);
-    expect(backupA.requests.length + backupB.requests.length).toBe(0);
+    expect(m.backupA.requests.length + m.backupB.requests.length).toBe(0);
   });
 
   test("backup 1 fails, the unknown cluster is skipped, backup 2 answers", async () => {
-    primary.behave({ status: 503 });
-    backupA.behave({ status: 502, body: "bad gateway a" });
+    m.primary.behave({ status: 503 });
+    m.backupA.behave({ status: 502, body: "bad gateway a" });
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-b");
@@ -79,9 +67,9 @@ describe("fallback in a real Envoy", () => {
   });
 
   test("all backups fail: the client gets the last attempt's error response", async () => {
-    primary.behave({ status: 500, body: "primary down" });
-    backupA.behave({ status: 503, body: "a down" });
-    backupB.behave({ status: 429, headers: { "content-type": "application/json", "retry-after": "7" }, body: '{"error":"b busy"}' });
+    m.primary.behave({ status: 500, body: "primary down" });
+    m.backupA.behave({ status: 503, body: "a down" });
+    m.backupB.behave({ status: 429, headers: { "content-type": "application/json", "retry-after": "7" }, body: '{"error":"b busy"}' });
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(429);
     expect(res.text).toBe('{"error":"b busy"}');
@@ -92,7 +80,7 @@ describe("fallback in a real Envoy", () => {
   });
 
   test("the backup receives the request replayed: method, path, headers, body byte for byte", async () => {
-    primary.behave({ status: 500 });
+    m.primary.behave({ status: 500 });
     const raw = '{ "model" : "gpt-4o",\n "messages": [{"role":"user","content":"h\\u00e9 \\"model\\""}], "model_x": 1 }';
     const res = await request(envoy.port, {
       path: "/v1/chat/completions?trace=1",
@@ -100,7 +88,7 @@ describe("fallback in a real Envoy", () => {
       body: raw,
     });
     expect(res.status).toBe(200);
-    const seen = backupA.requests[0];
+    const seen = m.backupA.requests[0];
     expect(seen.method).toBe("POST");
     expect(seen.path).toBe("/v1/chat/completions?trace=1");
     expect(seen.headers["x-custom"]).toBe("kept");
@@ -110,39 +98,39 @@ describe("fallback in a real Envoy", () => {
   });
 
   test("a model override changes only the top-level model value", async () => {
-    primary.behave({ status: 500 });
-    backupA.behave({ status: 500 });
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ status: 500 });
     const raw = '{ "model" : "gpt-4o",\n "messages": [{"role":"user","content":"h\\u00e9 \\"model\\": x"}], "meta": {"model": "inner"} }';
     const res = await request(envoy.port, { headers: { "content-type": "application/json" }, body: raw });
     expect(res.status).toBe(200);
-    expect(backupA.requests[0].body.toString()).toBe(raw);
-    expect(backupB.requests[0].body.toString()).toBe(raw.replace('"gpt-4o"', '"qwen-plus"'));
-    expect(backupB.requests[0].headers["content-length"]).toBe(String(Buffer.byteLength(raw.replace('"gpt-4o"', '"qwen-plus"'))));
+    expect(m.backupA.requests[0].body.toString()).toBe(raw);
+    expect(m.backupB.requests[0].body.toString()).toBe(raw.replace('"gpt-4o"', '"qwen-plus"'));
+    expect(m.backupB.requests[0].headers["content-length"]).toBe(String(Buffer.byteLength(raw.replace('"gpt-4o"', '"qwen-plus"'))));
   });
 
   test("a body that is not JSON is sent as it is, with a log line", async () => {
-    primary.behave({ status: 500 });
-    backupA.behave({ status: 500 });
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ status: 500 });
     const res = await request(envoy.port, { headers: { "content-type": "text/plain" }, body: "model=gpt-4o, not json" });
     expect(res.status).toBe(200);
-    expect(backupB.requests[0].body.toString()).toBe("model=gpt-4o, not json");
+    expect(m.backupB.requests[0].body.toString()).toBe("model=gpt-4o, not json");
     expect(envoy.logs()).toMatch(/request body is not a JSON object; sent to backup-b unchanged/);
   });
 
   test("a body over maxRequestBodyBytes is not kept: the error passes through, no backup is called", async () => {
-    primary.behave({ status: 503, body: "primary error body" });
+    m.primary.behave({ status: 503, body: "primary error body" });
     const big = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "x".repeat(6000) }] });
     const res = await request(envoy.port, { headers: { "x-request-id": "big-body-1" }, body: big });
     expect(res.status).toBe(503);
     expect(res.text).toBe("primary error body");
-    expect(primary.requests[0].body.length).toBe(big.length);
-    expect(backupA.requests.length + backupB.requests.length).toBe(0);
+    expect(m.primary.requests[0].body.length).toBe(big.length);
+    expect(m.backupA.requests.length + m.backupB.requests.length).toBe(0);
     expect(envoy.logs()).toMatch(/status=503 passed through: the request cannot be replayed: request body over maxRequestBodyBytes \(4096\) x-request-id=big-body-1/);
   });
 
   test("a backup that hangs past its timeout is given up and the next one tried", async () => {
-    primary.behave({ status: 500 });
-    backupA.behave({ hang: true });
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ hang: true });
     const started = Date.now();
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
@@ -152,8 +140,8 @@ describe("fallback in a real Envoy", () => {
   });
 
   test("a backup that resets the connection is skipped", async () => {
-    primary.behave({ status: 500 });
-    backupA.behave({ reset: true });
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ reset: true });
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-b");
@@ -161,21 +149,21 @@ describe("fallback in a real Envoy", () => {
   });
 
   test("the body is copied as it streams past: the primary gets the request before the client has finished", async () => {
-    primary.behave({ status: 500 });
+    m.primary.behave({ status: 500 });
     const parts = ['{"model":"gpt-4o",', '"messages":[{"role":"user",', '"content":"' + "y".repeat(3000) + '"}]}'];
     const res = await chunkedRequest(envoy.port, "/v1/chat/completions", parts, 300);
     expect(res.status).toBe(200);
-    expect(primary.requests[0].receivedAt).toBeLessThan(res.sentAllAt - 300);
-    expect(backupA.requests[0].body.equals(Buffer.from(parts.join("")))).toBe(true);
+    expect(m.primary.requests[0].receivedAt).toBeLessThan(res.sentAllAt - 300);
+    expect(m.backupA.requests[0].body.equals(Buffer.from(parts.join("")))).toBe(true);
   });
 
   test("a request without a body is replayed without one", async () => {
-    primary.behave({ status: 404 });
+    m.primary.behave({ status: 404 });
     const res = await request(envoy.port, { method: "GET", path: "/v1/models" });
     expect(res.status).toBe(200);
-    expect(backupA.requests[0].method).toBe("GET");
-    expect(backupA.requests[0].path).toBe("/v1/models");
-    expect(backupA.requests[0].body.length).toBe(0);
+    expect(m.backupA.requests[0].method).toBe("GET");
+    expect(m.backupA.requests[0].path).toBe("/v1/models");
+    expect(m.backupA.requests[0].body.length).toBe(0);
   });
 });
 
@@ -183,13 +171,13 @@ describe("the same service twice", () => {
   test("one cluster may back up with two models, tried in order", async () => {
     const twice = await startEnvoy({
       pluginConfig: { backups: [{ service: "backup-a", model: "model-one" }, { service: "backup-a", model: "model-two" }] },
-      clusters: { primary: primary.port, "backup-a": backupA.port },
+      clusters: { primary: m.primary.port, "backup-a": m.backupA.port },
     });
-    primary.behave({ status: 503 });
-    backupA.behave([{ status: 500 }, {}]);
+    m.primary.behave({ status: 503 });
+    m.backupA.behave([{ status: 500 }, {}]);
     const res = await request(twice.port, { body: CHAT });
     expect(res.status).toBe(200);
-    expect(backupA.requests.map((r) => JSON.parse(r.body).model)).toEqual(["model-one", "model-two"]);
+    expect(m.backupA.requests.map((r) => JSON.parse(r.body).model)).toEqual(["model-one", "model-two"]);
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=model-one;result=500, backup-a;model=model-two;result=200");
     await twice.stop();
   });
@@ -200,12 +188,12 @@ describe("when no backup gives an HTTP answer", () => {
   beforeAll(async () => {
     lonely = await startEnvoy({
       pluginConfig: { backups: [{ service: "no-such-cluster" }, { service: "nor-this-one" }], firstPacketTimeout: 200 },
-      clusters: { primary: primary.port },
+      clusters: { primary: m.primary.port },
     });
   });
 
   test("the primary's own error response goes to the client, marked with what was tried", async () => {
-    primary.behave({ status: 503, headers: { "content-type": "application/json" }, body: '{"error":"primary says no"}' });
+    m.primary.behave({ status: 503, headers: { "content-type": "application/json" }, body: '{"error":"primary says no"}' });
     const res = await request(lonely.port, { body: CHAT });
     expect(res.status).toBe(503);
     expect(res.text).toBe('{"error":"primary says no"}');
@@ -215,7 +203,7 @@ describe("when no backup gives an HTTP answer", () => {
   });
 
   test("with nothing at all to return (first packet timeout, no primary headers), the client gets the filter's own 504", async () => {
-    primary.behave({ hang: true });
+    m.primary.behave({ hang: true });
     const res = await request(lonely.port, { body: { ...CHAT, stream: true } });
     expect(res.status).toBe(504);
     expect(res.headers["content-type"]).toBe("application/json");

@@ -1,8 +1,9 @@
 // Issue 3 end to end: who triggers a fallback, one policy per Model API, per-backup request shaping,
 // and what operators are told (headers, metrics, logs).
-const { startEnvoy, stopAllEnvoys, counter } = require("./envoy");
-const { startMock, stopAllMocks } = require("./mock_model");
+const { startEnvoy, counter } = require("./envoy");
+const { startMock } = require("./mock_model");
 const { request, chunkedRequest } = require("./client");
+const { useMocks } = require("./fixtures");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
 const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
@@ -19,28 +20,17 @@ const oneRequestPerHour = {
   },
 };
 
-let primary, backupA, backupB, closedPort;
+const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
+let closedPort;
 
+// A port where nothing listens: a primary cluster pointing there is unreachable.
 beforeAll(async () => {
-  [primary, backupA, backupB] = await Promise.all([startMock("primary"), startMock("backup-a"), startMock("backup-b")]);
   const closed = await startMock("closed");
   closedPort = closed.port;
   await closed.stop();
 });
 
-afterAll(async () => {
-  await stopAllEnvoys();
-  await stopAllMocks();
-});
-
-beforeEach(() => {
-  for (const m of [primary, backupA, backupB]) {
-    m.reset();
-    m.behave({});
-  }
-});
-
-const clusters = () => ({ primary: primary.port, "backup-a": backupA.port, "backup-b": backupB.port, dead: closedPort });
+const clusters = () => ({ primary: m.primary.port, "backup-a": m.backupA.port, "backup-b": m.backupB.port, dead: closedPort });
 
 describe("backend errors only", () => {
   let envoy;
@@ -71,7 +61,7 @@ describe("backend errors only", () => {
     const limited = await request(envoy.port, { path: "/on/limited", headers: { "x-request-id": "limited-on-2" }, body: CHAT });
     expect(limited.status).toBe(429);
     expect(limited.headers["x-ai-fallback-trigger"]).toBeUndefined();
-    expect(backupA.requests.length).toBe(0);
+    expect(m.backupA.requests.length).toBe(0);
   });
 
   test("off: the rate limiter's 429 falls back like a backend error, with the whole body replayed", async () => {
@@ -80,18 +70,18 @@ describe("backend errors only", () => {
     expect(limited.status).toBe(200);
     expect(limited.json().served_by).toBe("backup-a");
     expect(limited.headers["x-ai-fallback-trigger"]).toBe("intercepted=429");
-    expect(backupA.requests.length).toBe(1);
-    expect(JSON.parse(backupA.requests[0].body)).toEqual(CHAT);
+    expect(m.backupA.requests.length).toBe(1);
+    expect(JSON.parse(m.backupA.requests[0].body)).toEqual(CHAT);
   });
 
   test("off: a body streamed in pieces is held until complete and replayed byte for byte", async () => {
     await request(envoy.port, { path: "/off/limited", body: CHAT }); // empties the bucket, if still full
-    backupA.reset();
+    m.backupA.reset();
     const parts = ['{"model":"gpt-4o",', '"messages":[{"role":"user",', '"content":"' + "x".repeat(70000) + '"}]}'];
     const res = await chunkedRequest(envoy.port, "/off/limited", parts, 100);
     expect(res.status).toBe(200);
-    expect(backupA.requests.length).toBe(1);
-    const seen = backupA.requests[0].body;
+    expect(m.backupA.requests.length).toBe(1);
+    const seen = m.backupA.requests[0].body;
     expect(seen.length).toBe(Buffer.byteLength(parts.join("")));
     expect(seen.equals(Buffer.from(parts.join("")))).toBe(true);
   });
@@ -135,30 +125,30 @@ describe("trigger statuses and one policy per Model API", () => {
   });
 
   test("a status outside the list passes through; one inside falls back", async () => {
-    primary.behave({ status: 401, body: "no key" });
+    m.primary.behave({ status: 401, body: "no key" });
     const passed = await request(envoy.port, { path: "/a/chat", body: CHAT });
     expect(passed.status).toBe(401);
     expect(passed.text).toBe("no key");
-    primary.behave({ status: 429 });
+    m.primary.behave({ status: 429 });
     const fell = await request(envoy.port, { path: "/a/chat", body: CHAT });
     expect(fell.status).toBe(200);
     expect(fell.json().served_by).toBe("backup-a");
   });
 
   test("two routes, two backup lists", async () => {
-    primary.behave({ status: 503 });
+    m.primary.behave({ status: 503 });
     const a = await request(envoy.port, { path: "/a/chat", body: CHAT });
     const b = await request(envoy.port, { path: "/b/chat", body: CHAT });
     expect(a.headers["x-ai-fallback-service"]).toBe("backup-a");
     expect(b.headers["x-ai-fallback-service"]).toBe("backup-b");
     // Header values travel as bytes: the model's UTF-8 bytes exactly (node reads them as latin1).
     expect(Buffer.from(b.headers["x-ai-fallback-model"], "latin1").toString("utf8")).toBe("qwen-max-通义");
-    expect(JSON.parse(backupB.requests[0].body).model).toBe("qwen-max-通义");
+    expect(JSON.parse(m.backupB.requests[0].body).model).toBe("qwen-max-通义");
   });
 
   test("a domain rule applies its own list and statuses", async () => {
-    primary.behave({ status: 401 });
-    backupB.behave({ status: 500 });
+    m.primary.behave({ status: 401 });
+    m.backupB.behave({ status: 500 });
     const res = await request(envoy.port, { path: "/any", headers: { host: "eu.models.test:8080" }, body: CHAT });
     expect(res.status).toBe(200);
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=401, backup-b;model=pass-through;result=500, backup-a;model=pass-through;result=200");
@@ -181,14 +171,14 @@ describe("per-backup request shaping", () => {
   });
 
   test("a backup with its own credentials gets them, never the client's", async () => {
-    primary.behave({ status: 500 });
-    backupA.behave({ status: 500 });
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ status: 500 });
     const res = await request(envoy.port, {
       headers: { authorization: "Bearer client-key", "x-api-key": "client-key-2", "x-trace": "t1" },
       body: CHAT,
     });
     expect(res.status).toBe(200);
-    const a = backupA.requests[0];
+    const a = m.backupA.requests[0];
     expect(a.path).toBe("/compatible-mode/v1/chat/completions");
     expect(a.headers.host).toBe("dashscope.test");
     expect(a.headers.authorization).toBe("Bearer backup-key");
@@ -197,15 +187,15 @@ describe("per-backup request shaping", () => {
     expect(a.headers["x-trace"]).toBe("t1");
     expect(JSON.stringify(a.rawHeaders)).not.toMatch(/client-key/);
     // A backup without its own credentials gets the client's request as it was.
-    const b = backupB.requests[0];
+    const b = m.backupB.requests[0];
     expect(b.path).toBe("/v1/chat/completions");
     expect(b.headers.authorization).toBe("Bearer client-key");
     expect(b.headers["x-api-key"]).toBe("client-key-2");
   });
 
   test("each backup has its own timeout", async () => {
-    primary.behave({ status: 500 });
-    backupA.behave({ hang: true });
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ hang: true });
     const started = Date.now();
     const res = await request(envoy.port, { body: CHAT });
     const took = Date.now() - started;
@@ -222,12 +212,12 @@ describe("telling the operator", () => {
   });
 
   test("counters for started, served, exhausted and by trigger reach /stats and /stats/prometheus", async () => {
-    primary.behave({ status: 503 });
+    m.primary.behave({ status: 503 });
     await request(envoy.port, { body: CHAT });
-    backupA.behave({ status: 500 });
-    backupB.behave({ status: 500 });
+    m.backupA.behave({ status: 500 });
+    m.backupB.behave({ status: 500 });
     await request(envoy.port, { body: CHAT });
-    primary.behave({});
+    m.primary.behave({});
     await request(envoy.port, { body: CHAT });
     const stats = await envoy.stats();
     expect(counter(stats, "wasmcustom.ai_fallback.started")).toBe(2);
@@ -242,14 +232,14 @@ describe("telling the operator", () => {
 
   test("one info line per fallback decision with the request id; nothing above debug on the happy path", async () => {
     const settle = () => new Promise((r) => setTimeout(r, 200));
-    primary.behave({ status: 502 });
+    m.primary.behave({ status: 502 });
     await request(envoy.port, { headers: { "x-request-id": "decision-1" }, body: CHAT });
     await settle();
     const decision = envoy.logs().split("\n").filter((l) => l.includes("decision-1"));
     expect(decision.length).toBe(1);
     expect(decision[0]).toMatch(/\[info\]\[wasm\].*status=502 -> served by backup-a attempts: primary;result=502, backup-a;model=pass-through;result=200 x-request-id=decision-1/);
     const before = envoy.logs().length;
-    primary.behave({});
+    m.primary.behave({});
     for (let i = 0; i < 3; i++) await request(envoy.port, { headers: { "x-request-id": "happy-" + i }, body: CHAT });
     await settle();
     const after = envoy.logs().slice(before).split("\n");

@@ -1,8 +1,8 @@
-// Loads build/unit.wasm (tests/unit/entry.ts) and wraps its exports with JS strings and Buffers.
+// Loads build/unit_debug.wasm (tests/unit/entry.ts) and wraps its exports with JS strings and Buffers.
 const fs = require("node:fs");
 const path = require("node:path");
 
-const UNIT_WASM = path.join(__dirname, "..", "..", "build", "unit.wasm");
+const UNIT_WASM = path.join(__dirname, "..", "..", "build", "unit_debug.wasm");
 
 function load() {
   const logs = [];
