@@ -1,17 +1,17 @@
 // Issue 4 end to end: the first packet timeout and SSE streaming through a real Envoy.
-const { startEnvoy, stopAllEnvoys, counter } = require("./envoy");
-const { startMock, stopAllMocks } = require("./mock_model");
+const { startEnvoy, counter } = require("./envoy");
 const { request, abortAfter } = require("./client");
+const { useMocks } = require("./fixtures");
 
 const STREAM_CHAT = { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hello" }] };
 const PLAIN_CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-let primary, backup, envoy;
+const m = useMocks({ primary: "primary", backup: "backup" });
+let envoy;
 const backupStream = { sse: { events: ['{"choices":[{"delta":{"content":"from backup"}}]}'] } };
 
 beforeAll(async () => {
-  [primary, backup] = await Promise.all([startMock("primary"), startMock("backup")]);
   envoy = await startEnvoy({
     pluginConfig: {
       backups: [{ service: "backup", timeout: 2000 }],
@@ -21,7 +21,7 @@ beforeAll(async () => {
         { _match_route_: ["short-chain"], fallbackDeadline: 700, backups: [{ service: "backup", timeout: 5000 }, { service: "backup" }] },
       ],
     },
-    clusters: { primary: primary.port, backup: backup.port },
+    clusters: { primary: m.primary.port, backup: m.backup.port },
     routes: [
       { name: "keepalive-aware", prefix: "/aware/" },
       { name: "short-chain", prefix: "/short/" },
@@ -30,18 +30,8 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await stopAllEnvoys();
-  await stopAllMocks();
-});
-
-beforeEach(() => {
-  for (const m of [primary, backup]) {
-    m.reset();
-    m.behave({});
-  }
-  backup.behave(backupStream);
-});
+// The backup answers streams unless a test says otherwise.
+beforeEach(() => m.backup.behave(backupStream));
 
 async function gauges() {
   const stats = await envoy.stats();
@@ -53,7 +43,7 @@ async function gauges() {
 
 describe("first packet timeout", () => {
   test("a primary whose headers are late is replaced by the backup's stream", async () => {
-    primary.behave({ delayHeadersMs: 3000, sse: { events: ["late"] } });
+    m.primary.behave({ delayHeadersMs: 3000, sse: { events: ["late"] } });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.status).toBe(200);
     expect(res.headers["x-served-by"]).toBe("backup");
@@ -66,7 +56,7 @@ describe("first packet timeout", () => {
   });
 
   test("a primary that sends 200 headers and then stalls: the client never sees those headers", async () => {
-    primary.behave({ sse: { stallAfterHeaders: true }, headers: { "x-primary-header": "seen" } });
+    m.primary.behave({ sse: { stallAfterHeaders: true }, headers: { "x-primary-header": "seen" } });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.status).toBe(200);
     expect(res.headers["x-served-by"]).toBe("backup");
@@ -75,31 +65,31 @@ describe("first packet timeout", () => {
   });
 
   test("a headers-only 2xx is complete: it passes at once, nothing waits for a first packet", async () => {
-    primary.behave({ status: 200, body: "" });
+    m.primary.behave({ status: 200, body: "" });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.status).toBe(200);
     expect(res.headers["x-served-by"]).toBe("primary");
     expect(res.headersAt).toBeLessThan(250);
-    expect(backup.requests.length).toBe(0);
+    expect(m.backup.requests.length).toBe(0);
   });
 
   test("non-streaming requests have no first packet timeout", async () => {
-    primary.behave({ delayHeadersMs: 600 });
+    m.primary.behave({ delayHeadersMs: 600 });
     const res = await request(envoy.port, { body: PLAIN_CHAT });
     expect(res.headers["x-served-by"]).toBe("primary");
-    expect(backup.requests.length).toBe(0);
+    expect(m.backup.requests.length).toBe(0);
   });
 
   test("by default a keep-alive counts as the first packet (the seed's behaviour)", async () => {
-    primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }], firstDelayMs: 700, events: ["real"] } });
+    m.primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }], firstDelayMs: 700, events: ["real"] } });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.headers["x-served-by"]).toBe("primary");
     expect(res.text.startsWith(": ping\n\n")).toBe(true);
-    expect(backup.requests.length).toBe(0);
+    expect(m.backup.requests.length).toBe(0);
   });
 
   test("with keepAliveIsNotFirstPacket, a primary that only sends keep-alives falls back", async () => {
-    primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }, { afterMs: 100, text: ":\n\n" }, { afterMs: 200, text: "\n" }], stallAfterHeaders: true } });
+    m.primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }, { afterMs: 100, text: ":\n\n" }, { afterMs: 200, text: "\n" }], stallAfterHeaders: true } });
     const res = await request(envoy.port, { path: "/aware/v1/chat/completions", body: STREAM_CHAT });
     expect(res.headers["x-served-by"]).toBe("backup");
     expect(res.text).not.toMatch(/ping/);
@@ -107,14 +97,14 @@ describe("first packet timeout", () => {
   });
 
   test("with keepAliveIsNotFirstPacket, held keep-alives are delivered once real data follows", async () => {
-    primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }], firstDelayMs: 100, events: ["real"] } });
+    m.primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }], firstDelayMs: 100, events: ["real"] } });
     const res = await request(envoy.port, { path: "/aware/v1/chat/completions", body: STREAM_CHAT });
     expect(res.headers["x-served-by"]).toBe("primary");
     expect(res.text).toBe(": ping\n\ndata: real\n\ndata: [DONE]\n\n");
   });
 
   test("once the first packet has passed, chunks reach the client as the primary sends them", async () => {
-    primary.behave({ sse: { events: ["a", "b", "c", "d"], intervalMs: 250 } });
+    m.primary.behave({ sse: { events: ["a", "b", "c", "d"], intervalMs: 250 } });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.headers["x-served-by"]).toBe("primary");
     expect(res.text).toBe("data: a\n\ndata: b\n\ndata: c\n\ndata: d\n\ndata: [DONE]\n\n");
@@ -130,10 +120,10 @@ describe("the Envoy setting firstPacketTimeout needs", () => {
   test("without allow_on_headers_stop_iteration a healthy stream cannot be watched: it falls back, and the log says why", async () => {
     const unset = await startEnvoy({
       pluginConfig: { backups: [{ service: "backup" }], firstPacketTimeout: 300 },
-      clusters: { primary: primary.port, backup: backup.port },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
       allowOnHeadersStopIteration: false,
     });
-    primary.behave({ sse: { events: ["a", "b"], intervalMs: 20 } });
+    m.primary.behave({ sse: { events: ["a", "b"], intervalMs: 20 } });
     const res = await request(unset.port, { body: STREAM_CHAT });
     expect(res.headers["x-served-by"]).toBe("backup");
     expect(unset.logs()).toMatch(/first packet timeout after 2xx headers: .*set allow_on_headers_stop_iteration: true/);
@@ -143,8 +133,8 @@ describe("the Envoy setting firstPacketTimeout needs", () => {
 
 describe("streaming fallback", () => {
   test("a streaming request whose primary answers 500 gets the backup's whole SSE answer", async () => {
-    primary.behave({ status: 500, json: { error: "boom" } });
-    backup.behave({ sse: { events: ["one", "two"], intervalMs: 100 } });
+    m.primary.behave({ status: 500, json: { error: "boom" } });
+    m.backup.behave({ sse: { events: ["one", "two"], intervalMs: 100 } });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toBe("text/event-stream");
@@ -154,7 +144,7 @@ describe("streaming fallback", () => {
   });
 
   test("a primary that fails after streaming began: the client sees the stream cut, not a clean end", async () => {
-    primary.behave({ sse: { events: ["a", "b", "c"], intervalMs: 50, resetAfter: 2 } });
+    m.primary.behave({ sse: { events: ["a", "b", "c"], intervalMs: 50, resetAfter: 2 } });
     const res = await request(envoy.port, { body: STREAM_CHAT });
     expect(res.status).toBe(200);
     expect(res.text).toContain("data: a");
@@ -164,8 +154,8 @@ describe("streaming fallback", () => {
   });
 
   test("the chain's total deadline cuts a hanging backup short and the client gets the last error", async () => {
-    primary.behave({ status: 503 });
-    backup.behave({ hang: true });
+    m.primary.behave({ status: 503 });
+    m.backup.behave({ hang: true });
     const started = Date.now();
     const res = await request(envoy.port, { path: "/short/v1/chat/completions", body: STREAM_CHAT });
     const took = Date.now() - started;
@@ -178,27 +168,27 @@ describe("streaming fallback", () => {
 
 describe("the client goes away", () => {
   test("while the first packet timer is pending: nothing is left behind, later requests work", async () => {
-    primary.behave({ hang: true });
+    m.primary.behave({ hang: true });
     const res = await abortAfter(envoy.port, { body: STREAM_CHAT }, 100);
     expect(res.aborted).toBe(true);
     await sleep(500); // past the deadline: the tick must find no stream
     expect(await gauges()).toEqual({ calls: 0, timers: 0 });
-    expect(backup.requests.length).toBe(0);
-    primary.behave({});
+    expect(m.backup.requests.length).toBe(0);
+    m.primary.behave({});
     const next = await request(envoy.port, { body: PLAIN_CHAT });
     expect(next.headers["x-served-by"]).toBe("primary");
   });
 
   test("while a backup call is pending: the late answer finds no stream and does nothing", async () => {
-    primary.behave({ status: 500 });
-    backup.behave({ delayHeadersMs: 600, sse: { events: ["late"] } });
+    m.primary.behave({ status: 500 });
+    m.backup.behave({ delayHeadersMs: 600, sse: { events: ["late"] } });
     const res = await abortAfter(envoy.port, { body: STREAM_CHAT }, 200);
     expect(res.aborted).toBe(true);
-    expect(backup.requests.length).toBe(1);
+    expect(m.backup.requests.length).toBe(1);
     await sleep(900); // the backup answers after the client left
     expect(await gauges()).toEqual({ calls: 0, timers: 0 });
     expect(envoy.logs()).not.toMatch(/abort:|wasm_fail_stream|Function: proxy_on_\w+ failed/);
-    backup.behave(backupStream);
+    m.backup.behave(backupStream);
     const next = await request(envoy.port, { body: STREAM_CHAT });
     expect(next.headers["x-served-by"]).toBe("backup");
   });
