@@ -209,7 +209,7 @@ async function startEnvoy(opts = {}) {
     "--use-dynamic-base-id",
     "-l", opts.logLevel ?? "info",
     "--component-log-level", opts.componentLogLevel ?? "wasm:debug",
-    "--concurrency", "1",
+    "--concurrency", String(opts.concurrency ?? 1),
   ];
   const child = spawn(ENVOY_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
   let text = "";

@@ -1,5 +1,5 @@
 // Issue 2 end to end in a real Envoy: the primary's error is replaced by the first good backup answer.
-const { startEnvoy } = require("./envoy");
+const { startEnvoy, counter } = require("./envoy");
 const { request, chunkedRequest } = require("./client");
 const { useMocks } = require("./fixtures");
 
@@ -164,6 +164,28 @@ describe("fallback in a real Envoy", () => {
     expect(m.backupA.requests[0].method).toBe("GET");
     expect(m.backupA.requests[0].path).toBe("/v1/models");
     expect(m.backupA.requests[0].body.length).toBe(0);
+  });
+});
+
+describe("many fallbacks at once", () => {
+  test("each of 40 concurrent requests on two workers gets the answer to its own replay", async () => {
+    const busy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }] },
+      clusters: { primary: m.primary.port, "backup-a": m.backupA.port },
+      concurrency: 2,
+    });
+    m.primary.behave({ status: 503, delayHeadersMs: 20 });
+    m.backupA.behave({ delayHeadersMs: 50 });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
+      request(busy.port, { headers: { "x-request-id": `many-${i}` }, body: { ...CHAT, model: `model-${i}` } })));
+    results.forEach((res, i) => {
+      expect([i, res.status, res.json().model]).toEqual([i, 200, `model-${i}`]);
+      expect(res.headers["x-ai-fallback-model"]).toBe(`model-${i}`);
+    });
+    const stats = await busy.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.served_by_backup")).toBe(40);
+    expect(counter(stats, "wasmcustom.ai_fallback.pending_backup_calls")).toBe(0);
+    await busy.stop();
   });
 });
 
