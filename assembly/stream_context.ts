@@ -29,10 +29,8 @@ function isHopByHop(name: string): bool {
     name == "content-length" || name == "expect";
 }
 
-function parseStatus(value: string | null): i32 {
-  if (value == null) return 0;
-  const s = value!;
-  if (s.length != 3) return 0;
+function parseStatus(s: string | null): i32 {
+  if (s === null || s.length != 3) return 0;
   let code = 0;
   for (let i = 0; i < 3; i++) {
     const c = s.charCodeAt(i);
@@ -70,7 +68,7 @@ export class FallbackStream extends HttpContext {
     let policy: Policy = config.global;
     if (config.rules.length > 0) {
       const authority = host.getHeader(MapType.HttpRequestHeaders, ":authority");
-      policy = config.policyFor(this.routeName(), authority == null ? "" : authority!);
+      policy = config.policyFor(this.routeName(), authority === null ? "" : authority);
     }
     if (policy.backups.length == 0) return HeadersAction.Continue;
     const machine = new FallbackMachine(policy);
@@ -372,13 +370,13 @@ export class FallbackStream extends HttpContext {
   private requestIdSuffix(): string {
     const headers = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
     const id = findHeader(headers, "x-request-id");
-    return id == null ? "" : " x-request-id=" + id!;
+    return id === null ? "" : " x-request-id=" + id;
   }
 
   private routeName(): string {
     let name = host.getStringProperty(["xds", "route_name"]);
     if (name == null) name = host.getStringProperty(["route_name"]);
-    return name == null ? "" : name!;
+    return name === null ? "" : name;
   }
 
   private metrics(): Metrics {

@@ -18,7 +18,7 @@ async function main() {
   const primary = await startMock("primary-gpt");
   const backup = await startMock("backup-qwen");
   primary.behave({ status: 503, json: { error: { message: "primary model overloaded", type: "server_error" } } });
-  const pluginConfig = { backups: [{ service: "outbound|443||qwen.dns", model: "qwen-plus" }] };
+  const pluginConfig = { backups: [{ service: "outbound|443||qwen.dns", model: "qwen-plus" }], firstPacketTimeout: 1000 };
   const envoy = await startEnvoy({ pluginConfig, clusters: { primary: primary.port, "outbound|443||qwen.dns": backup.port } });
   console.log(`Envoy ${envoy.port} -> primary model service 127.0.0.1:${primary.port} (answers 503), backup 127.0.0.1:${backup.port}`);
   console.log("plugin configuration:", JSON.stringify(pluginConfig));
@@ -27,6 +27,14 @@ async function main() {
   show("the primary model service alone", await request(primary.port, { body: chat }));
   show("the same request through Envoy with ai-fallback", await request(envoy.port, { body: chat }));
   console.log(`\nthe backup received model: ${JSON.parse(backup.requests[0].body).model}`);
+
+  // Streaming: the primary sends 200 headers, then not a single token. After firstPacketTimeout the
+  // backup's stream is served instead; the client never sees the primary's headers.
+  primary.behave({ sse: { stallAfterHeaders: true } });
+  backup.behave({ sse: { events: ['{"choices":[{"delta":{"content":"hello from the backup"}}]}'] } });
+  const started = Date.now();
+  const streamed = await request(envoy.port, { body: { ...chat, stream: true } });
+  show(`a streaming request whose primary stalls after its headers (answered after ${Date.now() - started} ms)`, streamed);
 }
 
 main()

@@ -3,8 +3,11 @@
 import { proxy_log } from "./imports";
 
 export function onAbort(message: string | null, fileName: string | null, line: u32, column: u32): void {
-  const text = "ai-fallback: abort: " + (message == null ? "(no message)" : message!) +
-    " at " + (fileName == null ? "?" : fileName!) + ":" + line.toString() + ":" + column.toString();
+  let text = "abort: ";
+  text += message !== null ? message : "(no message)";
+  text += " at ";
+  text += fileName !== null ? fileName : "?";
+  text += ":" + line.toString() + ":" + column.toString();
   const bytes = String.UTF8.encode(text);
   proxy_log(5, changetype<usize>(bytes), bytes.byteLength);
   unreachable();
