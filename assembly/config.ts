@@ -62,6 +62,8 @@ export class Rule {
   routes: string[] = [];
   /** Lower-case domains; a leading "*" matches any prefix ("*.example.com"). */
   domains: string[] = [];
+  /** Upstream cluster names of the route (Higress services such as "outbound|443||qwen.dns"). */
+  services: string[] = [];
   policy: Policy = new Policy();
 }
 
@@ -69,13 +71,20 @@ export class Config {
   global: Policy = new Policy();
   rules: Rule[] = [];
 
-  /** The policy for a request: the first rule matching its route name or authority, else the global one. */
-  policyFor(routeName: string, authority: string): Policy {
+  /** Some rule matches on the upstream service (so the glue reads the cluster name). */
+  matchesServices: bool = false;
+
+  /**
+   * The policy for a request: the first rule whose every given condition (route name, authority,
+   * upstream service) matches, else the global one.
+   */
+  policyFor(routeName: string, authority: string, service: string): Policy {
     const host = hostWithoutPort(asciiLower(authority));
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i];
       if (rule.routes.length > 0 && !rule.routes.includes(routeName)) continue;
       if (rule.domains.length > 0 && !matchesAnyDomain(rule.domains, host)) continue;
+      if (rule.services.length > 0 && !rule.services.includes(service)) continue;
       return rule.policy;
     }
     return this.global;
@@ -122,7 +131,7 @@ const POLICY_KEYS = [
   "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
 ];
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers"];
-const RULE_KEYS = ["_match_route_", "_match_domain_"];
+const RULE_KEYS = ["_match_route_", "_match_domain_", "_match_service_"];
 
 /** Parses and validates the plugin configuration. */
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
@@ -147,6 +156,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
       const rule = parser.readRule(list.at(i), "_rules_[" + i.toString() + "]", config.global);
       if (rule == null) return fail(parser.error);
       config.rules.push(rule);
+      if (rule.services.length > 0) config.matchesServices = true;
     }
   }
   return new ConfigResult(config, "");
@@ -417,7 +427,7 @@ class Parser {
 
   readRule(v: JSON.Value, field: string, global: Policy): Rule | null {
     if (v.type != JSON.Types.Object) {
-      this.refuse(field, "must be an object with _match_route_ and/or _match_domain_, got " + v.toString());
+      this.refuse(field, "must be an object with _match_route_, _match_domain_ and/or _match_service_, got " + v.toString());
       return null;
     }
     const obj = v.get<JSON.Obj>();
@@ -433,8 +443,13 @@ class Parser {
       if (domains == null) return null;
       rule.domains = domains;
     }
-    if (rule.routes.length == 0 && rule.domains.length == 0) {
-      this.refuse(field, "needs a non-empty _match_route_ or _match_domain_");
+    if (obj.has("_match_service_")) {
+      const services = this.readStringList(obj.get("_match_service_")!, field + "._match_service_", false);
+      if (services == null) return null;
+      rule.services = services;
+    }
+    if (rule.routes.length == 0 && rule.domains.length == 0 && rule.services.length == 0) {
+      this.refuse(field, "needs a non-empty _match_route_, _match_domain_ or _match_service_");
       return null;
     }
     // A rule starts from the global policy; the fields it sets override it.

@@ -68,7 +68,8 @@ export class FallbackStream extends HttpContext {
     let policy: Policy = config.global;
     if (config.rules.length > 0) {
       const authority = host.getHeader(MapType.HttpRequestHeaders, ":authority");
-      policy = config.policyFor(this.routeName(), authority === null ? "" : authority);
+      const service = config.matchesServices ? this.upstreamService() : "";
+      policy = config.policyFor(this.routeName(), authority === null ? "" : authority, service);
     }
     if (policy.backups.length == 0) return HeadersAction.Continue;
     const machine = new FallbackMachine(policy);
@@ -371,6 +372,12 @@ export class FallbackStream extends HttpContext {
     const headers = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
     const id = findHeader(headers, "x-request-id");
     return id === null ? "" : " x-request-id=" + id;
+  }
+
+  private upstreamService(): string {
+    let name = host.getStringProperty(["xds", "cluster_name"]);
+    if (name === null) name = host.getStringProperty(["cluster_name"]);
+    return name === null ? "" : name;
   }
 
   private routeName(): string {

@@ -113,10 +113,12 @@ describe("trigger statuses and one policy per Model API", () => {
         _rules_: [
           { _match_route_: ["chat-b"], backups: [{ service: "backup-b", model: "qwen-max-通义" }] },
           { _match_domain_: ["*.models.test"], backups: [{ service: "backup-b" }, { service: "backup-a" }], triggerStatuses: ["4xx"] },
+          { _match_service_: ["outbound|443||primary-b.dns"], backups: [{ service: "backup-b", model: "by-service" }] },
         ],
       },
-      clusters: clusters(),
+      clusters: { ...clusters(), "outbound|443||primary-b.dns": m.primary.port },
       routes: [
+        { name: "chat-svc", prefix: "/svc/", cluster: "outbound|443||primary-b.dns" },
         { name: "chat-a", prefix: "/a/" },
         { name: "chat-b", prefix: "/b/" },
         { name: "chat-default", prefix: "/" },
@@ -144,6 +146,13 @@ describe("trigger statuses and one policy per Model API", () => {
     // Header values travel as bytes: the model's UTF-8 bytes exactly (node reads them as latin1).
     expect(Buffer.from(b.headers["x-ai-fallback-model"], "latin1").toString("utf8")).toBe("qwen-max-通义");
     expect(JSON.parse(m.backupB.requests[0].body).model).toBe("qwen-max-通义");
+  });
+
+  test("a service rule (Higress _match_service_) matches the route's upstream cluster", async () => {
+    m.primary.behave({ status: 503 });
+    const res = await request(envoy.port, { path: "/svc/chat", body: CHAT });
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-b");
+    expect(res.headers["x-ai-fallback-model"]).toBe("by-service");
   });
 
   test("a domain rule applies its own list and statuses", async () => {

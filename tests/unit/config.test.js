@@ -68,6 +68,20 @@ describe("configuration", () => {
     expect(w.policyFor(json, "x", "example.org")).toBe("global");
   });
 
+  test("a rule may match the upstream service; every condition a rule gives must hold", () => {
+    const json = JSON.stringify({
+      backups: [{ service: "g" }],
+      _rules_: [
+        { _match_route_: ["chat"], _match_service_: ["outbound|443||qwen.dns"], backups: [{ service: "both" }] },
+        { _match_service_: ["outbound|443||qwen.dns"], backups: [{ service: "svc" }] },
+      ],
+    });
+    expect(w.policyFor(json, "chat", "h", "outbound|443||qwen.dns")).toBe("rule:0");
+    expect(w.policyFor(json, "other", "h", "outbound|443||qwen.dns")).toBe("rule:1");
+    expect(w.policyFor(json, "chat", "h", "outbound|443||openai.dns")).toBe("global");
+    expect(cfg(JSON.parse(json)).rules[1].services).toEqual(["outbound|443||qwen.dns"]);
+  });
+
   const refusals = [
     ["not JSON", "backups: [", /^configuration: not valid JSON/],
     ["empty", "", /^configuration: empty/],
@@ -98,7 +112,7 @@ describe("configuration", () => {
     ["empty statuses", { backups: [{ service: "a" }], triggerStatuses: [] }, /^triggerStatuses: must be a non-empty array/],
     ["negative first packet timeout", { backups: [{ service: "a" }], firstPacketTimeout: -1 }, /^firstPacketTimeout: must be an integer >= 0/],
     ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer >= 1/],
-    ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_ or _match_domain_/],
+    ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_ or _match_service_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["rule without any backups", { _rules_: [{ _match_route_: ["r"] }] }, /^_rules_\[0\]\.backups: required/],
     ["rule with a bad backup", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], backups: [{}] }] }, /^_rules_\[0\]\.backups\[0\]\.service: required/],

@@ -54,17 +54,18 @@ export function configSummary(json: ArrayBuffer): string {
   for (let i = 0; i < c.rules.length; i++) {
     const r = c.rules[i];
     rules += (i > 0 ? "," : "") + "{\"routes\":[" + r.routes.map<string>((s: string) => q(s)).join(",") +
-      "],\"domains\":[" + r.domains.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
+      "],\"domains\":[" + r.domains.map<string>((s: string) => q(s)).join(",") +
+      "],\"services\":[" + r.services.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
   }
   return "{\"global\":" + describePolicy(c.global) + ",\"rules\":[" + rules + "]}";
 }
 
 /** Which policy applies: "global" or "rule:<index>" (or the config error). */
-export function policyFor(json: ArrayBuffer, routeName: string, authority: string): string {
+export function policyFor(json: ArrayBuffer, routeName: string, authority: string, service: string): string {
   const result = parseConfig(json);
   if (result.config == null) return "error";
   const c = result.config!;
-  const p = c.policyFor(routeName, authority);
+  const p = c.policyFor(routeName, authority, service);
   for (let i = 0; i < c.rules.length; i++) if (c.rules[i].policy === p) return "rule:" + i.toString();
   return "global";
 }

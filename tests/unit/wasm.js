@@ -49,7 +49,7 @@ function load() {
   return {
     logs,
     configSummary: (json) => JSON.parse(call(() => readStr(x.configSummary(buf(json))))),
-    policyFor: (json, route, authority) => call(() => readStr(x.policyFor(buf(json), str(route), str(authority)))),
+    policyFor: (json, route, authority, service = "") => call(() => readStr(x.policyFor(buf(json), str(route), str(authority), str(service)))),
     jsonError: (body) => call(() => x.jsonError(buf(body))),
     scan: (body) => JSON.parse(call(() => readStr(x.scanSummary(buf(body))))),
     rewrite: (body, model) => call(() => ({ body: readBuf(x.rewrite(buf(body), str(model))), outcome: x.lastRewriteOutcome.value })),
