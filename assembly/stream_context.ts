@@ -6,13 +6,14 @@ import { Header, deserializeHeaders, findHeader } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
-import { byteStringFromMemory, byteStringToBuffer, jsonQuote } from "./bytes";
-import { Backup, PASS_THROUGH, Policy, isCredentialHeader } from "./config";
+import { byteStringToBuffer, jsonQuote } from "./bytes";
+import { Backup, Policy } from "./config";
 import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
 import { scanTopLevel } from "./json_scan";
 import { RewriteOutcome, rewriteModel } from "./model_rewrite";
 import { Metrics } from "./metrics";
 import { OWN_REPLY_DETAILS, Origin, classifyOrigin } from "./policy";
+import { askedModel, backupRequestHeaders, clientResponseHeaders, parseStatus } from "./replay";
 import { FallbackRoot } from "./root_context";
 import { isFirstPacket } from "./sse";
 
@@ -21,24 +22,6 @@ export const HEADER_SERVICE = "x-ai-fallback-service";
 export const HEADER_MODEL = "x-ai-fallback-model";
 export const HEADER_TRIGGER = "x-ai-fallback-trigger";
 export const HEADER_ATTEMPTS = "x-ai-fallback-attempts";
-
-/** Connection-level headers that never cross a hop, plus framing the host recomputes. */
-function isHopByHop(name: string): bool {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-    name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "trailer" ||
-    name == "content-length" || name == "expect";
-}
-
-function parseStatus(s: string | null): i32 {
-  if (s === null || s.length != 3) return 0;
-  let code = 0;
-  for (let i = 0; i < 3; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) return 0;
-    code = code * 10 + (c - 48);
-  }
-  return code;
-}
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 class Answer {
@@ -236,7 +219,7 @@ export class FallbackStream extends HttpContext {
       const backup = machine.attempts[machine.attempts.length - 1];
       const headers = this.clientHeaders(answer.headers);
       headers.push(new Header(HEADER_SERVICE, backup.service));
-      headers.push(new Header(HEADER_MODEL, this.answeringModel(machine)));
+      headers.push(new Header(HEADER_MODEL, askedModel(backup.model, this.requestBody.toBuffer())));
       this.reply(answer.status, headers, answer.body);
       this.metrics().count(this.metrics().servedByBackup);
       this.logDecision(machine.trigger + " -> served by " + backup.service + " attempts: " + formatAttempts(machine.attempts));
@@ -267,7 +250,8 @@ export class FallbackStream extends HttpContext {
 
   /** Dispatches the request to `backup`; false when the host refused (e.g. unknown cluster). */
   private dispatch(backup: Backup, timeoutMs: u32): bool {
-    const headers = this.backupRequestHeaders(backup);
+    const client = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
+    const headers = backupRequestHeaders(client, backup);
     let body = this.requestBody.toBuffer();
     const literal = backup.modelLiteral;
     if (literal != null) {
@@ -292,52 +276,13 @@ export class FallbackStream extends HttpContext {
     return true;
   }
 
-  /** The client's request headers as the backup gets them. */
-  private backupRequestHeaders(backup: Backup): Header[] {
-    const original = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
-    const out = new Array<Header>();
-    for (let i = 0; i < original.length; i++) {
-      const h = original[i];
-      if (isHopByHop(h.name)) continue;
-      if (backup.replacesCredentials && isCredentialHeader(h.name)) continue;
-      if (h.name == ":path" && backup.path != null) continue;
-      if (h.name == ":authority" && backup.authority != null) continue;
-      if (findHeader(backup.headers, h.name) != null) continue;
-      out.push(h);
-    }
-    if (backup.path != null) out.push(new Header(":path", backup.path!));
-    if (backup.authority != null) out.push(new Header(":authority", backup.authority!));
-    for (let i = 0; i < backup.headers.length; i++) out.push(backup.headers[i]);
-    return out;
-  }
-
   /** A backup answer's headers as the client gets them, plus the attempt report. */
   private clientHeaders(answer: Header[]): Header[] {
     const machine = this.machine!;
-    const out = new Array<Header>();
-    for (let i = 0; i < answer.length; i++) {
-      const h = answer[i];
-      if (h.name.startsWith(":") || isHopByHop(h.name)) continue;
-      out.push(h);
-    }
+    const out = clientResponseHeaders(answer);
     out.push(new Header(HEADER_TRIGGER, machine.trigger));
     out.push(new Header(HEADER_ATTEMPTS, formatAttempts(machine.attempts)));
     return out;
-  }
-
-  /** The model the answering backup was asked for: its override, or the request's own. */
-  private answeringModel(machine: FallbackMachine): string {
-    const backup = machine.attempts[machine.attempts.length - 1];
-    if (backup.model != PASS_THROUGH) return backup.model;
-    const body = this.requestBody.toBuffer();
-    const base = changetype<usize>(body);
-    const scan = scanTopLevel(base, body.byteLength);
-    if (scan.modelValues.length == 0) return "pass-through";
-    const span = scan.modelValues[scan.modelValues.length - 1];
-    const quoted = span.end - span.start >= 2 && load<u8>(base + span.start) == 0x22;
-    return quoted
-      ? byteStringFromMemory(base + span.start + 1, span.end - span.start - 2)
-      : byteStringFromMemory(base + span.start, span.end - span.start);
   }
 
   private reply(status: i32, headers: Header[], body: ArrayBuffer): void {

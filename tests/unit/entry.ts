@@ -8,6 +8,7 @@ import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_m
 import { firstJsonError, scanTopLevel } from "../../assembly/json_scan";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
+import { askedModel, backupRequestHeaders, clientResponseHeaders } from "../../assembly/replay";
 import { isFirstPacket } from "../../assembly/sse";
 
 export const STRING_ID = idof<string>();
@@ -106,6 +107,34 @@ export function verdict(json: ArrayBuffer, status: i32, codeDetails: string, has
   const origin = classifyOrigin(hasDetails ? codeDetails : null);
   const v = decide(result.config!.global, status, origin);
   return v == 0 ? "pass" : v == 1 ? "fallback" : "intercepted-pass";
+}
+
+function headerList(names: string, values: string): Header[] {
+  const n = names.split("\n");
+  const v = values.split("\n");
+  const headers = new Array<Header>();
+  for (let i = 0; i < n.length; i++) if (n[i].length > 0) headers.push(new Header(n[i], v[i]));
+  return headers;
+}
+
+function listHeaders(headers: Header[]): string {
+  let out = "";
+  for (let i = 0; i < headers.length; i++) out += (i > 0 ? "\n" : "") + headers[i].name + "=" + headers[i].value;
+  return out;
+}
+
+/** The request headers the global policy's backup `index` gets for client headers (names/values "\n"-separated). */
+export function replayHeaders(json: ArrayBuffer, index: i32, names: string, values: string): string {
+  const backup = parseConfig(json).config!.global.backups[index];
+  return listHeaders(backupRequestHeaders(headerList(names, values), backup));
+}
+
+export function answerHeaders(names: string, values: string): string {
+  return listHeaders(clientResponseHeaders(headerList(names, values)));
+}
+
+export function modelAsked(label: string, body: ArrayBuffer): string {
+  return askedModel(label, body);
 }
 
 export function headerPairs(names: string, values: string): ArrayBuffer {

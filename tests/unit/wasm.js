@@ -60,6 +60,10 @@ function load() {
     headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     headerPairsBack: (bytes) => call(() => readStr(x.headerPairsBack(buf(bytes)))),
     byteStringRoundTrip: (bytes) => call(() => readBuf(x.byteStringRoundTrip(buf(bytes)))),
+    replayHeaders: (json, index, pairs) =>
+      call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    modelAsked: (label, body) => call(() => readStr(x.modelAsked(str(label), buf(body)))),
     runMachine: (json, script) => call(() => readStr(x.runMachine(buf(json), str(script)))),
   };
 }
