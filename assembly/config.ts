@@ -10,7 +10,8 @@ import { StatusSet } from "./status_set";
 // Defaults, documented in README.md's configuration table.
 export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 10 * 1024 * 1024;
-export const DEFAULT_FALLBACK_DEADLINE_MS: u32 = 300_000;
+// Under Envoy's default 5-minute stream_idle_timeout, which would otherwise end a held stream first.
+export const DEFAULT_FALLBACK_DEADLINE_MS: u32 = 240_000;
 export const PASS_THROUGH = "pass-through";
 
 export class Backup {

@@ -12,7 +12,7 @@ describe("configuration", () => {
     expect(c.global.maxRequestBodyBytes).toBe(10485760);
     expect(c.global.firstPacketTimeout).toBe(0);
     expect(c.global.keepAliveIsNotFirstPacket).toBe(false);
-    expect(c.global.fallbackDeadline).toBe(300000);
+    expect(c.global.fallbackDeadline).toBe(240000);
     expect(c.rules).toEqual([]);
   });
 
