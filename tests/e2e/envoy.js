@@ -165,6 +165,7 @@ function buildBootstrap(opts, ports) {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     stat_prefix: "ingress",
                     codec_type: "AUTO",
+                    ...(opts.connectionManager ?? {}),
                     route_config: { name: "local", virtual_hosts: virtualHosts(opts.routes, primaryCluster, opts.routeTimeoutMs) },
                     http_filters: [
                       ...(opts.extraHttpFilters ?? []),

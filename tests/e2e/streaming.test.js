@@ -166,6 +166,23 @@ describe("streaming fallback", () => {
   });
 });
 
+describe("Envoy's stream idle timeout", () => {
+  test("a chain deadline under stream_idle_timeout answers with the attempts before Envoy would cut the held stream", async () => {
+    const idle = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup", timeout: 5000 }], fallbackDeadline: 800 },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
+      connectionManager: { stream_idle_timeout: "2s" },
+    });
+    m.primary.behave({ status: 503 });
+    m.backup.behave({ hang: true });
+    const res = await request(idle.port, { body: PLAIN_CHAT });
+    expect(res.status).toBe(504);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=pass-through;result=timeout");
+    expect(res.headersAt).toBeLessThan(1900);
+    await idle.stop();
+  });
+});
+
 describe("the client goes away", () => {
   test("while the first packet timer is pending: nothing is left behind, later requests work", async () => {
     m.primary.behave({ hang: true });
