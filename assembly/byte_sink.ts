@@ -3,13 +3,21 @@
 export class ByteSink {
   private data: ArrayBuffer = new ArrayBuffer(0);
   length: i32 = 0;
+  /** Growth never goes past this many bytes (more is only taken when appended). */
+  limit: i32 = i32.MAX_VALUE;
 
-  /** Reserves room for `size` more bytes and returns where they go. */
+  /** Where the bytes start; valid until the next append or clear. */
+  get ptr(): usize {
+    return changetype<usize>(this.data);
+  }
+
+  /** Makes room for `size` more bytes (doubling, up to `limit`) and returns where they go. */
   reserve(size: i32): usize {
     const need = this.length + size;
     if (need > this.data.byteLength) {
       let capacity = this.data.byteLength < 1024 ? 1024 : this.data.byteLength;
       while (capacity < need) capacity <<= 1;
+      if (capacity > this.limit) capacity = this.limit > need ? this.limit : need;
       const grown = new ArrayBuffer(capacity);
       memory.copy(changetype<usize>(grown), changetype<usize>(this.data), this.length);
       this.data = grown;

@@ -1,7 +1,7 @@
 // Plugin configuration: JSON bytes in, an immutable Config or an error naming the field out. Pure.
 // Parsed once per root context (on_configure); streams share it read-only.
 import { JSON } from "json-as";
-import { Header } from "./abi/header_pairs";
+import { Header } from "./headers";
 import { asciiLower, utf8ByteString } from "./bytes";
 import { firstJsonError } from "./json_scan";
 import { jsonStringLiteral } from "./model_rewrite";
@@ -10,6 +10,10 @@ import { StatusSet } from "./status_set";
 // Defaults, documented in README.md's configuration table.
 export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 10 * 1024 * 1024;
+/** The copy of a body lives in one wasm buffer (AssemblyScript caps it far below 4 GiB). */
+export const MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024 * 1024;
+/** Half of Envoy's default 1 MiB per_connection_buffer_limit_bytes: a held body must never reach it. */
+export const DEFAULT_MAX_HELD_REQUEST_BYTES: u32 = 512 * 1024;
 // Under Envoy's default 5-minute stream_idle_timeout, which would otherwise end a held stream first.
 export const DEFAULT_FALLBACK_DEADLINE_MS: u32 = 240_000;
 export const PASS_THROUGH = "pass-through";
@@ -41,6 +45,7 @@ export class Policy {
   backendErrorsOnly: bool = true;
   triggerStatuses: StatusSet = StatusSet.allErrors();
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
+  maxHeldRequestBytes: u32 = DEFAULT_MAX_HELD_REQUEST_BYTES;
   firstPacketTimeoutMs: u32 = 0;
   keepAliveIsNotFirstPacket: bool = false;
   fallbackDeadlineMs: u32 = DEFAULT_FALLBACK_DEADLINE_MS;
@@ -51,6 +56,7 @@ export class Policy {
     p.backendErrorsOnly = this.backendErrorsOnly;
     p.triggerStatuses = this.triggerStatuses;
     p.maxRequestBodyBytes = this.maxRequestBodyBytes;
+    p.maxHeldRequestBytes = this.maxHeldRequestBytes;
     p.firstPacketTimeoutMs = this.firstPacketTimeoutMs;
     p.keepAliveIsNotFirstPacket = this.keepAliveIsNotFirstPacket;
     p.fallbackDeadlineMs = this.fallbackDeadlineMs;
@@ -128,7 +134,7 @@ function isReservedHeader(lowerName: string): bool {
 }
 
 const POLICY_KEYS = [
-  "backups", "backendErrorsOnly", "triggerStatuses", "maxRequestBodyBytes",
+  "backups", "backendErrorsOnly", "triggerStatuses", "maxRequestBodyBytes", "maxHeldRequestBytes",
   "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
 ];
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers"];
@@ -141,7 +147,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   if (syntaxError >= 0) {
     return fail("configuration: not valid JSON, or nested over 1024 levels (error at byte " + syntaxError.toString() + ")");
   }
-  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
   if (root.type != JSON.Types.Object) return fail("configuration: must be a JSON object");
   const obj = root.get<JSON.Obj>();
   const parser = new Parser();
@@ -161,6 +167,32 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
     }
   }
   return new ConfigResult(config, "");
+}
+
+/**
+ * The same JSON text with every `\/` escape written as `/` (they mean the same): json-as decodes
+ * `\/` wrongly. Only escapes inside strings are touched; `\\/` stays as it is.
+ */
+function withoutSlashEscapes(text: string): string {
+  if (!text.includes("\\/")) return text;
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString && c == 0x5c) {
+      const next = text.charCodeAt(i + 1);
+      if (next == 0x2f) {
+        out += "/";
+      } else {
+        out += text.charAt(i) + text.charAt(i + 1);
+      }
+      i++;
+      continue;
+    }
+    if (c == 0x22) inString = !inString;
+    out += text.charAt(i);
+  }
+  return out;
 }
 
 function fail(message: string): ConfigResult {
@@ -231,9 +263,14 @@ class Parser {
       policy.triggerStatuses = set;
     }
     if (obj.has("maxRequestBodyBytes")) {
-      const n = this.readInteger(obj.get("maxRequestBodyBytes")!, prefix + "maxRequestBodyBytes", 1);
+      const n = this.readInteger(obj.get("maxRequestBodyBytes")!, prefix + "maxRequestBodyBytes", 1, MAX_REQUEST_BODY_BYTES);
       if (n < 0) return false;
       policy.maxRequestBodyBytes = <u32>n;
+    }
+    if (obj.has("maxHeldRequestBytes")) {
+      const n = this.readInteger(obj.get("maxHeldRequestBytes")!, prefix + "maxHeldRequestBytes", 1, MAX_REQUEST_BODY_BYTES);
+      if (n < 0) return false;
+      policy.maxHeldRequestBytes = <u32>n;
     }
     if (obj.has("firstPacketTimeout")) {
       const n = this.readInteger(obj.get("firstPacketTimeout")!, prefix + "firstPacketTimeout", 0);
@@ -253,15 +290,15 @@ class Parser {
     return true;
   }
 
-  /** A whole number of at least `min` (and at most 2^31-1); -1 after refusing. */
-  readInteger(v: JSON.Value, field: string, min: i64): i64 {
-    const why = "must be an integer >= " + min.toString() + ", got " + v.toString();
+  /** A whole number in [min, max]; -1 after refusing. */
+  readInteger(v: JSON.Value, field: string, min: i64, max: i64 = 2147483647): i64 {
+    const why = "must be an integer from " + min.toString() + " to " + max.toString() + ", got " + v.toString();
     if (!isNumber(v)) {
       this.refuse(field, why);
       return -1;
     }
     const f = v.get<f64>();
-    if (f != Math.floor(f) || f < <f64>min || f > 2147483647) {
+    if (f != Math.floor(f) || f < <f64>min || f > <f64>max) {
       this.refuse(field, why);
       return -1;
     }

@@ -1,7 +1,7 @@
 // The per-request fallback state machine. Pure: the stream glue feeds it host events and carries
 // out the Step it returns, so every transition is reachable from unit tests without a proxy.
 import { Backup, Policy } from "./config";
-import { Origin, Verdict, decide, isBackupSuccess, triggerReason } from "./policy";
+import { Origin, TriggerKind, Verdict, decide, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
 
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
 
@@ -27,7 +27,7 @@ export const enum Phase {
 export const enum Step {
   /** Let the primary's headers or body continue. */
   Continue = 0,
-  /** Pause the primary's response (headers, or buffer its body). */
+  /** Pause the primary's response (its headers, or its body with flow control). */
   Hold = 1,
   /** Dispatch `machine.currentBackup` with `machine.callTimeoutMs`. */
   Dispatch = 2,
@@ -39,6 +39,8 @@ export const enum Step {
   ResumePrimary = 5,
   /** Every backup failed and no HTTP answer is at hand: send the filter's own error. */
   ReplyError = 6,
+  /** Pause the primary's body and keep it in one buffer, to be read whole with the next chunk. */
+  HoldBuffered = 7,
 }
 
 /** One try of the chain, as reported to operators (byte strings). */
@@ -50,8 +52,6 @@ export class FallbackMachine {
   phase: Phase = Phase.Request;
   /** Why the request cannot be replayed ("" while it can). */
   notReplayableReason: string = "";
-  /** The request's body had `"stream": true`. */
-  streaming: bool = false;
   /** Absolute deadline for the first response packet, ms; 0 = none. */
   firstPacketDeadlineMs: u64 = 0;
   /** The primary's response headers are paused in Envoy. */
@@ -65,8 +65,7 @@ export class FallbackMachine {
   timedOutAfterHeaders: bool = false;
   /** What started the fallback, e.g. "status=503" or "first_packet_timeout". */
   trigger: string = "";
-  /** The metric bucket of the trigger: status, upstream_failure, intercepted, first_packet_timeout. */
-  triggerKind: string = "";
+  triggerKind: TriggerKind = TriggerKind.Status;
   attempts: Attempt[] = [];
   currentBackup: Backup | null = null;
   callTimeoutMs: u32 = 0;
@@ -78,10 +77,6 @@ export class FallbackMachine {
   private bodyBytes: u64 = 0;
 
   constructor(public readonly policy: Policy) {}
-
-  get enabled(): bool {
-    return this.policy.backups.length > 0;
-  }
 
   get replayable(): bool {
     return this.notReplayableReason.length == 0;
@@ -105,7 +100,6 @@ export class FallbackMachine {
   requestEnded(nowMs: u64, streaming: bool): void {
     if (this.phase != Phase.Request) return;
     this.phase = Phase.AwaitingResponse;
-    this.streaming = streaming;
     if (streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable) {
       this.firstPacketDeadlineMs = nowMs + this.policy.firstPacketTimeoutMs;
     }
@@ -113,7 +107,8 @@ export class FallbackMachine {
 
   // --- primary response ---
 
-  responseHeaders(status: i32, origin: Origin, nowMs: u64): Step {
+  /** The primary's response headers; `endOfStream` = a headers-only response. */
+  responseHeaders(status: i32, origin: Origin, endOfStream: bool, nowMs: u64): Step {
     switch (this.phase) {
       case Phase.Replying:
       case Phase.PassThrough:
@@ -132,14 +127,15 @@ export class FallbackMachine {
       this.declinedIntercepted = true;
       return this.passThrough("a gateway reply, not the model service's (backendErrorsOnly is on)");
     }
-    if (verdict == Verdict.Fallback && this.enabled) {
+    if (verdict == Verdict.Fallback && this.policy.backups.length > 0) {
       if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");
       if (!this.replayable) return this.passThrough("the request cannot be replayed: " + this.notReplayableReason);
       this.primaryHeld = true;
-      const kind = triggerReason(status, origin);
-      return this.start(kind + "=" + status.toString(), kind, nowMs);
+      const kind = triggerKindOf(origin);
+      return this.start(triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
     }
-    if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300) {
+    // A headers-only 2xx is complete: there is no first packet to wait for.
+    if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream) {
       this.phase = Phase.HoldingFirstPacket;
       this.primaryHeld = true;
       return Step.Hold;
@@ -152,7 +148,7 @@ export class FallbackMachine {
   /** A primary body chunk; `isFirstPacket` = it counts as the first packet (per the keep-alive option). */
   responseBody(isFirstPacket: bool): Step {
     if (this.phase == Phase.HoldingFirstPacket) {
-      if (!isFirstPacket) return Step.Hold;
+      if (!isFirstPacket) return Step.HoldBuffered;
       this.phase = Phase.PassThrough;
       this.primaryHeld = false;
       this.firstPacketDeadlineMs = 0;
@@ -167,18 +163,19 @@ export class FallbackMachine {
     this.firstPacketDeadlineMs = 0;
     if (this.phase != Phase.AwaitingResponse && this.phase != Phase.HoldingFirstPacket) return Step.Continue;
     this.timedOutAfterHeaders = this.phase == Phase.HoldingFirstPacket;
-    return this.start("first_packet_timeout", "first_packet_timeout", nowMs);
+    return this.start("first_packet_timeout", TriggerKind.FirstPacketTimeout, nowMs);
   }
 
   // --- the backup chain ---
 
-  private start(trigger: string, kind: string, nowMs: u64): Step {
+  private start(trigger: string, kind: TriggerKind, nowMs: u64): Step {
     this.phase = Phase.FallingBack;
     this.firstPacketDeadlineMs = 0;
     this.trigger = trigger;
     this.triggerKind = kind;
     this.chainDeadlineMs = nowMs + this.policy.fallbackDeadlineMs;
-    this.attempts.push(new Attempt("primary", "", trigger == "first_packet_timeout" ? "first_packet_timeout" : this.primaryStatus.toString()));
+    this.attempts.push(new Attempt("primary", "",
+      kind == TriggerKind.FirstPacketTimeout ? "first_packet_timeout" : this.primaryStatus.toString()));
     return this.advance(nowMs);
   }
 
@@ -197,12 +194,17 @@ export class FallbackMachine {
       this.attempts.push(new Attempt("chain", "", "deadline_exceeded"));
     }
     this.currentBackup = null;
+    // A held 2xx primary (its first packet was late, or it answered after the timer) is still a
+    // success: it beats any backup error.
+    if (this.primaryHeld && this.primaryStatus >= 200 && this.primaryStatus < 300) return this.resume();
     if (this.haveBackupError) return this.reply(Step.ServeLastError);
-    if (this.primaryHeld) {
-      this.phase = Phase.Resumed;
-      return Step.ResumePrimary;
-    }
+    if (this.primaryHeld) return this.resume();
     return this.reply(Step.ReplyError);
+  }
+
+  private resume(): Step {
+    this.phase = Phase.Resumed;
+    return Step.ResumePrimary;
   }
 
   /** The host refused to dispatch the current backup (e.g. unknown cluster). */

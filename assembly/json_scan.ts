@@ -37,6 +37,9 @@ function hexValue(c: u32): i32 {
 }
 
 class Scanner {
+  /** Open containers: the byte ('}' or ']') that closes each. Reused by every skipValue. */
+  private closers: u32[] = [];
+
   constructor(public base: usize, public pos: i32, public end: i32) {}
 
   peek(): u32 {
@@ -128,8 +131,9 @@ class Scanner {
 
   /** Skips one complete value of any kind, iteratively. */
   skipValue(): bool {
-    // Open containers: '}' or ']' expected to close each. Depth beyond MAX_DEPTH is refused.
-    const closers = new Array<u32>();
+    // Depth beyond MAX_DEPTH is refused.
+    const closers = this.closers;
+    closers.length = 0;
     let expectValue = true;
     while (true) {
       this.skipWhitespace();

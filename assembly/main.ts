@@ -1,9 +1,10 @@
-// Entry point: the proxy-wasm exports, with the fallback root context as the context factory.
+// Entry point: the proxy-wasm exports, with the fallback root and stream contexts as the factories.
 // Loaded so that --use abort=assembly/abi/abort/onAbort can name it.
 import "./abi/abort";
-import { RootContext } from "./abi/context";
+import { HttpContext, RootContext } from "./abi/context";
 import { setRootContextFactory } from "./abi/registry";
 import { FallbackRoot } from "./root_context";
+import { FallbackStream } from "./stream_context";
 
 export {
   proxy_abi_version_0_2_1, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
@@ -16,4 +17,9 @@ function createRoot(id: u32): RootContext {
   return new FallbackRoot(id);
 }
 
+function createStream(id: u32, root: FallbackRoot): HttpContext {
+  return new FallbackStream(id, root);
+}
+
+FallbackRoot.streamFactory = createStream;
 setRootContextFactory(createRoot);

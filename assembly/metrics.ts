@@ -2,12 +2,14 @@
 // drops that prefix (ai_fallback_started and so on). Names are documented in README.md.
 import { MetricType } from "./abi/enums";
 import { defineMetric, incrementMetric } from "./abi/hostcalls";
+import { TriggerKind } from "./policy";
 
 export class Metrics {
   readonly started: u32 = defineMetric(MetricType.Counter, "ai_fallback.started");
   readonly servedByBackup: u32 = defineMetric(MetricType.Counter, "ai_fallback.served_by_backup");
   readonly exhausted: u32 = defineMetric(MetricType.Counter, "ai_fallback.exhausted");
   readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
+  readonly preempted: u32 = defineMetric(MetricType.Counter, "ai_fallback.preempted");
   readonly backupCalls: u32 = defineMetric(MetricType.Counter, "ai_fallback.backup_calls");
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.status");
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
@@ -26,10 +28,12 @@ export class Metrics {
     incrementMetric(id, 1);
   }
 
-  countTrigger(kind: string): void {
-    if (kind == "status") this.count(this.triggerStatus);
-    else if (kind == "upstream_failure") this.count(this.triggerUpstreamFailure);
-    else if (kind == "intercepted") this.count(this.triggerIntercepted);
-    else if (kind == "first_packet_timeout") this.count(this.triggerFirstPacketTimeout);
+  countTrigger(kind: TriggerKind): void {
+    switch (kind) {
+      case TriggerKind.Status: this.count(this.triggerStatus); break;
+      case TriggerKind.UpstreamFailure: this.count(this.triggerUpstreamFailure); break;
+      case TriggerKind.Intercepted: this.count(this.triggerIntercepted); break;
+      case TriggerKind.FirstPacketTimeout: this.count(this.triggerFirstPacketTimeout); break;
+    }
   }
 }

@@ -46,11 +46,32 @@ export function decide(policy: Policy, status: i32, origin: Origin): Verdict {
   return Verdict.Fallback;
 }
 
-/** The trigger as operators read it in logs, headers and metrics. */
-export function triggerReason(status: i32, origin: Origin): string {
-  if (origin == Origin.UpstreamFailure) return "upstream_failure";
-  if (origin == Origin.Intercepted) return "intercepted";
-  return "status";
+/** What started a fallback. */
+export const enum TriggerKind {
+  /** The model service answered with a triggering status. */
+  Status = 0,
+  /** Envoy's router could not get an answer from the model service. */
+  UpstreamFailure = 1,
+  /** Another filter's reply (with backendErrorsOnly off). */
+  Intercepted = 2,
+  /** A streaming primary's first packet was late. */
+  FirstPacketTimeout = 3,
+}
+
+export function triggerKindOf(origin: Origin): TriggerKind {
+  if (origin == Origin.UpstreamFailure) return TriggerKind.UpstreamFailure;
+  if (origin == Origin.Intercepted) return TriggerKind.Intercepted;
+  return TriggerKind.Status;
+}
+
+/** The trigger's name as operators read it in logs, headers and metrics. */
+export function triggerKindName(kind: TriggerKind): string {
+  switch (kind) {
+    case TriggerKind.UpstreamFailure: return "upstream_failure";
+    case TriggerKind.Intercepted: return "intercepted";
+    case TriggerKind.FirstPacketTimeout: return "first_packet_timeout";
+    default: return "status";
+  }
 }
 
 /** Whether a backup's answer is the success the client should get. */

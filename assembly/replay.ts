@@ -1,9 +1,16 @@
 // What crosses between the client and a backup: the replayed request's headers, the backup answer's
-// headers as the client gets them, and the labels reported about it. Pure.
-import { Header, findHeader } from "./abi/header_pairs";
-import { byteStringFromMemory } from "./bytes";
+// headers as the client gets them, and what the client is told about the fallback. Pure.
+import { Header, findHeader } from "./headers";
+import { byteStringFromMemory, byteStringToBuffer, jsonQuote } from "./bytes";
+import { Attempt, formatAttempts } from "./fallback_machine";
 import { Backup, PASS_THROUGH, isCredentialHeader } from "./config";
 import { scanTopLevel } from "./json_scan";
+
+// Response headers that tell the client (and operators) what the fallback did.
+export const HEADER_SERVICE = "x-ai-fallback-service";
+export const HEADER_MODEL = "x-ai-fallback-model";
+export const HEADER_TRIGGER = "x-ai-fallback-trigger";
+export const HEADER_ATTEMPTS = "x-ai-fallback-attempts";
 
 /** Connection-level headers that never cross a hop, plus framing the host recomputes. */
 export function isHopByHop(name: string): bool {
@@ -59,18 +66,29 @@ export function clientResponseHeaders(answer: Header[]): Header[] {
   return out;
 }
 
+/** Appends the headers that report a fallback: what triggered it and every attempt. */
+export function addReportHeaders(headers: Header[], trigger: string, attempts: Attempt[]): Header[] {
+  headers.push(new Header(HEADER_TRIGGER, trigger));
+  headers.push(new Header(HEADER_ATTEMPTS, formatAttempts(attempts)));
+  return headers;
+}
+
+/** The filter's own error when no response is at hand: an OpenAI-style JSON error. */
+export function exhaustedErrorBody(status: i32, attempts: Attempt[]): ArrayBuffer {
+  return byteStringToBuffer("{\"error\":{\"type\":\"ai_fallback_exhausted\",\"code\":" + status.toString() +
+    ",\"message\":\"every model service failed\",\"attempts\":" + jsonQuote(formatAttempts(attempts)) + "}}");
+}
+
 /**
- * The model a backup was asked for, as a byte string: `modelLabel` when it is an override, else the
- * request body's own top-level "model" (its JSON text without the quotes), else "pass-through".
+ * The model a backup was asked for, as a byte string for a header: `modelLabel` when it is an
+ * override, else the JSON body's own top-level "model" string (its text between the quotes, escapes
+ * as written: never a control byte), else "pass-through".
  */
-export function askedModel(modelLabel: string, body: ArrayBuffer): string {
+export function askedModel(modelLabel: string, body: usize, length: i32): string {
   if (modelLabel != PASS_THROUGH) return modelLabel;
-  const base = changetype<usize>(body);
-  const scan = scanTopLevel(base, body.byteLength);
-  if (scan.modelValues.length == 0) return PASS_THROUGH;
+  const scan = scanTopLevel(body, length);
+  if (!scan.isObject || scan.modelValues.length == 0) return PASS_THROUGH;
   const span = scan.modelValues[scan.modelValues.length - 1];
-  const quoted = span.end - span.start >= 2 && load<u8>(base + span.start) == 0x22;
-  return quoted
-    ? byteStringFromMemory(base + span.start + 1, span.end - span.start - 2)
-    : byteStringFromMemory(base + span.start, span.end - span.start);
+  if (load<u8>(body + span.start) != 0x22) return PASS_THROUGH;
+  return byteStringFromMemory(body + span.start + 1, span.end - span.start - 2);
 }

@@ -6,16 +6,23 @@ import { currentTimeMs, getBufferBytes, log, setEffectiveContext, setTickPeriodM
 import { httpContext } from "./abi/registry";
 import { Config, parseConfig } from "./config";
 import { Metrics } from "./metrics";
-import { FallbackStream } from "./stream_context";
 
-/** Timer granularity: first-packet timeouts fire up to this much late (see bench/). */
+/** Timer granularity: first-packet timeouts fire up to about this much late (see bench/). */
 export const TICK_PERIOD_MS: u32 = 10;
 
 export class FallbackRoot extends RootContext {
+  /** Makes this filter's stream contexts; set by the entry point (main.ts). */
+  static streamFactory: (id: u32, root: FallbackRoot) => HttpContext = (id: u32, root: FallbackRoot): HttpContext =>
+    new HttpContext(id, root);
+
   config: Config | null = null;
   metrics: Metrics | null = null;
+  /** A held 2xx has delivered body to this filter: Envoy shows bodies after paused headers. */
+  heldBodySeen: bool = false;
   /** stream id -> first-packet deadline (ms). */
   private deadlines: Map<u32, u64> = new Map<u32, u64>();
+  /** No deadline is earlier than this (it may be stale-early after a disarm: one idle scan). */
+  private earliestMs: u64 = u64.MAX_VALUE;
   private ticking: bool = false;
 
   onConfigure(size: u32): bool {
@@ -30,13 +37,14 @@ export class FallbackRoot extends RootContext {
   }
 
   createHttpContext(id: u32): HttpContext {
-    return new FallbackStream(id, this);
+    return FallbackRoot.streamFactory(id, this);
   }
 
-  /** Arms a stream's first-packet deadline; the tick starts only when the first deadline appears. */
+  /** Arms a stream's deadline; the tick starts only when the first deadline appears. */
   armDeadline(streamId: u32, deadlineMs: u64): void {
     if (!this.deadlines.has(streamId)) this.metrics!.adjust(this.metrics!.firstPacketTimers, 1);
     this.deadlines.set(streamId, deadlineMs);
+    if (deadlineMs < this.earliestMs) this.earliestMs = deadlineMs;
     if (!this.ticking) {
       this.ticking = true;
       setTickPeriodMs(TICK_PERIOD_MS);
@@ -51,20 +59,31 @@ export class FallbackRoot extends RootContext {
 
   onTick(): void {
     const now = currentTimeMs();
+    if (now >= this.earliestMs) this.fireDue(now);
+    // Stop ticking when nothing waits, so an idle worker gets no ticks.
+    if (this.deadlines.size == 0 && this.ticking) {
+      this.ticking = false;
+      this.earliestMs = u64.MAX_VALUE;
+      setTickPeriodMs(0);
+    }
+  }
+
+  private fireDue(now: u64): void {
     const ids = this.deadlines.keys();
+    let earliest = u64.MAX_VALUE;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (this.deadlines.get(id) > now) continue;
+      const deadline = this.deadlines.get(id);
+      if (deadline > now) {
+        if (deadline < earliest) earliest = deadline;
+        continue;
+      }
       this.disarmDeadline(id);
       const stream = httpContext(id);
       if (stream == null) continue;
       setEffectiveContext(id);
-      (stream as FallbackStream).onFirstPacketDeadline(now);
+      stream.onDeadline(now);
     }
-    // Stop ticking when nothing waits, so an idle worker gets no ticks.
-    if (this.deadlines.size == 0 && this.ticking) {
-      this.ticking = false;
-      setTickPeriodMs(0);
-    }
+    this.earliestMs = earliest;
   }
 }

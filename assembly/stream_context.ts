@@ -2,26 +2,23 @@
 // the request, asks the machine what to do, and carries out each Step with host calls.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "./abi/enums";
 import { HttpContext } from "./abi/context";
-import { Header, deserializeHeaders, findHeader } from "./abi/header_pairs";
+import { deserializeHeaders } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
-import { byteStringToBuffer, jsonQuote } from "./bytes";
 import { Backup, Policy } from "./config";
 import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
+import { Header, findHeader } from "./headers";
 import { scanTopLevel } from "./json_scan";
 import { RewriteOutcome, rewriteModel } from "./model_rewrite";
 import { Metrics } from "./metrics";
-import { OWN_REPLY_DETAILS, Origin, classifyOrigin } from "./policy";
-import { askedModel, backupRequestHeaders, clientResponseHeaders, parseStatus } from "./replay";
+import { OWN_REPLY_DETAILS, Origin, TriggerKind, classifyOrigin } from "./policy";
+import {
+  HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel,
+  backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, parseStatus,
+} from "./replay";
 import { FallbackRoot } from "./root_context";
 import { isFirstPacket } from "./sse";
-
-// Response headers that tell the client (and operators) what the fallback did.
-export const HEADER_SERVICE = "x-ai-fallback-service";
-export const HEADER_MODEL = "x-ai-fallback-model";
-export const HEADER_TRIGGER = "x-ai-fallback-trigger";
-export const HEADER_ATTEMPTS = "x-ai-fallback-attempts";
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 class Answer {
@@ -38,16 +35,18 @@ export class FallbackStream extends HttpContext {
   private holdingRequest: bool = false;
   /** The body outgrew maxRequestBodyBytes and its copy was dropped. */
   private bodyDropped: bool = false;
+  /** The first-packet deadline is armed in the root. */
+  private deadlineArmed: bool = false;
 
   private get fallbackRoot(): FallbackRoot {
     return this.root as FallbackRoot;
   }
 
-  // --- request phase: keep a copy; never delay the primary ---
+  // --- request phase: keep a copy ---
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
     const config = this.fallbackRoot.config;
-    if (config == null) return HeadersAction.Continue;
+    if (config === null) return HeadersAction.Continue;
     let policy: Policy = config.global;
     if (config.rules.length > 0) {
       const authority = host.getHeader(MapType.HttpRequestHeaders, ":authority");
@@ -58,13 +57,15 @@ export class FallbackStream extends HttpContext {
     const machine = new FallbackMachine(policy);
     this.machine = machine;
     this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
+    this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
     if (endOfStream) {
-      machine.requestEnded(host.currentTimeMs(), false);
+      machine.requestEnded(0, false);
       return HeadersAction.Continue;
     }
     // A gateway reply (a rate limiter or authorisation filter behind this one) comes at the
-    // request's headers, and after it Envoy delivers no more of the body to this filter. When such
-    // replies may trigger a fallback, the request waits here until its body has been copied.
+    // request's headers, and after it Envoy gives this filter no more of the body. When such replies
+    // may trigger a fallback, the request waits here until its body has been copied, up to
+    // maxHeldRequestBytes (beyond Envoy's buffer limit it would stop reading and never finish).
     if (!policy.backendErrorsOnly) {
       this.holdingRequest = true;
       return HeadersAction.StopIteration;
@@ -74,7 +75,7 @@ export class FallbackStream extends HttpContext {
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
     const machine = this.machine;
-    if (machine == null || machine.phase != Phase.Request) return DataAction.Continue;
+    if (machine === null || machine.phase != Phase.Request) return DataAction.Continue;
     if (machine.requestBodyChunk(bodySize)) {
       host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
     } else if (!this.bodyDropped) {
@@ -84,7 +85,9 @@ export class FallbackStream extends HttpContext {
     }
     if (endOfStream) this.endRequest(machine);
     if (this.holdingRequest) {
-      if (!endOfStream && machine.replayable) return DataAction.StopIterationAndWatermark;
+      if (!endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {
+        return DataAction.StopIterationAndWatermark;
+      }
       this.holdingRequest = false;
     }
     return DataAction.Continue;
@@ -92,7 +95,7 @@ export class FallbackStream extends HttpContext {
 
   onRequestTrailers(trailerCount: u32): HeadersAction {
     const machine = this.machine;
-    if (machine != null) this.endRequest(machine);
+    if (machine !== null) this.endRequest(machine);
     // Continuing from the trailers releases a held request too.
     this.holdingRequest = false;
     return HeadersAction.Continue;
@@ -100,13 +103,15 @@ export class FallbackStream extends HttpContext {
 
   private endRequest(machine: FallbackMachine): void {
     // The body is scanned for "stream": true only when a first-packet timeout could use it.
-    let streaming = false;
-    if (machine.policy.firstPacketTimeoutMs > 0 && machine.replayable) {
-      streaming = scanTopLevel(changetype<usize>(this.requestBody.toBuffer()), this.requestBody.length).streamTrue;
+    if (machine.policy.firstPacketTimeoutMs == 0 || !machine.replayable) {
+      machine.requestEnded(0, false);
+      return;
     }
+    const streaming = scanTopLevel(this.requestBody.ptr, this.requestBody.length).streamTrue;
     machine.requestEnded(host.currentTimeMs(), streaming);
     if (machine.firstPacketDeadlineMs != 0) {
       this.fallbackRoot.armDeadline(this.id, machine.firstPacketDeadlineMs);
+      this.deadlineArmed = true;
     }
   }
 
@@ -114,17 +119,14 @@ export class FallbackStream extends HttpContext {
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
     const machine = this.machine;
-    if (machine == null) return HeadersAction.Continue;
+    if (machine === null) return HeadersAction.Continue;
     const status = parseStatus(host.getHeader(MapType.HttpResponseHeaders, ":status"));
-    // Where the response came from matters only for errors; skip the property read otherwise.
-    const origin = status >= 400
-      ? classifyOrigin(host.getStringProperty(["response", "code_details"]))
-      : Origin.Backend;
+    // Where the response came from, and the time, matter only for errors: no host calls otherwise.
+    const error = status >= 400;
+    const origin = error ? classifyOrigin(host.getStringProperty(["response", "code_details"])) : Origin.Backend;
     const declinedBefore = machine.declined.length > 0;
-    let step = machine.responseHeaders(status, origin, host.currentTimeMs());
-    // A headers-only 2xx is complete: there is no first packet to wait for.
-    if (step == Step.Hold && endOfStream && machine.phase == Phase.HoldingFirstPacket) step = machine.responseBody(true);
-    if (machine.firstPacketDeadlineMs == 0) this.fallbackRoot.disarmDeadline(this.id);
+    const step = machine.responseHeaders(status, origin, endOfStream, error ? host.currentTimeMs() : 0);
+    this.afterStep(machine);
     if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status);
     if (step == Step.Continue) return HeadersAction.Continue;
     if (step == Step.Hold) return HeadersAction.StopIteration;
@@ -137,36 +139,37 @@ export class FallbackStream extends HttpContext {
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
     const machine = this.machine;
-    if (machine == null) return DataAction.Continue;
-    let first = true;
-    if (machine.phase == Phase.HoldingFirstPacket && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {
-      // Held chunks accumulate in Envoy's buffer, so the whole buffer is read each time.
-      const held = host.getBufferBytes(BufferType.HttpResponseBody, 0, bodySize);
-      first = isFirstPacket(changetype<usize>(held), held.byteLength);
-    } else if (bodySize == 0 && !endOfStream) {
-      first = false;
+    if (machine === null || machine.phase == Phase.PassThrough) return DataAction.Continue;
+    let first = bodySize > 0 || endOfStream;
+    if (machine.phase == Phase.HoldingFirstPacket) {
+      this.fallbackRoot.heldBodySeen = true;
+      if (first && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {
+        // Held chunks accumulate in Envoy's buffer, so the whole buffer is read each time.
+        const held = host.getBufferBytes(BufferType.HttpResponseBody, 0, bodySize);
+        first = isFirstPacket(changetype<usize>(held), held.byteLength);
+      }
     }
     const step = machine.responseBody(first);
-    if (machine.firstPacketDeadlineMs == 0) this.fallbackRoot.disarmDeadline(this.id);
-    if (step == Step.Continue) return DataAction.Continue;
-    // Held keep-alives must accumulate in one buffer to be read whole on the next chunk; a held
-    // error body only waits, with flow control rather than a hard buffer limit.
-    return machine.phase == Phase.HoldingFirstPacket
-      ? DataAction.StopIterationAndBuffer
-      : DataAction.StopIterationAndWatermark;
+    this.afterStep(machine);
+    if (step == Step.HoldBuffered) return DataAction.StopIterationAndBuffer;
+    // A held error body only waits, with flow control rather than a hard buffer limit.
+    if (step == Step.Hold) return DataAction.StopIterationAndWatermark;
+    return DataAction.Continue;
   }
 
   /** The root's tick found this stream's first-packet deadline passed. */
-  onFirstPacketDeadline(nowMs: u64): void {
+  onDeadline(nowMs: u64): void {
+    this.deadlineArmed = false;
     const machine = this.machine;
-    if (machine == null) return;
+    if (machine === null) return;
     const step = machine.firstPacketTimedOut(nowMs);
     if (step == Step.Continue) return;
-    if (machine.timedOutAfterHeaders) {
+    if (machine.timedOutAfterHeaders && !this.fallbackRoot.heldBodySeen) {
       // Without allow_on_headers_stop_iteration Envoy shows no body to a filter that paused at the
       // headers, and every healthy stream would end up here: say so where operators look.
-      host.logBytes(LogLevel.Info, "first packet timeout after 2xx headers: if healthy streams fall back too, " +
-        "set allow_on_headers_stop_iteration: true in the wasm plugin config" + this.requestIdSuffix());
+      host.logBytes(LogLevel.Info, "first packet timeout after 2xx headers, and no held response has shown a body " +
+        "on this worker yet: if healthy streams fall back too, set allow_on_headers_stop_iteration: true " +
+        "in the wasm plugin config" + this.requestIdSuffix());
     }
     this.startedFallback(machine);
     this.perform(step, false);
@@ -176,7 +179,7 @@ export class FallbackStream extends HttpContext {
 
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
     const machine = this.machine;
-    if (machine == null || token != this.pendingToken) return;
+    if (machine === null || token != this.pendingToken) return;
     this.pendingToken = 0;
     this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
     let status = 0;
@@ -193,19 +196,47 @@ export class FallbackStream extends HttpContext {
 
   onDone(): void {
     // One teardown path: the deadline and any pending call are released, whatever the ending.
-    this.fallbackRoot.disarmDeadline(this.id);
+    this.disarm();
     if (this.pendingToken != 0) {
       forgetCall(this.pendingToken);
       this.pendingToken = 0;
       this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
     }
     const machine = this.machine;
-    if (machine != null) machine.finish();
-    this.requestBody.clear();
-    this.lastAnswer = null;
+    if (machine === null) return;
+    if (machine.phase == Phase.FallingBack) {
+      // The stream ended under a running chain: the client went away, or Envoy answered for the
+      // held primary (its route timeout, or a reset after its headers) before a backup did.
+      this.metrics().count(this.metrics().preempted);
+      this.logDecision(machine.trigger + " -> the stream ended before the fallback did; attempts so far: " +
+        formatAttempts(machine.attempts));
+    }
+    machine.finish();
+    this.release();
   }
 
   // --- carrying out steps ---
+
+  /** After every step: a settled stream lets its deadline and its copies go. */
+  private afterStep(machine: FallbackMachine): void {
+    if (machine.firstPacketDeadlineMs == 0) this.disarm();
+    if (machine.phase == Phase.PassThrough) this.release();
+  }
+
+  private disarm(): void {
+    if (!this.deadlineArmed) return;
+    this.deadlineArmed = false;
+    this.fallbackRoot.disarmDeadline(this.id);
+  }
+
+  /**
+   * Drops the body copy and any kept answer: nothing will be replayed or served any more. The
+   * header copy (small) stays for the request id in log lines.
+   */
+  private release(): void {
+    this.requestBody.clear();
+    this.lastAnswer = null;
+  }
 
   /** Carries out `step` and any steps it leads to at once; returns the last one. */
   private perform(step: Step, inResponseHeaders: bool): Step {
@@ -216,16 +247,16 @@ export class FallbackStream extends HttpContext {
     }
     if (step == Step.ServeBackup) {
       const answer = this.lastAnswer!;
-      const backup = machine.attempts[machine.attempts.length - 1];
-      const headers = this.clientHeaders(answer.headers);
-      headers.push(new Header(HEADER_SERVICE, backup.service));
-      headers.push(new Header(HEADER_MODEL, askedModel(backup.model, this.requestBody.toBuffer())));
+      const answered = machine.attempts[machine.attempts.length - 1];
+      const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts);
+      headers.push(new Header(HEADER_SERVICE, answered.service));
+      headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
       this.reply(answer.status, headers, answer.body);
       this.metrics().count(this.metrics().servedByBackup);
-      this.logDecision(machine.trigger + " -> served by " + backup.service + " attempts: " + formatAttempts(machine.attempts));
+      this.logDecision(machine.trigger + " -> served by " + answered.service + " attempts: " + formatAttempts(machine.attempts));
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
-      this.reply(answer.status, this.clientHeaders(answer.headers), answer.body);
+      this.reply(answer.status, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts), answer.body);
       this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
     } else if (step == Step.ResumePrimary) {
       // The held primary response goes to the client, marked with what was tried.
@@ -233,16 +264,11 @@ export class FallbackStream extends HttpContext {
       host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));
       if (!inResponseHeaders) host.continueStream(StreamType.Response);
       this.exhausted(machine, "the primary's own response (" + machine.primaryStatus.toString() + ")");
+      this.release();
     } else if (step == Step.ReplyError) {
-      const timedOut = machine.trigger == "first_packet_timeout";
-      const status = timedOut ? 504 : 502;
-      const body = byteStringToBuffer("{\"error\":{\"type\":\"ai_fallback_exhausted\",\"code\":" + status.toString() +
-        ",\"message\":\"every model service failed\",\"attempts\":" + jsonQuote(formatAttempts(machine.attempts)) + "}}");
-      this.reply(status, [
-        new Header("content-type", "application/json"),
-        new Header(HEADER_TRIGGER, machine.trigger),
-        new Header(HEADER_ATTEMPTS, formatAttempts(machine.attempts)),
-      ], body);
+      const status = machine.triggerKind == TriggerKind.FirstPacketTimeout ? 504 : 502;
+      const headers = addReportHeaders([new Header("content-type", "application/json")], machine.trigger, machine.attempts);
+      this.reply(status, headers, exhaustedErrorBody(status, machine.attempts));
       this.exhausted(machine, "a " + status.toString() + " error of its own");
     }
     return step;
@@ -254,7 +280,7 @@ export class FallbackStream extends HttpContext {
     const headers = backupRequestHeaders(client, backup);
     let body = this.requestBody.toBuffer();
     const literal = backup.modelLiteral;
-    if (literal != null) {
+    if (literal !== null) {
       const rewritten = rewriteModel(body, literal);
       if (rewritten.outcome == RewriteOutcome.NotJsonObject) {
         host.logBytes(LogLevel.Info, "request body is not a JSON object; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
@@ -276,17 +302,13 @@ export class FallbackStream extends HttpContext {
     return true;
   }
 
-  /** A backup answer's headers as the client gets them, plus the attempt report. */
-  private clientHeaders(answer: Header[]): Header[] {
-    const machine = this.machine!;
-    const out = clientResponseHeaders(answer);
-    out.push(new Header(HEADER_TRIGGER, machine.trigger));
-    out.push(new Header(HEADER_ATTEMPTS, formatAttempts(machine.attempts)));
-    return out;
-  }
-
+  /** Sends this filter's reply in place of the primary's response; it is the stream's last word. */
   private reply(status: i32, headers: Header[], body: ArrayBuffer): void {
-    host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, headers);
+    const result = host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, headers);
+    if (result != WasmResult.Ok) {
+      host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
+    }
+    this.release();
   }
 
   private startedFallback(machine: FallbackMachine): void {
@@ -327,7 +349,7 @@ export class FallbackStream extends HttpContext {
 
   private routeName(): string {
     let name = host.getStringProperty(["xds", "route_name"]);
-    if (name == null) name = host.getStringProperty(["route_name"]);
+    if (name === null) name = host.getStringProperty(["route_name"]);
     return name === null ? "" : name;
   }
 

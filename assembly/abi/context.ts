@@ -21,6 +21,8 @@ export class HttpContext {
   onResponseTrailers(trailerCount: u32): HeadersAction { return HeadersAction.Continue; }
   /** The answer to a call this stream dispatched; the effective context is already this stream. */
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
+  /** A deadline its root context keeps for this stream has passed; the effective context is this stream. */
+  onDeadline(nowMs: u64): void {}
   /** The stream is finished (completed or reset); pending work must be released here. */
   onDone(): void {}
 }

@@ -1,10 +1,7 @@
 // The ABI's header-map wire format: u32 count, then (u32 name size, u32 value size) per pair,
 // then each name and value followed by a NUL byte. Little-endian, as wasm memory is.
 import { byteStringFromMemory, writeByteString } from "../bytes";
-
-export class Header {
-  constructor(public name: string, public value: string) {}
-}
+import { Header } from "../headers";
 
 export function serializeHeaders(headers: Header[]): ArrayBuffer {
   let size = 4;
@@ -53,11 +50,4 @@ export function deserializeHeaders(ptr: usize, size: usize): Header[] {
     out.push(new Header(name, value));
   }
   return out;
-}
-
-export function findHeader(headers: Header[], lowerName: string): string | null {
-  for (let i = 0; i < headers.length; i++) {
-    if (headers[i].name == lowerName) return headers[i].value;
-  }
-  return null;
 }

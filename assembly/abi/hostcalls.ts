@@ -2,7 +2,8 @@
 // error result; memory the host hands back (allocated through our malloc export) is copied and freed.
 import * as imports from "./imports";
 import { BufferType, LogLevel, MapType, MetricType, StreamType, WasmResult } from "./enums";
-import { Header, deserializeHeaders, serializeHeaders } from "./header_pairs";
+import { Header } from "../headers";
+import { deserializeHeaders, serializeHeaders } from "./header_pairs";
 import { byteStringFromMemory, byteStringToBuffer } from "../bytes";
 import { ByteSink } from "../byte_sink";
 

@@ -56,12 +56,3 @@ export function deliverCallResponse(token: u32, headerCount: u32, bodySize: u32,
   setEffectiveContext(streamId);
   streams.get(streamId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
 }
-
-/** Streams still registered, for leak checks in tests and for timers kept by the root. */
-export function liveStreamCount(): i32 {
-  return streams.size;
-}
-
-export function pendingCallCount(): i32 {
-  return callOwners.size;
-}

@@ -10,6 +10,7 @@ describe("configuration", () => {
     expect(c.global.backendErrorsOnly).toBe(true);
     expect(c.global.triggerStatuses.length).toBe(200);
     expect(c.global.maxRequestBodyBytes).toBe(10485760);
+    expect(c.global.maxHeldRequestBytes).toBe(524288);
     expect(c.global.firstPacketTimeout).toBe(0);
     expect(c.global.keepAliveIsNotFirstPacket).toBe(false);
     expect(c.global.fallbackDeadline).toBe(240000);
@@ -37,6 +38,12 @@ describe("configuration", () => {
     expect(b).toEqual({ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { authorization: "Bearer k", "x-extra": "1" }, replacesCredentials: true });
     expect(c.global.triggerStatuses).toEqual([401, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
     expect(c.global).toMatchObject({ backendErrorsOnly: false, maxRequestBodyBytes: 1024, firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000 });
+  });
+
+  test("JSON's \\/ escape is read as a slash (json-as alone misreads it)", () => {
+    const c = cfg('{"backups":[{"service":"a","path":"\\/v1\\/chat","headers":{"x-a":"b\\\\/c"}}]}');
+    expect(c.global.backups[0].path).toBe("/v1/chat");
+    expect(c.global.backups[0].headers["x-a"]).toBe("b\\/c");
   });
 
   test("rules inherit the global policy and override what they set", () => {
@@ -94,9 +101,9 @@ describe("configuration", () => {
     ["empty service", { backups: [{ service: "" }] }, /^backups\[0\]\.service: must not be empty/],
     ["service not a string", { backups: [{ service: 7 }] }, /^backups\[0\]\.service: must be a string, got 7/],
     ["model not a string", { backups: [{ service: "a", model: 1 }] }, /^backups\[0\]\.model: must be a string/],
-    ["timeout not an integer", { backups: [{ service: "a" }, { service: "b", timeout: 1.5 }] }, /^backups\[1\]\.timeout: must be an integer >= 1/],
+    ["timeout not an integer", { backups: [{ service: "a" }, { service: "b", timeout: 1.5 }] }, /^backups\[1\]\.timeout: must be an integer from 1/],
     ["timeout as text", { backups: [{ service: "a", timeout: "5s" }] }, /^backups\[0\]\.timeout: must be an integer/],
-    ["zero timeout", { backups: [{ service: "a", timeout: 0 }] }, /^backups\[0\]\.timeout: must be an integer >= 1/],
+    ["zero timeout", { backups: [{ service: "a", timeout: 0 }] }, /^backups\[0\]\.timeout: must be an integer from 1/],
     ["unknown backup key", { backups: [{ service: "a", modle: "m" }] }, /^backups\[0\]\.modle: unknown field/],
     ["unknown top-level key", { backups: [{ service: "a" }], fallback: true }, /^fallback: unknown field/],
     ["path without slash", { backups: [{ service: "a", path: "v1" }] }, /^backups\[0\]\.path: must start with "\/"/],
@@ -110,8 +117,10 @@ describe("configuration", () => {
     ["bad status", { backups: [{ service: "a" }], triggerStatuses: [200] }, /^triggerStatuses\[0\]: must be a non-empty array/],
     ["bad status class", { backups: [{ service: "a" }], triggerStatuses: ["3xx"] }, /^triggerStatuses\[0\]:/],
     ["empty statuses", { backups: [{ service: "a" }], triggerStatuses: [] }, /^triggerStatuses: must be a non-empty array/],
-    ["negative first packet timeout", { backups: [{ service: "a" }], firstPacketTimeout: -1 }, /^firstPacketTimeout: must be an integer >= 0/],
-    ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer >= 1/],
+    ["negative first packet timeout", { backups: [{ service: "a" }], firstPacketTimeout: -1 }, /^firstPacketTimeout: must be an integer from 0/],
+    ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer from 1/],
+    ["body limit over 256 MiB", { backups: [{ service: "a" }], maxRequestBodyBytes: 268435457 }, /^maxRequestBodyBytes: must be an integer from 1 to 268435456/],
+    ["zero held limit", { backups: [{ service: "a" }], maxHeldRequestBytes: 0 }, /^maxHeldRequestBytes: must be an integer from 1/],
     ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_ or _match_service_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["rule without any backups", { _rules_: [{ _match_route_: ["r"] }] }, /^_rules_\[0\]\.backups: required/],

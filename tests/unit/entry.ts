@@ -1,7 +1,8 @@
 // Test entry: exposes the pure core (configuration, policy, JSON scan, model rewrite, SSE check,
 // header pairs, state machine) to jest through plain functions. Not part of the filter module.
 import "../../assembly/abi/abort";
-import { Header, deserializeHeaders, serializeHeaders } from "../../assembly/abi/header_pairs";
+import { deserializeHeaders, serializeHeaders } from "../../assembly/abi/header_pairs";
+import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
 import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_machine";
@@ -41,6 +42,7 @@ function describePolicy(p: Policy): string {
   for (let s = 400; s < 600; s++) if (p.triggerStatuses.has(s)) statuses += (statuses.length > 0 ? "," : "") + s.toString();
   return "{\"backups\":[" + backups + "],\"backendErrorsOnly\":" + (p.backendErrorsOnly ? "true" : "false") +
     ",\"triggerStatuses\":[" + statuses + "],\"maxRequestBodyBytes\":" + p.maxRequestBodyBytes.toString() +
+    ",\"maxHeldRequestBytes\":" + p.maxHeldRequestBytes.toString() +
     ",\"firstPacketTimeout\":" + p.firstPacketTimeoutMs.toString() +
     ",\"keepAliveIsNotFirstPacket\":" + (p.keepAliveIsNotFirstPacket ? "true" : "false") +
     ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() + "}";
@@ -134,7 +136,7 @@ export function answerHeaders(names: string, values: string): string {
 }
 
 export function modelAsked(label: string, body: ArrayBuffer): string {
-  return askedModel(label, body);
+  return askedModel(label, changetype<usize>(body), body.byteLength);
 }
 
 export function headerPairs(names: string, values: string): ArrayBuffer {
@@ -157,12 +159,12 @@ export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {
   return byteStringToBuffer(byteStringFromBuffer(bytes));
 }
 
-const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error"];
+const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error", "hold-buffered"];
 const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done"];
 
 /**
  * Drives a FallbackMachine with a script, one event a line, and reports each step:
- *   body <size> | end [stream] | at <ms> | headers <status> [details] | chunk first|keepalive
+ *   body <size> | end [stream] | at <ms> | headers <status> [details] [eos] | chunk first|keepalive
  *   | timeout | answer <status> | refuse
  * Output lines: "<event> -> <step> [<backup> <timeoutMs>] (<phase>)", then "attempts: ..." and "trigger: ...".
  */
@@ -190,7 +192,8 @@ export function runMachine(json: ArrayBuffer, script: string): string {
       out += line + " -> deadline " + (machine.firstPacketDeadlineMs == 0 ? "none" : machine.firstPacketDeadlineMs.toString()) + "\n";
       continue;
     } else if (verb == "headers") {
-      step = machine.responseHeaders(I32.parseInt(words[1]), classifyOrigin(words.length > 2 ? words[2] : "via_upstream"), now);
+      const details = words.length > 2 && words[2] != "eos" ? words[2] : "via_upstream";
+      step = machine.responseHeaders(I32.parseInt(words[1]), classifyOrigin(details), words[words.length - 1] == "eos", now);
     } else if (verb == "chunk") {
       step = machine.responseBody(words[1] == "first");
     } else if (verb == "timeout") {

@@ -83,7 +83,7 @@ describe("fallback state machine", () => {
     test("2xx headers are held until the first packet, then the stream flows", () => {
       const out = run(fpt, "end stream\nheaders 200\nchunk keepalive\nchunk first\nchunk first");
       expect(out).toContain("headers 200 -> hold (holding-first-packet)");
-      expect(out).toContain("chunk keepalive -> hold (holding-first-packet)");
+      expect(out).toContain("chunk keepalive -> hold-buffered (holding-first-packet)");
       expect(out).toContain("chunk first -> continue (pass-through)");
     });
 
@@ -93,6 +93,19 @@ describe("fallback state machine", () => {
       expect(out).toContain("headers 200 -> hold (falling-back)");
       expect(out).toContain("answer 0 -> resume-primary (resumed)");
       expect(out).toContain("trigger: first_packet_timeout");
+    });
+
+    test("a headers-only 2xx is complete: nothing waits for a first packet", () => {
+      expect(run(fpt, "end stream\nheaders 200 eos")).toContain("headers 200 eos -> continue (pass-through)");
+    });
+
+    test("a held 2xx primary beats a backup's error when the chain ends", () => {
+      const out = run(fpt, "end stream\nheaders 200\ntimeout\nanswer 500\nanswer 503");
+      expect(out).toContain("answer 503 -> resume-primary (resumed)");
+    });
+
+    test("a held error primary loses to a later backup error (the last attempt's answer)", () => {
+      expect(run(two, "end\nheaders 500\nanswer 429\nanswer 503")).toContain("answer 503 -> serve-last-error");
     });
 
     test("the timer with nothing at hand ends in the filter's own error", () => {

@@ -51,8 +51,14 @@ describe("the model a backup was asked for", () => {
   });
   test("pass-through reports the request's own model (the last, as JSON parsers take it)", () => {
     expect(w.modelAsked("pass-through", '{"model":"a","model":"gpt-4o"}')).toBe("gpt-4o");
-    expect(w.modelAsked("pass-through", '{"model":7}')).toBe("7");
+    expect(w.modelAsked("pass-through", '{"model":"a\\u00e9"}')).toBe("a\\u00e9");
     expect(w.modelAsked("pass-through", '{"messages":[]}')).toBe("pass-through");
     expect(w.modelAsked("pass-through", "not json")).toBe("pass-through");
+    expect(w.modelAsked("pass-through", '{"model":"a",')).toBe("pass-through");
+  });
+
+  test("a model that is not a string is never copied into a header (it could hold CR LF)", () => {
+    expect(w.modelAsked("pass-through", '{"model":7}')).toBe("pass-through");
+    expect(w.modelAsked("pass-through", '{"model":["a",\r\n"b"]}')).toBe("pass-through");
   });
 });

@@ -1,0 +1,13 @@
+// An HTTP header as the filter handles it: lower-case name and value as byte strings (see bytes.ts). Pure.
+
+export class Header {
+  constructor(public name: string, public value: string) {}
+}
+
+/** The first value of `lowerName`, or null. */
+export function findHeader(headers: Header[], lowerName: string): string | null {
+  for (let i = 0; i < headers.length; i++) {
+    if (headers[i].name == lowerName) return headers[i].value;
+  }
+  return null;
+}
