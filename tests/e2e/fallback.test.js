@@ -126,6 +126,7 @@ describe("fallback in a real Envoy", () => {
     expect(m.primary.requests[0].body.length).toBe(big.length);
     expect(m.backupA.requests.length + m.backupB.requests.length).toBe(0);
     expect(envoy.logs()).toMatch(/status=503 passed through: the request cannot be replayed: request body over maxRequestBodyBytes \(4096\) x-request-id=big-body-1/);
+    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.not_replayable")).toBe(1);
   });
 
   test("a backup that hangs past its timeout is given up and the next one tried", async () => {
@@ -155,6 +156,13 @@ describe("fallback in a real Envoy", () => {
     expect(res.status).toBe(200);
     expect(m.primary.requests[0].receivedAt).toBeLessThan(res.sentAllAt - 300);
     expect(m.backupA.requests[0].body.equals(Buffer.from(parts.join("")))).toBe(true);
+  });
+
+  test("a non-string model never reaches a response header (it could carry CR LF)", async () => {
+    m.primary.behave({ status: 500 });
+    const res = await request(envoy.port, { body: '{"model":["a",\r\n"b"],"messages":[]}' });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-model"]).toBe("pass-through");
   });
 
   test("a request without a body is replayed without one", async () => {

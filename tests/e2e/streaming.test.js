@@ -62,6 +62,17 @@ describe("first packet timeout", () => {
     expect(res.headers["x-served-by"]).toBe("backup");
     expect(res.headers["x-primary-header"]).toBeUndefined();
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=first_packet_timeout, backup;model=pass-through;result=200");
+    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.trigger.first_packet_timeout")).toBeGreaterThanOrEqual(2);
+  });
+
+  test("a late primary that does start streaming beats a backup that fails", async () => {
+    m.primary.behave({ sse: { firstDelayMs: 600, events: ["late but fine"] } });
+    m.backup.behave({ status: 500 });
+    const res = await request(envoy.port, { body: STREAM_CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(res.text).toBe("data: late but fine\n\ndata: [DONE]\n\n");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=first_packet_timeout, backup;model=pass-through;result=500");
   });
 
   test("a headers-only 2xx is complete: it passes at once, nothing waits for a first packet", async () => {
@@ -180,6 +191,24 @@ describe("Envoy's stream idle timeout", () => {
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=pass-through;result=timeout");
     expect(res.headersAt).toBeLessThan(1900);
     await idle.stop();
+  });
+});
+
+describe("a held primary that Envoy itself ends", () => {
+  test("its route timeout pre-empts a fallback in flight: counted and logged (routes need timeout >= firstPacketTimeout + fallbackDeadline)", async () => {
+    const short = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }], firstPacketTimeout: 200 },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
+      routeTimeoutMs: 700,
+    });
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    m.backup.behave({ delayHeadersMs: 2000, sse: { events: ["too late"] } });
+    const res = await request(short.port, { headers: { "x-request-id": "preempted-1" }, body: STREAM_CHAT });
+    expect(res.status).not.toBe(200);
+    await sleep(200);
+    expect(counter(await short.stats(), "wasmcustom.ai_fallback.preempted")).toBe(1);
+    expect(short.logs()).toMatch(/first_packet_timeout -> the stream ended before the fallback did; attempts so far: primary;result=first_packet_timeout x-request-id=preempted-1/);
+    await short.stop();
   });
 });
 

@@ -39,7 +39,7 @@ describe("backend errors only", () => {
       pluginConfig: {
         backups: [{ service: "backup-a" }],
         _rules_: [
-          { _match_route_: ["limited-off", "direct-off"], backendErrorsOnly: false },
+          { _match_route_: ["limited-off", "direct-off", "free-off"], backendErrorsOnly: false },
         ],
       },
       clusters: clusters(),
@@ -50,6 +50,7 @@ describe("backend errors only", () => {
         { name: "direct-on", prefix: "/on/direct", directResponse: { status: 403, body: "forbidden by gateway" } },
         { name: "direct-off", prefix: "/off/direct", directResponse: { status: 403, body: "forbidden by gateway" } },
         { name: "dead-primary", prefix: "/dead", cluster: "dead" },
+        { name: "free-off", prefix: "/off/free" },
         { name: "primary-route", prefix: "/", cluster: "primary" },
       ],
     });
@@ -86,6 +87,15 @@ describe("backend errors only", () => {
     expect(seen.equals(Buffer.from(parts.join("")))).toBe(true);
   });
 
+  test("off: a body larger than Envoy's buffer is held only up to maxHeldRequestBytes, so it never stalls", async () => {
+    m.primary.behave({});
+    const huge = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "z".repeat(2 * 1024 * 1024) }] });
+    const res = await request(envoy.port, { path: "/off/free/v1/chat/completions", body: huge, timeoutMs: 10000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(m.primary.requests[0].body.length).toBe(Buffer.byteLength(huge));
+  });
+
   test("a direct_response is intercepted too: passes when on, falls back when off", async () => {
     const on = await request(envoy.port, { path: "/on/direct", body: CHAT });
     expect(on.status).toBe(403);
@@ -100,6 +110,13 @@ describe("backend errors only", () => {
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-a");
     expect(res.headers["x-ai-fallback-trigger"]).toBe("upstream_failure=503");
+  });
+
+  test("each trigger has its counter", async () => {
+    const stats = await envoy.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.trigger.upstream_failure")).toBe(1);
+    expect(counter(stats, "wasmcustom.ai_fallback.trigger.intercepted")).toBeGreaterThanOrEqual(3);
+    expect(counter(stats, "wasmcustom.ai_fallback.trigger.status")).toBe(0);
   });
 });
 
