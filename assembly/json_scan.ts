@@ -216,6 +216,65 @@ function stringEquals(base: usize, start: i32, end: i32, ascii: string): bool {
   return k == ascii.length;
 }
 
+/**
+ * Whether the last top-level "stream" member of a JSON object body is `true`, found without
+ * validating the body: strings and nesting are only tracked, so this runs several times faster than
+ * scanTopLevel on the request path. For a valid body it agrees with scanTopLevel(...).streamTrue; a
+ * key written with escapes is handed to the full scan.
+ */
+export function isStreamingRequest(base: usize, length: i32): bool {
+  let depth = 0;
+  let expectKey = false;
+  let streaming = false;
+  let i = 0;
+  while (i < length) {
+    const c = load<u8>(base + i);
+    if (c == 0x22) {
+      const start = i;
+      i++;
+      let escaped = false;
+      while (i < length) {
+        const d = load<u8>(base + i);
+        if (d == 0x5c) {
+          escaped = true;
+          i += 2;
+          continue;
+        }
+        if (d == 0x22) break;
+        i++;
+      }
+      i++;
+      if (depth == 1 && expectKey) {
+        expectKey = false;
+        if (escaped) return scanTopLevel(base, length).streamTrue;
+        if (i - start == 8 && isWordAt(base + start + 1, "stream")) {
+          let v = i;
+          while (v < length && (isWhitespace(load<u8>(base + v)) || load<u8>(base + v) == 0x3a)) v++;
+          streaming = v + 4 <= length && isWordAt(base + v, "true");
+        }
+      }
+      continue;
+    }
+    if (c == 0x7b || c == 0x5b) {
+      depth++;
+      expectKey = c == 0x7b && depth == 1;
+    } else if (c == 0x7d || c == 0x5d) {
+      depth--;
+    } else if (c == 0x2c && depth == 1) {
+      expectKey = true;
+    }
+    i++;
+  }
+  return streaming;
+}
+
+function isWordAt(ptr: usize, word: string): bool {
+  for (let k = 0; k < word.length; k++) {
+    if (<u32>load<u8>(ptr + k) != <u32>word.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
 /** Scans a whole body: is it JSON, and where are its top-level "model" and "stream" members. */
 export function scanTopLevel(base: usize, length: i32): TopLevel {
   const out = new TopLevel();

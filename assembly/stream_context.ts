@@ -9,7 +9,7 @@ import { ByteSink } from "./byte_sink";
 import { Backup, Policy } from "./config";
 import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
-import { scanTopLevel } from "./json_scan";
+import { isStreamingRequest } from "./json_scan";
 import { RewriteOutcome, rewriteModel } from "./model_rewrite";
 import { Metrics } from "./metrics";
 import { OWN_REPLY_DETAILS, Origin, TriggerKind, classifyOrigin } from "./policy";
@@ -107,7 +107,7 @@ export class FallbackStream extends HttpContext {
       machine.requestEnded(0, false);
       return;
     }
-    const streaming = scanTopLevel(this.requestBody.ptr, this.requestBody.length).streamTrue;
+    const streaming = isStreamingRequest(this.requestBody.ptr, this.requestBody.length);
     machine.requestEnded(host.currentTimeMs(), streaming);
     if (machine.firstPacketDeadlineMs != 0) {
       this.fallbackRoot.armDeadline(this.id, machine.firstPacketDeadlineMs);

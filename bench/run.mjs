@@ -289,7 +289,9 @@ async function benchOverhead() {
   note(`the two Envoys alternate in blocks of ${OVERHEAD_BLOCK} after ${OVERHEAD_WARMUP} warm-up requests each; --concurrency 1, same log levels`);
   const primaryF = await mock("primary-f");
   const primaryP = await mock("primary-p");
-  const withFilter = await filterEnvoy({ pluginConfig: { backups: [{ service: "backup" }] }, clusters: { primary: primaryF.port, backup: primaryF.port } });
+  // firstPacketTimeout is on, so "stream": true requests take the streaming path (deadline armed,
+  // body scanned, 2xx headers held until the first body chunk); the others do not notice it.
+  const withFilter = await filterEnvoy({ pluginConfig: { backups: [{ service: "backup" }], firstPacketTimeout: 5000 }, clusters: { primary: primaryF.port, backup: primaryF.port } });
   const plain = await plainEnvoy({ clusters: { primary: primaryP.port, backup: primaryP.port } });
   const agents = [new http.Agent({ keepAlive: true, maxSockets: 1 }), new http.Agent({ keepAlive: true, maxSockets: 1 })];
   const targets = [
@@ -299,10 +301,12 @@ async function benchOverhead() {
   try {
     const small = chatBody(200);
     const big = chatBody(BIG_BODY_BYTES);
+    const streamed = chatBody(200, { stream: true });
     const rows = [];
     for (const [label, payload, total] of [
       [`${small.length} B body`, small, OVERHEAD_M],
       [`${bytes(big.length)} body`, big, OVERHEAD_M_BIG],
+      [`${streamed.length} B, stream:true`, streamed, OVERHEAD_M],
     ]) {
       const res = await runAlternating(targets, payload, total, label);
       const stats = {};

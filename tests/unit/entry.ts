@@ -6,7 +6,7 @@ import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
 import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_machine";
-import { firstJsonError, scanTopLevel } from "../../assembly/json_scan";
+import { firstJsonError, isStreamingRequest, scanTopLevel } from "../../assembly/json_scan";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
 import { askedModel, backupRequestHeaders, clientResponseHeaders } from "../../assembly/replay";
@@ -71,6 +71,10 @@ export function policyFor(json: ArrayBuffer, routeName: string, authority: strin
   const p = c.policyFor(routeName, authority, service);
   for (let i = 0; i < c.rules.length; i++) if (c.rules[i].policy === p) return "rule:" + i.toString();
   return "global";
+}
+
+export function streamingRequest(body: ArrayBuffer): bool {
+  return isStreamingRequest(changetype<usize>(body), body.byteLength);
 }
 
 export function jsonError(body: ArrayBuffer): i32 {

@@ -82,6 +82,34 @@ describe("JSON scan", () => {
     expect(w.scan('{"stream":true,"stream":false}').streamTrue).toBe(false);
   });
 
+  test("the fast stream check agrees with the full scan on valid bodies", () => {
+    const bodies = [
+      '{"stream":true}', '{"stream":false}', '{"x":{"stream":true}}', '{"stream":"true"}', '{"stream":true,"stream":false}',
+      '{"stream":false,"stream":true}', ' { "model" : "a" , "stream" :\n true } ', '{"messages":[{"content":"\\"stream\\":true"}],"stream":false}',
+      '{"str\\u0065am":true}', '{"a":["stream",{"stream":true}],"streams":true}', '{"upstream":true}', '{"stream":truex}', "[]", '"stream"',
+      '{"a":"\\\\","stream":true}', '{"a":[[[{"b":"}"}]]],"stream":true}', "{}",
+    ];
+    for (const body of bodies) {
+      expect([body, w.streamingRequest(body)]).toEqual([body, w.scan(body).streamTrue]);
+    }
+    // Random nesting, strings with braces and escapes, and the key at different places.
+    let seed = 7;
+    const rnd = (n) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    const value = (d) => {
+      const k = rnd(d > 3 ? 3 : 6);
+      if (k === 0) return JSON.stringify("s{[" + "\\\"".repeat(rnd(3)) + "]}");
+      if (k === 1) return String(rnd(100));
+      if (k === 2) return rnd(2) ? "true" : "null";
+      if (k === 3) return "[" + Array.from({ length: rnd(3) }, () => value(d + 1)).join(",") + "]";
+      return "{" + Array.from({ length: rnd(3) }, (_, i) => JSON.stringify(rnd(4) ? "k" + i : "stream") + ":" + value(d + 1)).join(",") + "}";
+    };
+    for (let n = 0; n < 300; n++) {
+      const members = Array.from({ length: 1 + rnd(4) }, (_, i) => JSON.stringify(rnd(3) ? "m" + i : "stream") + " : " + (rnd(2) ? "true" : value(1)));
+      const body = "{" + members.join(" , ") + "}";
+      expect([body, w.streamingRequest(body)]).toEqual([body, w.scan(body).streamTrue]);
+    }
+  });
+
   test("validates numbers, literals and structure", () => {
     for (const good of ['{"a":-0.5e+10}', '[1,2,{"b":[true,false,null]}]', ' "s" ', "0", '{"a":{}}', "[[]]"]) {
       expect([good, w.jsonError(good)]).toEqual([good, -1]);

@@ -51,6 +51,7 @@ function load() {
     configSummary: (json) => JSON.parse(call(() => readStr(x.configSummary(buf(json))))),
     policyFor: (json, route, authority, service = "") => call(() => readStr(x.policyFor(buf(json), str(route), str(authority), str(service)))),
     jsonError: (body) => call(() => x.jsonError(buf(body))),
+    streamingRequest: (body) => call(() => x.streamingRequest(buf(body)) !== 0),
     scan: (body) => JSON.parse(call(() => readStr(x.scanSummary(buf(body))))),
     rewrite: (body, model) => call(() => ({ body: readBuf(x.rewrite(buf(body), str(model))), outcome: x.lastRewriteOutcome.value })),
     modelLiteral: (model) => call(() => readBuf(x.modelLiteral(str(model)))),
