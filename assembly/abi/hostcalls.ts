@@ -32,15 +32,6 @@ function takeByteString(): string {
   return out;
 }
 
-function takeHeaders(): Header[] {
-  const ptr = load<usize>(RETURN_PTR);
-  const size = load<usize>(RETURN_SIZE);
-  if (ptr == 0) return new Array<Header>();
-  const out = deserializeHeaders(ptr, size);
-  heap.free(ptr);
-  return out;
-}
-
 function clearReturn(): void {
   store<usize>(RETURN_PTR, 0);
   store<usize>(RETURN_SIZE, 0);
@@ -94,11 +85,8 @@ export function appendBufferBytes(type: BufferType, start: u32, length: u32, sin
 // --- header maps ---
 
 export function getHeaders(type: MapType): Header[] {
-  clearReturn();
-  if (imports.proxy_get_header_map_pairs(type, RETURN_PTR, RETURN_SIZE) != WasmResult.Ok) {
-    return new Array<Header>();
-  }
-  return takeHeaders();
+  const raw = getHeadersRaw(type);
+  return deserializeHeaders(changetype<usize>(raw), raw.byteLength);
 }
 
 /** The raw wire bytes of a header map, for keeping a copy without parsing it. */
