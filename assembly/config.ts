@@ -12,6 +12,8 @@ export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 10 * 1024 * 1024;
 /** The copy of a body lives in one wasm buffer (AssemblyScript caps it far below 4 GiB). */
 export const MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024 * 1024;
+/** Request copies one worker keeps at once; past it new requests pass through without fallback. */
+export const DEFAULT_MAX_KEPT_BYTES_PER_WORKER: u32 = 512 * 1024 * 1024;
 /** Half of Envoy's default 1 MiB per_connection_buffer_limit_bytes: a held body must never reach it. */
 export const DEFAULT_MAX_HELD_REQUEST_BYTES: u32 = 512 * 1024;
 // Under Envoy's default 5-minute stream_idle_timeout, which would otherwise end a held stream first.
@@ -77,6 +79,8 @@ export class Rule {
 export class Config {
   global: Policy = new Policy();
   rules: Rule[] = [];
+  /** Bytes of request copies one worker (one VM) may keep at once: a bound on the VM's memory. */
+  maxKeptBytesPerWorker: u32 = DEFAULT_MAX_KEPT_BYTES_PER_WORKER;
 
   /** Some rule matches on the upstream service (so the glue reads the cluster name). */
   matchesServices: bool = false;
@@ -152,8 +156,13 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const obj = root.get<JSON.Obj>();
   const parser = new Parser();
   const config = new Config();
-  const known = POLICY_KEYS.concat(["_rules_"]);
+  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker"]);
   if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
+  if (obj.has("maxKeptBytesPerWorker")) {
+    const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, 2147483647);
+    if (n < 0) return fail(parser.error);
+    config.maxKeptBytesPerWorker = <u32>n;
+  }
   if (!parser.readPolicy(obj, "", config.global, !obj.has("_rules_"))) return fail(parser.error);
   if (obj.has("_rules_")) {
     const rules = obj.get("_rules_")!;

@@ -96,6 +96,11 @@ export class FallbackMachine {
     return true;
   }
 
+  /** The request cannot be kept for replay after all (e.g. the worker's memory budget is spent). */
+  refuseReplay(reason: string): void {
+    if (this.replayable) this.notReplayableReason = reason;
+  }
+
   /** The whole request went upstream at `nowMs`; `streaming` from its body. */
   requestEnded(nowMs: u64, streaming: bool): void {
     if (this.phase != Phase.Request) return;

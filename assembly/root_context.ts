@@ -10,6 +10,8 @@ import { Metrics } from "./metrics";
 /** Timer granularity: first-packet timeouts fire up to about this much late (see bench/). */
 export const TICK_PERIOD_MS: u32 = 10;
 
+
+
 export class FallbackRoot extends RootContext {
   /** Makes this filter's stream contexts; set by the entry point (main.ts). */
   static streamFactory: (id: u32, root: FallbackRoot) => HttpContext = (id: u32, root: FallbackRoot): HttpContext =>
@@ -19,6 +21,8 @@ export class FallbackRoot extends RootContext {
   metrics: Metrics | null = null;
   /** A held 2xx has delivered body to this filter: Envoy shows bodies after paused headers. */
   heldBodySeen: bool = false;
+  /** Bytes of request bodies kept by this worker's streams. */
+  private keptBytes: i64 = 0;
   /** stream id -> first-packet deadline (ms). */
   private deadlines: Map<u32, u64> = new Map<u32, u64>();
   /** No deadline is earlier than this (it may be stale-early after a disarm: one idle scan). */
@@ -34,6 +38,22 @@ export class FallbackRoot extends RootContext {
     this.config = result.config;
     if (this.metrics == null) this.metrics = new Metrics();
     return true;
+  }
+
+  /**
+   * Takes `size` bytes of this worker's budget for request copies (maxKeptBytesPerWorker); false when
+   * it would be spent. Past it, requests pass through without fallback, rather than growing the VM's
+   * memory until an allocation traps and kills it.
+   */
+  tryKeep(size: i64): bool {
+    if (this.keptBytes + size > <i64>this.config!.maxKeptBytesPerWorker) return false;
+    this.keptBytes += size;
+    return true;
+  }
+
+  /** Gives back bytes taken with tryKeep. */
+  unkeep(size: i64): void {
+    this.keptBytes -= size;
   }
 
   createHttpContext(id: u32): HttpContext {

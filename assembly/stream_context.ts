@@ -76,11 +76,16 @@ export class FallbackStream extends HttpContext {
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
     const machine = this.machine;
     if (machine === null || machine.phase != Phase.Request) return DataAction.Continue;
-    if (machine.requestBodyChunk(bodySize)) {
-      host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
+    if (machine.requestBodyChunk(bodySize) && !this.fallbackRoot.tryKeep(bodySize)) {
+      machine.refuseReplay("this worker keeps maxKeptBytesPerWorker (" +
+        this.fallbackRoot.config!.maxKeptBytesPerWorker.toString() + ") bytes of request copies already");
+    }
+    if (machine.replayable) {
+      const copied = host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
+      if (copied != <i32>bodySize) this.fallbackRoot.unkeep(<i64>bodySize - copied);
     } else if (!this.bodyDropped) {
       this.bodyDropped = true;
-      this.requestBody.clear();
+      this.clearBody();
       host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
     }
     if (endOfStream) this.endRequest(machine);
@@ -234,8 +239,13 @@ export class FallbackStream extends HttpContext {
    * header copy (small) stays for the request id in log lines.
    */
   private release(): void {
-    this.requestBody.clear();
+    this.clearBody();
     this.lastAnswer = null;
+  }
+
+  private clearBody(): void {
+    this.fallbackRoot.unkeep(this.requestBody.length);
+    this.requestBody.clear();
   }
 
   /** Carries out `step` and any steps it leads to at once; returns the last one. */

@@ -197,6 +197,28 @@ describe("many fallbacks at once", () => {
   });
 });
 
+describe("the worker's budget for request copies", () => {
+  test("past maxKeptBytesPerWorker a request is not kept: its error passes through, and the budget comes back", async () => {
+    const tight = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }], maxKeptBytesPerWorker: 3000 },
+      clusters: { primary: m.primary.port, "backup-a": m.backupA.port },
+    });
+    const body = (i) => JSON.stringify({ model: "m", n: i, messages: [{ role: "user", content: "x".repeat(2000) }] });
+    m.primary.behave({ status: 503, delayHeadersMs: 300 });
+    const [first, second] = await Promise.all([
+      request(tight.port, { headers: { "x-request-id": "kept-1" }, body: body(1) }),
+      new Promise((r) => setTimeout(r, 100)).then(() => request(tight.port, { headers: { "x-request-id": "kept-2" }, body: body(2) })),
+    ]);
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(503);
+    expect(tight.logs()).toMatch(/status=503 passed through: the request cannot be replayed: this worker keeps maxKeptBytesPerWorker \(3000\) bytes of request copies already x-request-id=kept-2/);
+    // Both copies were given back: a third request is kept again.
+    const third = await request(tight.port, { body: body(3) });
+    expect(third.status).toBe(200);
+    await tight.stop();
+  });
+});
+
 describe("the same service twice", () => {
   test("one cluster may back up with two models, tried in order", async () => {
     const twice = await startEnvoy({

@@ -15,6 +15,7 @@ describe("configuration", () => {
     expect(c.global.keepAliveIsNotFirstPacket).toBe(false);
     expect(c.global.fallbackDeadline).toBe(240000);
     expect(c.rules).toEqual([]);
+    expect(c.maxKeptBytesPerWorker).toBe(536870912);
   });
 
   test("model: absent, empty and pass-through all keep the request's model; a name overrides", () => {
@@ -123,6 +124,8 @@ describe("configuration", () => {
     ["zero held limit", { backups: [{ service: "a" }], maxHeldRequestBytes: 0 }, /^maxHeldRequestBytes: must be an integer from 1/],
     ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_ or _match_service_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
+    ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],
+    ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer from 1/],
     ["rule without any backups", { _rules_: [{ _match_route_: ["r"] }] }, /^_rules_\[0\]\.backups: required/],
     ["rule with a bad backup", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], backups: [{}] }] }, /^_rules_\[0\]\.backups\[0\]\.service: required/],
   ];

@@ -60,7 +60,8 @@ export function configSummary(json: ArrayBuffer): string {
       "],\"domains\":[" + r.domains.map<string>((s: string) => q(s)).join(",") +
       "],\"services\":[" + r.services.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
   }
-  return "{\"global\":" + describePolicy(c.global) + ",\"rules\":[" + rules + "]}";
+  return "{\"global\":" + describePolicy(c.global) + ",\"rules\":[" + rules + "],\"maxKeptBytesPerWorker\":" +
+    c.maxKeptBytesPerWorker.toString() + "}";
 }
 
 /** Which policy applies: "global" or "rule:<index>" (or the config error). */
