@@ -3,6 +3,7 @@
 import { Backup, Policy } from "./config";
 import { Origin, TriggerKind, Verdict, decide, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
 
+/** Our clock (wall time, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
 
 export const enum Phase {
@@ -35,7 +36,7 @@ export const enum Step {
   ServeBackup = 3,
   /** Every backup failed: send the last backup error answer. */
   ServeLastError = 4,
-  /** Every backup failed: let the held primary response continue. */
+  /** No backup served: let the held primary response continue (a held 2xx, or the only answer at hand). */
   ResumePrimary = 5,
   /** Every backup failed and no HTTP answer is at hand: send the filter's own error. */
   ReplyError = 6,
