@@ -5,6 +5,9 @@ const TIMEOUT = 60000;
 
 module.exports = {
   testTimeout: TIMEOUT,
+  // Every test file stops its servers (fixtures.js, try/finally); this only guarantees that a test
+  // that failed half-way can never keep CI waiting.
+  forceExit: true,
   projects: [
     { displayName: "unit", testEnvironment: "node", testTimeout: TIMEOUT, testMatch: ["<rootDir>/tests/unit/**/*.test.js"] },
     { displayName: "e2e", testEnvironment: "node", testTimeout: TIMEOUT, testMatch: ["<rootDir>/tests/e2e/**/*.test.js"] },

@@ -18,7 +18,7 @@ export class Metrics {
   // Work in flight, summed over workers: both return to 0 when no stream waits (a leak would show).
   // Kept with +1/-1 increments so that workers add up rather than overwrite each other.
   readonly pendingBackupCalls: u32 = defineMetric(MetricType.Gauge, "ai_fallback.pending_backup_calls");
-  readonly firstPacketTimers: u32 = defineMetric(MetricType.Gauge, "ai_fallback.first_packet_timers");
+  readonly streamTimers: u32 = defineMetric(MetricType.Gauge, "ai_fallback.timers");
 
   adjust(id: u32, delta: i64): void {
     incrementMetric(id, delta);

@@ -10,6 +10,9 @@ import { Metrics } from "./metrics";
 /** Timer granularity: first-packet timeouts fire up to about this much late (see bench/). */
 export const TICK_PERIOD_MS: u32 = 10;
 
+/** How long a request may be held at its headers waiting for its body (backendErrorsOnly: false). */
+export const REQUEST_HOLD_MS: u64 = 1000;
+
 
 
 export class FallbackRoot extends RootContext {
@@ -21,6 +24,8 @@ export class FallbackRoot extends RootContext {
   metrics: Metrics | null = null;
   /** A held 2xx has delivered body to this filter: Envoy shows bodies after paused headers. */
   heldBodySeen: bool = false;
+  /** The hint about allow_on_headers_stop_iteration was logged for a held request (once a worker). */
+  holdHintLogged: bool = false;
   /** Bytes of request bodies kept by this worker's streams. */
   private keptBytes: i64 = 0;
   /** stream id -> first-packet deadline (ms). */
@@ -62,7 +67,7 @@ export class FallbackRoot extends RootContext {
 
   /** Arms a stream's deadline; the tick starts only when the first deadline appears. */
   armDeadline(streamId: u32, deadlineMs: u64): void {
-    if (!this.deadlines.has(streamId)) this.metrics!.adjust(this.metrics!.firstPacketTimers, 1);
+    if (!this.deadlines.has(streamId)) this.metrics!.adjust(this.metrics!.streamTimers, 1);
     this.deadlines.set(streamId, deadlineMs);
     if (deadlineMs < this.earliestMs) this.earliestMs = deadlineMs;
     if (!this.ticking) {
@@ -74,7 +79,7 @@ export class FallbackRoot extends RootContext {
   disarmDeadline(streamId: u32): void {
     if (!this.deadlines.has(streamId)) return;
     this.deadlines.delete(streamId);
-    this.metrics!.adjust(this.metrics!.firstPacketTimers, -1);
+    this.metrics!.adjust(this.metrics!.streamTimers, -1);
   }
 
   onTick(): void {

@@ -17,8 +17,18 @@ import {
   HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel,
   backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, parseStatus,
 } from "./replay";
-import { FallbackRoot } from "./root_context";
+import { FallbackRoot, REQUEST_HOLD_MS } from "./root_context";
 import { isFirstPacket } from "./sse";
+
+/**
+ * An upgrade (WebSocket) or CONNECT stream: a tunnel, not a request to replay. The filter stays out
+ * of it (holding it would also stall it: its request never ends before the response).
+ */
+function isTunnel(): bool {
+  if (host.getHeader(MapType.HttpRequestHeaders, "upgrade") !== null) return true;
+  const method = host.getHeader(MapType.HttpRequestHeaders, ":method");
+  return method !== null && method == "CONNECT";
+}
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 class Answer {
@@ -33,6 +43,8 @@ export class FallbackStream extends HttpContext {
   private lastAnswer: Answer | null = null;
   /** The request is held until its body is copied (see onRequestHeaders). */
   private holdingRequest: bool = false;
+  /** ... and some of its body has reached this filter while held. */
+  private heldRequestBodySeen: bool = false;
   /** The body outgrew maxRequestBodyBytes and its copy was dropped. */
   private bodyDropped: bool = false;
   /** The first-packet deadline is armed in the root. */
@@ -53,7 +65,7 @@ export class FallbackStream extends HttpContext {
       const service = config.matchesServices ? this.upstreamService() : "";
       policy = config.policyFor(this.routeName(), authority === null ? "" : authority, service);
     }
-    if (policy.backups.length == 0) return HeadersAction.Continue;
+    if (policy.backups.length == 0 || isTunnel()) return HeadersAction.Continue;
     const machine = new FallbackMachine(policy);
     this.machine = machine;
     this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
@@ -65,9 +77,12 @@ export class FallbackStream extends HttpContext {
     // A gateway reply (a rate limiter or authorisation filter behind this one) comes at the
     // request's headers, and after it Envoy gives this filter no more of the body. When such replies
     // may trigger a fallback, the request waits here until its body has been copied, up to
-    // maxHeldRequestBytes (beyond Envoy's buffer limit it would stop reading and never finish).
+    // maxHeldRequestBytes (beyond Envoy's buffer limit it would stop reading and never finish), and
+    // for at most REQUEST_HOLD_MS (a slow client, or an Envoy that shows no body to a filter paused at
+    // the headers: without allow_on_headers_stop_iteration the body would never come).
     if (!policy.backendErrorsOnly) {
       this.holdingRequest = true;
+      this.arm(host.currentTimeMs() + REQUEST_HOLD_MS);
       return HeadersAction.StopIteration;
     }
     return HeadersAction.Continue;
@@ -88,21 +103,27 @@ export class FallbackStream extends HttpContext {
       this.clearBody();
       host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
     }
-    if (endOfStream) this.endRequest(machine);
     if (this.holdingRequest) {
+      this.heldRequestBodySeen = true;
       if (!endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {
         return DataAction.StopIterationAndWatermark;
       }
-      this.holdingRequest = false;
+      this.stopHolding();
     }
+    if (endOfStream) this.endRequest(machine);
     return DataAction.Continue;
+  }
+
+  private stopHolding(): void {
+    this.holdingRequest = false;
+    this.disarm();
   }
 
   onRequestTrailers(trailerCount: u32): HeadersAction {
     const machine = this.machine;
-    if (machine !== null) this.endRequest(machine);
     // Continuing from the trailers releases a held request too.
-    this.holdingRequest = false;
+    if (this.holdingRequest) this.stopHolding();
+    if (machine !== null) this.endRequest(machine);
     return HeadersAction.Continue;
   }
 
@@ -114,10 +135,7 @@ export class FallbackStream extends HttpContext {
     }
     const streaming = isStreamingRequest(this.requestBody.ptr, this.requestBody.length);
     machine.requestEnded(host.currentTimeMs(), streaming);
-    if (machine.firstPacketDeadlineMs != 0) {
-      this.fallbackRoot.armDeadline(this.id, machine.firstPacketDeadlineMs);
-      this.deadlineArmed = true;
-    }
+    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
   }
 
   // --- the primary's response ---
@@ -162,11 +180,25 @@ export class FallbackStream extends HttpContext {
     return DataAction.Continue;
   }
 
-  /** The root's tick found this stream's first-packet deadline passed. */
+  onResponseTrailers(trailerCount: u32): HeadersAction {
+    // Continuing from the trailers would release a held primary response too.
+    const machine = this.machine;
+    if (machine !== null && machine.primaryHeld &&
+        (machine.phase == Phase.HoldingFirstPacket || machine.phase == Phase.FallingBack)) {
+      return HeadersAction.StopIteration;
+    }
+    return HeadersAction.Continue;
+  }
+
+  /** The root's tick found this stream's deadline passed: the request hold's, or the first packet's. */
   onDeadline(nowMs: u64): void {
     this.deadlineArmed = false;
     const machine = this.machine;
     if (machine === null) return;
+    if (this.holdingRequest) {
+      this.releaseHeldRequest(machine);
+      return;
+    }
     const step = machine.firstPacketTimedOut(nowMs);
     if (step == Step.Continue) return;
     if (machine.timedOutAfterHeaders && !this.fallbackRoot.heldBodySeen) {
@@ -226,6 +258,23 @@ export class FallbackStream extends HttpContext {
   private afterStep(machine: FallbackMachine): void {
     if (machine.firstPacketDeadlineMs == 0) this.disarm();
     if (machine.phase == Phase.PassThrough) this.release();
+  }
+
+  /** The request hold's time is up: let the request go on as far as it has come. */
+  private releaseHeldRequest(machine: FallbackMachine): void {
+    this.holdingRequest = false;
+    host.continueStream(StreamType.Request);
+    if (!this.heldRequestBodySeen && !this.fallbackRoot.holdHintLogged) {
+      this.fallbackRoot.holdHintLogged = true;
+      host.logBytes(LogLevel.Info, "a request held for its body got none in " + REQUEST_HOLD_MS.toString() +
+        " ms; with backendErrorsOnly: false, set allow_on_headers_stop_iteration: true in the wasm plugin config, " +
+        "or a gateway reply to a request with a body cannot be replayed" + this.requestIdSuffix());
+    }
+  }
+
+  private arm(deadlineMs: u64): void {
+    this.fallbackRoot.armDeadline(this.id, deadlineMs);
+    this.deadlineArmed = true;
   }
 
   private disarm(): void {

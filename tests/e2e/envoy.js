@@ -81,7 +81,7 @@ function duration(ms) {
 }
 
 function staticCluster(name, spec) {
-  const { port, connectTimeoutMs = 1000 } = typeof spec === "number" ? { port: spec } : spec;
+  const { port, connectTimeoutMs = 1000, trailers = false } = typeof spec === "number" ? { port: spec } : spec;
   if (!Number.isInteger(port)) throw new Error(`cluster ${name}: port must be an integer, got ${JSON.stringify(spec)}`);
   return {
     name,
@@ -95,7 +95,7 @@ function staticCluster(name, spec) {
     typed_extension_protocol_options: {
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        explicit_http_config: { http_protocol_options: {} },
+        explicit_http_config: { http_protocol_options: trailers ? { enable_trailers: true } : {} },
       },
     },
   };

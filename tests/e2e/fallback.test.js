@@ -219,6 +219,21 @@ describe("the worker's budget for request copies", () => {
   });
 });
 
+describe("a held primary response with trailers", () => {
+  test("its trailers stay held too: the backup's answer is served", async () => {
+    const withTrailers = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }] },
+      clusters: { primary: { port: m.primary.port, trailers: true }, "backup-a": m.backupA.port },
+    });
+    m.primary.behave({ status: 503, body: '{"error":"down"}', trailers: { "x-trailer": "1" } });
+    m.backupA.behave({ delayHeadersMs: 300 });
+    const res = await request(withTrailers.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    await withTrailers.stop();
+  });
+});
+
 describe("the same service twice", () => {
   test("one cluster may back up with two models, tried in order", async () => {
     const twice = await startEnvoy({

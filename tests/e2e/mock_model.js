@@ -6,7 +6,7 @@
 //   m.requests  // [{ method, path, headers, rawHeaders, body, receivedAt, complete }]
 //
 // A behaviour: { status=200, headers={}, body (string|Buffer|object -> JSON), json, delayHeadersMs=0,
-//   delayBodyMs=0, hang=false, reset=false,
+//   delayBodyMs=0, hang=false, reset=false, trailers (object: sent after a chunked body),
 //   sse: { events: [data lines], intervalMs=0, firstDelayMs=0, keepAlives: [{ afterMs, text }],
 //          resetAfter: n, stallAfterHeaders: bool } }
 // Without body, json or sse: a 2xx status answers with an OpenAI chat completion naming this mock,
@@ -151,7 +151,9 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
       payload = Buffer.from(JSON.stringify(obj));
       defaults["content-type"] = "application/json";
     }
-    defaults["content-length"] = String(payload.length);
+    // With trailers the body goes chunked (trailers need chunked transfer encoding).
+    if (b.trailers) defaults.trailer = Object.keys(b.trailers).join(", ");
+    else defaults["content-length"] = String(payload.length);
     const headers = mergeHeaders(defaults, b.headers);
 
     await wait(b.delayHeadersMs ?? 0);
@@ -162,6 +164,11 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
       await wait(b.delayBodyMs);
       if (gone(res)) return;
       res.end(payload);
+    } else if (b.trailers) {
+      res.writeHead(status, headers);
+      res.write(payload);
+      res.addTrailers(b.trailers);
+      res.end();
     } else {
       res.writeHead(status, headers);
       res.end(payload);

@@ -37,7 +37,7 @@ async function gauges() {
   const stats = await envoy.stats();
   return {
     calls: counter(stats, "wasmcustom.ai_fallback.pending_backup_calls"),
-    timers: counter(stats, "wasmcustom.ai_fallback.first_packet_timers"),
+    timers: counter(stats, "wasmcustom.ai_fallback.timers"),
   };
 }
 

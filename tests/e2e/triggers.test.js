@@ -96,6 +96,49 @@ describe("backend errors only", () => {
     expect(m.primary.requests[0].body.length).toBe(Buffer.byteLength(huge));
   });
 
+  test("off: an Envoy without allow_on_headers_stop_iteration shows no body to a held request: released after 1 s, with a hint", async () => {
+    const unset = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false },
+      clusters: clusters(),
+      allowOnHeadersStopIteration: false,
+    });
+    const started = Date.now();
+    const res = await request(unset.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(unset.logs()).toMatch(/a request held for its body got none in 1000 ms; with backendErrorsOnly: false, set allow_on_headers_stop_iteration: true/);
+    await unset.stop();
+  });
+
+  test("off: a WebSocket upgrade is a tunnel, not a request to hold or replay", async () => {
+    const net = require("node:net");
+    const upstream = net.createServer((s) => s.once("data", () =>
+      s.write("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: x\r\n\r\n")));
+    const sockets = new Set();
+    upstream.on("connection", (s) => sockets.add(s));
+    await new Promise((r) => upstream.listen(0, "127.0.0.1", r));
+    try {
+      const ws = await startEnvoy({
+        pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false },
+        clusters: { ...clusters(), primary: upstream.address().port },
+        connectionManager: { upgrade_configs: [{ upgrade_type: "websocket" }] },
+      });
+      const statusLine = await new Promise((resolve) => {
+        const c = net.connect(ws.port, "127.0.0.1", () => c.write("GET /v1/realtime HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\n" +
+          "upgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+        let text = "";
+        const timer = setTimeout(() => { c.destroy(); resolve("no answer"); }, 4000);
+        c.on("data", (d) => { text += d; if (text.includes("\r\n\r\n")) { clearTimeout(timer); c.destroy(); resolve(text.split("\r\n")[0]); } });
+      });
+      expect(statusLine).toMatch(/^HTTP\/1\.1 101/);
+      await ws.stop();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => upstream.close(r));
+    }
+  });
+
   test("a direct_response is intercepted too: passes when on, falls back when off", async () => {
     const on = await request(envoy.port, { path: "/on/direct", body: CHAT });
     expect(on.status).toBe(403);
