@@ -2,7 +2,7 @@
 // the request, asks the machine what to do, and carries out each Step with host calls.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "./abi/enums";
 import { HttpContext } from "./abi/context";
-import { deserializeHeaders } from "./abi/header_pairs";
+import { deserializeHeaders, findSerializedHeader } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
@@ -21,12 +21,14 @@ import { FallbackRoot, REQUEST_HOLD_MS } from "./root_context";
 import { isFirstPacket } from "./sse";
 
 /**
- * An upgrade (WebSocket) or CONNECT stream: a tunnel, not a request to replay. The filter stays out
- * of it (holding it would also stall it: its request never ends before the response).
+ * An upgrade (WebSocket) or CONNECT stream, by its serialized request headers: a tunnel, not a
+ * request to replay. The filter stays out of it (holding it would also stall it: its request never
+ * ends before the response).
  */
-function isTunnel(): bool {
-  if (host.getHeader(MapType.HttpRequestHeaders, "upgrade") !== null) return true;
-  const method = host.getHeader(MapType.HttpRequestHeaders, ":method");
+function isTunnel(headers: ArrayBuffer): bool {
+  const ptr = changetype<usize>(headers);
+  if (findSerializedHeader(ptr, headers.byteLength, "upgrade") !== null) return true;
+  const method = findSerializedHeader(ptr, headers.byteLength, ":method");
   return method !== null && method == "CONNECT";
 }
 
@@ -65,10 +67,12 @@ export class FallbackStream extends HttpContext {
       const service = config.matchesServices ? this.upstreamService() : "";
       policy = config.policyFor(this.routeName(), authority === null ? "" : authority, service);
     }
-    if (policy.backups.length == 0 || isTunnel()) return HeadersAction.Continue;
+    if (policy.backups.length == 0) return HeadersAction.Continue;
+    const requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
+    if (isTunnel(requestHeaders)) return HeadersAction.Continue;
     const machine = new FallbackMachine(policy);
     this.machine = machine;
-    this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
+    this.requestHeaders = requestHeaders;
     this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
     if (endOfStream) {
       machine.requestEnded(0, false);
@@ -395,8 +399,7 @@ export class FallbackStream extends HttpContext {
   }
 
   private requestIdSuffix(): string {
-    const headers = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
-    const id = findHeader(headers, "x-request-id");
+    const id = findSerializedHeader(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, "x-request-id");
     return id === null ? "" : " x-request-id=" + id;
   }
 

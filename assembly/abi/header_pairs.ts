@@ -51,3 +51,35 @@ export function deserializeHeaders(ptr: usize, size: usize): Header[] {
   }
   return out;
 }
+
+/**
+ * One header's value (a byte string) straight from the wire format, or null: nothing else is
+ * decoded or allocated. `lowerName` is lower-case ASCII.
+ */
+export function findSerializedHeader(ptr: usize, size: usize, lowerName: string): string | null {
+  if (size < 4) return null;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return null;
+  const end = ptr + size;
+  const nameLength = <usize>lowerName.length;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return null;
+    if (nameSize == nameLength && bytesEqual(data, lowerName)) {
+      return byteStringFromMemory(data + nameSize + 1, valueSize);
+    }
+    data += nameSize + valueSize + 2;
+  }
+  return null;
+}
+
+function bytesEqual(ptr: usize, ascii: string): bool {
+  for (let i = 0; i < ascii.length; i++) {
+    if (<u32>load<u8>(ptr + i) != <u32>ascii.charCodeAt(i)) return false;
+  }
+  return true;
+}

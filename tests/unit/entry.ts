@@ -1,7 +1,7 @@
 // Test entry: exposes the pure core (configuration, policy, JSON scan, model rewrite, SSE check,
 // header pairs, state machine) to jest through plain functions. Not part of the filter module.
 import "../../assembly/abi/abort";
-import { deserializeHeaders, serializeHeaders } from "../../assembly/abi/header_pairs";
+import { deserializeHeaders, findSerializedHeader, serializeHeaders } from "../../assembly/abi/header_pairs";
 import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
@@ -158,6 +158,12 @@ export function headerPairsBack(bytes: ArrayBuffer): string {
   let out = "";
   for (let i = 0; i < headers.length; i++) out += (i > 0 ? "\n" : "") + headers[i].name + "=" + headers[i].value;
   return out;
+}
+
+/** A header's value from serialized pairs, or "<none>". */
+export function serializedHeader(bytes: ArrayBuffer, name: string): string {
+  const value = findSerializedHeader(changetype<usize>(bytes), bytes.byteLength, name);
+  return value === null ? "<none>" : value;
 }
 
 export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {

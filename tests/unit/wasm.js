@@ -60,6 +60,7 @@ function load() {
       call(() => readStr(x.verdict(buf(json), status, str(details == null ? "" : details), details == null ? 0 : 1))),
     headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     headerPairsBack: (bytes) => call(() => readStr(x.headerPairsBack(buf(bytes)))),
+    serializedHeader: (bytes, name) => call(() => readStr(x.serializedHeader(buf(bytes), str(name)))),
     byteStringRoundTrip: (bytes) => call(() => readBuf(x.byteStringRoundTrip(buf(bytes)))),
     replayHeaders: (json, index, pairs) =>
       call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),

@@ -15,6 +15,15 @@ describe("header pairs", () => {
     expect(w.headerPairsBack(golden)).toBe(":path=/\na=");
   });
 
+  test("one value is read straight from the wire format", () => {
+    const bytes = w.headerPairs([[":method", "CONNECT"], ["upgrade", "websocket"], ["x-request-id", "r-\u00e9"], ["x", ""]]);
+    expect(w.serializedHeader(bytes, "x-request-id")).toBe("r-\u00e9");
+    expect(w.serializedHeader(bytes, ":method")).toBe("CONNECT");
+    expect(w.serializedHeader(bytes, "x")).toBe("");
+    expect(w.serializedHeader(bytes, "upgrad")).toBe("<none>");
+    expect(w.serializedHeader(Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1, 0, 0, 0, 0x61]), "a")).toBe("<none>");
+  });
+
   test("malformed buffers give no headers rather than garbage", () => {
     expect(w.headerPairsBack(Buffer.from([9, 0, 0, 0, 1, 0]))).toBe("");
     expect(w.headerPairsBack(Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1, 0, 0, 0, 0x61]))).toBe("");
