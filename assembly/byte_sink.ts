@@ -30,10 +30,13 @@ export class ByteSink {
     this.length += size;
   }
 
-  /** The bytes so far, as a buffer of exactly `length` bytes. */
+  /**
+   * The bytes so far, as a buffer of exactly `length` bytes. The spare capacity is given up, so a
+   * finished body is trimmed once and every later call (one per backup attempt) copies nothing.
+   */
   toBuffer(): ArrayBuffer {
-    if (this.data.byteLength == this.length) return this.data;
-    return this.data.slice(0, this.length);
+    if (this.data.byteLength != this.length) this.data = this.data.slice(0, this.length);
+    return this.data;
   }
 
   clear(): void {
