@@ -10,7 +10,11 @@ const os = require("node:os");
 const path = require("node:path");
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const WASM_PATH = path.join(ROOT, "build", "ai_fallback.wasm");
+// The filter module every Envoy loads. AI_FALLBACK_WASM swaps it: `npm run check:noop` points it at
+// build/noop.wasm (a module that does nothing), `npm run mutate` at a mutated build.
+const FILTER_WASM_PATH = path.join(ROOT, "build", "ai_fallback.wasm");
+const NOOP_WASM_PATH = path.join(ROOT, "build", "noop.wasm");
+const WASM_PATH = process.env.AI_FALLBACK_WASM ? path.resolve(process.env.AI_FALLBACK_WASM) : FILTER_WASM_PATH;
 const ENVOY_BIN = process.env.AI_FALLBACK_ENVOY || path.join(ROOT, ".venv", "bin", "envoy");
 const READY_TIMEOUT_MS = 20000;
 const STOP_GRACE_MS = 3000;
@@ -308,13 +312,18 @@ async function stopAllEnvoys() {
   await Promise.all([...live].map((e) => e.handle.stop()));
 }
 
-// The value of `name` in the text of admin /stats (lines `name: value`); 0 when absent.
+// The value of `name` in the text of admin /stats (lines `name: value`). A name Envoy does not report
+// throws: a misspelt metric, or a filter that never defined it, must not read as 0.
 function counter(statsText, name) {
   const prefix = `${name}: `;
   for (const line of statsText.split("\n")) {
-    if (line.startsWith(prefix)) return Number(line.slice(prefix.length).trim());
+    if (line.startsWith(prefix)) {
+      const value = Number(line.slice(prefix.length).trim());
+      if (!Number.isFinite(value)) throw new Error(`metric ${name} is not a number: ${line}`);
+      return value;
+    }
   }
-  return 0;
+  throw new Error(`Envoy reports no metric named ${name}`);
 }
 
-module.exports = { startEnvoy, stopAllEnvoys, counter, WASM_PATH, ENVOY_BIN, buildBootstrap };
+module.exports = { startEnvoy, stopAllEnvoys, counter, WASM_PATH, FILTER_WASM_PATH, NOOP_WASM_PATH, ENVOY_BIN, buildBootstrap };
