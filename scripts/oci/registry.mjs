@@ -116,6 +116,10 @@ export class RegistryClient {
     }
     if (challenge?.scheme === "bearer" && challenge.params.realm) {
       const url = new URL(challenge.params.realm);
+      // Credentials go in clear over HTTP: only where the registry itself is spoken to over HTTP.
+      if (this.credentials && url.protocol !== "https:" && this.base.startsWith("https:")) {
+        throw new Error(`${who} names a token service without TLS (${url.origin}); not sending the credentials there`);
+      }
       if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
       url.searchParams.set("scope", `repository:${this.repository}:pull,push`);
       const headers = {};
@@ -140,7 +144,8 @@ export class RegistryClient {
   async #request(method, url, { headers = {}, body } = {}) {
     for (let attempt = 0; ; attempt++) {
       const all = { ...headers };
-      if (this.authorization) all.authorization = this.authorization;
+      // Only the registry gets its token: an upload Location may point at another host (a storage service).
+      if (this.authorization && new URL(url).origin === new URL(this.base).origin) all.authorization = this.authorization;
       let res;
       try {
         res = await fetch(url, { method, headers: all, body });

@@ -247,6 +247,40 @@ test("references are read as Docker and Istio's fetcher read them", async () => 
   expect(challenge).toEqual({ scheme: "bearer", params: { realm: "https://auth.example.com/token", service: 'reg "x"', scope: "repository:a:pull" } });
 });
 
+test("credentials and tokens stay with the registry: no token service without TLS, no token for other hosts", async () => {
+  // fetch is replaced by a scripted registry, so that HTTPS and foreign hosts can be played without servers.
+  const script = `import { RegistryClient } from ${JSON.stringify(path.join(ROOT, "scripts", "oci", "registry.mjs"))};
+    const seen = [];
+    const reply = (status, headers = {}) => new Response(status === 204 ? null : "", { status, headers });
+    globalThis.fetch = async (url, init = {}) => {
+      const u = String(url);
+      seen.push({ url: u, method: init.method ?? "GET", authorization: init.headers?.authorization ?? null });
+      if (u.startsWith("https://reg.example/token")) return new Response(JSON.stringify({ token: "T" }), { status: 200 });
+      if (init.headers?.authorization !== "Bearer T" && u.startsWith("https://reg.example/")) {
+        return reply(401, { "www-authenticate": 'Bearer realm="' + realm + '",service="s"' });
+      }
+      if (init.method === "POST") return reply(202, { location: "https://storage.example/upload/1?sig=x" });
+      return reply(201);
+    };
+    let realm = "http://reg.example/token";
+    const creds = { username: "u", password: "p" };
+    const refused = await new RegistryClient({ registry: "reg.example", repository: "a", credentials: creds })
+      .uploadBlob({ digest: "sha256:00" }, Buffer.from("x")).then(() => "pushed", (e) => e.message);
+    realm = "https://reg.example/token";
+    seen.length = 0;
+    await new RegistryClient({ registry: "reg.example", repository: "a", credentials: creds }).uploadBlob({ digest: "sha256:00" }, Buffer.from("x"));
+    console.log(JSON.stringify({ refused, seen }));`;
+  const out = await new Promise((resolve, reject) => execFile(process.execPath, ["--input-type=module", "-e", script], (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout))));
+  const { refused, seen } = JSON.parse(out);
+  expect(refused).toBe("reg.example/a names a token service without TLS (http://reg.example); not sending the credentials there");
+  expect(seen.map((r) => [r.method, r.url.replace(/\?.*/, ""), r.authorization])).toEqual([
+    ["POST", "https://reg.example/v2/a/blobs/uploads/", null],
+    ["GET", "https://reg.example/token", basic("u", "p")],
+    ["POST", "https://reg.example/v2/a/blobs/uploads/", "Bearer T"],
+    ["PUT", "https://storage.example/upload/1", null],
+  ]);
+});
+
 describe("a registry that wants credentials (HTTP Basic, htpasswd)", () => {
   let secured;
   beforeAll(async () => {
