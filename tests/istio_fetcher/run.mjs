@@ -1,6 +1,6 @@
 // npm run test:istio-fetcher: the image `npm run package` writes, pushed into a real registry and pulled
 // back by Istio's own image fetcher (main.go, built with Go from the pinned istio.io/istio in go.mod).
-// Separate from `npm test`: the first build downloads about 400 MB of Go modules.
+// Separate from `npm test`: it needs Go, and the first build downloads a few hundred MB of Go modules.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
