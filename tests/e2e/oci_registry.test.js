@@ -8,7 +8,7 @@ const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
 const zlib = require("node:zlib");
-const { startEnvoy, WASM_PATH } = require("./envoy");
+const { startEnvoy, FILTER_WASM_PATH } = require("./envoy");
 const { request } = require("./client");
 const { useMocks } = require("./fixtures");
 const { startRegistry, freePort } = require("./registry");
@@ -118,7 +118,7 @@ test("package writes an OCI image layout tagged with the package version, the sa
   expect(index.manifests[0].annotations["org.opencontainers.image.ref.name"]).toBe(VERSION);
   // The two values a WasmPlugin's sha256 takes (manifest digest for oci://, module digest for http(s)://).
   expect(packageOutput).toContain(`WasmPlugin sha256 with url oci://...: ${index.manifests[0].digest.slice(7)}\n`);
-  expect(packageOutput).toContain(`WasmPlugin sha256 with url https://.../ai_fallback.wasm: ${sha256(fs.readFileSync(WASM_PATH)).slice(7)}\n`);
+  expect(packageOutput).toContain(`WasmPlugin sha256 with url https://.../ai_fallback.wasm: ${sha256(fs.readFileSync(FILTER_WASM_PATH)).slice(7)}\n`);
   const scripts = require("../../package.json").scripts;
   expect(scripts.package).toBe("npm run build && node scripts/package.mjs");
   expect(scripts.push).toBe("node scripts/push.mjs");
@@ -170,7 +170,7 @@ test("push, pull back by tag: OCI manifest, media types and digests hold, plugin
   const files = untar(tar);
   expect([...files.keys()]).toEqual(["plugin.wasm"]);
   const pulledModule = files.get("plugin.wasm");
-  expect(pulledModule.equals(fs.readFileSync(WASM_PATH))).toBe(true);
+  expect(pulledModule.equals(fs.readFileSync(FILTER_WASM_PATH))).toBe(true);
 
   // The pulled module, loaded by a real Envoy, does its job: a failing primary falls back.
   const wasmPath = path.join(workDir, "pulled.wasm");
