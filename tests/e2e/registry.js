@@ -1,6 +1,6 @@
 // Starts a real OCI registry (Debian's `docker-registry`: the reference distribution registry, installed
 // by `npm run setup`) on 127.0.0.1 with a free port and storage in a temporary directory, and stops it
-// again. With `htpasswd` (file text), it asks for HTTP Basic credentials.
+// again. With `htpasswd` (file text), it asks for HTTP Basic credentials, naming `realm` in its challenge.
 "use strict";
 
 const { spawn } = require("node:child_process");
@@ -52,7 +52,7 @@ function getStatus(port) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves with { port, host ("127.0.0.1:PORT"), logs(), stop() } once GET /v2/ answers. */
-async function startRegistry({ htpasswd } = {}) {
+async function startRegistry({ htpasswd, realm = "ai-fallback-test" } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ai-fallback-registry-"));
   const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
   const port = await freePort();
@@ -70,7 +70,7 @@ async function startRegistry({ htpasswd } = {}) {
   ];
   if (htpasswd) {
     fs.writeFileSync(path.join(dir, "htpasswd"), htpasswd);
-    lines.push("auth:", "  htpasswd:", "    realm: ai-fallback-test", `    path: ${JSON.stringify(path.join(dir, "htpasswd"))}`);
+    lines.push("auth:", "  htpasswd:", `    realm: ${JSON.stringify(realm)}`, `    path: ${JSON.stringify(path.join(dir, "htpasswd"))}`);
   }
   const configPath = path.join(dir, "config.yml");
   fs.writeFileSync(configPath, `${lines.join("\n")}\n`);

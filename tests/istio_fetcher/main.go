@@ -1,12 +1,15 @@
-// Pulls a Wasm module image with Istio's own image fetcher (istio.io/istio/pkg/wasm), the code Higress runs
-// for `url: oci://...` (Higress's fork, higress-group/istio, has the same format handling; it differs in
-// falling back to plain HTTP after any HTTPS error). Used by tests/istio_fetcher/run.mjs.
+// Fetches a Wasm module the way the Istio agent does for a WasmPlugin: istio.io/istio/pkg/wasm's
+// LocalFileCache.Get, which runs its OCI image fetcher for oci:// urls and its HTTP fetcher for http(s)://
+// urls, and compares the WasmPlugin's sha256 (the manifest digest for oci://, the module for http(s)://).
+// Higress runs its fork of this code (higress-group/istio), with the same format handling. Used by
+// tests/istio_fetcher/run.mjs.
 //
-//	go run . REGISTRY/REPOSITORY:TAG   ->   {"manifestDigest":"<hex>","moduleSha256":"<hex>","size":N}
+//	istio_fetcher URL [SHA256 [PULL_SECRET_FILE]]   ->   {"moduleSha256":"<hex>","size":N}
+//
+// PULL_SECRET_FILE holds what an imagePullSecret gives the agent: a Docker config.json.
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,25 +21,47 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: istio_fetcher REGISTRY/REPOSITORY:TAG")
-		os.Exit(2)
+	os.Exit(run())
+}
+
+func run() int {
+	if len(os.Args) < 2 || len(os.Args) > 4 {
+		fmt.Fprintln(os.Stderr, "usage: istio_fetcher URL [SHA256 [PULL_SECRET_FILE]]")
+		return 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	// Default options, as a WasmPlugin without imagePullSecret gets them.
-	fetcher := wasm.NewImageFetcher(ctx, wasm.ImageFetcherOption{})
-	fetchBinary, manifestDigest, err := fetcher.PrepareFetch(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "prepare:", err)
-		os.Exit(1)
+	opts := wasm.GetOptions{ResourceName: "higress-system/ai-fallback", ResourceVersion: "1", RequestTimeout: 30 * time.Second}
+	if len(os.Args) > 2 {
+		opts.Checksum = os.Args[2]
 	}
-	module, err := fetchBinary()
+	if len(os.Args) > 3 {
+		secret, err := os.ReadFile(os.Args[3])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		opts.PullSecret = secret
+	}
+	dir, err := os.MkdirTemp("", "istio-wasm-cache-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fetch:", err)
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	// Few retries: a refused fetch should fail fast here.
+	cache := wasm.NewLocalFileCache(dir, wasm.Options{HTTPRequestMaxRetries: 1})
+	defer cache.Cleanup()
+	path, err := cache.Get(os.Args[1], opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "get:", err)
+		return 1
+	}
+	module, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	sum := sha256.Sum256(module)
-	out, _ := json.Marshal(map[string]any{"manifestDigest": manifestDigest, "moduleSha256": hex.EncodeToString(sum[:]), "size": len(module)})
+	out, _ := json.Marshal(map[string]any{"moduleSha256": hex.EncodeToString(sum[:]), "size": len(module)})
 	fmt.Println(string(out))
+	return 0
 }
