@@ -1,7 +1,6 @@
 // An OCI image layout on disk (opencontainers/image-spec image-layout.md): `oci-layout`, `index.json`
 // naming the image by its tag (annotation org.opencontainers.image.ref.name) and `blobs/sha256/<hex>`.
-// Tools that read it: `skopeo copy oci:DIR:TAG ...`, `oras cp --from-oci-layout DIR:TAG ...`, and
-// scripts/push.mjs.
+// Read by scripts/push.mjs and by `skopeo copy oci:DIR:TAG ...` (both tested).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MEDIA_TYPES, sha256Digest } from "./image.mjs";
