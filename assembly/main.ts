@@ -7,8 +7,10 @@ import { FallbackRoot } from "./root_context";
 import { FallbackStream } from "./stream_context";
 
 export {
-  proxy_abi_version_0_2_1, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_tick, proxy_on_request_headers, proxy_on_request_body, proxy_on_request_trailers,
+  // The order of these names is the module's export order, which picks the ABI (see exports.ts).
+  proxy_abi_version_0_2_100, proxy_abi_version_0_2_1, malloc, proxy_on_memory_allocate,
+  proxy_on_context_create, proxy_on_vm_start, proxy_on_configure, proxy_on_tick, proxy_on_request_headers,
+  proxy_on_request_body, proxy_on_request_trailers,
   proxy_on_response_headers, proxy_on_response_body, proxy_on_response_trailers,
   proxy_on_http_call_response, proxy_on_done, proxy_on_log, proxy_on_delete,
 } from "./abi/exports";

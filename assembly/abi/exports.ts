@@ -2,10 +2,28 @@
 import { DataAction, HeadersAction } from "./enums";
 import * as registry from "./registry";
 
+// ABI version markers. A host takes the version from the module's export names, so their ORDER
+// matters (main.ts lists 0_2_100 first):
+// - Higress's host (higress-group/proxy-wasm-cpp-host src/bytecode_util.cc, getAbiVersion) takes the
+//   FIRST name it knows: proxy_abi_version_0_2_100. For such modules its src/context.cc
+//   (convertVmCallResultToFilterHeadersStatus) passes a header StopIteration through instead of
+//   turning it into StopAllIterationAndWatermark: what upstream Envoy does only with
+//   allow_on_headers_stop_iteration, which Higress never sets. Everything else this module relies on
+//   is the same as 0.2.1 there: src/wasm.cc registers the same host functions for both (since
+//   cad2eb0, May 2024), and on_request_headers is called with the same arguments (context id,
+//   header count, end of stream); on_response_headers, bodies, trailers, ticks and
+//   on_http_call_response are untouched.
+// - Upstream Envoy's host skips names it does not know and takes proxy_abi_version_0_2_1.
+export function proxy_abi_version_0_2_100(): void {}
 export function proxy_abi_version_0_2_1(): void {}
 
 /** The host allocates the memory it hands to us through this (hostcalls.ts frees it). */
 export function malloc(size: usize): usize {
+  return heap.alloc(size);
+}
+
+/** The same allocator under the name Higress's host falls back to when `malloc` is absent (src/wasm.cc). */
+export function proxy_on_memory_allocate(size: usize): usize {
   return heap.alloc(size);
 }
 

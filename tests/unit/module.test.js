@@ -1,11 +1,57 @@
-// The built filter module suits upstream Envoy: ABI 0.2.1, only env.proxy_* (or WASI) imports,
-// the exports the host looks for, and no SIMD instructions (so V8, WAMR and Wasmtime all load it).
+// The built filter module suits upstream Envoy and Higress: the ABI version each host picks from the
+// export order, only env.proxy_* (or WASI) imports, the exports the hosts look for, and no SIMD
+// instructions (so V8, WAMR and Wasmtime all load it).
 const fs = require("node:fs");
 const path = require("node:path");
 
 const WASM = path.join(__dirname, "..", "..", "build", "ai_fallback.wasm");
 const bytes = fs.readFileSync(WASM);
 const mod = new WebAssembly.Module(bytes);
+
+function readVarUint(buf, at) {
+  let value = 0;
+  let shift = 0;
+  for (;;) {
+    const b = buf[at.pos++];
+    value += (b & 0x7f) * 2 ** shift;
+    if ((b & 0x80) == 0) return value;
+    shift += 7;
+  }
+}
+
+/** The module's function exports in export-section order, read from the bytes as a host does. */
+function functionExportsInOrder(buf) {
+  const at = { pos: 8 };
+  while (at.pos < buf.length) {
+    const section = buf[at.pos++];
+    const size = readVarUint(buf, at);
+    if (section != 7) {
+      at.pos += size;
+      continue;
+    }
+    const names = [];
+    const count = readVarUint(buf, at);
+    for (let i = 0; i < count; i++) {
+      const length = readVarUint(buf, at);
+      const name = buf.subarray(at.pos, at.pos + length).toString("utf8");
+      at.pos += length;
+      const kind = buf[at.pos++];
+      readVarUint(buf, at);
+      if (kind == 0) names.push(name);
+    }
+    return names;
+  }
+  return [];
+}
+
+/** A host's choice: the first export whose name it knows (proxy-wasm-cpp-host getAbiVersion). */
+function abiChosenBy(knownNames, exportNames) {
+  return exportNames.find((name) => knownNames.includes(name));
+}
+// Upstream Envoy's host (proxy-wasm/proxy-wasm-cpp-host src/bytecode_util.cc) knows these three.
+const UPSTREAM_ABIS = ["proxy_abi_version_0_1_0", "proxy_abi_version_0_2_0", "proxy_abi_version_0_2_1"];
+// Higress's fork (higress-group/proxy-wasm-cpp-host src/bytecode_util.cc) knows one more.
+const HIGRESS_ABIS = UPSTREAM_ABIS.concat(["proxy_abi_version_0_2_100"]);
 
 describe("filter module", () => {
   test("imports nothing but proxy-wasm host functions", () => {
@@ -23,12 +69,21 @@ describe("filter module", () => {
 
   test("exports the ABI version, malloc, _initialize and the callbacks", () => {
     const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
-    for (const name of ["proxy_abi_version_0_2_1", "malloc", "_initialize", "memory", "proxy_on_context_create",
+    for (const name of ["proxy_abi_version_0_2_1", "malloc", "proxy_on_memory_allocate", "_initialize", "memory", "proxy_on_context_create",
       "proxy_on_configure", "proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers",
       "proxy_on_response_body", "proxy_on_http_call_response", "proxy_on_tick", "proxy_on_done", "proxy_on_delete"]) {
       expect(exports).toContain(name);
     }
-    expect(exports.filter((e) => e.startsWith("proxy_abi_version"))).toEqual(["proxy_abi_version_0_2_1"]);
+  });
+
+  test("Higress's host picks ABI 0.2.100 (header StopIteration honoured), upstream Envoy's picks 0.2.1", () => {
+    const names = functionExportsInOrder(bytes);
+    expect(names.filter((e) => e.startsWith("proxy_abi_version"))).toEqual(
+      ["proxy_abi_version_0_2_100", "proxy_abi_version_0_2_1"]);
+    expect(abiChosenBy(HIGRESS_ABIS, names)).toBe("proxy_abi_version_0_2_100");
+    expect(abiChosenBy(UPSTREAM_ABIS, names)).toBe("proxy_abi_version_0_2_1");
+    // The section reader agrees with V8's view of the same module.
+    expect(names).toEqual(WebAssembly.Module.exports(mod).filter((e) => e.kind == "function").map((e) => e.name));
   });
 
   test("uses no SIMD instructions", () => {
