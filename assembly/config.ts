@@ -12,8 +12,13 @@ export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 10 * 1024 * 1024;
 /** The copy of a body lives in one wasm buffer (AssemblyScript caps it far below 4 GiB). */
 export const MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024 * 1024;
-/** Request copies one worker keeps at once; past it new requests pass through without fallback. */
-export const DEFAULT_MAX_KEPT_BYTES_PER_WORKER: u32 = 512 * 1024 * 1024;
+/**
+ * The per-VM memory budget (bytes the filter allocates for in-flight requests; see memory_budget.ts).
+ * V8 caps a VM at 1 GiB (16384 pages, measured: tests/e2e/reliability.test.js); the budget leaves
+ * the rest for the module itself, the allocator's fragmentation and short-lived objects.
+ */
+export const DEFAULT_MAX_KEPT_BYTES_PER_WORKER: u32 = 256 * 1024 * 1024;
+export const MAX_KEPT_BYTES_PER_WORKER: u32 = 512 * 1024 * 1024;
 /** Half of Envoy's default 1 MiB per_connection_buffer_limit_bytes: a held body must never reach it. */
 export const DEFAULT_MAX_HELD_REQUEST_BYTES: u32 = 512 * 1024;
 // Under Envoy's default 5-minute stream_idle_timeout, which would otherwise end a held stream first.
@@ -159,7 +164,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker"]);
   if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
   if (obj.has("maxKeptBytesPerWorker")) {
-    const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, 2147483647);
+    const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER);
     if (n < 0) return fail(parser.error);
     config.maxKeptBytesPerWorker = <u32>n;
   }
@@ -215,6 +220,42 @@ function hasControlCharacter(s: string): bool {
     if (c < 0x20 || c == 0x7f) return true;
   }
   return false;
+}
+
+/** RFC 3986 unreserved and sub-delims characters (allowed in both a path and an authority). */
+function isUnreservedOrSubDelim(c: i32): bool {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
+    c == 0x2d || c == 0x2e || c == 0x5f || c == 0x7e || c == 0x21 || c == 0x24 || (c >= 0x26 && c <= 0x2c) ||
+    c == 0x3b || c == 0x3d;
+}
+
+function isHexDigit(c: i32): bool {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+}
+
+/**
+ * The index of the first character of `s` that may not appear in a request target (path and query,
+ * RFC 3986: pchar, "/", "?", and "%" only before two hex digits) or, with `authority`, in a
+ * host[:port] ("[", "]" and ":" for IP literals and the port; no "/", "?" or "@"); -1 when none.
+ */
+function firstInvalidUriChar(s: string, authority: bool): i32 {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isUnreservedOrSubDelim(c) || c == 0x3a) continue;
+    if (c == 0x25 && i + 2 < s.length && isHexDigit(s.charCodeAt(i + 1)) && isHexDigit(s.charCodeAt(i + 2))) continue;
+    if (authority ? (c == 0x5b || c == 0x5d) : (c == 0x2f || c == 0x3f || c == 0x40)) continue;
+    return i;
+  }
+  return -1;
+}
+
+function describeChar(s: string, at: i32): string {
+  const c = s.charCodeAt(at);
+  return c == 0x20 ? "a space" : "\"" + s.charAt(at) + "\"";
+}
+
+function isWhitespace(c: i32): bool {
+  return c == 0x20 || c == 0x09;
 }
 
 /** An HTTP header name: RFC 9110 token characters (compared lower case). */
@@ -387,6 +428,12 @@ class Parser {
         this.refuse(field + ".path", "must start with \"/\", got \"" + path + "\"");
         return null;
       }
+      const bad = firstInvalidUriChar(path, false);
+      if (bad >= 0) {
+        this.refuse(field + ".path", "must be a URL path (and query), percent-encoded: " + describeChar(path, bad) +
+          " at character " + bad.toString() + " is not allowed");
+        return null;
+      }
       backup.path = utf8ByteString(path);
     }
     if (obj.has("authority")) {
@@ -394,6 +441,12 @@ class Parser {
       if (authority == null) return null;
       if (authority.length == 0) {
         this.refuse(field + ".authority", "must not be empty");
+        return null;
+      }
+      const bad = firstInvalidUriChar(authority, true);
+      if (bad >= 0) {
+        this.refuse(field + ".authority", "must be a host or host:port: " + describeChar(authority, bad) +
+          " at character " + bad.toString() + " is not allowed");
         return null;
       }
       backup.authority = utf8ByteString(authority);
@@ -420,6 +473,10 @@ class Parser {
       }
       const value = this.readString(obj.get(names[i])!, field + "." + names[i]);
       if (value == null) return false;
+      // Envoy would trim such whitespace, so the value sent would differ from the one configured.
+      if (value.length > 0 && (isWhitespace(value.charCodeAt(0)) || isWhitespace(value.charCodeAt(value.length - 1)))) {
+        return this.refuse(field + "." + names[i], "must not begin or end with whitespace");
+      }
       backup.headers.push(new Header(utf8ByteString(name), utf8ByteString(value)));
       if (isCredentialHeader(name)) backup.replacesCredentials = true;
     }

@@ -3,7 +3,7 @@
 import { Backup, Policy } from "./config";
 import { Origin, TriggerKind, Verdict, decide, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
 
-/** Our clock (wall time, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
+/** Our clock (monotonic, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
 
 export const enum Phase {
@@ -216,6 +216,16 @@ export class FallbackMachine {
   /** The host refused to dispatch the current backup (e.g. unknown cluster). */
   dispatchFailed(nowMs: u64): Step {
     this.record("dispatch_failed");
+    return this.advance(nowMs);
+  }
+
+  /**
+   * The current backup could not be used for want of memory (the VM's budget could not hold its
+   * model-override copy or its answer): recorded as `over_budget`, and the chain goes on.
+   */
+  overBudget(nowMs: u64): Step {
+    if (this.phase != Phase.FallingBack) return Step.Continue;
+    this.record("over_budget");
     return this.advance(nowMs);
   }
 

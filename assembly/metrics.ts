@@ -11,6 +11,8 @@ export class Metrics {
   readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
   readonly preempted: u32 = defineMetric(MetricType.Counter, "ai_fallback.preempted");
   readonly backupCalls: u32 = defineMetric(MetricType.Counter, "ai_fallback.backup_calls");
+  /** Requests (or backup attempts) given up because the VM's memory budget could not hold them. */
+  readonly overBudget: u32 = defineMetric(MetricType.Counter, "ai_fallback.over_budget");
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.status");
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
@@ -19,6 +21,10 @@ export class Metrics {
   // Kept with +1/-1 increments so that workers add up rather than overwrite each other.
   readonly pendingBackupCalls: u32 = defineMetric(MetricType.Gauge, "ai_fallback.pending_backup_calls");
   readonly streamTimers: u32 = defineMetric(MetricType.Gauge, "ai_fallback.timers");
+  /** Stream contexts alive (created and not yet ended): 0 when no request is in flight. */
+  readonly streams: u32 = defineMetric(MetricType.Gauge, "ai_fallback.streams");
+  /** Bytes of the memory budget in use, as of the last stream that ended: 0 when nothing is in flight. */
+  readonly keptBytes: u32 = defineMetric(MetricType.Gauge, "ai_fallback.kept_bytes");
 
   adjust(id: u32, delta: i64): void {
     incrementMetric(id, delta);

@@ -1,6 +1,6 @@
 // Byte-exact replacement of the top-level "model" value of a JSON request body. Every other byte
 // stays as the client sent it (no re-serialisation). Pure.
-import { TopLevel, scanTopLevel } from "./json_scan";
+import { Span, TopLevel, scanTopLevel } from "./json_scan";
 
 export const enum RewriteOutcome {
   /** The body now carries the override model. */
@@ -51,30 +51,44 @@ export function jsonStringLiteral(text: string): ArrayBuffer {
   return out.buffer;
 }
 
-/** Replaces every top-level "model" value of `body` with `modelLiteral` (a JSON string literal). */
-export function rewriteModel(body: ArrayBuffer, modelLiteral: ArrayBuffer): RewriteResult {
-  const base = changetype<usize>(body);
-  const scan: TopLevel = scanTopLevel(base, body.byteLength);
-  if (!scan.isObject) return new RewriteResult(RewriteOutcome.NotJsonObject, body);
+/** Where the top-level "model" values of a body are, and the size of the body once they are replaced. */
+export class RewritePlan {
+  constructor(public outcome: RewriteOutcome, public size: i32, public spans: Span[]) {}
+}
+
+/** Measures the rewrite of the body at [body, body+length) with a literal of `literalLength` bytes. */
+export function planRewrite(body: usize, length: i32, literalLength: i32): RewritePlan {
+  const scan: TopLevel = scanTopLevel(body, length);
+  if (!scan.isObject) return new RewritePlan(RewriteOutcome.NotJsonObject, length, []);
   const spans = scan.modelValues;
-  if (spans.length == 0) return new RewriteResult(RewriteOutcome.NoModel, body);
-  let size = body.byteLength;
-  for (let i = 0; i < spans.length; i++) {
-    size += modelLiteral.byteLength - (spans[i].end - spans[i].start);
-  }
-  const out = new ArrayBuffer(size);
-  const dst = changetype<usize>(out);
+  if (spans.length == 0) return new RewritePlan(RewriteOutcome.NoModel, length, spans);
+  let size = length;
+  for (let i = 0; i < spans.length; i++) size += literalLength - (spans[i].end - spans[i].start);
+  return new RewritePlan(RewriteOutcome.Rewritten, size, spans);
+}
+
+/** Writes the rewritten body (plan.size bytes) to `dst`: every span replaced by the literal. */
+export function writeRewrite(plan: RewritePlan, body: usize, length: i32, modelLiteral: ArrayBuffer, dst: usize): void {
   const literal = changetype<usize>(modelLiteral);
   let from = 0;
   let at: usize = 0;
-  for (let i = 0; i < spans.length; i++) {
-    const span = spans[i];
-    memory.copy(dst + at, base + from, span.start - from);
+  for (let i = 0; i < plan.spans.length; i++) {
+    const span = plan.spans[i];
+    memory.copy(dst + at, body + from, span.start - from);
     at += span.start - from;
     memory.copy(dst + at, literal, modelLiteral.byteLength);
     at += modelLiteral.byteLength;
     from = span.end;
   }
-  memory.copy(dst + at, base + from, body.byteLength - from);
+  memory.copy(dst + at, body + from, length - from);
+}
+
+/** Replaces every top-level "model" value of `body` with `modelLiteral` (a JSON string literal). */
+export function rewriteModel(body: ArrayBuffer, modelLiteral: ArrayBuffer): RewriteResult {
+  const base = changetype<usize>(body);
+  const plan = planRewrite(base, body.byteLength, modelLiteral.byteLength);
+  if (plan.outcome != RewriteOutcome.Rewritten) return new RewriteResult(plan.outcome, body);
+  const out = new ArrayBuffer(plan.size);
+  writeRewrite(plan, base, body.byteLength, modelLiteral, changetype<usize>(out));
   return new RewriteResult(RewriteOutcome.Rewritten, out);
 }

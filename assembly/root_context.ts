@@ -2,9 +2,11 @@
 // deadlines of its worker's streams behind the one tick timer proxy-wasm gives a root context.
 import { BufferType, LogLevel } from "./abi/enums";
 import { HttpContext, RootContext } from "./abi/context";
-import { currentTimeMs, getBufferBytes, log, setEffectiveContext, setTickPeriodMs } from "./abi/hostcalls";
+import { getBufferBytes, log, logBytes, monotonicMs, setEffectiveContext, setTickPeriodMs } from "./abi/hostcalls";
 import { httpContext } from "./abi/registry";
 import { Config, parseConfig } from "./config";
+import { LogLimiter } from "./log_limiter";
+import { MemoryBudget } from "./memory_budget";
 import { Metrics } from "./metrics";
 
 /** Timer granularity: first-packet timeouts fire up to about this much late (see bench/). */
@@ -13,7 +15,8 @@ export const TICK_PERIOD_MS: u32 = 10;
 /** How long a request may be held at its headers waiting for its body (backendErrorsOnly: false). */
 export const REQUEST_HOLD_MS: u64 = 1000;
 
-
+/** At most one "over budget" log line per this long (per worker), with the count of those left out. */
+const OVER_BUDGET_LOG_INTERVAL_MS: u64 = 1000;
 
 export class FallbackRoot extends RootContext {
   /** Makes this filter's stream contexts; set by the entry point (main.ts). */
@@ -26,8 +29,11 @@ export class FallbackRoot extends RootContext {
   heldBodySeen: bool = false;
   /** The hint about allow_on_headers_stop_iteration was logged for a held request (once a worker). */
   holdHintLogged: bool = false;
-  /** Bytes of request bodies kept by this worker's streams. */
-  private keptBytes: i64 = 0;
+  /** Every byte this VM allocates for in-flight requests is taken from here first. */
+  budget: MemoryBudget = new MemoryBudget(0);
+  /** budget.used as the keptBytes gauge last showed it. */
+  private reportedBytes: i64 = 0;
+  private overBudgetLog: LogLimiter = new LogLimiter(OVER_BUDGET_LOG_INTERVAL_MS);
   /** stream id -> first-packet deadline (ms). */
   private deadlines: Map<u32, u64> = new Map<u32, u64>();
   /** No deadline is earlier than this (it may be stale-early after a disarm: one idle scan). */
@@ -40,29 +46,41 @@ export class FallbackRoot extends RootContext {
       log(LogLevel.Error, "invalid configuration: " + result.error);
       return false;
     }
-    this.config = result.config;
+    const config = result.config!;
+    this.config = config;
+    this.budget.limit = <i64>config.maxKeptBytesPerWorker;
     if (this.metrics == null) this.metrics = new Metrics();
     return true;
   }
 
-  /**
-   * Takes `size` bytes of this worker's budget for request copies (maxKeptBytesPerWorker); false when
-   * it would be spent. Past it, requests pass through without fallback, rather than growing the VM's
-   * memory until an allocation traps and kills it.
-   */
-  tryKeep(size: i64): bool {
-    if (this.keptBytes + size > <i64>this.config!.maxKeptBytesPerWorker) return false;
-    this.keptBytes += size;
-    return true;
-  }
-
-  /** Gives back bytes taken with tryKeep. */
-  unkeep(size: i64): void {
-    this.keptBytes -= size;
-  }
-
   createHttpContext(id: u32): HttpContext {
+    const metrics = this.metrics;
+    if (metrics !== null) metrics.adjust(metrics.streams, 1);
     return FallbackRoot.streamFactory(id, this);
+  }
+
+  /** A stream ended (its one teardown ran): the gauges follow. */
+  streamEnded(): void {
+    const metrics = this.metrics;
+    if (metrics === null) return;
+    metrics.adjust(metrics.streams, -1);
+    if (this.budget.used != this.reportedBytes) {
+      metrics.adjust(metrics.keptBytes, this.budget.used - this.reportedBytes);
+      this.reportedBytes = this.budget.used;
+    }
+  }
+
+  /**
+   * The budget could not hold what a request needed: counted, and logged at most once a second
+   * per worker (a flood of large requests must not flood the log too).
+   */
+  overBudget(what: string, requestIdSuffix: string): void {
+    this.metrics!.count(this.metrics!.overBudget);
+    if (!this.overBudgetLog.allow(monotonicMs())) return;
+    const left = this.overBudgetLog.takeSuppressed();
+    logBytes(LogLevel.Info, "over the memory budget (maxKeptBytesPerWorker " + this.budget.limit.toString() + ", in use " +
+      this.budget.used.toString() + "): " + what + requestIdSuffix +
+      (left > 0 ? " (" + left.toString() + " more such decisions in the last second not logged)" : ""));
   }
 
   /** Arms a stream's deadline; the tick starts only when the first deadline appears. */
@@ -83,7 +101,7 @@ export class FallbackRoot extends RootContext {
   }
 
   onTick(): void {
-    const now = currentTimeMs();
+    const now = monotonicMs();
     if (now >= this.earliestMs) this.fireDue(now);
     // Stop ticking when nothing waits, so an idle worker gets no ticks.
     if (this.deadlines.size == 0 && this.ticking) {

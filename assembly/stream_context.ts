@@ -6,11 +6,12 @@ import { deserializeHeaders, findSerializedHeader } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
+import { BudgetShare } from "./memory_budget";
 import { Backup, Policy } from "./config";
 import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
 import { isStreamingRequest } from "./json_scan";
-import { RewriteOutcome, rewriteModel } from "./model_rewrite";
+import { RewriteOutcome, planRewrite, writeRewrite } from "./model_rewrite";
 import { Metrics } from "./metrics";
 import { OWN_REPLY_DETAILS, Origin, TriggerKind, classifyOrigin } from "./policy";
 import {
@@ -34,8 +35,34 @@ function isTunnel(headers: ArrayBuffer): bool {
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 class Answer {
-  constructor(public status: i32, public headers: Header[], public body: ArrayBuffer) {}
+  /** `bytes`: what it holds of the memory budget. */
+  constructor(public status: i32, public headers: Header[], public body: ByteSink, public bytes: i64) {}
 }
+
+/** What became of a dispatch. */
+const enum Dispatch {
+  Sent = 0,
+  /** The host refused the call (e.g. unknown cluster). */
+  Refused = 1,
+  /** The memory budget could not hold the model-override copy. */
+  OverBudget = 2,
+}
+
+/** The `content-length` of serialized request headers; -1 when absent or not a plain decimal. */
+function contentLength(headers: ArrayBuffer): i64 {
+  const value = findSerializedHeader(changetype<usize>(headers), headers.byteLength, "content-length");
+  if (value === null || value.length == 0 || value.length > 15) return -1;
+  let n: i64 = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    n = n * 10 + (c - 0x30);
+  }
+  return n;
+}
+
+/** A header map's decoded copy (Header strings are UTF-16) weighs about this many times its wire bytes. */
+const DECODED_HEADERS_FACTOR: i64 = 3;
 
 export class FallbackStream extends HttpContext {
   private machine: FallbackMachine | null = null;
@@ -43,6 +70,12 @@ export class FallbackStream extends HttpContext {
   private requestBody: ByteSink = new ByteSink();
   private pendingToken: u32 = 0;
   private lastAnswer: Answer | null = null;
+  /** What this stream holds of its VM's memory budget; all of it goes back in teardown(). */
+  private share: BudgetShare;
+  /** A request copy was refused for want of memory (logged by the root, rate-limited). */
+  private refusedOverBudget: bool = false;
+  /** teardown() has run. */
+  private ended: bool = false;
   /** The request is held until its body is copied (see onRequestHeaders). */
   private holdingRequest: bool = false;
   /** ... and some of its body has reached this filter while held. */
@@ -51,6 +84,11 @@ export class FallbackStream extends HttpContext {
   private bodyDropped: bool = false;
   /** The first-packet deadline is armed in the root. */
   private deadlineArmed: bool = false;
+
+  constructor(id: u32, root: FallbackRoot) {
+    super(id, root);
+    this.share = new BudgetShare(root.budget);
+  }
 
   private get fallbackRoot(): FallbackRoot {
     return this.root as FallbackRoot;
@@ -70,10 +108,16 @@ export class FallbackStream extends HttpContext {
     if (policy.backups.length == 0) return HeadersAction.Continue;
     const requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
     if (isTunnel(requestHeaders)) return HeadersAction.Continue;
+    if (!this.share.tryTake(requestHeaders.byteLength)) {
+      this.fallbackRoot.overBudget("a request's headers (" + requestHeaders.byteLength.toString() +
+        " bytes) are not kept; it passes through without fallback", this.requestIdSuffixOf(requestHeaders));
+      return HeadersAction.Continue;
+    }
     const machine = new FallbackMachine(policy);
     this.machine = machine;
     this.requestHeaders = requestHeaders;
     this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
+    if (!endOfStream) this.reserveBody(machine);
     if (endOfStream) {
       machine.requestEnded(0, false);
       return HeadersAction.Continue;
@@ -86,23 +130,35 @@ export class FallbackStream extends HttpContext {
     // the headers: without allow_on_headers_stop_iteration the body would never come).
     if (!policy.backendErrorsOnly) {
       this.holdingRequest = true;
-      this.arm(host.currentTimeMs() + REQUEST_HOLD_MS);
+      this.arm(host.monotonicMs() + REQUEST_HOLD_MS);
       return HeadersAction.StopIteration;
     }
     return HeadersAction.Continue;
   }
 
+  /**
+   * With a content-length the body's copy is allocated once at its exact size (no doubling, no
+   * spare capacity); a body over maxRequestBodyBytes is known not to be replayable before it comes.
+   */
+  private reserveBody(machine: FallbackMachine): void {
+    const length = contentLength(this.requestHeaders);
+    if (length <= 0) return;
+    if (length > <i64>machine.policy.maxRequestBodyBytes) {
+      machine.refuseReplay("request body over maxRequestBodyBytes (" + machine.policy.maxRequestBodyBytes.toString() + ")");
+      return;
+    }
+    if (!this.share.tryTake(length)) {
+      this.refuseOverBudget(machine, "a request body of " + length.toString() + " bytes is not kept");
+      return;
+    }
+    this.requestBody.resize(<i32>length);
+  }
+
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
     const machine = this.machine;
     if (machine === null || machine.phase != Phase.Request) return DataAction.Continue;
-    if (machine.requestBodyChunk(bodySize) && !this.fallbackRoot.tryKeep(bodySize)) {
-      machine.refuseReplay("this worker keeps maxKeptBytesPerWorker (" +
-        this.fallbackRoot.config!.maxKeptBytesPerWorker.toString() + ") bytes of request copies already");
-    }
-    if (machine.replayable) {
-      const copied = host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, this.requestBody);
-      if (copied != <i32>bodySize) this.fallbackRoot.unkeep(<i64>bodySize - copied);
-    } else if (!this.bodyDropped) {
+    if (machine.requestBodyChunk(bodySize)) this.copyChunk(machine, bodySize);
+    if (!machine.replayable && !this.bodyDropped) {
       this.bodyDropped = true;
       this.clearBody();
       host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
@@ -116,6 +172,29 @@ export class FallbackStream extends HttpContext {
     }
     if (endOfStream) this.endRequest(machine);
     return DataAction.Continue;
+  }
+
+  /**
+   * Appends a body chunk to the copy. The budget is asked first for all that exists at the peak:
+   * the chunk the host hands over and, when the copy grows, the new allocation beside the old one.
+   */
+  private copyChunk(machine: FallbackMachine, size: u32): void {
+    const sink = this.requestBody;
+    const before = sink.capacity;
+    const after = sink.capacityFor(<i32>size);
+    const grows = after != before;
+    if (!this.share.tryTake(<i64>size + (grows ? after : 0))) {
+      this.refuseOverBudget(machine, "a request body past " + sink.length.toString() + " bytes is not kept");
+      return;
+    }
+    host.appendBufferBytes(BufferType.HttpRequestBody, 0, size, sink);
+    this.share.give(<i64>size + (grows ? before : 0));
+  }
+
+  private refuseOverBudget(machine: FallbackMachine, what: string): void {
+    this.refusedOverBudget = true;
+    machine.refuseReplay("over the memory budget (maxKeptBytesPerWorker)");
+    this.fallbackRoot.overBudget(what + "; it passes through without fallback", this.requestIdSuffix());
   }
 
   private stopHolding(): void {
@@ -138,7 +217,7 @@ export class FallbackStream extends HttpContext {
       return;
     }
     const streaming = isStreamingRequest(this.requestBody.ptr, this.requestBody.length);
-    machine.requestEnded(host.currentTimeMs(), streaming);
+    machine.requestEnded(host.monotonicMs(), streaming);
     if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
   }
 
@@ -152,7 +231,7 @@ export class FallbackStream extends HttpContext {
     const error = status >= 400;
     const origin = error ? classifyOrigin(host.getStringProperty(["response", "code_details"])) : Origin.Backend;
     const declinedBefore = machine.declined.length > 0;
-    const step = machine.responseHeaders(status, origin, endOfStream, error ? host.currentTimeMs() : 0);
+    const step = machine.responseHeaders(status, origin, endOfStream, error ? host.monotonicMs() : 0);
     this.afterStep(machine);
     if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status);
     if (step == Step.Continue) return HeadersAction.Continue;
@@ -225,18 +304,39 @@ export class FallbackStream extends HttpContext {
     this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
     let status = 0;
     if (headerCount > 0) {
-      const headers = host.getHeaders(MapType.HttpCallResponseHeaders);
+      const raw = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
+      const headers = deserializeHeaders(changetype<usize>(raw), raw.byteLength);
       status = parseStatus(findHeader(headers, ":status"));
+      // The answer is kept until it is served or replaced (up to Envoy's 32 MiB), so it is budgeted.
+      const bytes = <i64>bodySize + DECODED_HEADERS_FACTOR * raw.byteLength;
+      if (status > 0 && !this.share.tryTake(bytes)) {
+        this.fallbackRoot.overBudget("a " + status.toString() + " answer of " + bodySize.toString() + " bytes from " +
+          machine.currentBackup!.serviceLabel + " is not kept; the chain goes on", this.requestIdSuffix());
+        this.perform(machine.overBudget(host.monotonicMs()), false);
+        return;
+      }
       if (status > 0) {
-        this.lastAnswer = new Answer(status, headers,
-          host.getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize));
+        this.dropAnswer();
+        const body = new ByteSink();
+        host.takeBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize, body);
+        this.lastAnswer = new Answer(status, headers, body, bytes);
       }
     }
-    this.perform(machine.backupAnswered(status, host.currentTimeMs()), false);
+    this.perform(machine.backupAnswered(status, host.monotonicMs()), false);
   }
 
   onDone(): void {
-    // One teardown path: the deadline and any pending call are released, whatever the ending.
+    this.teardown();
+  }
+
+  /**
+   * The one teardown path, whatever the ending (proxy_on_done, proxy_on_log or proxy_on_delete,
+   * whichever comes first; it runs once): the deadline, any pending call, every copy and all the
+   * stream holds of the memory budget are released.
+   */
+  private teardown(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.disarm();
     if (this.pendingToken != 0) {
       forgetCall(this.pendingToken);
@@ -244,16 +344,18 @@ export class FallbackStream extends HttpContext {
       this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
     }
     const machine = this.machine;
-    if (machine === null) return;
-    if (machine.phase == Phase.FallingBack) {
+    if (machine !== null && machine.phase == Phase.FallingBack) {
       // The stream ended under a running chain: the client went away, or Envoy answered for the
       // held primary (its route timeout, or a reset after its headers) before a backup did.
       this.metrics().count(this.metrics().preempted);
       this.logDecision(machine.trigger + " -> the stream ended before the fallback did; attempts so far: " +
         formatAttempts(machine.attempts));
     }
-    machine.finish();
+    if (machine !== null) machine.finish();
     this.release();
+    this.requestHeaders = new ArrayBuffer(0);
+    this.share.releaseAll();
+    this.fallbackRoot.streamEnded();
   }
 
   // --- carrying out steps ---
@@ -293,20 +395,29 @@ export class FallbackStream extends HttpContext {
    */
   private release(): void {
     this.clearBody();
-    this.lastAnswer = null;
+    this.dropAnswer();
   }
 
   private clearBody(): void {
-    this.fallbackRoot.unkeep(this.requestBody.length);
+    this.share.give(this.requestBody.capacity);
     this.requestBody.clear();
+  }
+
+  private dropAnswer(): void {
+    const answer = this.lastAnswer;
+    if (answer === null) return;
+    this.share.give(answer.bytes);
+    answer.body.clear();
+    this.lastAnswer = null;
   }
 
   /** Carries out `step` and any steps it leads to at once; returns the last one. */
   private perform(step: Step, inResponseHeaders: bool): Step {
     const machine = this.machine!;
     while (step == Step.Dispatch) {
-      if (this.dispatch(machine.currentBackup!, machine.callTimeoutMs)) return step;
-      step = machine.dispatchFailed(host.currentTimeMs());
+      const sent = this.dispatch(machine.currentBackup!, machine.callTimeoutMs);
+      if (sent == Dispatch.Sent) return step;
+      step = sent == Dispatch.OverBudget ? machine.overBudget(host.monotonicMs()) : machine.dispatchFailed(host.monotonicMs());
     }
     if (step == Step.ServeBackup) {
       const answer = this.lastAnswer!;
@@ -314,12 +425,13 @@ export class FallbackStream extends HttpContext {
       const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts);
       headers.push(new Header(HEADER_SERVICE, answered.service));
       headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
-      this.reply(answer.status, headers, answer.body);
+      this.reply(answer.status, headers, answer.body.ptr, answer.body.length);
       this.metrics().count(this.metrics().servedByBackup);
       this.logDecision(machine.trigger + " -> served by " + answered.service + " attempts: " + formatAttempts(machine.attempts));
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
-      this.reply(answer.status, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts), answer.body);
+      this.reply(answer.status, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts),
+        answer.body.ptr, answer.body.length);
       this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
     } else if (step == Step.ResumePrimary) {
       // The held primary response goes to the client, marked with what was tried.
@@ -331,43 +443,64 @@ export class FallbackStream extends HttpContext {
     } else if (step == Step.ReplyError) {
       const status = machine.triggerKind == TriggerKind.FirstPacketTimeout ? 504 : 502;
       const headers = addReportHeaders([new Header("content-type", "application/json")], machine.trigger, machine.attempts);
-      this.reply(status, headers, exhaustedErrorBody(status, machine.attempts));
+      const body = exhaustedErrorBody(status, machine.attempts);
+      this.reply(status, headers, changetype<usize>(body), body.byteLength);
       this.exhausted(machine, "a " + status.toString() + " error of its own");
     }
     return step;
   }
 
-  /** Dispatches the request to `backup`; false when the host refused (e.g. unknown cluster). */
-  private dispatch(backup: Backup, timeoutMs: u32): bool {
+  /**
+   * Dispatches the request to `backup`. A model override is written into a copy that lives only
+   * while the host takes its own copy of it (budgeted, freed at once).
+   */
+  private dispatch(backup: Backup, timeoutMs: u32): Dispatch {
     const client = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
     const headers = backupRequestHeaders(client, backup);
-    let body = this.requestBody.toBuffer();
+    let body = this.requestBody.ptr;
+    let bodySize = this.requestBody.length;
+    let copy: usize = 0;
+    let copySize = 0;
     const literal = backup.modelLiteral;
     if (literal !== null) {
-      const rewritten = rewriteModel(body, literal);
-      if (rewritten.outcome == RewriteOutcome.NotJsonObject) {
+      const plan = planRewrite(body, bodySize, literal.byteLength);
+      if (plan.outcome == RewriteOutcome.NotJsonObject) {
         host.logBytes(LogLevel.Info, "request body is not a JSON object; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
-      } else if (rewritten.outcome == RewriteOutcome.NoModel) {
+      } else if (plan.outcome == RewriteOutcome.NoModel) {
         host.logBytes(LogLevel.Info, "request body has no top-level \"model\"; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
+      } else {
+        if (!this.share.tryTake(plan.size)) {
+          this.fallbackRoot.overBudget("no room for a " + plan.size.toString() + "-byte model-override copy for " +
+            backup.serviceLabel + "; the chain goes on", this.requestIdSuffix());
+          return Dispatch.OverBudget;
+        }
+        copySize = plan.size;
+        copy = heap.alloc(copySize);
+        writeRewrite(plan, body, bodySize, literal, copy);
+        body = copy;
+        bodySize = copySize;
       }
-      body = rewritten.body;
     }
     this.metrics().count(this.metrics().backupCalls);
-    const call = host.httpCall(backup.service, headers, body, timeoutMs);
+    const call = host.httpCall(backup.service, headers, body, bodySize, timeoutMs);
+    if (copy != 0) {
+      heap.free(copy);
+      this.share.give(copySize);
+    }
     if (call.status != WasmResult.Ok) {
       host.logBytes(LogLevel.Info, "backup " + backup.serviceLabel + " could not be called (status " +
         call.status.toString() + ", unknown cluster?)" + this.requestIdSuffix());
-      return false;
+      return Dispatch.Refused;
     }
     this.pendingToken = call.token;
     recordCall(call.token, this.id);
     this.metrics().adjust(this.metrics().pendingBackupCalls, 1);
-    return true;
+    return Dispatch.Sent;
   }
 
   /** Sends this filter's reply in place of the primary's response; it is the stream's last word. */
-  private reply(status: i32, headers: Header[], body: ArrayBuffer): void {
-    const result = host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, headers);
+  private reply(status: i32, headers: Header[], body: usize, bodySize: i32): void {
+    const result = host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, bodySize, headers);
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
     }
@@ -390,8 +523,10 @@ export class FallbackStream extends HttpContext {
       host.logBytes(LogLevel.Debug, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
       return;
     }
-    this.logDecision("status=" + status.toString() + " passed through: " + machine.declined);
     this.metrics().count(this.metrics().notReplayable);
+    // Over-budget refusals come in floods; the root has logged them already, rate-limited.
+    const level = this.refusedOverBudget ? LogLevel.Debug : LogLevel.Info;
+    host.logBytes(level, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
   }
 
   private logDecision(text: string): void {
@@ -399,7 +534,11 @@ export class FallbackStream extends HttpContext {
   }
 
   private requestIdSuffix(): string {
-    const id = findSerializedHeader(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, "x-request-id");
+    return this.requestIdSuffixOf(this.requestHeaders);
+  }
+
+  private requestIdSuffixOf(headers: ArrayBuffer): string {
+    const id = findSerializedHeader(changetype<usize>(headers), headers.byteLength, "x-request-id");
     return id === null ? "" : " x-request-id=" + id;
   }
 

@@ -71,3 +71,9 @@ export const enum MetricType {
   Gauge = 1,
   Histogram = 2,
 }
+
+/** WASI clock ids (clock_time_get). */
+export const enum WasiClock {
+  Realtime = 0,
+  Monotonic = 1,
+}

@@ -82,16 +82,14 @@ export function proxy_on_http_call_response(
 }
 
 export function proxy_on_done(contextId: u32): bool {
-  const stream = registry.httpContext(contextId);
-  if (stream != null) {
-    stream.onDone();
-    return true;
-  }
+  if (registry.endStream(contextId)) return true;
   const root = registry.rootContext(contextId);
   return root == null ? true : root.onDone();
 }
 
-export function proxy_on_log(contextId: u32): void {}
+export function proxy_on_log(contextId: u32): void {
+  registry.endStream(contextId);
+}
 
 export function proxy_on_delete(contextId: u32): void {
   registry.deleteContext(contextId);

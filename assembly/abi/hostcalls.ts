@@ -1,7 +1,7 @@
 // One typed wrapper per host function. Here each status becomes a value (NotFound -> null) or an
 // error result; memory the host hands back (allocated through our malloc export) is copied and freed.
 import * as imports from "./imports";
-import { BufferType, LogLevel, MapType, MetricType, StreamType, WasmResult } from "./enums";
+import { BufferType, LogLevel, MapType, MetricType, StreamType, WasiClock, WasmResult } from "./enums";
 import { Header } from "../headers";
 import { deserializeHeaders, serializeHeaders } from "./header_pairs";
 import { byteStringFromMemory, byteStringToBuffer } from "../bytes";
@@ -51,7 +51,16 @@ export function logBytes(level: LogLevel, message: string): void {
   imports.proxy_log(level, changetype<usize>(bytes), bytes.byteLength);
 }
 
-export function currentTimeMs(): u64 {
+/**
+ * Milliseconds on a monotonic clock (WASI clock_time_get): for deadlines and elapsed times, which a
+ * wall-clock step must neither fire early nor delay. Its zero is arbitrary; it never goes back.
+ */
+export function monotonicMs(): u64 {
+  store<u64>(RETURN_WORD, 0);
+  if (imports.clock_time_get(WasiClock.Monotonic, 1_000_000, RETURN_WORD) == 0) {
+    return load<u64>(RETURN_WORD) / 1_000_000;
+  }
+  // A host without it (Envoy has it): wall-clock time rather than a trap.
   imports.proxy_get_current_time_nanoseconds(RETURN_WORD);
   return load<u64>(RETURN_WORD) / 1_000_000;
 }
@@ -68,6 +77,23 @@ export function getBufferBytes(type: BufferType, start: u32, length: u32): Array
   const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
   if (status != WasmResult.Ok) return new ArrayBuffer(0);
   return takeBuffer();
+}
+
+/**
+ * Takes bytes [start, start+length) of a buffer into `sink` without copying: the sink adopts the
+ * block the host allocated through our malloc. Returns how many.
+ */
+export function takeBufferBytes(type: BufferType, start: u32, length: u32, sink: ByteSink): i32 {
+  clearReturn();
+  const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
+  const ptr = load<usize>(RETURN_PTR);
+  if (status != WasmResult.Ok || ptr == 0) {
+    sink.clear();
+    return 0;
+  }
+  const size = <i32>load<usize>(RETURN_SIZE);
+  sink.adopt(ptr, size);
+  return size;
 }
 
 /** Appends bytes [start, start+length) of a buffer to `sink` (one copy); returns how many. */
@@ -142,12 +168,13 @@ export function getStringProperty(path: string[]): string | null {
 
 // --- stream control ---
 
-export function sendLocalResponse(status: u32, details: string, body: ArrayBuffer, headers: Header[]): WasmResult {
+/** Sends a local reply whose body is [bodyPtr, bodyPtr+bodySize). */
+export function sendLocalResponse(status: u32, details: string, bodyPtr: usize, bodySize: i32, headers: Header[]): WasmResult {
   const detailBytes = String.UTF8.encode(details);
   const headerBytes = serializeHeaders(headers);
   return imports.proxy_send_local_response(
     status, changetype<usize>(detailBytes), detailBytes.byteLength,
-    changetype<usize>(body), body.byteLength,
+    bodyPtr, bodySize,
     changetype<usize>(headerBytes), headerBytes.byteLength, -1);
 }
 
@@ -165,7 +192,8 @@ export class HttpCallResult {
   constructor(public status: WasmResult, public token: u32) {}
 }
 
-export function httpCall(cluster: string, headers: Header[], body: ArrayBuffer, timeoutMs: u32): HttpCallResult {
+/** Dispatches a call whose body is [bodyPtr, bodyPtr+bodySize) (the host copies it before returning). */
+export function httpCall(cluster: string, headers: Header[], bodyPtr: usize, bodySize: i32, timeoutMs: u32): HttpCallResult {
   const upstream = String.UTF8.encode(cluster);
   const headerBytes = serializeHeaders(headers);
   const trailerBytes = serializeHeaders(new Array<Header>());
@@ -173,7 +201,7 @@ export function httpCall(cluster: string, headers: Header[], body: ArrayBuffer, 
   const status = imports.proxy_http_call(
     changetype<usize>(upstream), upstream.byteLength,
     changetype<usize>(headerBytes), headerBytes.byteLength,
-    changetype<usize>(body), body.byteLength,
+    bodyPtr, bodySize,
     changetype<usize>(trailerBytes), trailerBytes.byteLength,
     timeoutMs, RETURN_WORD);
   return new HttpCallResult(status, load<u32>(RETURN_WORD));

@@ -1,5 +1,6 @@
-// Raw host functions of proxy-wasm ABI 0.2.1. Use the typed wrappers in hostcalls.ts instead.
-// Pointers and sizes are 32-bit in wasm32; every function returns a WasmResult.
+// Raw host functions of proxy-wasm ABI 0.2.1 (and the one WASI function the filter needs). Use the
+// typed wrappers in hostcalls.ts instead. Pointers and sizes are 32-bit in wasm32; every proxy_*
+// function returns a WasmResult.
 
 @external("env", "proxy_log")
 export declare function proxy_log(level: u32, messagePtr: usize, messageSize: usize): u32;
@@ -52,3 +53,8 @@ export declare function proxy_define_metric(
 
 @external("env", "proxy_increment_metric")
 export declare function proxy_increment_metric(metricId: u32, offset: i64): u32;
+
+// WASI (wasi_snapshot_preview1), which Envoy provides beside proxy-wasm: the only way to read a
+// monotonic clock (proxy_get_current_time_nanoseconds is wall-clock time). Returns a WASI errno.
+@external("wasi_snapshot_preview1", "clock_time_get")
+export declare function clock_time_get(clockId: u32, precision: u64, returnTime: usize): u16;

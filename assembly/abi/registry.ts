@@ -29,9 +29,22 @@ export function httpContext(id: u32): HttpContext | null {
   return streams.has(id) ? streams.get(id) : null;
 }
 
+/**
+ * A stream's end, whichever callback brings it first: proxy_on_done, proxy_on_log (a context
+ * created only for logging, e.g. a request answered before this filter, never sees proxy_on_done)
+ * or proxy_on_delete. The registry forgets the stream and its teardown runs once. False when the
+ * id is no (longer a) stream.
+ */
+export function endStream(id: u32): bool {
+  if (!streams.has(id)) return false;
+  const stream = streams.get(id);
+  streams.delete(id);
+  stream.onDone();
+  return true;
+}
+
 export function deleteContext(id: u32): void {
-  if (streams.has(id)) streams.delete(id);
-  else if (roots.has(id)) roots.delete(id);
+  if (!endStream(id) && roots.has(id)) roots.delete(id);
 }
 
 /** Remembers which stream owns a dispatched call. */

@@ -149,6 +149,8 @@ function buildBootstrap(opts, ports) {
         },
         configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: pluginConfig },
         allow_on_headers_stop_iteration: opts.allowOnHeadersStopIteration ?? true,
+        // e.g. { failure_policy: "FAIL_RELOAD" }: more fields of the wasm PluginConfig.
+        ...(opts.pluginOptions ?? {}),
       },
     },
   };

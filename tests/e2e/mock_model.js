@@ -3,6 +3,7 @@
 //   const m = await startMock("backup-a");
 //   m.behave({ status: 503, json: { error: { message: "down" } } });   // from now on
 //   m.behave([{ hang: true }, {}]);                                    // first request hangs, then defaults
+//   m.behave((req) => (req.headers["x-fault"] ? { status: 503 } : {})); // per request
 //   m.requests  // [{ method, path, headers, rawHeaders, body, receivedAt, complete }]
 //
 // A behaviour: { status=200, headers={}, body (string|Buffer|object -> JSON), json, delayHeadersMs=0,
@@ -60,7 +61,9 @@ function mergeHeaders(defaults, overrides) {
   return out;
 }
 
-async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
+// recordBodies: false keeps only each request's body length (`bodyLength`), for load tests whose
+// bodies would not fit in memory.
+async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBodies = true } = {}) {
   const requests = [];
   const sockets = new Set();
   const timers = new Set();
@@ -76,12 +79,11 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
   };
   const wait = (ms) => (ms > 0 ? new Promise((resolve) => later(ms, resolve)) : Promise.resolve());
 
-  function nextBehaviour() {
-    if (queue) {
-      const b = queue.length > 1 ? queue.shift() : queue[0];
-      return b ?? {};
-    }
-    return current;
+  // A behaviour may be a function of the request entry (method, path, headers): one per request.
+  function nextBehaviour(entry) {
+    let b = current;
+    if (queue) b = (queue.length > 1 ? queue.shift() : queue[0]) ?? {};
+    return typeof b === "function" ? b(entry) ?? {} : b;
   }
 
   const gone = (res) => res.destroyed || res.socket == null || res.socket.destroyed;
@@ -176,7 +178,6 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
   }
 
   const server = http.createServer((req, res) => {
-    const behaviour = nextBehaviour();
     const entry = {
       method: req.method,
       path: req.url,
@@ -187,10 +188,16 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
       complete: false,
     };
     requests.push(entry);
+    const behaviour = nextBehaviour(entry);
     const chunks = [];
-    req.on("data", (c) => chunks.push(c));
+    let bodyLength = 0;
+    req.on("data", (c) => {
+      bodyLength += c.length;
+      if (recordBodies) chunks.push(c);
+    });
     req.on("end", () => {
       entry.body = Buffer.concat(chunks);
+      entry.bodyLength = bodyLength;
       entry.complete = true;
       answer(req, res, behaviour, entry).catch((err) => {
         // A write after the peer went away; nothing to answer any more.
@@ -201,7 +208,10 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1" } = {}) {
       });
     });
     req.on("close", () => {
-      if (!entry.complete) entry.body = Buffer.concat(chunks);
+      if (!entry.complete) {
+        entry.body = Buffer.concat(chunks);
+        entry.bodyLength = bodyLength;
+      }
     });
   });
   // No idle timeout on kept-alive connections: Envoy reuses them, and a server-side close racing a

@@ -15,7 +15,7 @@ describe("configuration", () => {
     expect(c.global.keepAliveIsNotFirstPacket).toBe(false);
     expect(c.global.fallbackDeadline).toBe(240000);
     expect(c.rules).toEqual([]);
-    expect(c.maxKeptBytesPerWorker).toBe(536870912);
+    expect(c.maxKeptBytesPerWorker).toBe(268435456);
   });
 
   test("model: absent, empty and pass-through all keep the request's model; a name overrides", () => {
@@ -39,6 +39,20 @@ describe("configuration", () => {
     expect(b).toEqual({ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { authorization: "Bearer k", "x-extra": "1" }, replacesCredentials: true });
     expect(c.global.triggerStatuses).toEqual([401, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
     expect(c.global).toMatchObject({ backendErrorsOnly: false, maxRequestBodyBytes: 1024, firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000 });
+  });
+
+  test("paths with a query and percent escapes, authorities with a port or an IP literal, and the largest budget are accepted", () => {
+    const c = cfg({
+      backups: [
+        { service: "a", path: "/v1/chat/completions?api-version=2024-06-01&x=%2F", authority: "api.example.com:8443" },
+        { service: "b", path: "/deployments/gpt-4o;v=1/chat@x", authority: "[::1]:443", headers: { "x-a": "inner  space kept" } },
+      ],
+      maxKeptBytesPerWorker: 536870912,
+    });
+    expect(c.error).toBeUndefined();
+    expect(c.global.backups.map((b) => b.path)).toEqual(["/v1/chat/completions?api-version=2024-06-01&x=%2F", "/deployments/gpt-4o;v=1/chat@x"]);
+    expect(c.global.backups[1].authority).toBe("[::1]:443");
+    expect(c.maxKeptBytesPerWorker).toBe(536870912);
   });
 
   test("JSON's \\/ escape is read as a slash (json-as alone misreads it)", () => {
@@ -126,6 +140,16 @@ describe("configuration", () => {
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],
     ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer from 1/],
+    ["worker budget over what the VM can hold", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 536870913 }, /^maxKeptBytesPerWorker: must be an integer from 1 to 536870912, got 536870913/],
+    ["space in a path", { backups: [{ service: "a", path: "/v1/chat completions" }] }, /^backups\[0\]\.path: must be a URL path \(and query\), percent-encoded: a space at character 8 is not allowed/],
+    ["fragment in a path", { backups: [{ service: "a", path: "/v1#x" }] }, /^backups\[0\]\.path: .*"#" at character 3/],
+    ["non-ASCII in a path", { backups: [{ service: "a", path: "/v1/modèle" }] }, /^backups\[0\]\.path: .*"è" at character 7/],
+    ["broken percent escape in a path", { backups: [{ service: "a", path: "/v1/%zz" }] }, /^backups\[0\]\.path: .*"%" at character 4/],
+    ["space in an authority", { backups: [{ service: "a", authority: "api.example.com extra" }] }, /^backups\[0\]\.authority: must be a host or host:port: a space at character 15/],
+    ["path in an authority", { backups: [{ service: "a", authority: "api.example.com/v1" }] }, /^backups\[0\]\.authority: .*"\/" at character 15/],
+    ["userinfo in an authority", { backups: [{ service: "a", authority: "user@api.example.com" }] }, /^backups\[0\]\.authority: .*"@" at character 4/],
+    ["leading space in a header value", { backups: [{ service: "a", headers: { authorization: " Bearer x" } }] }, /^backups\[0\]\.headers\.authorization: must not begin or end with whitespace/],
+    ["trailing tab in a header value", { backups: [{ service: "a", headers: { "x-a": "v\t" } }] }, /^backups\[0\]\.headers\.x-a: must not contain control characters|must not begin or end with whitespace/],
     ["rule without any backups", { _rules_: [{ _match_route_: ["r"] }] }, /^_rules_\[0\]\.backups: required/],
     ["rule with a bad backup", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], backups: [{}] }] }, /^_rules_\[0\]\.backups\[0\]\.service: required/],
   ];

@@ -1,6 +1,6 @@
 // The built filter module suits upstream Envoy and Higress: the ABI version each host picks from the
-// export order, only env.proxy_* (or WASI) imports, the exports the hosts look for, and no SIMD
-// instructions (so V8, WAMR and Wasmtime all load it).
+// export order, only env.proxy_* imports and WASI's clock_time_get, the exports the hosts look for,
+// and no SIMD instructions (so V8, WAMR and Wasmtime all load it).
 const fs = require("node:fs");
 const path = require("node:path");
 
@@ -54,11 +54,13 @@ const UPSTREAM_ABIS = ["proxy_abi_version_0_1_0", "proxy_abi_version_0_2_0", "pr
 const HIGRESS_ABIS = UPSTREAM_ABIS.concat(["proxy_abi_version_0_2_100"]);
 
 describe("filter module", () => {
-  test("imports nothing but proxy-wasm host functions", () => {
+  test("imports nothing but proxy-wasm host functions and WASI's clock_time_get (the monotonic clock)", () => {
     const imports = WebAssembly.Module.imports(mod);
     expect(imports.length).toBeGreaterThan(0);
-    for (const i of imports) {
-      expect([i.module, i.name.startsWith("proxy_")]).toEqual(["env", true]);
+    const wasi = imports.filter((i) => i.module !== "env");
+    expect(wasi.map((i) => `${i.module}.${i.name}`)).toEqual(["wasi_snapshot_preview1.clock_time_get"]);
+    for (const i of imports.filter((i) => i.module === "env")) {
+      expect(i.name.startsWith("proxy_")).toBe(true);
     }
     // ABI 0.1.0-only functions would not resolve in Envoy's 0.2.1 host.
     const names = imports.map((i) => i.name);

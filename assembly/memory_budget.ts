@@ -1,0 +1,55 @@
+// The VM's memory budget: every byte the filter allocates for in-flight requests (request copies
+// with their spare capacity, model-override copies, kept backup answers, header copies, chunks read
+// from the host) is taken from one per-VM budget before it is allocated, and given back when it is
+// freed. Past the budget a request passes through without fallback instead of growing the VM until
+// an allocation traps and kills it. Pure.
+
+/** One VM's budget (owned by the root context; one VM per Envoy worker). */
+export class MemoryBudget {
+  /** Bytes taken and not given back. */
+  used: i64 = 0;
+  /** The most `used` has been (for operators and tests). */
+  peak: i64 = 0;
+
+  constructor(public limit: i64) {}
+
+  /** Takes `size` bytes; false (and nothing taken) when that would pass the limit. */
+  tryTake(size: i64): bool {
+    if (size <= 0) return true;
+    if (this.used + size > this.limit) return false;
+    this.used += size;
+    if (this.used > this.peak) this.peak = this.used;
+    return true;
+  }
+
+  give(size: i64): void {
+    this.used -= size;
+  }
+}
+
+/**
+ * What one stream holds of its VM's budget. Taken piece by piece, given back piece by piece as
+ * copies are freed, and all at once (`releaseAll`) when the stream ends: the one teardown path.
+ */
+export class BudgetShare {
+  held: i64 = 0;
+
+  constructor(private budget: MemoryBudget) {}
+
+  tryTake(size: i64): bool {
+    if (!this.budget.tryTake(size)) return false;
+    this.held += size;
+    return true;
+  }
+
+  give(size: i64): void {
+    const n = size < this.held ? size : this.held;
+    this.budget.give(n);
+    this.held -= n;
+  }
+
+  releaseAll(): void {
+    this.budget.give(this.held);
+    this.held = 0;
+  }
+}

@@ -1,0 +1,158 @@
+// Nothing a client sends may crash the filter: the VM's real memory cap, a flood of large requests
+// on one worker, many mixed faults, streams that end before reaching the filter, and Envoy
+// reloading a VM that failed anyway (defense in depth).
+const path = require("node:path");
+const { startEnvoy, counter } = require("./envoy");
+const { startMock, stopAllMocks } = require("./mock_model");
+const { stopAllEnvoys } = require("./envoy");
+const { request } = require("./client");
+
+const PROBE = path.join(__dirname, "..", "..", "build", "vm_probe.wasm");
+const VM_FAILED = /Function: proxy_on_\w+ failed|wasm trap|RuntimeError/;
+
+let primary;
+let backup;
+beforeAll(async () => {
+  primary = await startMock("primary", { recordBodies: false });
+  backup = await startMock("backup", { recordBodies: false });
+});
+beforeEach(() => {
+  for (const m of [primary, backup]) m.reset();
+});
+afterAll(async () => {
+  await stopAllEnvoys();
+  await stopAllMocks();
+});
+
+/** A JSON chat request of exactly `size` bytes. */
+function bigBody(size) {
+  const body = Buffer.alloc(size, 0x61);
+  const head = '{"model":"m","messages":[{"role":"user","content":"';
+  body.write(head, 0);
+  body.write('"}]}', size - 4);
+  return body;
+}
+
+describe("the V8 VM's memory cap (measured with a test-only probe module)", () => {
+  test("a VM's memory grows to 16384 pages (1 GiB) and no further", async () => {
+    const envoy = await startEnvoy({ wasmPath: PROBE, pluginConfig: "{}", clusters: { primary: primary.port } });
+    try {
+      const r = await request(envoy.port, { method: "GET", headers: { "x-grow": "1" } });
+      expect(r.status).toBe(200);
+      expect(counter(await envoy.stats(), "wasmcustom.vm_probe.max_pages")).toBe(16384);
+    } finally {
+      await envoy.stop();
+    }
+  });
+});
+
+describe("failure_policy: FAIL_RELOAD", () => {
+  const probeAfterTrap = async (pluginOptions) => {
+    const envoy = await startEnvoy({ wasmPath: PROBE, pluginConfig: "{}", clusters: { primary: primary.port }, pluginOptions });
+    try {
+      expect((await request(envoy.port, { method: "GET" })).status).toBe(200);
+      const trapped = await request(envoy.port, { method: "GET", headers: { "x-trap": "1" } });
+      // Envoy's log line may reach us a moment after the response.
+      for (let i = 0; i < 40 && !VM_FAILED.test(envoy.logs()); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(envoy.logs()).toMatch(VM_FAILED);
+      const statuses = [trapped.status];
+      for (let i = 0; i < 15; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        statuses.push((await request(envoy.port, { method: "GET" })).status);
+      }
+      return statuses;
+    } finally {
+      await envoy.stop();
+    }
+  };
+
+  test("a worker whose VM failed serves again once Envoy has reloaded the VM", async () => {
+    const statuses = await probeAfterTrap({ failure_policy: "FAIL_RELOAD", reload_config: { backoff: { base_interval: "0.2s" } } });
+    expect(statuses[0]).toBe(503);
+    expect(statuses.slice(-5)).toEqual([200, 200, 200, 200, 200]);
+  });
+
+  test("without it (Envoy's default, fail closed) that worker answers 503 to everything afterwards", async () => {
+    const statuses = await probeAfterTrap({});
+    expect(new Set(statuses)).toEqual(new Set([503]));
+  });
+});
+
+describe("150 concurrent 4 MiB requests on one worker with a slow primary", () => {
+  test("no VM failure, one response each, over-budget requests pass through, and the worker falls back normally afterwards", async () => {
+    const envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup", model: "backup-model" }] },
+      clusters: { primary: primary.port, backup: backup.port },
+      routeTimeoutMs: 60000,
+      componentLogLevel: "wasm:info",
+    });
+    try {
+      primary.behave({ status: 503, delayHeadersMs: 1500 });
+      const body = bigBody(4 * 1024 * 1024 + 1024);
+      const results = await Promise.all(Array.from({ length: 150 }, (_, i) =>
+        request(envoy.port, { body, headers: { "content-type": "application/json", "x-request-id": `big-${i}` }, timeoutMs: 45000 })));
+      expect(envoy.logs()).not.toMatch(VM_FAILED);
+      // Exactly one complete HTTP response each: the backup's, or (past the budget) the primary's 503.
+      for (const r of results) {
+        expect(r.error).toBeUndefined();
+        expect([200, 503]).toContain(r.status);
+        expect(r.headers["x-served-by"]).toBe(r.status === 200 ? "backup" : "primary");
+      }
+      const served = results.filter((r) => r.status === 200).length;
+      const stats = await envoy.stats();
+      // The default budget (256 MiB) holds about 60 such copies at once; the rest were counted.
+      expect(served).toBeGreaterThanOrEqual(40);
+      expect(counter(stats, "wasmcustom.ai_fallback.over_budget")).toBe(150 - served);
+      expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+      expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
+      expect(backup.requests.length).toBe(served);
+      expect(backup.requests.every((e) => e.bodyLength > 4 * 1024 * 1024)).toBe(true);
+      // The log says so at most about once a second, not once a request.
+      expect((envoy.logs().match(/over the memory budget \(maxKeptBytesPerWorker/g) ?? []).length).toBeLessThan(10);
+
+      primary.behave({ status: 503 });
+      const after = await request(envoy.port, { body: { model: "m", messages: [] } });
+      expect(after.status).toBe(200);
+      expect(after.headers["x-ai-fallback-service"]).toBe("backup");
+    } finally {
+      await envoy.stop();
+    }
+  });
+});
+
+describe("nothing outlives its stream", () => {
+  test("requests answered before this filter (Envoy 1.40 calls proxy_on_log, then proxy_on_done) leave no stream behind", async () => {
+    const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+    const envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }] },
+      clusters: { primary: primary.port, backup: backup.port },
+      // A rate limiter before the wasm filter that lets nothing through.
+      extraHttpFilters: [{
+        name: "envoy.filters.http.local_ratelimit",
+        typed_config: {
+          "@type": LIMIT_TYPE, stat_prefix: "limiter",
+          token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: "3600s" },
+          filter_enabled: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+          filter_enforced: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+        },
+      }],
+    });
+    try {
+      const results = [];
+      for (let i = 0; i < 4; i++) {
+        results.push(...await Promise.all(Array.from({ length: 50 }, () => request(envoy.port, { body: { model: "m" } }))));
+      }
+      expect(results.filter((r) => r.status === 429).length).toBe(199);
+      // The gauges are summed with +1/-1 from the VM; wait for the last stream's end to be counted.
+      let stats = await envoy.stats();
+      for (let i = 0; i < 20 && counter(stats, "wasmcustom.ai_fallback.streams") !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        stats = await envoy.stats();
+      }
+      expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
+      expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+    } finally {
+      await envoy.stop();
+    }
+  });
+});
