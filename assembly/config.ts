@@ -5,6 +5,7 @@ import { Header } from "./headers";
 import { asciiLower, utf8ByteString } from "./bytes";
 import { firstJsonError } from "./json_scan";
 import { jsonStringLiteral } from "./model_rewrite";
+import { DomainPattern, RuleMatch, hostOf } from "./rule_match";
 import { StatusSet } from "./status_set";
 
 // Defaults, documented in README.md's configuration table.
@@ -71,13 +72,9 @@ export class Policy {
   }
 }
 
-/** A `_rules_` entry: the policy for requests whose route or domain matches. */
+/** A `_rules_` entry: the policy for requests its conditions match (rule_match.ts). */
 export class Rule {
-  routes: string[] = [];
-  /** Lower-case domains; a leading "*" matches any prefix ("*.example.com"). */
-  domains: string[] = [];
-  /** Upstream cluster names of the route (Higress services such as "outbound|443||qwen.dns"). */
-  services: string[] = [];
+  match: RuleMatch = new RuleMatch();
   policy: Policy = new Policy();
 }
 
@@ -91,17 +88,14 @@ export class Config {
   matchesServices: bool = false;
 
   /**
-   * The policy for a request: the first rule whose every given condition (route name, authority,
-   * upstream service) matches, else the global one.
+   * The policy for a request: the first rule that matches its route name, authority and upstream
+   * cluster (as Higress's plugins match them, rule_match.ts), else the global one.
    */
-  policyFor(routeName: string, authority: string, service: string): Policy {
-    const host = hostWithoutPort(asciiLower(authority));
+  policyFor(routeName: string, authority: string, cluster: string): Policy {
+    const host = hostOf(authority);
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i];
-      if (rule.routes.length > 0 && !rule.routes.includes(routeName)) continue;
-      if (rule.domains.length > 0 && !matchesAnyDomain(rule.domains, host)) continue;
-      if (rule.services.length > 0 && !rule.services.includes(service)) continue;
-      return rule.policy;
+      if (rule.match.matches(routeName, host, cluster)) return rule.policy;
     }
     return this.global;
   }
@@ -109,24 +103,6 @@ export class Config {
 
 export class ConfigResult {
   constructor(public config: Config | null, public error: string) {}
-}
-
-function hostWithoutPort(authority: string): string {
-  if (authority.startsWith("[")) {
-    const close = authority.indexOf("]");
-    return close < 0 ? authority : authority.substring(0, close + 1);
-  }
-  const colon = authority.lastIndexOf(":");
-  return colon < 0 ? authority : authority.substring(0, colon);
-}
-
-function matchesAnyDomain(domains: string[], host: string): bool {
-  for (let i = 0; i < domains.length; i++) {
-    const d = domains[i];
-    if (d == host) return true;
-    if (d.startsWith("*") && host.endsWith(d.substring(1))) return true;
-  }
-  return false;
 }
 
 // Client headers that carry a credential: dropped when a backup sets its own.
@@ -147,7 +123,11 @@ const POLICY_KEYS = [
   "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
 ];
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers"];
-const RULE_KEYS = ["_match_route_", "_match_domain_", "_match_service_"];
+const RULE_KEYS = ["_match_route_", "_match_domain_", "_match_service_", "_match_route_prefix_"];
+const MATCH_KEYS_TEXT = "_match_route_, _match_domain_, _match_service_ or _match_route_prefix_";
+// Added by Higress to a plugin's configuration to name it in logs; its SDK removes it before
+// parsing (higress-group/wasm-go pkg/wrapper/plugin_wrapper.go, PluginIDKey). Ignored here.
+const PLUGIN_ID_KEY = "_plugin_id_";
 
 /** Parses and validates the plugin configuration. */
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
@@ -161,7 +141,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const obj = root.get<JSON.Obj>();
   const parser = new Parser();
   const config = new Config();
-  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker"]);
+  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", PLUGIN_ID_KEY]);
   if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
   if (obj.has("maxKeptBytesPerWorker")) {
     const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER);
@@ -177,7 +157,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
       const rule = parser.readRule(list.at(i), "_rules_[" + i.toString() + "]", config.global);
       if (rule == null) return fail(parser.error);
       config.rules.push(rule);
-      if (rule.services.length > 0) config.matchesServices = true;
+      if (rule.match.needsService) config.matchesServices = true;
     }
   }
   return new ConfigResult(config, "");
@@ -514,7 +494,17 @@ class Parser {
     return set;
   }
 
-  readStringList(v: JSON.Value, field: string, lower: bool): string[] | null {
+  /** A `_match_*_` list of `obj` (absent = empty); empty strings are left out, as Higress's SDK does. */
+  readMatchList(obj: JSON.Obj, key: string, field: string): string[] | null {
+    if (!obj.has(key)) return new Array<string>();
+    const list = this.readStringList(obj.get(key)!, field + "." + key);
+    if (list == null) return null;
+    const out = new Array<string>();
+    for (let i = 0; i < list.length; i++) if (list[i].length > 0) out.push(list[i]);
+    return out;
+  }
+
+  readStringList(v: JSON.Value, field: string): string[] | null {
     if (v.type != JSON.Types.Array) {
       this.refuse(field, "must be an array of strings, got " + v.toString());
       return null;
@@ -524,36 +514,34 @@ class Parser {
     for (let i = 0; i < list.length; i++) {
       const s = this.readString(list.at(i), field + "[" + i.toString() + "]");
       if (s == null) return null;
-      out.push(lower ? asciiLower(s) : s);
+      out.push(s);
     }
     return out;
   }
 
   readRule(v: JSON.Value, field: string, global: Policy): Rule | null {
     if (v.type != JSON.Types.Object) {
-      this.refuse(field, "must be an object with _match_route_, _match_domain_ and/or _match_service_, got " + v.toString());
+      this.refuse(field, "must be an object with " + MATCH_KEYS_TEXT + ", got " + v.toString());
       return null;
     }
     const obj = v.get<JSON.Obj>();
-    if (!this.checkKeys(obj, RULE_KEYS.concat(POLICY_KEYS), field + ".")) return null;
+    if (!this.checkKeys(obj, RULE_KEYS.concat(POLICY_KEYS).concat([PLUGIN_ID_KEY]), field + ".")) return null;
     const rule = new Rule();
-    if (obj.has("_match_route_")) {
-      const routes = this.readStringList(obj.get("_match_route_")!, field + "._match_route_", false);
-      if (routes == null) return null;
-      rule.routes = routes;
-    }
-    if (obj.has("_match_domain_")) {
-      const domains = this.readStringList(obj.get("_match_domain_")!, field + "._match_domain_", true);
-      if (domains == null) return null;
-      rule.domains = domains;
-    }
-    if (obj.has("_match_service_")) {
-      const services = this.readStringList(obj.get("_match_service_")!, field + "._match_service_", false);
-      if (services == null) return null;
-      rule.services = services;
-    }
-    if (rule.routes.length == 0 && rule.domains.length == 0 && rule.services.length == 0) {
-      this.refuse(field, "needs a non-empty _match_route_, _match_domain_ or _match_service_");
+    const match = rule.match;
+    const routes = this.readMatchList(obj, "_match_route_", field);
+    if (routes == null) return null;
+    const domains = this.readMatchList(obj, "_match_domain_", field);
+    if (domains == null) return null;
+    const services = this.readMatchList(obj, "_match_service_", field);
+    if (services == null) return null;
+    const routePrefixes = this.readMatchList(obj, "_match_route_prefix_", field);
+    if (routePrefixes == null) return null;
+    match.routes = routes;
+    for (let i = 0; i < domains.length; i++) match.domains.push(DomainPattern.parse(domains[i]));
+    match.services = services;
+    match.routePrefixes = routePrefixes;
+    if (!match.decideKind()) {
+      this.refuse(field, "needs a non-empty " + MATCH_KEYS_TEXT);
       return null;
     }
     // A rule starts from the global policy; the fields it sets override it.

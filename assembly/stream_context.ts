@@ -542,19 +542,24 @@ export class FallbackStream extends HttpContext {
     return id === null ? "" : " x-request-id=" + id;
   }
 
+  // The names Higress's own plugins read (higress-group/wasm-go pkg/matcher/rule_matcher.go); Higress's
+  // Envoy answers route_name for direct responses too. Envoy's xds.* names are the fallback.
   private upstreamService(): string {
-    let name = host.getStringProperty(["xds", "cluster_name"]);
-    if (name === null) name = host.getStringProperty(["cluster_name"]);
-    return name === null ? "" : name;
+    return firstNonEmptyProperty(["cluster_name"], ["xds", "cluster_name"]);
   }
 
   private routeName(): string {
-    let name = host.getStringProperty(["xds", "route_name"]);
-    if (name === null) name = host.getStringProperty(["route_name"]);
-    return name === null ? "" : name;
+    return firstNonEmptyProperty(["route_name"], ["xds", "route_name"]);
   }
 
   private metrics(): Metrics {
     return this.fallbackRoot.metrics!;
   }
+}
+
+function firstNonEmptyProperty(path: string[], fallback: string[]): string {
+  const value = host.getStringProperty(path);
+  if (value !== null && value.length > 0) return value;
+  const other = host.getStringProperty(fallback);
+  return other === null ? "" : other;
 }

@@ -224,6 +224,55 @@ describe("trigger statuses and one policy per Model API", () => {
   });
 });
 
+describe("_rules_ as Higress's controller writes them", () => {
+  // Istio-style cluster names and Higress route names; the configuration carries _plugin_id_ and
+  // rules written the way Higress's console writes them (FQDN services, "namespace/name" routes).
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({
+      pluginConfig: {
+        backups: [{ service: "outbound|443||backup-a.dns" }],
+        _plugin_id_: "ai-fallback-1.0.0",
+        _rules_: [
+          { backups: [{ service: "outbound|443||backup-b.dns", model: "by-route" }], _match_route_: ["default/chat-gpt4o"] },
+          { backups: [{ service: "outbound|443||backup-b.dns", model: "by-service" }], _match_service_: ["llm-b.internal.dns:80"] },
+          { backups: [{ service: "outbound|443||backup-b.dns", model: "by-domain" }], _match_domain_: ["api.*"] },
+        ],
+      },
+      primaryCluster: "outbound|443||primary.dns",
+      clusters: {
+        "outbound|443||primary.dns": m.primary.port,
+        "outbound|80||llm-b.internal.dns": m.primary.port,
+        "outbound|443||backup-a.dns": m.backupA.port,
+        "outbound|443||backup-b.dns": m.backupB.port,
+      },
+      routes: [
+        { name: "default/chat-gpt4o", prefix: "/gpt4o/" },
+        { name: "ai-route-b.internal", prefix: "/b/", cluster: "outbound|80||llm-b.internal.dns" },
+        { name: "default/other", prefix: "/" },
+      ],
+    });
+  });
+
+  test.each([
+    ["a route rule (ingress)", "/gpt4o/chat", "gw.test", "by-route"],
+    ["a service rule by FQDN and port", "/b/chat", "gw.test", "by-service"],
+    ["a domain rule with a trailing *", "/x", "api.models.test:8080", "by-domain"],
+  ])("%s picks its own backups", async (_, path, host, model) => {
+    m.primary.behave({ status: 503 });
+    const res = await request(envoy.port, { path, headers: { host }, body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("outbound|443||backup-b.dns");
+    expect(res.headers["x-ai-fallback-model"]).toBe(model);
+  });
+
+  test("an unmatched request gets the global backups", async () => {
+    m.primary.behave({ status: 503 });
+    const res = await request(envoy.port, { path: "/x", headers: { host: "gw.test" }, body: CHAT });
+    expect(res.headers["x-ai-fallback-service"]).toBe("outbound|443||backup-a.dns");
+  });
+});
+
 describe("per-backup request shaping", () => {
   let envoy;
   beforeAll(async () => {

@@ -69,7 +69,7 @@ describe("configuration", () => {
     expect(c.rules[0].routes).toEqual(["chat"]);
     expect(c.rules[0].policy.backups[0].service).toBe("r");
     expect(c.rules[0].policy.firstPacketTimeout).toBe(100);
-    expect(c.rules[1].domains).toEqual(["*.example.com"]);
+    expect(c.rules[1].domains).toEqual(["suffix:.example.com"]);
     expect(c.rules[1].policy.backups[0].service).toBe("g");
     expect(c.rules[1].policy.backendErrorsOnly).toBe(false);
   });
@@ -90,7 +90,7 @@ describe("configuration", () => {
     expect(w.policyFor(json, "x", "example.org")).toBe("global");
   });
 
-  test("a rule may match the upstream service; every condition a rule gives must hold", () => {
+  test("a rule may match the upstream service; with a route too, both must hold", () => {
     const json = JSON.stringify({
       backups: [{ service: "g" }],
       _rules_: [
@@ -136,7 +136,7 @@ describe("configuration", () => {
     ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer from 1/],
     ["body limit over 256 MiB", { backups: [{ service: "a" }], maxRequestBodyBytes: 268435457 }, /^maxRequestBodyBytes: must be an integer from 1 to 268435456/],
     ["zero held limit", { backups: [{ service: "a" }], maxHeldRequestBytes: 0 }, /^maxHeldRequestBytes: must be an integer from 1/],
-    ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_ or _match_service_/],
+    ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_, _match_service_ or _match_route_prefix_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],
     ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer from 1/],

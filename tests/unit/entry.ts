@@ -6,6 +6,7 @@ import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
 import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_machine";
+import { DomainPattern, hostOf, serviceMatches } from "../../assembly/rule_match";
 import { firstJsonError, isStreamingRequest, scanTopLevel } from "../../assembly/json_scan";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
@@ -48,6 +49,9 @@ function describePolicy(p: Policy): string {
     ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() + "}";
 }
 
+const MATCH_KIND_NAMES = ["route", "route+service", "domain", "service", "route-prefix"];
+const DOMAIN_FORM_NAMES = ["exact", "suffix", "prefix"];
+
 /** The parsed configuration as JSON, or {"error": "..."}. */
 export function configSummary(json: ArrayBuffer): string {
   const result = parseConfig(json);
@@ -56,9 +60,12 @@ export function configSummary(json: ArrayBuffer): string {
   let rules = "";
   for (let i = 0; i < c.rules.length; i++) {
     const r = c.rules[i];
-    rules += (i > 0 ? "," : "") + "{\"routes\":[" + r.routes.map<string>((s: string) => q(s)).join(",") +
-      "],\"domains\":[" + r.domains.map<string>((s: string) => q(s)).join(",") +
-      "],\"services\":[" + r.services.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
+    const m = r.match;
+    rules += (i > 0 ? "," : "") + "{\"kind\":" + q(MATCH_KIND_NAMES[m.kind]) +
+      ",\"routes\":[" + m.routes.map<string>((s: string) => q(s)).join(",") +
+      "],\"routePrefixes\":[" + m.routePrefixes.map<string>((s: string) => q(s)).join(",") +
+      "],\"domains\":[" + m.domains.map<string>((d: DomainPattern) => q(DOMAIN_FORM_NAMES[d.form] + ":" + d.text)).join(",") +
+      "],\"services\":[" + m.services.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
   }
   return "{\"global\":" + describePolicy(c.global) + ",\"rules\":[" + rules + "],\"maxKeptBytesPerWorker\":" +
     c.maxKeptBytesPerWorker.toString() + "}";
@@ -72,6 +79,14 @@ export function policyFor(json: ArrayBuffer, routeName: string, authority: strin
   const p = c.policyFor(routeName, authority, service);
   for (let i = 0; i < c.rules.length; i++) if (c.rules[i].policy === p) return "rule:" + i.toString();
   return "global";
+}
+
+export function matchesService(entry: string, cluster: string): bool {
+  return serviceMatches(entry, cluster);
+}
+
+export function hostOfAuthority(authority: string): string {
+  return hostOf(authority);
 }
 
 export function streamingRequest(body: ArrayBuffer): bool {

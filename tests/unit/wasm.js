@@ -50,6 +50,8 @@ function load() {
     logs,
     configSummary: (json) => JSON.parse(call(() => readStr(x.configSummary(buf(json))))),
     policyFor: (json, route, authority, service = "") => call(() => readStr(x.policyFor(buf(json), str(route), str(authority), str(service)))),
+    matchesService: (entry, cluster) => call(() => x.matchesService(str(entry), str(cluster)) !== 0),
+    hostOfAuthority: (authority) => call(() => readStr(x.hostOfAuthority(str(authority)))),
     jsonError: (body) => call(() => x.jsonError(buf(body))),
     streamingRequest: (body) => call(() => x.streamingRequest(buf(body)) !== 0),
     scan: (body) => JSON.parse(call(() => readStr(x.scanSummary(buf(body))))),
