@@ -6,6 +6,7 @@ import { deserializeHeaders, findSerializedHeader } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
+import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
 import { Backup, Policy } from "./config";
 import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
@@ -488,8 +489,7 @@ export class FallbackStream extends HttpContext {
       this.share.give(copySize);
     }
     if (call.status != WasmResult.Ok) {
-      host.logBytes(LogLevel.Info, "backup " + backup.serviceLabel + " could not be called (status " +
-        call.status.toString() + ", unknown cluster?)" + this.requestIdSuffix());
+      host.logBytes(LogLevel.Warn, refusedCallText(backup.serviceLabel, call.status) + this.requestIdSuffix());
       return Dispatch.Refused;
     }
     this.pendingToken = call.token;

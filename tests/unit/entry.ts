@@ -7,6 +7,8 @@ import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
 import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_machine";
 import { DomainPattern, hostOf, serviceMatches } from "../../assembly/rule_match";
+import { refusedCallText } from "../../assembly/call_refusal";
+import { WasmResult } from "../../assembly/abi/enums";
 import { firstJsonError, isStreamingRequest, scanTopLevel } from "../../assembly/json_scan";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
@@ -79,6 +81,10 @@ export function policyFor(json: ArrayBuffer, routeName: string, authority: strin
   const p = c.policyFor(routeName, authority, service);
   for (let i = 0; i < c.rules.length; i++) if (c.rules[i].policy === p) return "rule:" + i.toString();
   return "global";
+}
+
+export function refusedCall(service: string, status: i32): string {
+  return refusedCallText(service, <WasmResult>status);
 }
 
 export function matchesService(entry: string, cluster: string): bool {

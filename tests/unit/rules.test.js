@@ -156,3 +156,16 @@ describe("host of an authority", () => {
     expect(w.hostOfAuthority(authority)).toBe(host);
   });
 });
+
+describe("a refused backup call", () => {
+  test("an unknown cluster (BadArgument) is named, with Higress's likely cause and the fix", () => {
+    const text = w.refusedCall("outbound|443||qwen.dns", 2);
+    expect(text).toMatch(/^backup outbound\|443\|\|qwen\.dns could not be called: unknown cluster/);
+    expect(text).toMatch(/global\.onlyPushRouteCluster \(true by default\)/);
+    expect(text).toMatch(/give the service a route, or set global\.onlyPushRouteCluster=false/);
+  });
+
+  test("any other refusal says only that the host refused, with the status", () => {
+    expect(w.refusedCall("b", 12)).toBe("backup b could not be called (the host refused the call, status 12)");
+  });
+});

@@ -50,6 +50,7 @@ function load() {
     logs,
     configSummary: (json) => JSON.parse(call(() => readStr(x.configSummary(buf(json))))),
     policyFor: (json, route, authority, service = "") => call(() => readStr(x.policyFor(buf(json), str(route), str(authority), str(service)))),
+    refusedCall: (service, status) => call(() => readStr(x.refusedCall(str(service), status))),
     matchesService: (entry, cluster) => call(() => x.matchesService(str(entry), str(cluster)) !== 0),
     hostOfAuthority: (authority) => call(() => readStr(x.hostOfAuthority(str(authority)))),
     jsonError: (body) => call(() => x.jsonError(buf(body))),
