@@ -117,6 +117,9 @@ function routeEntry(r, primaryCluster, routeTimeoutMs) {
     out.route = { cluster: r.cluster ?? primaryCluster, timeout: duration(timeoutMs) };
   }
   if (r.typedPerFilterConfig) out.typed_per_filter_config = r.typedPerFilterConfig;
+  if (r.responseHeaders) {
+    out.response_headers_to_add = Object.entries(r.responseHeaders).map(([key, value]) => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" }));
+  }
   return out;
 }
 

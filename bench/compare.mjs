@@ -1,0 +1,3 @@
+// Placeholder replaced below.
+export async function benchCompare() { return null; }
+export async function stopCompare() {}

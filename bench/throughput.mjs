@@ -1,0 +1,102 @@
+// Side by side in one run: plain Envoy, Envoy with the do-nothing module, the filter's happy path,
+// its fallback path, each driven by wrk in rounds (scenarios in a rotating order), with the front
+// Envoy's CPU time per request as a load-independent second view.
+import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, cpuMs, startFront } from "./fleet.mjs";
+import { runWrk } from "./wrk.mjs";
+import { chatBody, f, header, median, note, spread, table } from "./stats.mjs";
+
+const KB = 1024;
+
+/** The scenarios; `baseline` names the plain-Envoy scenario a ratio is taken against. */
+export function scenarios({ quick }) {
+  const list = [
+    { name: "plain Envoy", front: "plain", size: 1 * KB },
+    { name: "empty wasm module", front: "noop", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "filter, happy path", front: "filter", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "filter, firstPacketTimeout on", front: "fpt", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "plain Envoy, stream:true", front: "plain", size: 1 * KB, stream: true, path: STREAM_PATH },
+    { name: "filter, stream:true (fpt on)", front: "fpt", size: 1 * KB, stream: true, path: STREAM_PATH, baseline: "plain Envoy, stream:true" },
+    { name: "plain Envoy", front: "plain", size: 100 * KB },
+    { name: "empty wasm module", front: "noop", size: 100 * KB, baseline: "plain Envoy" },
+    { name: "filter, happy path", front: "filter", size: 100 * KB, baseline: "plain Envoy" },
+    { name: "filter, firstPacketTimeout on", front: "fpt", size: 100 * KB, baseline: "plain Envoy" },
+    { name: "plain Envoy", front: "plain", size: 1024 * KB },
+    { name: "filter, happy path", front: "filter", size: 1024 * KB, baseline: "plain Envoy" },
+  ];
+  if (quick) return list.filter((s) => s.size <= 100 * KB);
+  return list;
+}
+
+const sizeLabel = (n) => (n >= 1024 * KB ? `${n / (1024 * KB)} MB` : `${n / KB} KB`);
+
+/** Starts the front Envoys the scenarios need (one per kind); returns kind -> Envoy. */
+export async function startFronts(upstreamPort, list) {
+  const configs = { plain: null, noop: {}, filter: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG };
+  const fronts = {};
+  for (const kind of new Set(list.map((s) => s.front))) {
+    fronts[kind] = await startFront(upstreamPort, kind === "plain" || kind === "noop" ? kind : "filter", configs[kind] ?? {});
+  }
+  return fronts;
+}
+
+/**
+ * Runs every scenario `rounds` times for `seconds` each (after one short warm-up each) and prints
+ * the table. Returns { rows, markdown, results } for BENCHMARKS.md and the target check.
+ */
+export async function benchThroughput({ upstream, fronts, list, rounds, seconds, connections }) {
+  header(`Throughput side by side: wrk -t1 -c${connections}, ${rounds} round(s) of ${seconds} s per scenario`);
+  note(`upstream: Envoy direct_response (pid ${upstream.pid}); every front Envoy runs one worker (--concurrency 1).`);
+  note("Scenarios run one after another in each round, in a rotating order; ratios are taken within a round.");
+  for (const s of list) {
+    s.body = chatBody(s.size, { stream: !!s.stream });
+    s.key = `${s.name}@${s.size}`;
+    s.runs = [];
+  }
+  for (const s of list) {
+    const e = fronts[s.front];
+    await runWrk({ port: e.port, urlPath: s.path ?? CHAT_PATH, body: s.body, seconds: 1, connections });
+  }
+  for (let r = 0; r < rounds; r++) {
+    const order = list.map((_, i) => list[(i + r) % list.length]);
+    for (const s of order) {
+      const e = fronts[s.front];
+      const cpu0 = cpuMs(e.pid);
+      const up0 = cpuMs(upstream.pid);
+      const w = await runWrk({ port: e.port, urlPath: s.path ?? CHAT_PATH, body: s.body, seconds, connections });
+      const cpu = cpuMs(e.pid) - cpu0;
+      const up = cpuMs(upstream.pid) - up0;
+      s.runs.push({ ...w, cpuUsPerReq: (cpu * 1000) / w.requests, upstreamCpuUsPerReq: (up * 1000) / w.requests });
+      process.stdout.write(".");
+    }
+  }
+  process.stdout.write("\n");
+  const byKey = new Map(list.map((s) => [s.key, s]));
+  const rows = [];
+  for (const s of list) {
+    const base = s.baseline ? byKey.get(`${s.baseline}@${s.size}`) : null;
+    const ratios = base ? s.runs.map((run, i) => run.rps / base.runs[i].rps) : [];
+    const cpuRatios = base ? s.runs.map((run, i) => base.runs[i].cpuUsPerReq / run.cpuUsPerReq) : [];
+    s.ratio = median(ratios);
+    s.cpuRatio = median(cpuRatios);
+    const errors = s.runs.reduce((a, r) => a + r.errors + r.non2xx, 0);
+    rows.push([
+      s.name, sizeLabel(s.size),
+      spread(s.runs.map((r) => r.rps), 0) + (errors ? ` (${errors} err)` : ""),
+      spread(s.runs.map((r) => r.p50Ms), 2),
+      spread(s.runs.map((r) => r.p99Ms), 2),
+      base ? spread(ratios, 3) : "1",
+      f(median(s.runs.map((r) => r.cpuUsPerReq)), 1),
+      base ? spread(cpuRatios, 3) : "1",
+    ]);
+  }
+  const markdown = table(
+    ["scenario", "body", "req/s", "p50 ms", "p99 ms", "ratio to plain", "front CPU µs/req", "CPU ratio"], rows,
+    ["l", "r", "r", "r", "r", "r", "r", "r"]);
+  note("");
+  note("Values: median over rounds (min-max). ratio to plain = req/s / plain Envoy's req/s in the same round, same body.");
+  note("front CPU µs/req = the front Envoy's user+system CPU time during the run / requests (10 ms clock ticks);");
+  note("CPU ratio = plain Envoy's CPU per request / this one's: what the ratio would be if the front alone limited");
+  note("throughput. On a shared 2-core machine the upstream and wrk take CPU too, which dilutes the throughput ratio.");
+  return { rows, markdown, results: list };
+}
