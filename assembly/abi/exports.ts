@@ -1,4 +1,6 @@
-// The proxy_on_* functions the host calls, each a forward to the registry or a context.
+// The proxy_on_* functions the host calls, each a forward to the registry or a context, bracketed
+// by enter()/leave() so that the garbage collector runs only between callbacks (collector.ts).
+import { collectSoon, enter, leave } from "./collector";
 import { DataAction, HeadersAction } from "./enums";
 import * as registry from "./registry";
 
@@ -28,69 +30,89 @@ export function proxy_on_memory_allocate(size: usize): usize {
 }
 
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {
+  enter();
   registry.createContext(contextId, parentContextId);
+  leave(0);
 }
 
 export function proxy_on_vm_start(rootContextId: u32, vmConfigurationSize: u32): bool {
+  enter();
   const root = registry.rootContext(rootContextId);
-  return root == null ? false : root.onVmStart(vmConfigurationSize);
+  return leave(root == null ? false : root.onVmStart(vmConfigurationSize));
 }
 
 export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: u32): bool {
+  enter();
   const root = registry.rootContext(rootContextId);
-  return root == null ? false : root.onConfigure(pluginConfigurationSize);
+  collectSoon();
+  return leave(root == null ? false : root.onConfigure(pluginConfigurationSize));
 }
 
 export function proxy_on_tick(rootContextId: u32): void {
+  enter();
   const root = registry.rootContext(rootContextId);
   if (root != null) root.onTick();
+  leave(0);
 }
 
 export function proxy_on_request_headers(contextId: u32, headerCount: u32, endOfStream: bool): HeadersAction {
+  enter();
   const stream = registry.httpContext(contextId);
-  return stream == null ? HeadersAction.Continue : stream.onRequestHeaders(headerCount, endOfStream);
+  return leave(stream == null ? HeadersAction.Continue : stream.onRequestHeaders(headerCount, endOfStream));
 }
 
 export function proxy_on_request_body(contextId: u32, bodySize: u32, endOfStream: bool): DataAction {
+  enter();
   const stream = registry.httpContext(contextId);
-  return stream == null ? DataAction.Continue : stream.onRequestBody(bodySize, endOfStream);
+  return leave(stream == null ? DataAction.Continue : stream.onRequestBody(bodySize, endOfStream));
 }
 
 export function proxy_on_request_trailers(contextId: u32, trailerCount: u32): HeadersAction {
+  enter();
   const stream = registry.httpContext(contextId);
-  return stream == null ? HeadersAction.Continue : stream.onRequestTrailers(trailerCount);
+  return leave(stream == null ? HeadersAction.Continue : stream.onRequestTrailers(trailerCount));
 }
 
 export function proxy_on_response_headers(contextId: u32, headerCount: u32, endOfStream: bool): HeadersAction {
+  enter();
   const stream = registry.httpContext(contextId);
-  return stream == null ? HeadersAction.Continue : stream.onResponseHeaders(headerCount, endOfStream);
+  return leave(stream == null ? HeadersAction.Continue : stream.onResponseHeaders(headerCount, endOfStream));
 }
 
 export function proxy_on_response_body(contextId: u32, bodySize: u32, endOfStream: bool): DataAction {
+  enter();
   const stream = registry.httpContext(contextId);
-  return stream == null ? DataAction.Continue : stream.onResponseBody(bodySize, endOfStream);
+  return leave(stream == null ? DataAction.Continue : stream.onResponseBody(bodySize, endOfStream));
 }
 
 export function proxy_on_response_trailers(contextId: u32, trailerCount: u32): HeadersAction {
+  enter();
   const stream = registry.httpContext(contextId);
-  return stream == null ? HeadersAction.Continue : stream.onResponseTrailers(trailerCount);
+  return leave(stream == null ? HeadersAction.Continue : stream.onResponseTrailers(trailerCount));
 }
 
 export function proxy_on_http_call_response(
   rootContextId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  enter();
   registry.deliverCallResponse(token, headerCount, bodySize, trailerCount);
+  leave(0);
 }
 
 export function proxy_on_done(contextId: u32): bool {
-  if (registry.endStream(contextId)) return true;
+  enter();
+  if (registry.endStream(contextId)) return leave(true);
   const root = registry.rootContext(contextId);
-  return root == null ? true : root.onDone();
+  return leave(root == null ? true : root.onDone());
 }
 
 export function proxy_on_log(contextId: u32): void {
+  enter();
   registry.endStream(contextId);
+  leave(0);
 }
 
 export function proxy_on_delete(contextId: u32): void {
+  enter();
   registry.deleteContext(contextId);
+  leave(0);
 }

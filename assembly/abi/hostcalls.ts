@@ -6,6 +6,7 @@ import { Header } from "../headers";
 import { deserializeHeaders, serializeHeaders } from "./header_pairs";
 import { byteStringFromMemory, byteStringToBuffer } from "../bytes";
 import { ByteSink } from "../byte_sink";
+import { allocatedLarge } from "./collector";
 
 // Scratch words the host writes results into (one call at a time: wasm is single-threaded).
 const RETURN_PTR = memory.data(8);
@@ -16,6 +17,7 @@ function takeBuffer(): ArrayBuffer {
   const ptr = load<usize>(RETURN_PTR);
   const size = load<usize>(RETURN_SIZE);
   const out = new ArrayBuffer(<i32>size);
+  allocatedLarge(<i64>size);
   if (ptr != 0) {
     memory.copy(changetype<usize>(out), ptr, size);
     heap.free(ptr);

@@ -1,5 +1,6 @@
 // Context registry: context id -> context, and http-call token -> the stream that dispatched it.
 import { HttpContext, RootContext } from "./context";
+import { streamEnded } from "./collector";
 import { setEffectiveContext } from "./hostcalls";
 
 let rootFactory: ((id: u32) => RootContext) | null = null;
@@ -40,6 +41,7 @@ export function endStream(id: u32): bool {
   const stream = streams.get(id);
   streams.delete(id);
   stream.onDone();
+  streamEnded();
   return true;
 }
 
