@@ -5,6 +5,7 @@
 // `_plugin_id_` Higress adds. The expected matches follow Higress's Go SDK
 // (higress-group/wasm-go pkg/matcher/rule_matcher.go and its tests).
 const { load } = require("./wasm");
+const { controllerConfig } = require("./higress_controller");
 const w = load();
 const cfg = (obj) => w.configSummary(JSON.stringify(obj));
 const which = (obj, route, authority, cluster = "") => w.policyFor(JSON.stringify(obj), route, authority, cluster);
@@ -14,18 +15,7 @@ const QWEN = { service: "outbound|443||qwen.dns", model: "qwen-plus", authority:
 const DEEPSEEK = { service: "outbound|443||deepseek.dns", model: "deepseek-chat", authority: "api.deepseek.com",
   path: "/v1/chat/completions", headers: { authorization: "Bearer sk-deepseek" } };
 
-/** What the controller emits for a WasmPlugin with this defaultConfig and these matchRules. */
-function emitted(defaultConfig, matchRules) {
-  const out = { ...defaultConfig, _plugin_id_: "ai-fallback-1.0.0" };
-  out._rules_ = matchRules.map((rule) => {
-    const entry = { ...rule.config };
-    if (rule.ingress) entry._match_route_ = rule.ingress;
-    if (rule.service) entry._match_service_ = rule.service;
-    if (rule.domain) entry._match_domain_ = rule.domain;
-    return entry;
-  });
-  return out;
-}
+const emitted = (defaultConfig, matchRules) => controllerConfig({ defaultConfig, matchRules });
 
 describe("Higress-shaped _rules_", () => {
   const plugin = emitted({ backups: [QWEN], firstPacketTimeout: 3000 }, [
