@@ -28,8 +28,9 @@ export function classifyOrigin(codeDetails: string | null): Origin {
   const d = codeDetails;
   if (d == "via_upstream" || d.length == 0) return Origin.Backend;
   if (d.startsWith(OWN_REPLY_DETAILS)) return Origin.OwnReply;
-  // The router's replies when it could not get an answer from the backend.
-  if (d.startsWith("upstream_") || d == "no_healthy_upstream" || d == "cluster_not_found" ||
+  // The router's replies when it could not get an answer from the backend (its route timeout is
+  // "response_timeout", not an upstream_* detail).
+  if (d.startsWith("upstream_") || d == "response_timeout" || d == "no_healthy_upstream" || d == "cluster_not_found" ||
       d == "maintenance_mode" || d.includes("overflow")) {
     return Origin.UpstreamFailure;
   }

@@ -144,14 +144,16 @@ function abortAfter(port, opts, ms) {
 }
 
 // A POST whose body goes out in pieces, `gapMs` apart (chunked transfer encoding). Resolves with the
-// response and `sentAllAt`, when the last piece was written.
-function chunkedRequest(port, path, parts, gapMs) {
+// response, `sentAt` (Date.now() when each piece was written) and `sentAllAt`, when the last piece
+// was written. `headers` are added to the request's.
+function chunkedRequest(port, path, parts, gapMs, headers = {}) {
   return new Promise((resolve, reject) => {
     let sentAllAt = 0;
-    const req = http.request({ host: "127.0.0.1", port, path, method: "POST", agent: false, headers: { "content-type": "application/json" } }, (res) => {
+    const sentAt = [];
+    const req = http.request({ host: "127.0.0.1", port, path, method: "POST", agent: false, headers: { "content-type": "application/json", ...headers } }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString(), sentAllAt }));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString(), sentAt, sentAllAt }));
     });
     req.on("error", reject);
     let i = 0;
@@ -160,6 +162,7 @@ function chunkedRequest(port, path, parts, gapMs) {
         sentAllAt = Date.now();
         return req.end();
       }
+      sentAt.push(Date.now());
       req.write(parts[i++]);
       setTimeout(next, gapMs);
     };

@@ -1,5 +1,5 @@
 // Issue 2 end to end in a real Envoy: the primary's error is replaced by the first good backup answer.
-const { startEnvoy, counter } = require("./envoy");
+const { startEnvoy, growth } = require("./envoy");
 const { request, chunkedRequest } = require("./client");
 const { useMocks } = require("./fixtures");
 
@@ -42,7 +42,7 @@ describe("fallback in a real Envoy", () => {
     expect(m.backupB.requests.length).toBe(0);
   });
 
-  test("a 2xx primary answer passes through untouched: same bytes, same headers", async () => {
+  test("[pass-through] a 2xx primary answer passes through untouched: same bytes, same headers", async () => {
     const body = '{"id":"x", "weird spacing" :  [1,2,3], "u":"\u00e9"}';
     m.primary.behave({ status: 201, headers: { "content-type": "application/json; charset=utf-8", "x-primary": "yes" }, body });
     const res = await request(envoy.port, { body: CHAT });
@@ -120,24 +120,66 @@ describe("fallback in a real Envoy", () => {
   test("a body over maxRequestBodyBytes is not kept: the error passes through, no backup is called", async () => {
     m.primary.behave({ status: 503, body: "primary error body" });
     const big = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "x".repeat(6000) }] });
+    const before = await envoy.stats();
     const res = await request(envoy.port, { headers: { "x-request-id": "big-body-1" }, body: big });
     expect(res.status).toBe(503);
     expect(res.text).toBe("primary error body");
     expect(m.primary.requests[0].body.length).toBe(big.length);
     expect(m.backupA.requests.length + m.backupB.requests.length).toBe(0);
-    expect(envoy.logs()).toMatch(/status=503 passed through: the request cannot be replayed: request body over maxRequestBodyBytes \(4096\) x-request-id=big-body-1/);
-    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.not_replayable")).toBe(1);
+    const line = /status=503 passed through: the request cannot be replayed: request body over maxRequestBodyBytes \(4096\) x-request-id=big-body-1/;
+    expect(await envoy.logsWhen(line)).toMatch(line);
+    expect(growth(before, await envoy.stats())("wasmcustom.ai_fallback.not_replayable")).toBe(1);
+  });
+
+  test("maxRequestBodyBytes is inclusive: a body of exactly 4096 bytes is replayed, 4097 is not", async () => {
+    m.primary.behave({ status: 503 });
+    const sized = (n) => {
+      const text = JSON.stringify({ model: "gpt-4o", pad: "" });
+      return text.replace('"pad":""', `"pad":"${"p".repeat(n - text.length)}"`);
+    };
+    expect(Buffer.byteLength(sized(4096))).toBe(4096);
+    const exact = await request(envoy.port, { body: sized(4096) });
+    expect(exact.status).toBe(200);
+    expect(m.backupA.requests[0].body.toString()).toBe(sized(4096));
+    const over = await request(envoy.port, { body: sized(4097) });
+    expect(over.status).toBe(503);
+    expect(m.backupA.requests.length).toBe(1);
+  });
+
+  test("a body dropped for its size on the happy path is logged at debug, and nothing above", async () => {
+    const big = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "x".repeat(6000) }] });
+    const res = await request(envoy.port, { headers: { "x-request-id": "dropped-quietly" }, body: big });
+    expect(res.status).toBe(200);
+    const dropped = /\]\[debug\]\[wasm\].*not keeping the request for replay: request body over maxRequestBodyBytes \(4096\) x-request-id=dropped-quietly/;
+    const lines = (await envoy.logsWhen(dropped)).split("\n").filter((l) => l.includes("dropped-quietly"));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toMatch(dropped);
   });
 
   test("a backup that hangs past its timeout is given up and the next one tried", async () => {
     m.primary.behave({ status: 500 });
     m.backupA.behave({ hang: true });
-    const started = Date.now();
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-b");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
     expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-a;model=pass-through;result=timeout/);
+    // Envoy's timer ends backup-a's call 1500 ms after dispatch, and the next backup is called at
+    // once (the unknown cluster in between costs nothing): 1500 ms between the two arrivals, -2 for
+    // the mocks' millisecond clock, +100 ms of margin for a loaded 2-core machine.
+    const gap = m.backupB.requests[0].receivedAt - m.backupA.requests[0].receivedAt;
+    expect(gap).toBeGreaterThanOrEqual(1500 - 2);
+    expect(gap).toBeLessThan(1500 + 100);
+  });
+
+  test("hop-by-hop headers the client sent never reach a backup", async () => {
+    m.primary.behave({ status: 500 });
+    // Chunked, so that a `trailer` header is allowed.
+    const res = await chunkedRequest(envoy.port, "/v1/chat/completions", [JSON.stringify(CHAT)], 0,
+      { "keep-alive": "timeout=5", "proxy-connection": "keep-alive", trailer: "x-checksum", te: "trailers", "x-kept": "1" });
+    expect(res.status).toBe(200);
+    const seen = m.backupA.requests[0].headers;
+    expect(seen["x-kept"]).toBe("1");
+    for (const name of ["keep-alive", "proxy-connection", "trailer", "te", "upgrade"]) expect([name, seen[name]]).toEqual([name, undefined]);
   });
 
   test("a backup that resets the connection is skipped", async () => {
@@ -156,6 +198,17 @@ describe("fallback in a real Envoy", () => {
     expect(res.status).toBe(200);
     expect(m.primary.requests[0].receivedAt).toBeLessThan(res.sentAllAt - 300);
     expect(m.backupA.requests[0].body.equals(Buffer.from(parts.join("")))).toBe(true);
+  });
+
+  test("a primary that answers before the request is complete passes through: nothing whole to replay, and it is logged", async () => {
+    m.primary.behave({ status: 503, answerEarly: true, body: "early no" });
+    const parts = ['{"model":"gpt-4o",', '"messages":[]}'];
+    const res = await chunkedRequest(envoy.port, "/v1/chat/completions", parts, 300, { "x-request-id": "early-1" });
+    expect(res.status).toBe(503);
+    expect(res.text).toBe("early no");
+    expect(m.backupA.requests.length + m.backupB.requests.length).toBe(0);
+    const line = /status=503 passed through: the primary answered before the request was complete x-request-id=early-1/;
+    expect(await envoy.logsWhen(line)).toMatch(line);
   });
 
   test("a non-string model never reaches a response header (it could carry CR LF)", async () => {
@@ -184,15 +237,16 @@ describe("many fallbacks at once", () => {
     });
     m.primary.behave({ status: 503, delayHeadersMs: 20 });
     m.backupA.behave({ delayHeadersMs: 50 });
+    const before = await busy.stats();
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
       request(busy.port, { headers: { "x-request-id": `many-${i}` }, body: { ...CHAT, model: `model-${i}` } })));
     results.forEach((res, i) => {
       expect([i, res.status, res.json().model]).toEqual([i, 200, `model-${i}`]);
       expect(res.headers["x-ai-fallback-model"]).toBe(`model-${i}`);
     });
-    const stats = await busy.stats();
-    expect(counter(stats, "wasmcustom.ai_fallback.served_by_backup")).toBe(40);
-    expect(counter(stats, "wasmcustom.ai_fallback.pending_backup_calls")).toBe(0);
+    const grew = growth(before, await busy.stats());
+    expect(grew("wasmcustom.ai_fallback.served_by_backup")).toBe(40);
+    expect(grew("wasmcustom.ai_fallback.pending_backup_calls")).toBe(0);
     await busy.stop();
   });
 });
@@ -282,6 +336,64 @@ describe("when no backup gives an HTTP answer", () => {
     expect(res.headers["content-type"]).toBe("application/json");
     expect(res.json().error.type).toBe("ai_fallback_exhausted");
     expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+  });
+});
+
+describe("credentials", () => {
+  const CREDENTIALS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+  test("a backup that sets any one credential header gets none of the client's five", async () => {
+    // Five backups on one cluster, each setting another credential; the first four fail.
+    const keyed = await startEnvoy({
+      pluginConfig: { backups: CREDENTIALS.map((name) => ({ service: "backup-a", model: name, headers: { [name]: `backup-${name}` } })) },
+      clusters: { primary: m.primary.port, "backup-a": m.backupA.port },
+    });
+    m.primary.behave({ status: 401 });
+    m.backupA.behave([{ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 }, {}]);
+    const res = await request(keyed.port, { headers: Object.fromEntries(CREDENTIALS.map((c) => [c, "client-secret"])), body: CHAT });
+    expect(res.status).toBe(200);
+    expect(m.backupA.requests.length).toBe(5);
+    m.backupA.requests.forEach((r, i) => {
+      const own = CREDENTIALS[i];
+      expect([own, JSON.parse(r.body).model, r.headers[own]]).toEqual([own, own, `backup-${own}`]);
+      expect([own, JSON.stringify(r.rawHeaders).includes("client-secret")]).toEqual([own, false]);
+    });
+    await keyed.stop();
+  });
+});
+
+describe("the last backup gives no good answer", () => {
+  let single;
+  beforeAll(async () => {
+    single = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }] },
+      clusters: { primary: m.primary.port, "backup-a": m.backupA.port },
+    });
+  });
+
+  test("it resets: the client gets the 503 Envoy answers the call with", async () => {
+    m.primary.behave({ status: 500, body: "primary down" });
+    m.backupA.behave({ reset: true });
+    const res = await request(single.port, { body: CHAT });
+    expect(res.status).toBe(503);
+    expect(res.text).toMatch(/^upstream connect error or disconnect\/reset before headers/);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=500, backup-a;model=pass-through;result=503");
+  });
+
+  test("its answer is over Envoy's 32 MiB cap: no HTTP answer, so the client gets the primary's own error", async () => {
+    m.primary.behave({ status: 503, body: "primary says no" });
+    m.backupA.behave({ body: Buffer.alloc(33 * 1024 * 1024, 0x61), headers: { "content-type": "text/plain" } });
+    const res = await request(single.port, { body: CHAT, timeoutMs: 20000 });
+    expect(res.status).toBe(503);
+    expect(res.text).toBe("primary says no");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=pass-through;result=reset");
+  });
+
+  test("an answer just under the cap is served", async () => {
+    m.primary.behave({ status: 503 });
+    m.backupA.behave({ body: Buffer.alloc(31 * 1024 * 1024, 0x62), headers: { "content-type": "text/plain" } });
+    const res = await request(single.port, { body: CHAT, timeoutMs: 20000 });
+    expect(res.status).toBe(200);
+    expect(res.body.length).toBe(31 * 1024 * 1024);
   });
 });
 

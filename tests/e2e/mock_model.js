@@ -8,6 +8,7 @@
 //
 // A behaviour: { status=200, headers={}, body (string|Buffer|object -> JSON), json, delayHeadersMs=0,
 //   delayBodyMs=0, hang=false, reset=false, trailers (object: sent after a chunked body),
+//   answerEarly=false (answer at the request's headers, before its body has arrived),
 //   sse: { events: [data lines], intervalMs=0, firstDelayMs=0, keepAlives: [{ afterMs, text }],
 //          resetAfter: n, stallAfterHeaders: bool } }
 // Without body, json or sse: a 2xx status answers with an OpenAI chat completion naming this mock,
@@ -191,6 +192,15 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
     const behaviour = nextBehaviour(entry);
     const chunks = [];
     let bodyLength = 0;
+    const respond = () => answer(req, res, behaviour, entry).catch((err) => {
+      // A write after the peer went away; nothing to answer any more.
+      if (!res.headersSent && !gone(res)) {
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`mock ${name}: ${err.message}`);
+      }
+    });
+    // answerEarly: the answer goes out at the request's headers, before its body has arrived.
+    if (behaviour.answerEarly) respond();
     req.on("data", (c) => {
       bodyLength += c.length;
       if (recordBodies) chunks.push(c);
@@ -199,13 +209,7 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
       entry.body = Buffer.concat(chunks);
       entry.bodyLength = bodyLength;
       entry.complete = true;
-      answer(req, res, behaviour, entry).catch((err) => {
-        // A write after the peer went away; nothing to answer any more.
-        if (!res.headersSent && !gone(res)) {
-          res.writeHead(500, { "content-type": "text/plain" });
-          res.end(`mock ${name}: ${err.message}`);
-        }
-      });
+      if (!behaviour.answerEarly) respond();
     });
     req.on("close", () => {
       if (!entry.complete) {

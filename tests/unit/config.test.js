@@ -158,3 +158,24 @@ describe("configuration", () => {
     expect(c.error).toMatch(message);
   });
 });
+
+describe("backups[].headers: names the README promises", () => {
+  test.each([":path", ":authority", ":method", ":scheme", ":status", "host", "Host", "content-length", "Content-Length", "transfer-encoding"])(
+    "%s cannot be set, and the error names it", (name) => {
+      expect(cfg({ backups: [{ service: "a", headers: { [name]: "x" } }] }).error)
+        .toMatch(new RegExp(`^backups\\[0\\]\\.headers\\.${name}: this header cannot be set`));
+    });
+
+  test.each(["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "X-Goog-Api-Key"])(
+    "%s is a credential: a backup that sets it replaces the client's credentials", (name) => {
+      const c = cfg({ backups: [{ service: "a", headers: { [name]: "mine" } }] });
+      expect(c.error).toBeUndefined();
+      expect(c.global.backups[0].replacesCredentials).toBe(true);
+    });
+
+  test("other headers are no credential", () => {
+    for (const name of ["x-provider", "cookie-like", "x-authorization-hint", "apikey"]) {
+      expect([name, cfg({ backups: [{ service: "a", headers: { [name]: "v" } }] }).global.backups[0].replacesCredentials]).toEqual([name, false]);
+    }
+  });
+});

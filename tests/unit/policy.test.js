@@ -19,7 +19,7 @@ describe("trigger policy", () => {
 
   test("router replies for an unreachable backend trigger whatever the switch and the list say", () => {
     const on = conf({ triggerStatuses: [429] });
-    for (const d of ["upstream_reset_before_response_started{connection_failure}", "upstream_response_timeout", "no_healthy_upstream", "upstream_per_try_timeout", "cluster_not_found"]) {
+    for (const d of ["upstream_reset_before_response_started{connection_failure}", "response_timeout", "no_healthy_upstream", "upstream_per_try_timeout", "cluster_not_found"]) {
       expect([d, w.verdict(on, 503, d)]).toEqual([d, "fallback"]);
     }
   });

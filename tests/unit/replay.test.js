@@ -36,6 +36,25 @@ describe("replayed request headers", () => {
   });
 });
 
+describe("replayed request headers: every name the README lists", () => {
+  const CREDENTIALS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+  const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"];
+  const base = [[":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "gw"], ["x-kept", "1"]];
+
+  test.each([...HOP_BY_HOP, "expect", "content-length"])("%s is not copied to a backup", (name) => {
+    const config = JSON.stringify({ backups: [{ service: "b" }] });
+    expect(lines(w.replayHeaders(config, 0, [...base, [name, "v"]]))).toEqual([":method=POST", ":path=/v1/chat/completions", ":authority=gw", "x-kept=1"]);
+  });
+
+  test.each(CREDENTIALS)("a backup that sets %s gets none of the client's five credential headers", (own) => {
+    const config = JSON.stringify({ backups: [{ service: "b", headers: { [own]: "backup-secret" } }] });
+    const out = lines(w.replayHeaders(config, 0, [...base, ...CREDENTIALS.map((c) => [c, "client-secret"])]));
+    expect(out.filter((l) => l.includes("client-secret"))).toEqual([]);
+    expect(out).toContain(`${own}=backup-secret`);
+    expect(out).toContain("x-kept=1");
+  });
+});
+
 describe("backup answer headers", () => {
   test("pseudo-headers, hop-by-hop headers and content-length are left to Envoy; the rest passes in order", () => {
     expect(lines(w.answerHeaders([[":status", "200"], ["content-type", "text/event-stream"], ["content-length", "9"],
