@@ -4,6 +4,15 @@
 
 const MAX_DEPTH = 1024;
 
+// Eight bytes at a time (SIMD is off): a word has a byte equal to X when (w ^ X...) has a zero byte,
+// and a byte below 0x20 when (w - 0x20...) & ~w has its high bit; the lowest flagged byte of these
+// classic tests is exact (only bytes above it can be flagged falsely), so a scan jumps straight to it.
+const ONES: u64 = 0x0101010101010101;
+const HIGH_BITS: u64 = 0x8080808080808080;
+const QUOTES: u64 = 0x2222222222222222;
+const BACKSLASHES: u64 = 0x5c5c5c5c5c5c5c5c;
+const CONTROL_LIMITS: u64 = 0x2020202020202020;
+
 /** A byte range [start, end) relative to the scanned buffer. */
 export class Span {
   constructor(public start: i32, public end: i32) {}
@@ -55,6 +64,18 @@ class Scanner {
     if (this.peek() != 0x22) return false;
     this.pos++;
     while (this.pos < this.end) {
+      // Plain text (no quote, backslash or control byte) a word at a time; see stringEnd.
+      if (this.pos + 8 <= this.end) {
+        const w = load<u64>(this.base + <usize>this.pos);
+        const q = w ^ QUOTES;
+        const b = w ^ BACKSLASHES;
+        const flags = (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - CONTROL_LIMITS) & ~w)) & HIGH_BITS;
+        if (flags == 0) {
+          this.pos += 8;
+          continue;
+        }
+        this.pos += <i32>(ctz(flags) >> 3);
+      }
       const c = <u32>load<u8>(this.base + this.pos);
       if (c == 0x22) {
         this.pos++;
@@ -231,22 +252,10 @@ export function isStreamingRequest(base: usize, length: i32): bool {
     const c = load<u8>(base + i);
     if (c == 0x22) {
       const start = i;
-      i++;
-      let escaped = false;
-      while (i < length) {
-        const d = load<u8>(base + i);
-        if (d == 0x5c) {
-          escaped = true;
-          i += 2;
-          continue;
-        }
-        if (d == 0x22) break;
-        i++;
-      }
-      i++;
+      i = stringEnd(base, i + 1, length) + 1;
       if (depth == 1 && expectKey) {
         expectKey = false;
-        if (escaped) return scanTopLevel(base, length).streamTrue;
+        if (hasBackslash(base, start, i < length ? i : length)) return scanTopLevel(base, length).streamTrue;
         if (i - start == 8 && isWordAt(base + start + 1, "stream")) {
           let v = i;
           while (v < length && (isWhitespace(load<u8>(base + v)) || load<u8>(base + v) == 0x3a)) v++;
@@ -266,6 +275,39 @@ export function isStreamingRequest(base: usize, length: i32): bool {
     i++;
   }
   return streaming;
+}
+
+
+/**
+ * Where the string whose contents start at `i` ends: the index of its closing quote, or `length`
+ * when it has none. Message texts are the bulk of a chat request, so runs of eight bytes without a
+ * quote or backslash are skipped a word at a time.
+ */
+function stringEnd(base: usize, i: i32, length: i32): i32 {
+  while (i < length) {
+    if (i + 8 <= length) {
+      const w = load<u64>(base + <usize>i);
+      const q = w ^ QUOTES;
+      const b = w ^ BACKSLASHES;
+      const flags = (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGH_BITS;
+      if (flags == 0) {
+        i += 8;
+        continue;
+      }
+      i += <i32>(ctz(flags) >> 3);
+    }
+    const d = load<u8>(base + <usize>i);
+    if (d == 0x22) return i;
+    i += d == 0x5c ? 2 : 1;
+  }
+  return length;
+}
+
+function hasBackslash(base: usize, start: i32, end: i32): bool {
+  for (let k = start; k < end; k++) {
+    if (load<u8>(base + <usize>k) == 0x5c) return true;
+  }
+  return false;
 }
 
 function isWordAt(ptr: usize, word: string): bool {

@@ -110,6 +110,37 @@ describe("JSON scan", () => {
     }
   });
 
+  test("the fast stream check finds quotes and backslashes at every offset of its 8-byte steps", () => {
+    // A quote or backslash at each position of a word, runs of both, and bodies cut short.
+    for (let k = 0; k < 24; k++) {
+      for (const mark of ['\\"', "\\\\", '\\"\\\\\\"', "\\u0022"]) {
+        const text = "x".repeat(k) + mark + "y".repeat(17 - (k % 9));
+        for (const tail of [',"stream":true}', ',"stream":false}', '}']) {
+          const body = `{"messages":[{"content":"${text}"}],"m":"${text}"${tail}`;
+          expect([body, w.streamingRequest(body)]).toEqual([body, w.scan(body).streamTrue]);
+          // Cut inside the message text: the key is never reached, and nothing is read past the end.
+          for (const cut of [k + 20, k + 21, body.indexOf(text) + text.length - 1]) {
+            expect([cut, w.streamingRequest(body.slice(0, cut))]).toEqual([cut, false]);
+          }
+        }
+      }
+    }
+    const long = JSON.stringify({ messages: [{ role: "user", content: 'He said "stream": true, \\ ok. '.repeat(5000) }], stream: true });
+    expect(w.streamingRequest(long)).toBe(true);
+    expect(w.streamingRequest(long.replace('"stream":true}', '"stream":false}'))).toBe(false);
+  });
+
+  test("the validating scan stops at a control byte, a bad escape or a quote at every offset of its 8-byte steps", () => {
+    for (let k = 0; k < 20; k++) {
+      const head = '{"model":"m","content":"' + "x".repeat(k);
+      for (const [bad, okay] of [["\n", false], ["\u001f", false], ["\\q", false], ['\\"', true], ["\\u00e9", true], ["\u00e9\u4e2d", true]]) {
+        const body = head + bad + "y".repeat(19 - k) + '"}';
+        expect([body, w.jsonError(body) === -1]).toEqual([body, okay]);
+        if (!okay) expect([body, w.jsonError(body)]).toEqual([body, head.length]);
+      }
+    }
+  });
+
   test("validates numbers, literals and structure", () => {
     for (const good of ['{"a":-0.5e+10}', '[1,2,{"b":[true,false,null]}]', ' "s" ', "0", '{"a":{}}', "[[]]"]) {
       expect([good, w.jsonError(good)]).toEqual([good, -1]);
