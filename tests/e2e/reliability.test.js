@@ -1,6 +1,7 @@
 // Nothing a client sends may crash the filter: the VM's real memory cap, a flood of large requests
 // on one worker, many mixed faults, streams that end before reaching the filter, and Envoy
 // reloading a VM that failed anyway (defense in depth).
+const http = require("node:http");
 const path = require("node:path");
 const { startEnvoy, counter } = require("./envoy");
 const { startMock, stopAllMocks } = require("./mock_model");
@@ -118,6 +119,90 @@ describe("150 concurrent 4 MiB requests on one worker with a slow primary", () =
       await envoy.stop();
     }
   });
+});
+
+/**
+ * Sends `total` requests, `concurrency` at a time, over kept-alive connections; `make(i)` gives each
+ * one's { headers, body }. Resolves with [{ status, headers, error }] in request order.
+ */
+async function load(port, total, concurrency, make) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const results = new Array(total);
+  let next = 0;
+  const one = (i) => new Promise((resolve) => {
+    const { headers, body } = make(i);
+    const req = http.request({ host: "127.0.0.1", port, method: "POST", path: "/v1/chat/completions", agent,
+      headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers }));
+      res.on("error", () => resolve({ status: res.statusCode, headers: res.headers, error: "reset" }));
+    });
+    req.setTimeout(30000, () => req.destroy(new Error("timeout")));
+    req.on("error", (err) => resolve({ status: 0, headers: {}, error: err.message }));
+    req.end(body);
+  });
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      results[i] = await one(i);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  agent.destroy();
+  return results;
+}
+
+describe("10,000 requests, 200 at a time, 30% of them with a primary fault", () => {
+  test("every one is answered 200; each faulty one was replayed to the backup exactly once", async () => {
+    const FAULTS = ["429", "500", "503", "reset", "hang"];
+    const envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup", model: "backup-model" }] },
+      clusters: { primary: primary.port, backup: backup.port },
+      // A hanging primary is cut by the route timeout (Envoy answers 504 itself: an upstream failure).
+      routeTimeoutMs: 2000,
+      componentLogLevel: "wasm:warn",
+    });
+    try {
+      primary.behave((req) => {
+        switch (req.headers["x-fault"]) {
+          case undefined: return {};
+          case "reset": return { reset: true };
+          case "hang": return { hang: true };
+          default: return { status: Number(req.headers["x-fault"]) };
+        }
+      });
+      // A fixed pseudo-random pattern (same every run): 30% faulty, spread over the five kinds.
+      let seed = 7;
+      const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+      const faults = Array.from({ length: 10000 }, () => (rand() < 0.3 ? FAULTS[Math.floor(rand() * FAULTS.length)] : null));
+      const results = await load(envoy.port, faults.length, 200, (i) => ({
+        headers: { "x-request-id": `load-${i}`, ...(faults[i] ? { "x-fault": faults[i] } : {}) },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: `question ${i}` }] }),
+      }));
+      const replays = new Map();
+      for (const e of backup.requests) replays.set(e.headers["x-request-id"], (replays.get(e.headers["x-request-id"]) ?? 0) + 1);
+      const wrong = [];
+      results.forEach((r, i) => {
+        const by = faults[i] ? "backup" : "primary";
+        const replayed = replays.get(`load-${i}`) ?? 0;
+        if (r.error || r.status !== 200 || r.headers["x-served-by"] !== by || replayed !== (faults[i] ? 1 : 0)) {
+          wrong.push({ i, fault: faults[i], status: r.status, error: r.error, by: r.headers["x-served-by"], replayed, attempts: r.headers["x-ai-fallback-attempts"] });
+        }
+      });
+      expect(wrong.slice(0, 5)).toEqual([]);
+      const faulty = faults.filter(Boolean).length;
+      expect(faulty).toBeGreaterThan(2800);
+      for (const kind of FAULTS) expect(faults.filter((f) => f === kind).length).toBeGreaterThan(450);
+      expect(backup.requests.length).toBe(faulty);
+      expect(envoy.logs()).not.toMatch(VM_FAILED);
+      const stats = await envoy.stats();
+      expect(counter(stats, "wasmcustom.ai_fallback.served_by_backup")).toBe(faulty);
+      expect(counter(stats, "wasmcustom.ai_fallback.pending_backup_calls")).toBe(0);
+      expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+    } finally {
+      await envoy.stop();
+    }
+  }, 120000);
 });
 
 describe("nothing outlives its stream", () => {
