@@ -56,3 +56,34 @@ export function jsonQuote(s: string): string {
   }
   return out + "\"";
 }
+
+/**
+ * The offset of the first byte of [base, base+length) that is not part of well-formed UTF-8
+ * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF); -1 when it all is.
+ */
+export function firstInvalidUtf8(base: usize, length: i32): i32 {
+  let i = 0;
+  while (i < length) {
+    const c = <u32>load<u8>(base + i);
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let size = 0;
+    let min: u32 = 0;
+    let cp: u32 = 0;
+    if (c >= 0xc2 && c <= 0xdf) { size = 2; min = 0x80; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { size = 3; min = 0x800; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { size = 4; min = 0x10000; cp = c & 0x07; }
+    else return i;
+    if (i + size > length) return i;
+    for (let k = 1; k < size; k++) {
+      const d = <u32>load<u8>(base + i + k);
+      if ((d & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += size;
+  }
+  return -1;
+}

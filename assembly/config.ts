@@ -2,7 +2,7 @@
 // Parsed once per root context (on_configure); streams share it read-only.
 import { JSON } from "json-as";
 import { Header } from "./headers";
-import { asciiLower, utf8ByteString } from "./bytes";
+import { asciiLower, firstInvalidUtf8, utf8ByteString } from "./bytes";
 import { firstJsonError } from "./json_scan";
 import { jsonStringLiteral } from "./model_rewrite";
 import { DomainPattern, RuleMatch, hostOf } from "./rule_match";
@@ -136,6 +136,11 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   if (syntaxError >= 0) {
     return fail("configuration: not valid JSON, or nested over 1024 levels (error at byte " + syntaxError.toString() + ")");
   }
+  // Decoding malformed UTF-8 would hand json-as a garbled text (and has left it unable to parse the next one).
+  const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
+  if (badByte >= 0) return fail("configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
+  // json-as aborts (a trap) on a top-level value that is not an object or array: check first.
+  if (!startsWithObject(bytes)) return fail("configuration: must be a JSON object");
   const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
   if (root.type != JSON.Types.Object) return fail("configuration: must be a JSON object");
   const obj = root.get<JSON.Obj>();
@@ -161,6 +166,17 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
     }
   }
   return new ConfigResult(config, "");
+}
+
+/** The first byte after leading JSON whitespace is `{`. */
+function startsWithObject(bytes: ArrayBuffer): bool {
+  const base = changetype<usize>(bytes);
+  for (let i = 0; i < bytes.byteLength; i++) {
+    const c = load<u8>(base + i);
+    if (c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d) continue;
+    return c == 0x7b;
+  }
+  return false;
 }
 
 /**
@@ -189,8 +205,19 @@ function withoutSlashEscapes(text: string): string {
   return out;
 }
 
+/** `s` with control characters written as \u00XX: an error quotes configured values, and it must stay one log line. */
+function escapeControls(s: string): string {
+  if (!hasControlCharacter(s)) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out += c < 0x20 || c == 0x7f ? "\\u00" + (c < 0x10 ? "0" : c < 0x20 ? "1" : "7") + "0123456789abcdef".charAt(c & 15) : s.charAt(i);
+  }
+  return out;
+}
+
 function fail(message: string): ConfigResult {
-  return new ConfigResult(null, message);
+  return new ConfigResult(null, escapeControls(message));
 }
 
 /** Control characters would make invalid header values (and cluster names). */
@@ -259,7 +286,7 @@ class Parser {
   error: string = "";
 
   refuse(field: string, why: string): bool {
-    this.error = field + ": " + why;
+    this.error = escapeControls(field + ": " + why);
     return false;
   }
 

@@ -1,7 +1,7 @@
 // Configuration parsing: defaults, every field, and refusals that name the field.
 const { load } = require("./wasm");
 const w = load();
-const cfg = (obj) => w.configSummary(typeof obj === "string" ? obj : JSON.stringify(obj));
+const cfg = (obj) => w.configSummary(typeof obj === "string" || Buffer.isBuffer(obj) ? obj : JSON.stringify(obj));
 
 describe("configuration", () => {
   test("minimal configuration gets the documented defaults", () => {
@@ -140,6 +140,10 @@ describe("configuration", () => {
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],
     ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer from 1/],
+    ["a JSON value that is not an object (json-as would abort: a trap)", "true", /^configuration: must be a JSON object/],
+    ["a JSON string", '"backups"', /^configuration: must be a JSON object/],
+    ["malformed UTF-8", Buffer.from('{"backups":[{"service":"a\xae"}]}', "latin1"), /^configuration: not valid UTF-8 \(at byte 25\)/],
+    ["a control character quoted in an error stays escaped (one log line)", '{"backups":[{"service":"a"}],"_rules_":"\\r\\n"}', /^_rules_: must be an array, got .*\\u000d\\u000a/],
     ["worker budget over what the VM can hold", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 536870913 }, /^maxKeptBytesPerWorker: must be an integer from 1 to 536870912, got 536870913/],
     ["space in a path", { backups: [{ service: "a", path: "/v1/chat completions" }] }, /^backups\[0\]\.path: must be a URL path \(and query\), percent-encoded: a space at character 8 is not allowed/],
     ["fragment in a path", { backups: [{ service: "a", path: "/v1#x" }] }, /^backups\[0\]\.path: .*"#" at character 3/],
