@@ -40,6 +40,10 @@ class Answer {
   constructor(public status: i32, public headers: Header[], public body: ByteSink, public bytes: i64) {}
 }
 
+// Higress has no allow_on_headers_stop_iteration: its host honours a header pause for modules that
+// declare ABI 0.2.100, as this one does (abi/exports.ts).
+const HIGRESS_HOLD_NOTE = " (Higress has no such field and needs none: its host honours the pause for this module's ABI 0.2.100)";
+
 /** What became of a dispatch. */
 const enum Dispatch {
   Sent = 0,
@@ -290,7 +294,7 @@ export class FallbackStream extends HttpContext {
       // headers, and every healthy stream would end up here: say so where operators look.
       host.logBytes(LogLevel.Info, "first packet timeout after 2xx headers, and no held response has shown a body " +
         "on this worker yet: if healthy streams fall back too, set allow_on_headers_stop_iteration: true " +
-        "in the wasm plugin config" + this.requestIdSuffix());
+        "in the wasm plugin config" + HIGRESS_HOLD_NOTE + this.requestIdSuffix());
     }
     this.startedFallback(machine);
     this.perform(step, false);
@@ -374,8 +378,8 @@ export class FallbackStream extends HttpContext {
     if (!this.heldRequestBodySeen && !this.fallbackRoot.holdHintLogged) {
       this.fallbackRoot.holdHintLogged = true;
       host.logBytes(LogLevel.Info, "a request held for its body got none in " + REQUEST_HOLD_MS.toString() +
-        " ms; with backendErrorsOnly: false, set allow_on_headers_stop_iteration: true in the wasm plugin config, " +
-        "or a gateway reply to a request with a body cannot be replayed" + this.requestIdSuffix());
+        " ms; with backendErrorsOnly: false, set allow_on_headers_stop_iteration: true in the wasm plugin config" +
+        HIGRESS_HOLD_NOTE + ", or a gateway reply to a request with a body cannot be replayed" + this.requestIdSuffix());
     }
   }
 

@@ -88,6 +88,27 @@ describe("filter module", () => {
     expect(names).toEqual(WebAssembly.Module.exports(mod).filter((e) => e.kind == "function").map((e) => e.name));
   });
 
+  test("imports only what Higress's host gives a 0.2.100 module", () => {
+    // higress-group/proxy-wasm-cpp-host: include/proxy-wasm/exports.h FOR_ALL_HOST_FUNCTIONS and
+    // FOR_ALL_WASI_FUNCTIONS (registered for every ABI), plus what src/wasm.cc registerCallbacks adds for
+    // 0_2_1 and 0_2_100 alike. Not for 0.2.100: get_configuration, continue_request/response, clear_route_cache.
+    const hostFunctions = ["log", "get_status", "set_property", "get_property", "send_local_response",
+      "get_shared_data", "set_shared_data", "register_shared_queue", "resolve_shared_queue", "dequeue_shared_queue",
+      "enqueue_shared_queue", "get_header_map_value", "add_header_map_value", "replace_header_map_value",
+      "remove_header_map_value", "get_header_map_pairs", "set_header_map_pairs", "get_header_map_size",
+      "get_buffer_status", "get_buffer_bytes", "set_buffer_bytes", "http_call", "grpc_call", "grpc_stream",
+      "grpc_close", "grpc_cancel", "grpc_send", "set_tick_period_milliseconds", "get_current_time_nanoseconds",
+      "define_metric", "increment_metric", "record_metric", "get_metric", "set_effective_context", "done",
+      "call_foreign_function", "redis_init", "redis_call", "get_upstream_hosts", "inject_encoded_data_to_filter_chain",
+      "set_upstream_override_host", "continue_stream", "close_stream", "get_log_level"].map((f) => "env.proxy_" + f);
+    const wasi = ["fd_write", "fd_read", "fd_seek", "fd_close", "fd_fdstat_get", "environ_get", "environ_sizes_get",
+      "args_get", "args_sizes_get", "clock_time_get", "clock_res_get", "random_get", "sched_yield", "poll_oneoff",
+      "proc_exit"].map((f) => "wasi_snapshot_preview1." + f);
+    for (const i of WebAssembly.Module.imports(mod)) {
+      expect([...hostFunctions, ...wasi]).toContain(i.module + "." + i.name);
+    }
+  });
+
   test("uses no SIMD instructions", () => {
     // Compiling with SIMD disabled must succeed: the module validates without the feature.
     expect(WebAssembly.validate(bytes)).toBe(true);
