@@ -110,6 +110,16 @@ describe("backend errors only", () => {
     expect(m.backupA.requests[0].body.equals(Buffer.from(huge))).toBe(true);
   });
 
+  test("[pass-through] off: once its body is copied the request is no longer held: a slow healthy primary is not replaced", async () => {
+    // The hold's deadline (REQUEST_HOLD_MS) must go when the hold ends: the primary answers after it.
+    m.primary.behave({ delayHeadersMs: REQUEST_HOLD_MS + 400 });
+    const res = await request(envoy.port, { path: "/off/free/v1/chat/completions", body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(res.headers["x-ai-fallback-trigger"]).toBeUndefined();
+    expect(m.backupA.requests.length).toBe(0);
+  });
+
   test("off: a request is held until its body passes maxHeldRequestBytes, then let go before it is complete", async () => {
     m.primary.behave({ status: 503 });
     // 500 bytes (held), 800 more (1300 >= 1000: let go), the rest 300 ms later.

@@ -1,0 +1,210 @@
+// The mutations `npm run mutate` applies, one at a time: small source edits that each break one
+// promise of README.md. Every one must be killed (some test fails). Each is tied to a behaviour, not
+// to a line: when the source changes so that `find` no longer occurs exactly once, mutate reports an
+// error and the entry must be rewritten for the new code (never dropped because it stopped applying).
+//
+//   name     the broken promise, as a reviewer would put it
+//   file     the source file to edit
+//   find     text that must occur exactly once in it
+//   replace  what it becomes
+//   tests    the test files expected to kill it (run first; the whole suite runs if they do not)
+
+const E2E_FALLBACK = "tests/e2e/fallback.test.js";
+const E2E_TRIGGERS = "tests/e2e/triggers.test.js";
+const E2E_STREAMING = "tests/e2e/streaming.test.js";
+const UNIT_CONFIG = "tests/unit/config.test.js";
+const UNIT_REPLAY = "tests/unit/replay.test.js";
+const UNIT_MACHINE = "tests/unit/machine.test.js";
+const UNIT_POLICY = "tests/unit/policy.test.js";
+
+export const MUTATIONS = [
+  {
+    name: "the request hold's deadline is never disarmed (a slow healthy primary is replaced when backendErrorsOnly is off)",
+    file: "assembly/stream_context.ts",
+    find: "  private stopHolding(): void {\n    this.holdingRequest = false;\n    this.disarm();\n  }",
+    replace: "  private stopHolding(): void {\n    this.holdingRequest = false;\n  }",
+    tests: [E2E_TRIGGERS],
+  },
+  {
+    name: "the credential list is cut to authorization and x-api-key",
+    file: "assembly/config.ts",
+    find: 'const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];',
+    replace: 'const CREDENTIAL_HEADERS = ["authorization", "x-api-key"];',
+    tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_FALLBACK],
+  },
+  {
+    name: "a backup's own credential no longer replaces the client's",
+    file: "assembly/replay.ts",
+    find: "    if (backup.replacesCredentials && isCredentialHeader(h.name)) continue;\n",
+    replace: "",
+    tests: [UNIT_REPLAY, E2E_FALLBACK, E2E_TRIGGERS],
+  },
+  {
+    name: "hop-by-hop headers keep-alive, proxy-connection, upgrade and trailer are copied to backups",
+    file: "assembly/replay.ts",
+    find: 'return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||\n    name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "trailer" ||',
+    replace: 'return name == "connection" ||\n    name == "transfer-encoding" || name == "te" ||',
+    tests: [UNIT_REPLAY, E2E_FALLBACK],
+  },
+  {
+    name: "host may be set in backups[].headers",
+    file: "assembly/config.ts",
+    find: 'lowerName == "transfer-encoding" ||\n    lowerName == "host";',
+    replace: 'lowerName == "transfer-encoding";',
+    tests: [UNIT_CONFIG],
+  },
+  {
+    name: "the tick runs every 100 ms instead of 10 ms",
+    file: "assembly/root_context.ts",
+    find: "export const TICK_PERIOD_MS: u32 = 10;",
+    replace: "export const TICK_PERIOD_MS: u32 = 100;",
+    tests: [E2E_STREAMING],
+  },
+  {
+    name: "the tunnel check is removed (WebSocket and CONNECT streams are held and watched)",
+    file: "assembly/stream_context.ts",
+    find: "    if (isTunnel(requestHeaders)) return HeadersAction.Continue;\n",
+    replace: "",
+    tests: [E2E_TRIGGERS],
+  },
+  {
+    name: "a CONNECT request is not recognised as a tunnel",
+    file: "assembly/stream_context.ts",
+    find: '  return method !== null && method == "CONNECT";',
+    replace: "  return false;",
+    tests: [E2E_TRIGGERS],
+  },
+  {
+    name: "a WebSocket upgrade is not recognised as a tunnel",
+    file: "assembly/stream_context.ts",
+    find: '  if (findSerializedHeader(ptr, headers.byteLength, "upgrade") !== null) return true;\n',
+    replace: "",
+    tests: [E2E_TRIGGERS],
+  },
+  {
+    name: "maxRequestBodyBytes is off by one as the body streams in (a body of exactly the limit is dropped)",
+    file: "assembly/fallback_machine.ts",
+    find: "if (this.bodyBytes > <u64>this.policy.maxRequestBodyBytes) {",
+    replace: "if (this.bodyBytes >= <u64>this.policy.maxRequestBodyBytes) {",
+    tests: [E2E_FALLBACK, UNIT_MACHINE],
+  },
+  {
+    name: "maxRequestBodyBytes is off by one for a content-length known up front",
+    file: "assembly/stream_context.ts",
+    find: "if (length > <i64>machine.policy.maxRequestBodyBytes) {",
+    replace: "if (length >= <i64>machine.policy.maxRequestBodyBytes) {",
+    tests: [E2E_FALLBACK],
+  },
+  {
+    name: "the body-drop line is logged at info (the happy path logs above debug)",
+    file: "assembly/stream_context.ts",
+    find: 'host.logBytes(LogLevel.Debug, "not keeping the request for replay: "',
+    replace: 'host.logBytes(LogLevel.Info, "not keeping the request for replay: "',
+    tests: [E2E_FALLBACK],
+  },
+  {
+    name: "a stream that ends (a client that leaves mid-fallback) keeps its share of the memory budget",
+    file: "assembly/stream_context.ts",
+    find: "    this.share.releaseAll();\n",
+    replace: "",
+    tests: [E2E_STREAMING, E2E_FALLBACK],
+  },
+  {
+    name: "pending_backup_calls is not decremented when the client leaves during a call",
+    file: "assembly/stream_context.ts",
+    find: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n      this.metrics().adjust(this.metrics().pendingBackupCalls, -1);\n",
+    replace: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n",
+    tests: [E2E_STREAMING],
+  },
+  {
+    name: "the allow_on_headers_stop_iteration hint is logged for every held request, not once per worker",
+    file: "assembly/stream_context.ts",
+    find: "      this.fallbackRoot.holdHintLogged = true;\n",
+    replace: "",
+    tests: [E2E_TRIGGERS],
+  },
+  {
+    name: "a primary that answers before the request is complete triggers a fallback with a partial body",
+    file: "assembly/fallback_machine.ts",
+    find: '      if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");\n',
+    replace: "",
+    tests: [E2E_FALLBACK, E2E_TRIGGERS, UNIT_MACHINE],
+  },
+  {
+    name: "a route timeout (response_timeout) counts as a gateway reply",
+    file: "assembly/policy.ts",
+    find: 'd == "response_timeout" || ',
+    replace: "",
+    tests: [UNIT_POLICY, E2E_TRIGGERS],
+  },
+  {
+    name: "no healthy upstream counts as a gateway reply",
+    file: "assembly/policy.ts",
+    find: 'd == "no_healthy_upstream" || ',
+    replace: "",
+    tests: [UNIT_POLICY, E2E_TRIGGERS],
+  },
+  {
+    name: "gateway replies trigger a fallback although backendErrorsOnly is on",
+    file: "assembly/policy.ts",
+    find: "  if (origin == Origin.Intercepted && policy.backendErrorsOnly) return Verdict.InterceptedPassThrough;\n",
+    replace: "",
+    tests: [UNIT_POLICY, E2E_TRIGGERS],
+  },
+  {
+    name: "maxHeldRequestBytes is ignored: a request is held until its body is complete",
+    file: "assembly/stream_context.ts",
+    find: "if (!endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {",
+    replace: "if (!endOfStream && machine.replayable) {",
+    tests: [E2E_TRIGGERS],
+  },
+  {
+    name: "keep-alives count as the first packet although keepAliveIsNotFirstPacket is on",
+    file: "assembly/stream_context.ts",
+    find: "if (first && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {",
+    replace: "if (false) {",
+    tests: [E2E_STREAMING],
+  },
+  {
+    name: "firstPacketTimeout applies to non-streaming requests too",
+    file: "assembly/fallback_machine.ts",
+    find: "if (streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable) {",
+    replace: "if (this.policy.firstPacketTimeoutMs > 0 && this.replayable) {",
+    tests: [E2E_STREAMING, UNIT_MACHINE],
+  },
+  {
+    name: "a backup call's timeout is not cut to what is left of fallbackDeadline",
+    file: "assembly/fallback_machine.ts",
+    find: "this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;",
+    replace: "this.callTimeoutMs = backup.timeoutMs;",
+    tests: [E2E_STREAMING, UNIT_MACHINE],
+  },
+  {
+    name: "a held 2xx primary no longer beats backup errors",
+    file: "assembly/fallback_machine.ts",
+    find: "    if (this.primaryHeld && this.primaryStatus >= 200 && this.primaryStatus < 300) return this.resume();\n",
+    replace: "",
+    tests: [E2E_STREAMING, UNIT_MACHINE],
+  },
+  {
+    name: "with no backup HTTP answer the client gets a 502 of the filter's instead of the primary's own error",
+    file: "assembly/fallback_machine.ts",
+    find: "    if (this.primaryHeld) return this.resume();\n",
+    replace: "",
+    tests: [E2E_FALLBACK, UNIT_MACHINE],
+  },
+  {
+    name: "a held primary's trailers release it (the fallback is lost)",
+    file: "assembly/stream_context.ts",
+    find: "    if (machine !== null && machine.primaryHeld &&\n        (machine.phase == Phase.HoldingFirstPacket || machine.phase == Phase.FallingBack)) {",
+    replace: "    if (false) {",
+    tests: [E2E_FALLBACK],
+  },
+  {
+    name: "a backup's model override is not written into the body",
+    file: "assembly/stream_context.ts",
+    find: "    const literal = backup.modelLiteral;\n",
+    replace: "    const literal: ArrayBuffer | null = null;\n",
+    tests: [E2E_FALLBACK, E2E_TRIGGERS],
+  },
+];
