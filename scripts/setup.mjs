@@ -68,13 +68,15 @@ if (!line) {
 }
 console.log(line);
 
-// With --test-tools (npm test): the Debian packages the registry test (tests/e2e/oci_registry.test.js)
-// needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which the README offers
+// With --test-tools (npm test): gcc for the wall-clock test, and the Debian packages the registry test
+// (tests/e2e/oci_registry.test.js) needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which the README offers
 // for pushing the image. Installed with apt-get only when a command is missing; the demo and the
 // benchmarks do not ask for them, so they still set up on machines without apt-get.
 const DEBIAN_PACKAGES = [
   { command: "docker-registry", pkg: "docker-registry" },
   { command: "skopeo", pkg: "skopeo" },
+  // The wall-clock shim of tests/e2e/clock.test.js is compiled at test time (libc6-dev: its headers).
+  { command: "gcc", pkg: "gcc libc6-dev" },
 ];
 
 function onPath(command) {
@@ -83,7 +85,7 @@ function onPath(command) {
 }
 
 function installDebianPackages() {
-  const missing = DEBIAN_PACKAGES.filter((p) => !onPath(p.command)).map((p) => p.pkg);
+  const missing = DEBIAN_PACKAGES.filter((p) => !onPath(p.command)).flatMap((p) => p.pkg.split(" "));
   if (missing.length === 0) return;
   if (!onPath("apt-get")) fail(`missing ${missing.join(", ")} and no apt-get to install them: install the Debian packages ${missing.join(" ")} (or the same tools) yourself`);
   const asRoot = typeof process.getuid !== "function" || process.getuid() === 0;

@@ -232,7 +232,8 @@ async function startEnvoy(opts = {}) {
     "--component-log-level", opts.componentLogLevel ?? "wasm:debug",
     "--concurrency", String(opts.concurrency ?? 1),
   ];
-  const child = spawn(ENVOY_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // opts.env: more environment variables for Envoy (e.g. LD_PRELOAD for a faked wall clock).
+  const child = spawn(ENVOY_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(opts.env ?? {}) } });
   let text = "";
   const append = (chunk) => {
     text += chunk.toString("utf8");
