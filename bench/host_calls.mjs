@@ -1,0 +1,208 @@
+// Host calls per request, and the module's own time per request, without Envoy: build/ai_fallback.wasm
+// driven in Node's V8 by a scripted host that answers every import the way Envoy does for one request
+// (headers, a body, the primary's answer, a backup's answer) and counts the calls. The counts are
+// exact and independent of machine load; the time is the wasm code alone (the scripted host does
+// almost nothing), the part of the filter's cost that is not Envoy's work behind each host call.
+// Not an end-to-end test: Envoy's own behaviour is measured by the throughput section.
+import fs from "node:fs";
+import { FILTER_WASM_PATH } from "./fleet.mjs";
+import { chatBody, f, header, note, nowMs, table } from "./stats.mjs";
+
+const OK = 0;
+const NOT_FOUND = 1;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function serializePairs(pairs) {
+  const parts = pairs.map(([k, v]) => [enc.encode(k), enc.encode(v)]);
+  let size = 4 + 8 * parts.length;
+  for (const [k, v] of parts) size += k.length + v.length + 2;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, parts.length, true);
+  let at = 4 + 8 * parts.length;
+  parts.forEach(([k, v], i) => {
+    view.setUint32(4 + 8 * i, k.length, true);
+    view.setUint32(8 + 8 * i, v.length, true);
+    out.set(k, at);
+    at += k.length + 1;
+    out.set(v, at);
+    at += v.length + 1;
+  });
+  return out;
+}
+
+const EMPTY_MAP = serializePairs([]);
+
+/** A header map as the scripted host keeps it: encoded once, so that the host's own work stays small. */
+function headerMap(pairs) {
+  return { length: pairs.length, wire: serializePairs(pairs), values: new Map(pairs.map(([k, v]) => [k, enc.encode(v)])) };
+}
+
+/** A scripted host around one instance of the module. */
+export function makeHost(wasmBytes, pluginConfig) {
+  const counts = new Map();
+  const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
+  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1 };
+  let x;
+  const mem = () => new DataView(x.memory.buffer);
+  const bytesAt = (ptr, len) => new Uint8Array(x.memory.buffer, ptr, len);
+  const give = (bytes, retPtr, retSize) => {
+    count("malloc (host -> module)");
+    const ptr = x.malloc(bytes.length);
+    bytesAt(ptr, bytes.length).set(bytes);
+    mem().setUint32(retPtr, ptr, true);
+    mem().setUint32(retSize, bytes.length, true);
+    return OK;
+  };
+  const wrap = (name, fn) => (...args) => {
+    count(name);
+    return fn(...args);
+  };
+  const env = {
+    proxy_log: wrap("proxy_log", () => OK),
+    proxy_get_current_time_nanoseconds: wrap("proxy_get_current_time_nanoseconds", (ret) => {
+      mem().setBigUint64(ret, BigInt(Date.now()) * 1000000n, true);
+      return OK;
+    }),
+    proxy_set_tick_period_milliseconds: wrap("proxy_set_tick_period_milliseconds", () => OK),
+    proxy_get_buffer_bytes: wrap("proxy_get_buffer_bytes", (type, start, length, retPtr, retSize) => {
+      const b = state.buffers[type];
+      if (!b) return NOT_FOUND;
+      return give(b.subarray(start, start + length), retPtr, retSize);
+    }),
+    proxy_get_header_map_pairs: wrap("proxy_get_header_map_pairs", (type, retPtr, retSize) => give(state.maps[type]?.wire ?? EMPTY_MAP, retPtr, retSize)),
+    proxy_get_header_map_value: wrap("proxy_get_header_map_value", (type, keyPtr, keySize, retPtr, retSize) => {
+      const value = state.maps[type]?.values.get(dec.decode(bytesAt(keyPtr, keySize)));
+      return value ? give(value, retPtr, retSize) : NOT_FOUND;
+    }),
+    proxy_replace_header_map_value: wrap("proxy_replace_header_map_value", () => OK),
+    proxy_get_property: wrap("proxy_get_property", (pathPtr, pathSize, retPtr, retSize) => {
+      const path = dec.decode(bytesAt(pathPtr, pathSize)).split("\0").join(".");
+      if (path === "response.code_details") return give(enc.encode("via_upstream"), retPtr, retSize);
+      return NOT_FOUND;
+    }),
+    proxy_send_local_response: wrap("proxy_send_local_response", (status) => {
+      state.replies.push(status);
+      return OK;
+    }),
+    proxy_http_call: wrap("proxy_http_call", (...args) => {
+      const token = state.nextToken++;
+      mem().setUint32(args[args.length - 1], token, true);
+      state.calls.push(token);
+      return OK;
+    }),
+    proxy_set_effective_context: wrap("proxy_set_effective_context", () => OK),
+    proxy_continue_stream: wrap("proxy_continue_stream", () => OK),
+    proxy_define_metric: wrap("proxy_define_metric", (type, namePtr, nameSize, retId) => {
+      mem().setUint32(retId, 1 + (counts.get("proxy_define_metric") ?? 0), true);
+      return OK;
+    }),
+    proxy_increment_metric: wrap("proxy_increment_metric", () => OK),
+  };
+  const wasi = {
+    clock_time_get: wrap("clock_time_get", (id, precision, ret) => {
+      mem().setBigUint64(ret, process.hrtime.bigint(), true);
+      return 0;
+    }),
+  };
+  const module = new WebAssembly.Module(wasmBytes);
+  const imports = { env: { ...env }, wasi_snapshot_preview1: wasi };
+  for (const imp of WebAssembly.Module.imports(module)) {
+    imports[imp.module] ??= {};
+    if (!(imp.name in imports[imp.module])) imports[imp.module][imp.name] = wrap(imp.name, () => OK);
+  }
+  x = new WebAssembly.Instance(module, imports).exports;
+  x._initialize();
+  const config = enc.encode(JSON.stringify(pluginConfig));
+  state.buffers[7] = config; // PluginConfiguration
+  x.proxy_on_context_create(1, 0);
+  x.proxy_on_vm_start(1, 0);
+  if (!x.proxy_on_configure(1, config.length)) throw new Error("the module refused the configuration");
+  counts.clear();
+  return { x, state, counts };
+}
+
+// ABI numbers: map types and buffer types (assembly/abi/enums.ts).
+const REQUEST_HEADERS = 0;
+const RESPONSE_HEADERS = 2;
+const CALL_RESPONSE_HEADERS = 6;
+const REQUEST_BODY = 0;
+const RESPONSE_BODY = 1;
+const CALL_RESPONSE_BODY = 4;
+
+const ANSWER = enc.encode('{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}');
+
+/** One request through the module as Envoy drives it; `fallback`: the primary answers 500, the backup 200. */
+export function setUp(h, body, fallback) {
+  const { state } = h;
+  state.maps[REQUEST_HEADERS] = headerMap([[":authority", "gateway.example.com"], [":path", "/v1/chat/completions"], [":method", "POST"],
+    [":scheme", "http"], ["user-agent", "wrk"], ["content-type", "application/json"], ["content-length", String(body.length)],
+    ["x-forwarded-proto", "http"], ["x-request-id", "5c1e6a0e-6b5e-4c4f-9b0b-1d2e3f405162"]]);
+  state.buffers[REQUEST_BODY] = body;
+  state.maps[RESPONSE_HEADERS] = headerMap([[":status", fallback ? "500" : "200"], ["content-type", "application/json"], ["content-length", String(ANSWER.length)],
+    ["x-envoy-upstream-service-time", "1"], ["date", "Sat, 28 Nov 2026 05:00:00 GMT"], ["server", "envoy"]]);
+  state.buffers[RESPONSE_BODY] = ANSWER;
+  state.maps[CALL_RESPONSE_HEADERS] = headerMap([[":status", "200"], ["content-type", "application/json"], ["content-length", String(ANSWER.length)]]);
+  state.buffers[CALL_RESPONSE_BODY] = ANSWER;
+}
+
+export function oneRequest(h, id, body, fallback) {
+  const { x, state } = h;
+  x.proxy_on_context_create(id, 1);
+  x.proxy_on_request_headers(id, state.maps[REQUEST_HEADERS].length, 0);
+  x.proxy_on_request_body(id, body.length, 1);
+  x.proxy_on_response_headers(id, state.maps[RESPONSE_HEADERS].length, 0);
+  if (fallback) {
+    const token = state.calls.pop();
+    if (token === undefined) throw new Error("the module dispatched no backup call");
+    x.proxy_on_http_call_response(1, token, 3, ANSWER.length, 0);
+    if (state.replies.pop() !== 200) throw new Error("the module did not serve the backup's answer");
+  } else {
+    x.proxy_on_response_body(id, ANSWER.length, 1);
+  }
+  x.proxy_on_done(id);
+  x.proxy_on_log(id);
+  x.proxy_on_delete(id);
+}
+
+export function benchHostCalls({ quick, wasmPath = FILTER_WASM_PATH, configs }) {
+  header("Host calls per request and the module's own time (build/ai_fallback.wasm in Node's V8, scripted host)");
+  const wasm = fs.readFileSync(wasmPath);
+  const cases = [
+    ["happy path, 1 KB", configs.happy, 1024, false],
+    ["happy path, 100 KB", configs.happy, 100 * 1024, false],
+    ["happy path, firstPacketTimeout on, 100 KB", configs.fpt, 100 * 1024, false],
+    ["fallback 500 -> 200, 1 KB", configs.fallback, 1024, true],
+  ];
+  const names = new Set();
+  const results = [];
+  for (const [label, config, size, fallback] of cases) {
+    const h = makeHost(wasm, config);
+    const body = chatBody(size);
+    setUp(h, body, fallback);
+    let id = 2;
+    for (let i = 0; i < 200; i++) oneRequest(h, id++, body, fallback); // warm-up (V8 tiers up)
+    h.counts.clear();
+    oneRequest(h, id++, body, fallback);
+    const perRequest = new Map(h.counts);
+    for (const k of perRequest.keys()) names.add(k);
+    const n = quick ? 500 : 5000;
+    let best = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const t = nowMs();
+      const batch = Math.max(1, Math.round(n / Math.max(1, size / 4096)));
+      for (let i = 0; i < batch; i++) oneRequest(h, id++, body, fallback);
+      best = Math.min(best, ((nowMs() - t) * 1000) / batch);
+    }
+    results.push({ label, perRequest, usPerRequest: best });
+  }
+  const cols = [...names].sort();
+  const rows = cols.map((name) => [name, ...results.map((r) => String(r.perRequest.get(name) ?? 0))]);
+  rows.push(["total host calls", ...results.map((r) => String([...r.perRequest.values()].reduce((a, b) => a + b, 0)))]);
+  rows.push(["module + scripted host, µs/request (best of 5)", ...results.map((r) => f(r.usPerRequest, 1))]);
+  const markdown = table(["per request", ...results.map((r) => r.label)], rows);
+  note("Every proxy_on_* callback Envoy makes (context create, headers, body, done, log, delete: 8 on the happy path) comes on top;");
+  note("the empty module gets the same callbacks. malloc (host -> module) is the host allocating the memory it returns.");
+  return { markdown, results };
+}
