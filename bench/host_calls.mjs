@@ -151,7 +151,9 @@ export function oneRequest(h, id, body, fallback) {
   const { x, state } = h;
   x.proxy_on_context_create(id, 1);
   x.proxy_on_request_headers(id, state.maps[REQUEST_HEADERS].length, 0);
-  x.proxy_on_request_body(id, body.length, 1);
+  // Envoy's HTTP/1 codec hands a body over as its data, then an empty chunk that ends the stream.
+  x.proxy_on_request_body(id, body.length, 0);
+  x.proxy_on_request_body(id, 0, 1);
   x.proxy_on_response_headers(id, state.maps[RESPONSE_HEADERS].length, 0);
   if (fallback) {
     const token = state.calls.pop();

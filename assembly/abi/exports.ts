@@ -2,6 +2,7 @@
 // by enter()/leave() so that the garbage collector runs only between callbacks (collector.ts).
 import { collectSoon, enter, leave } from "./collector";
 import { DataAction, HeadersAction } from "./enums";
+import { allocateForHost } from "./hostcalls";
 import * as registry from "./registry";
 
 // ABI version markers. A host takes the version from the module's export names, so their ORDER
@@ -19,14 +20,14 @@ import * as registry from "./registry";
 export function proxy_abi_version_0_2_100(): void {}
 export function proxy_abi_version_0_2_1(): void {}
 
-/** The host allocates the memory it hands to us through this (hostcalls.ts frees it). */
+/** The host allocates the memory it hands to us through this (hostcalls.ts frees it, or it is a body copy's own space). */
 export function malloc(size: usize): usize {
-  return heap.alloc(size);
+  return allocateForHost(size);
 }
 
 /** The same allocator under the name Higress's host falls back to when `malloc` is absent (src/wasm.cc). */
 export function proxy_on_memory_allocate(size: usize): usize {
-  return heap.alloc(size);
+  return allocateForHost(size);
 }
 
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {

@@ -98,15 +98,39 @@ export function takeBufferBytes(type: BufferType, start: u32, length: u32, sink:
   return size;
 }
 
-/** Appends bytes [start, start+length) of a buffer to `sink` (one copy); returns how many. */
+// The host allocates what it returns through our malloc export. For a body chunk, that allocation
+// is the sink's own free space: the host writes the bytes where they are kept, with no second copy
+// and no block to allocate and free.
+let mallocTarget: usize = 0;
+let mallocTargetSize: usize = 0;
+
+/** The malloc export: the prepared target when one is set and large enough, else the heap. */
+export function allocateForHost(size: usize): usize {
+  const target = mallocTarget;
+  mallocTarget = 0;
+  if (target != 0 && size <= mallocTargetSize) return target;
+  return heap.alloc(size);
+}
+
+/** Appends bytes [start, start+length) of a buffer to `sink`, written there by the host; returns how many. */
 export function appendBufferBytes(type: BufferType, start: u32, length: u32, sink: ByteSink): i32 {
+  if (length == 0) return 0;
+  sink.resize(sink.capacityFor(<i32>length));
+  const target = sink.ptr + <usize>sink.length;
+  mallocTarget = target;
+  mallocTargetSize = <usize>(sink.capacity - sink.length);
   clearReturn();
   const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
+  mallocTarget = 0;
   const ptr = load<usize>(RETURN_PTR);
   if (status != WasmResult.Ok || ptr == 0) return 0;
   const size = <i32>load<usize>(RETURN_SIZE);
-  sink.append(ptr, size);
-  heap.free(ptr);
+  if (ptr == target) {
+    sink.length += size;
+  } else {
+    sink.append(ptr, size);
+    heap.free(ptr);
+  }
   return size;
 }
 
