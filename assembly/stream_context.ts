@@ -255,9 +255,7 @@ export class FallbackStream extends HttpContext {
     if (machine.phase == Phase.HoldingFirstPacket) {
       this.fallbackRoot.heldBodySeen = true;
       if (first && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {
-        // Held chunks accumulate in Envoy's buffer, so the whole buffer is read each time.
-        const held = host.getBufferBytes(BufferType.HttpResponseBody, 0, bodySize);
-        first = isFirstPacket(changetype<usize>(held), held.byteLength);
+        first = this.heldIsFirstPacket(bodySize);
       }
     }
     const step = machine.responseBody(first);
@@ -266,6 +264,25 @@ export class FallbackStream extends HttpContext {
     // A held error body only waits, with flow control rather than a hard buffer limit.
     if (step == Step.Hold) return DataAction.StopIterationAndWatermark;
     return DataAction.Continue;
+  }
+
+  /**
+   * Whether the held response body (its chunks accumulate in Envoy's buffer, so the whole buffer is
+   * read each time) holds more than keep-alives. The copy is budgeted and freed at once; without room
+   * for it the body counts as the first packet: the stream flows rather than being judged blind.
+   */
+  private heldIsFirstPacket(size: u32): bool {
+    if (!this.share.tryTake(size)) {
+      this.fallbackRoot.overBudget("a held response body of " + size.toString() +
+        " bytes is not checked for keep-alives; it flows as the first packet", this.requestIdSuffix());
+      return true;
+    }
+    const held = new ByteSink();
+    host.takeBufferBytes(BufferType.HttpResponseBody, 0, size, held);
+    const first = isFirstPacket(held.ptr, held.length);
+    held.clear();
+    this.share.give(size);
+    return first;
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {

@@ -14,6 +14,9 @@ import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
 import { askedModel, backupRequestHeaders, clientResponseHeaders } from "../../assembly/replay";
 import { isFirstPacket } from "../../assembly/sse";
+import { BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
+import { ByteSink } from "../../assembly/byte_sink";
+import { LogLimiter } from "../../assembly/log_limiter";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -245,4 +248,59 @@ export function runMachine(json: ArrayBuffer, script: string): string {
   out += "trigger: " + machine.trigger + "\n";
   if (machine.declined.length > 0) out += "declined: " + machine.declined + "\n";
   return out;
+}
+
+/**
+ * Runs a script against one MemoryBudget of `limit` bytes shared by streams a and b: "a+100" (take;
+ * "ok" or "no"), "a-40" (give), "a!" (release all). Returns each result, then "used=..,peak=..".
+ */
+export function budgetScript(limit: i32, script: string): string {
+  const budget = new MemoryBudget(limit);
+  const a = new BudgetShare(budget);
+  const b = new BudgetShare(budget);
+  const out = new Array<string>();
+  const ops = script.split(" ");
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    const share = op.charAt(0) == "a" ? a : b;
+    const kind = op.charAt(1);
+    const n = kind == "!" ? 0 : I64.parseInt(op.substring(2));
+    if (kind == "+") out.push(share.tryTake(n) ? "ok" : "no");
+    else if (kind == "-") share.give(n);
+    else share.releaseAll();
+  }
+  out.push("used=" + budget.used.toString() + ",peak=" + budget.peak.toString());
+  return out.join(" ");
+}
+
+/** Appends chunks of the given sizes (optionally after reserving `exact`): the capacity after each, and the bytes read back intact. */
+export function sinkGrowth(exact: i32, limit: i32, sizes: string): string {
+  const sink = new ByteSink();
+  sink.limit = limit;
+  if (exact > 0) sink.resize(exact);
+  const out = new Array<string>();
+  const list = sizes.split(",");
+  let written: u8 = 0;
+  for (let i = 0; i < list.length; i++) {
+    const size = I32.parseInt(list[i]);
+    const chunk = new Uint8Array(size);
+    for (let k = 0; k < size; k++) chunk[k] = written++;
+    sink.append(chunk.dataStart, size);
+    out.push(sink.capacity.toString());
+  }
+  let intact = true;
+  for (let k = 0; k < sink.length; k++) if (load<u8>(sink.ptr + k) != <u8>k) intact = false;
+  out.push(intact ? "intact" : "corrupt");
+  sink.clear();
+  out.push(sink.capacity.toString());
+  return out.join(" ");
+}
+
+/** Which of the events at the given times (ms) a one-per-`interval` limiter lets through ("y"/"n"), and the suppressed count at the end. */
+export function limiterScript(interval: i32, times: string): string {
+  const limiter = new LogLimiter(<u64>interval);
+  const list = times.split(",");
+  let out = "";
+  for (let i = 0; i < list.length; i++) out += limiter.allow(U64.parseInt(list[i])) ? "y" : "n";
+  return out + " " + limiter.takeSuppressed().toString();
 }

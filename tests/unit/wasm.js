@@ -69,6 +69,9 @@ function load() {
       call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     modelAsked: (label, body) => call(() => readStr(x.modelAsked(str(label), buf(body)))),
+    budgetScript: (limit, script) => call(() => readStr(x.budgetScript(limit, str(script)))),
+    sinkGrowth: (exact, limit, sizes) => call(() => readStr(x.sinkGrowth(exact, limit, str(sizes.join(","))))),
+    limiterScript: (interval, times) => call(() => readStr(x.limiterScript(interval, str(times.join(","))))),
     runMachine: (json, script) => call(() => readStr(x.runMachine(buf(json), str(script)))),
   };
 }
