@@ -15,5 +15,11 @@ export function refusedCallText(service: string, status: WasmResult): string {
       "In Higress, global.onlyPushRouteCluster (true by default) pushes only clusters that some route uses: " +
       "give the service a route, or set global.onlyPushRouteCluster=false";
   }
+  // Envoy answers InternalFailure when its async client failed the call at once (no healthy
+  // upstream, a circuit breaker overflow): the cluster exists, but no call went out.
+  if (status == WasmResult.InternalFailure) {
+    return "backup " + service + " could not be called: Envoy refused the call at once (no healthy upstream, or a " +
+      "circuit breaker overflow)";
+  }
   return "backup " + service + " could not be called (the host refused the call, status " + (<i32>status).toString() + ")";
 }

@@ -25,6 +25,10 @@ export const DEFAULT_MAX_HELD_REQUEST_BYTES: u32 = 512 * 1024;
 // Under Envoy's default 5-minute stream_idle_timeout, which would otherwise end a held stream first.
 export const DEFAULT_FALLBACK_DEADLINE_MS: u32 = 240_000;
 export const PASS_THROUGH = "pass-through";
+/** Only model-API requests are replayed: by default POST (chat, completions, embeddings...). */
+export const DEFAULT_METHODS = ["POST"];
+/** Gateway replies that mean "busy, try elsewhere" (backendErrorsOnly: false). */
+export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [429, 503];
 
 export class Backup {
   /** The Envoy cluster the call goes to. */
@@ -43,8 +47,10 @@ export class Backup {
   authority: string | null = null;
   /** Headers set on the backup request (lower-case names, byte-string values). */
   headers: Header[] = [];
-  /** `headers` sets a credential, so the client's credential headers are not forwarded. */
+  /** `headers` sets a credential, so the client's credentials (headers, cookie, query keys) are not forwarded. */
   replacesCredentials: bool = false;
+  /** Further client headers this backup never gets (lower-case names). */
+  dropHeaders: string[] = [];
 }
 
 /** The fallback policy of one Model API (the global one, or one `_rules_` entry). */
@@ -52,6 +58,12 @@ export class Policy {
   backups: Backup[] = [];
   backendErrorsOnly: bool = true;
   triggerStatuses: StatusSet = StatusSet.allErrors();
+  /** Statuses of gateway replies that trigger when backendErrorsOnly is off. */
+  gatewayTriggerStatuses: StatusSet = StatusSet.of(DEFAULT_GATEWAY_TRIGGER_STATUSES);
+  /** Request methods that are replayed; others pass through. */
+  methods: string[] = DEFAULT_METHODS;
+  /** No cluster names or per-attempt results in client responses (they stay in the log). */
+  hideTopology: bool = false;
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
   maxHeldRequestBytes: u32 = DEFAULT_MAX_HELD_REQUEST_BYTES;
   firstPacketTimeoutMs: u32 = 0;
@@ -63,6 +75,9 @@ export class Policy {
     p.backups = this.backups;
     p.backendErrorsOnly = this.backendErrorsOnly;
     p.triggerStatuses = this.triggerStatuses;
+    p.gatewayTriggerStatuses = this.gatewayTriggerStatuses;
+    p.methods = this.methods;
+    p.hideTopology = this.hideTopology;
     p.maxRequestBodyBytes = this.maxRequestBodyBytes;
     p.maxHeldRequestBytes = this.maxHeldRequestBytes;
     p.firstPacketTimeoutMs = this.firstPacketTimeoutMs;
@@ -102,6 +117,8 @@ export class Config {
 }
 
 export class ConfigResult {
+  /** Accepted, but worth a warning in the log (e.g. refused requests will be replayed). */
+  warnings: string[] = [];
   constructor(public config: Config | null, public error: string) {}
 }
 
@@ -119,10 +136,10 @@ function isReservedHeader(lowerName: string): bool {
 }
 
 const POLICY_KEYS = [
-  "backups", "backendErrorsOnly", "triggerStatuses", "maxRequestBodyBytes", "maxHeldRequestBytes",
-  "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
+  "backups", "backendErrorsOnly", "triggerStatuses", "gatewayTriggerStatuses", "methods", "hideTopology",
+  "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
 ];
-const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers"];
+const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers", "dropHeaders"];
 const RULE_KEYS = ["_match_route_", "_match_domain_", "_match_service_", "_match_route_prefix_"];
 const MATCH_KEYS_TEXT = "_match_route_, _match_domain_, _match_service_ or _match_route_prefix_";
 // Added by Higress to a plugin's configuration to name it in logs; its SDK removes it before
@@ -165,7 +182,9 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
       if (rule.match.needsService) config.matchesServices = true;
     }
   }
-  return new ConfigResult(config, "");
+  const result = new ConfigResult(config, "");
+  result.warnings = parser.warnings;
+  return result;
 }
 
 /** The first byte after leading JSON whitespace is `{`. */
@@ -284,6 +303,7 @@ function isNumber(v: JSON.Value): bool {
 /** Walks the parsed JSON; on the first problem it records `error` ("field: why") and returns false/null. */
 class Parser {
   error: string = "";
+  warnings: string[] = [];
 
   refuse(field: string, why: string): bool {
     this.error = escapeControls(field + ": " + why);
@@ -318,6 +338,21 @@ class Parser {
       const set = this.readStatuses(obj.get("triggerStatuses")!, prefix + "triggerStatuses");
       if (set == null) return false;
       policy.triggerStatuses = set;
+    }
+    if (obj.has("gatewayTriggerStatuses")) {
+      const set = this.readGatewayStatuses(obj.get("gatewayTriggerStatuses")!, prefix + "gatewayTriggerStatuses");
+      if (set == null) return false;
+      policy.gatewayTriggerStatuses = set;
+    }
+    if (obj.has("methods")) {
+      const methods = this.readMethods(obj.get("methods")!, prefix + "methods");
+      if (methods == null) return false;
+      policy.methods = methods;
+    }
+    if (obj.has("hideTopology")) {
+      const v = obj.get("hideTopology")!;
+      if (v.type != JSON.Types.Bool) return this.refuse(prefix + "hideTopology", "must be true or false, got " + v.toString());
+      policy.hideTopology = v.get<bool>();
     }
     if (obj.has("maxRequestBodyBytes")) {
       const n = this.readInteger(obj.get("maxRequestBodyBytes")!, prefix + "maxRequestBodyBytes", 1, MAX_REQUEST_BODY_BYTES);
@@ -461,6 +496,18 @@ class Parser {
     if (obj.has("headers")) {
       if (!this.readHeaders(obj.get("headers")!, field + ".headers", backup)) return null;
     }
+    if (obj.has("dropHeaders")) {
+      const listed = this.readStringList(obj.get("dropHeaders")!, field + ".dropHeaders");
+      if (listed == null) return null;
+      const names = listed.map<string>((name: string) => asciiLower(name));
+      for (let i = 0; i < names.length; i++) {
+        if (!isHeaderName(names[i]) || isReservedHeader(names[i])) {
+          this.refuse(field + ".dropHeaders[" + i.toString() + "]", "must name an ordinary header (not a pseudo-header, host or framing), got \"" + names[i] + "\"");
+          return null;
+        }
+      }
+      backup.dropHeaders = names;
+    }
     return backup;
   }
 
@@ -529,6 +576,68 @@ class Parser {
     const out = new Array<string>();
     for (let i = 0; i < list.length; i++) if (list[i].length > 0) out.push(list[i]);
     return out;
+  }
+
+  /**
+   * Gateway statuses: explicit codes only (a class would slip 401/403 in). Listing 401 or 403 is
+   * allowed but logged as a warning: requests the gateway refused will then reach the backups.
+   */
+  readGatewayStatuses(v: JSON.Value, field: string): StatusSet | null {
+    const why = "must be an array of status codes 400..599 (no classes: each code is a deliberate choice), got ";
+    if (v.type != JSON.Types.Array) {
+      this.refuse(field, why + v.toString());
+      return null;
+    }
+    const list = v.get<JSON.Arr>();
+    const set = new StatusSet();
+    for (let i = 0; i < list.length; i++) {
+      const item = list.at(i);
+      const itemField = field + "[" + i.toString() + "]";
+      let code = -1;
+      if (isNumber(item)) {
+        const f = item.get<f64>();
+        if (f == Math.floor(f) && f >= 400 && f <= 599) code = <i32>f;
+      } else if (item.type == JSON.Types.String) {
+        const text = item.get<string>();
+        const probe = new StatusSet();
+        if (text.length == 3 && text.charCodeAt(1) != 0x78 && text.charCodeAt(1) != 0x58 && probe.addText(text)) {
+          code = I32.parseInt(text);
+        }
+      }
+      if (code < 0) {
+        this.refuse(itemField, why + item.toString());
+        return null;
+      }
+      set.add(code);
+      if (code == 401 || code == 403) {
+        this.warnings.push(field + " lists " + code.toString() + ": requests the gateway refused (authentication or " +
+          "authorisation) will be replayed to the backups with their credentials");
+      }
+    }
+    return set;
+  }
+
+  /** HTTP methods: upper-case tokens (methods are case-sensitive). */
+  readMethods(v: JSON.Value, field: string): string[] | null {
+    const methods = this.readStringList(v, field);
+    if (methods == null) return null;
+    if (methods.length == 0) {
+      this.refuse(field, "must list at least one method, e.g. [\"POST\"]");
+      return null;
+    }
+    for (let i = 0; i < methods.length; i++) {
+      const m = methods[i];
+      let ok = m.length > 0;
+      for (let k = 0; k < m.length; k++) {
+        const c = m.charCodeAt(k);
+        if (!((c >= 0x41 && c <= 0x5a) || c == 0x2d || c == 0x5f)) ok = false;
+      }
+      if (!ok) {
+        this.refuse(field + "[" + i.toString() + "]", "must be an upper-case HTTP method such as \"POST\", got \"" + m + "\"");
+        return null;
+      }
+    }
+    return methods;
   }
 
   readStringList(v: JSON.Value, field: string): string[] | null {

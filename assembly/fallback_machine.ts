@@ -1,7 +1,16 @@
 // The per-request fallback state machine. Pure: the stream glue feeds it host events and carries
 // out the Step it returns, so every transition is reachable from unit tests without a proxy.
 import { Backup, Policy } from "./config";
-import { Origin, TriggerKind, Verdict, decide, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
+import {
+  Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf,
+} from "./policy";
+
+/** The model an attempt reports when its override could not be written into the body. */
+export const NOT_REWRITTEN = "not-rewritten";
+
+/** Attempt results of a backup Envoy would not call (no call was dispatched). */
+export const UNKNOWN_CLUSTER = "unknown_cluster";
+export const REFUSED = "refused";
 
 /** Our clock (monotonic, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
@@ -69,6 +78,8 @@ export class FallbackMachine {
   triggerKind: TriggerKind = TriggerKind.Status;
   attempts: Attempt[] = [];
   currentBackup: Backup | null = null;
+  /** The model the current backup is asked for, as reported: its label, or NOT_REWRITTEN. */
+  currentModel: string = "";
   callTimeoutMs: u32 = 0;
   /** A backup answered with an HTTP error; the glue keeps the latest such answer. */
   haveBackupError: bool = false;
@@ -131,7 +142,7 @@ export class FallbackMachine {
     const verdict = decide(this.policy, status, origin);
     if (verdict == Verdict.InterceptedPassThrough) {
       this.declinedIntercepted = true;
-      return this.passThrough("a gateway reply, not the model service's (backendErrorsOnly is on)");
+      return this.passThrough(gatewayDeclineReason(this.policy, status, origin));
     }
     if (verdict == Verdict.Fallback && this.policy.backups.length > 0) {
       if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");
@@ -191,6 +202,7 @@ export class FallbackMachine {
     if (this.nextIndex < this.policy.backups.length && nowMs + TIMEOUT_CLOCK_MARGIN_MS < this.chainDeadlineMs) {
       const backup = this.policy.backups[this.nextIndex++];
       this.currentBackup = backup;
+      this.currentModel = backup.modelLabel;
       const remaining = this.chainDeadlineMs - nowMs;
       this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
       this.callStartedMs = nowMs;
@@ -213,9 +225,14 @@ export class FallbackMachine {
     return Step.ResumePrimary;
   }
 
-  /** The host refused to dispatch the current backup (e.g. unknown cluster). */
-  dispatchFailed(nowMs: u64): Step {
-    this.record("dispatch_failed");
+  /** The current backup's override model could not be written into this body: it goes as it is. */
+  bodyNotRewritten(): void {
+    this.currentModel = NOT_REWRITTEN;
+  }
+
+  /** Envoy would not call the current backup: `result` is UNKNOWN_CLUSTER or REFUSED (no call went out). */
+  dispatchFailed(result: string, nowMs: u64): Step {
+    this.record(result);
     return this.advance(nowMs);
   }
 
@@ -253,7 +270,7 @@ export class FallbackMachine {
 
   private record(result: string): void {
     const backup = this.currentBackup!;
-    this.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, result));
+    this.attempts.push(new Attempt(backup.serviceLabel, this.currentModel, result));
   }
 
   private reply(step: Step): Step {

@@ -317,10 +317,15 @@ function isWordAt(ptr: usize, word: string): bool {
   return true;
 }
 
+function startsWithBom(base: usize, length: i32): bool {
+  return length >= 3 && load<u8>(base) == 0xef && load<u8>(base + 1) == 0xbb && load<u8>(base + 2) == 0xbf;
+}
+
 /** Scans a whole body: is it JSON, and where are its top-level "model" and "stream" members. */
 export function scanTopLevel(base: usize, length: i32): TopLevel {
   const out = new TopLevel();
-  const s = new Scanner(base, 0, length);
+  // A UTF-8 byte order mark before the JSON (some clients send one) is kept, and the scan starts after it.
+  const s = new Scanner(base, startsWithBom(base, length) ? 3 : 0, length);
   s.skipWhitespace();
   if (s.peek() != 0x7b) {
     // Not an object: still report whether it is valid JSON at all.

@@ -13,13 +13,31 @@ export const enum Origin {
   Intercepted = 2,
   /** This filter's own local reply. */
   OwnReply = 3,
+  /** The gateway answered without routing at all: no route matched, or a direct_response route. */
+  NotRouted = 4,
+  /** An authentication or authorisation filter refused the request (ext_authz, rbac, jwt_authn...). */
+  Refused = 5,
 }
 
 export const enum Verdict {
   PassThrough = 0,
   Fallback = 1,
-  /** An error the policy does not fall back on: intercepted while backendErrorsOnly is on. */
+  /** A gateway reply that does not trigger (see gatewayDeclineReason). */
   InterceptedPassThrough = 2,
+}
+
+// response.code_details of Envoy's own replies that never reached a route's backend (Envoy 1.40's
+// StreamInfo::ResponseCodeDetails; the e2e tests pin them).
+const ROUTE_NOT_FOUND = "route_not_found";
+const DIRECT_RESPONSE = "direct_response";
+// Detail prefixes of Envoy's authentication and authorisation filters: their replies are refusals.
+const REFUSAL_PREFIXES = ["ext_authz", "rbac_access_denied", "jwt_authn", "basic_auth", "api_key_auth", "oauth"];
+
+function isRefusal(details: string): bool {
+  for (let i = 0; i < REFUSAL_PREFIXES.length; i++) {
+    if (details.startsWith(REFUSAL_PREFIXES[i])) return true;
+  }
+  return false;
 }
 
 /** Where a response came from, by Envoy's response.code_details (null when Envoy gave none). */
@@ -28,6 +46,8 @@ export function classifyOrigin(codeDetails: string | null): Origin {
   const d = codeDetails;
   if (d == "via_upstream" || d.length == 0) return Origin.Backend;
   if (d.startsWith(OWN_REPLY_DETAILS)) return Origin.OwnReply;
+  if (d == ROUTE_NOT_FOUND || d == DIRECT_RESPONSE) return Origin.NotRouted;
+  if (isRefusal(d)) return Origin.Refused;
   // The router's replies when it could not get an answer from the backend (its route timeout is
   // "response_timeout", not an upstream_* detail).
   if (d.startsWith("upstream_") || d == "response_timeout" || d == "no_healthy_upstream" || d == "cluster_not_found" ||
@@ -39,12 +59,32 @@ export function classifyOrigin(codeDetails: string | null): Origin {
 
 export function decide(policy: Policy, status: i32, origin: Origin): Verdict {
   if (origin == Origin.OwnReply) return Verdict.PassThrough;
-  // An unreachable or failing model service is what fallback is for: it triggers whatever the
-  // configured statuses say.
+  // An unreachable or failing model service is what fallback is for.
   if (origin == Origin.UpstreamFailure) return status >= 400 ? Verdict.Fallback : Verdict.PassThrough;
-  if (!policy.triggerStatuses.has(status)) return Verdict.PassThrough;
-  if (origin == Origin.Intercepted && policy.backendErrorsOnly) return Verdict.InterceptedPassThrough;
-  return Verdict.Fallback;
+  if (origin == Origin.Backend) return policy.triggerStatuses.has(status) ? Verdict.Fallback : Verdict.PassThrough;
+  // A reply of the gateway itself: the request never reached the model service.
+  if (status < 400) return Verdict.PassThrough;
+  return gatewayReplyTriggers(policy, status, origin) ? Verdict.Fallback : Verdict.InterceptedPassThrough;
+}
+
+/**
+ * A gateway reply triggers only when the operator allowed it (backendErrorsOnly off) and it says
+ * "busy, try elsewhere" (gatewayTriggerStatuses). A request the gateway did not route is never
+ * replayed, and one it refused only for an explicitly listed 401/403: a refusal answered with any
+ * other status (ext_authz failing closed with 503) was not authorised, so it is not replayed.
+ */
+function gatewayReplyTriggers(policy: Policy, status: i32, origin: Origin): bool {
+  if (policy.backendErrorsOnly || origin == Origin.NotRouted) return false;
+  if (!policy.gatewayTriggerStatuses.has(status)) return false;
+  return origin != Origin.Refused || status == 401 || status == 403;
+}
+
+/** Why a gateway reply (an InterceptedPassThrough verdict) was not replayed, for the log. */
+export function gatewayDeclineReason(policy: Policy, status: i32, origin: Origin): string {
+  if (origin == Origin.NotRouted) return "the gateway answered without a route to the model service: never replayed";
+  if (policy.backendErrorsOnly) return "a gateway reply, not the model service's (backendErrorsOnly is on)";
+  if (!policy.gatewayTriggerStatuses.has(status)) return "a gateway reply whose status is not in gatewayTriggerStatuses";
+  return "an authorisation refusal with a status other than 401/403: the request was not authorised, so it is not replayed";
 }
 
 /** What started a fallback. */
@@ -61,8 +101,8 @@ export const enum TriggerKind {
 
 export function triggerKindOf(origin: Origin): TriggerKind {
   if (origin == Origin.UpstreamFailure) return TriggerKind.UpstreamFailure;
-  if (origin == Origin.Intercepted) return TriggerKind.Intercepted;
-  return TriggerKind.Status;
+  if (origin == Origin.Backend) return TriggerKind.Status;
+  return TriggerKind.Intercepted;
 }
 
 /** The trigger's name as operators read it in logs, headers and metrics. */

@@ -1,7 +1,7 @@
 // What crosses between the client and a backup: the replayed request's headers, the backup answer's
 // headers as the client gets them, and what the client is told about the fallback. Pure.
 import { Header, findHeader } from "./headers";
-import { byteStringFromMemory, byteStringToBuffer, jsonQuote } from "./bytes";
+import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote } from "./bytes";
 import { Attempt, formatAttempts } from "./fallback_machine";
 import { Backup, PASS_THROUGH, isCredentialHeader } from "./config";
 import { scanTopLevel } from "./json_scan";
@@ -32,19 +32,29 @@ export function parseStatus(s: string | null): i32 {
 }
 
 /**
- * The client's request headers as `backup` gets them: hop-by-hop headers dropped, the client's
- * credentials dropped when the backup brings its own, and the backup's path, authority and headers
- * in place of the client's.
+ * Query parameters that carry a credential (Gemini's `?key=`, Azure's `api-key`, OAuth's
+ * `access_token`): dropped when a backup brings its own. Names compare case-insensitively and
+ * percent-decoded, as a server might read them.
+ */
+export const CREDENTIAL_QUERY_PARAMETERS = ["key", "api-key", "api_key", "access_token"];
+
+/**
+ * The client's request headers as `backup` gets them: hop-by-hop headers dropped; when the backup
+ * brings its own credential, the client's credential headers, its cookie and credential query
+ * parameters dropped; the backup's dropHeaders dropped; the backup's path, authority and headers in
+ * place of the client's.
  */
 export function backupRequestHeaders(client: Header[], backup: Backup): Header[] {
   const out = new Array<Header>();
   for (let i = 0; i < client.length; i++) {
-    const h = client[i];
+    let h = client[i];
     if (isHopByHop(h.name)) continue;
-    if (backup.replacesCredentials && isCredentialHeader(h.name)) continue;
+    if (backup.replacesCredentials && (isCredentialHeader(h.name) || h.name == "cookie")) continue;
     if (h.name == ":path" && backup.path !== null) continue;
     if (h.name == ":authority" && backup.authority !== null) continue;
     if (findHeader(backup.headers, h.name) !== null) continue;
+    if (backup.dropHeaders.includes(h.name)) continue;
+    if (h.name == ":path" && backup.replacesCredentials) h = new Header(":path", withoutCredentialParameters(h.value));
     out.push(h);
   }
   const path = backup.path;
@@ -53,6 +63,45 @@ export function backupRequestHeaders(client: Header[], backup: Backup): Header[]
   if (authority !== null) out.push(new Header(":authority", authority));
   for (let i = 0; i < backup.headers.length; i++) out.push(backup.headers[i]);
   return out;
+}
+
+/** `path` (a byte string) without its credential query parameters; the rest as it was, in order. */
+export function withoutCredentialParameters(path: string): string {
+  const question = path.indexOf("?");
+  if (question < 0) return path;
+  const params = path.substring(question + 1).split("&");
+  const kept = new Array<string>();
+  for (let i = 0; i < params.length; i++) {
+    const param = params[i];
+    const equals = param.indexOf("=");
+    const name = asciiLower(percentDecoded(equals < 0 ? param : param.substring(0, equals)));
+    if (!CREDENTIAL_QUERY_PARAMETERS.includes(name)) kept.push(param);
+  }
+  if (kept.length == params.length) return path;
+  return kept.length == 0 ? path.substring(0, question) : path.substring(0, question + 1) + kept.join("&");
+}
+
+/** %XX escapes decoded (byte strings: one char per byte); malformed escapes stay as written. */
+function percentDecoded(s: string): string {
+  if (!s.includes("%")) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c == 0x25 && i + 2 < s.length && hexDigit(s.charCodeAt(i + 1)) >= 0 && hexDigit(s.charCodeAt(i + 2)) >= 0) {
+      out += String.fromCharCode(hexDigit(s.charCodeAt(i + 1)) * 16 + hexDigit(s.charCodeAt(i + 2)));
+      i += 2;
+    } else {
+      out += String.fromCharCode(c);
+    }
+  }
+  return out;
+}
+
+function hexDigit(c: i32): i32 {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  return -1;
 }
 
 /** A backup answer's headers as the client gets them (the status travels separately). */
@@ -66,17 +115,21 @@ export function clientResponseHeaders(answer: Header[]): Header[] {
   return out;
 }
 
-/** Appends the headers that report a fallback: what triggered it and every attempt. */
-export function addReportHeaders(headers: Header[], trigger: string, attempts: Attempt[]): Header[] {
+/**
+ * Appends the headers that report a fallback: what triggered it and, unless the topology is hidden,
+ * every attempt (cluster names and results).
+ */
+export function addReportHeaders(headers: Header[], trigger: string, attempts: Attempt[], hideTopology: bool): Header[] {
   headers.push(new Header(HEADER_TRIGGER, trigger));
-  headers.push(new Header(HEADER_ATTEMPTS, formatAttempts(attempts)));
+  if (!hideTopology) headers.push(new Header(HEADER_ATTEMPTS, formatAttempts(attempts)));
   return headers;
 }
 
 /** The filter's own error when no response is at hand: an OpenAI-style JSON error. */
-export function exhaustedErrorBody(status: i32, attempts: Attempt[]): ArrayBuffer {
+export function exhaustedErrorBody(status: i32, attempts: Attempt[], hideTopology: bool): ArrayBuffer {
+  const tried = hideTopology ? "" : ",\"attempts\":" + jsonQuote(formatAttempts(attempts));
   return byteStringToBuffer("{\"error\":{\"type\":\"ai_fallback_exhausted\",\"code\":" + status.toString() +
-    ",\"message\":\"every model service failed\",\"attempts\":" + jsonQuote(formatAttempts(attempts)) + "}}");
+    ",\"message\":\"every model service failed\"" + tried + "}}");
 }
 
 /**
@@ -85,6 +138,7 @@ export function exhaustedErrorBody(status: i32, attempts: Attempt[]): ArrayBuffe
  * as written: never a control byte), else "pass-through".
  */
 export function askedModel(modelLabel: string, body: usize, length: i32): string {
+  // An override that was written, or NOT_REWRITTEN.
   if (modelLabel != PASS_THROUGH) return modelLabel;
   const scan = scanTopLevel(body, length);
   if (!scan.isObject || scan.modelValues.length == 0) return PASS_THROUGH;

@@ -46,6 +46,7 @@ export class FallbackRoot extends RootContext {
       log(LogLevel.Error, "invalid configuration: " + result.error);
       return false;
     }
+    for (let i = 0; i < result.warnings.length; i++) log(LogLevel.Warn, "configuration warning: " + result.warnings[i]);
     const config = result.config!;
     this.config = config;
     this.budget.limit = <i64>config.maxKeptBytesPerWorker;

@@ -9,6 +9,12 @@ export class StatusSet {
     return set;
   }
 
+  static of(codes: i32[]): StatusSet {
+    const set = new StatusSet();
+    for (let i = 0; i < codes.length; i++) set.add(codes[i]);
+    return set;
+  }
+
   add(status: i32): void {
     if (status >= 0 && status < 600) this.member[status] = true;
   }

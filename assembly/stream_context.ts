@@ -9,7 +9,7 @@ import { ByteSink } from "./byte_sink";
 import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
 import { Backup, Policy } from "./config";
-import { FallbackMachine, Phase, Step, formatAttempts } from "./fallback_machine";
+import { FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
 import { isStreamingRequest } from "./json_scan";
 import { RewriteOutcome, planRewrite, writeRewrite } from "./model_rewrite";
@@ -47,10 +47,12 @@ const HIGRESS_HOLD_NOTE = " (Higress has no such field and needs none: its host 
 /** What became of a dispatch. */
 const enum Dispatch {
   Sent = 0,
-  /** The host refused the call (e.g. unknown cluster). */
-  Refused = 1,
+  /** Envoy has no cluster of that name. */
+  UnknownCluster = 1,
+  /** Envoy failed the call at once (no healthy upstream, circuit breaker overflow). */
+  Refused = 2,
   /** The memory budget could not hold the model-override copy. */
-  OverBudget = 2,
+  OverBudget = 3,
 }
 
 /** The `content-length` of serialized request headers; -1 when absent or not a plain decimal. */
@@ -118,6 +120,10 @@ export class FallbackStream extends HttpContext {
         " bytes) are not kept; it passes through without fallback", this.requestIdSuffixOf(requestHeaders));
       return HeadersAction.Continue;
     }
+    // Only model-API requests are replayed (methods, POST by default): a GET of /v1/models or
+    // /v1/files answered by a backup would show the client the backup account's data.
+    const method = findSerializedHeader(changetype<usize>(requestHeaders), requestHeaders.byteLength, ":method");
+    if (method === null || !policy.methods.includes(method)) return HeadersAction.Continue;
     const machine = new FallbackMachine(policy);
     this.machine = machine;
     this.requestHeaders = requestHeaders;
@@ -234,11 +240,12 @@ export class FallbackStream extends HttpContext {
     const status = parseStatus(host.getHeader(MapType.HttpResponseHeaders, ":status"));
     // Where the response came from, and the time, matter only for errors: no host calls otherwise.
     const error = status >= 400;
-    const origin = error ? classifyOrigin(host.getStringProperty(["response", "code_details"])) : Origin.Backend;
+    const details = error ? host.getStringProperty(["response", "code_details"]) : null;
+    const origin = error ? classifyOrigin(details) : Origin.Backend;
     const declinedBefore = machine.declined.length > 0;
     const step = machine.responseHeaders(status, origin, endOfStream, error ? host.monotonicMs() : 0);
     this.afterStep(machine);
-    if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status);
+    if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status, details);
     if (step == Step.Continue) return HeadersAction.Continue;
     if (step == Step.Hold) return HeadersAction.StopIteration;
     // A fallback starts: carry it out; if it ends at once (no backup could be dispatched), the
@@ -436,36 +443,39 @@ export class FallbackStream extends HttpContext {
   /** Carries out `step` and any steps it leads to at once; returns the last one. */
   private perform(step: Step, inResponseHeaders: bool): Step {
     const machine = this.machine!;
+    const hide = machine.policy.hideTopology;
     while (step == Step.Dispatch) {
-      const sent = this.dispatch(machine.currentBackup!, machine.callTimeoutMs);
+      const sent = this.dispatch(machine, machine.currentBackup!, machine.callTimeoutMs);
       if (sent == Dispatch.Sent) return step;
-      step = sent == Dispatch.OverBudget ? machine.overBudget(host.monotonicMs()) : machine.dispatchFailed(host.monotonicMs());
+      const now = host.monotonicMs();
+      step = sent == Dispatch.OverBudget ? machine.overBudget(now)
+        : machine.dispatchFailed(sent == Dispatch.UnknownCluster ? UNKNOWN_CLUSTER : REFUSED, now);
     }
     if (step == Step.ServeBackup) {
       const answer = this.lastAnswer!;
       const answered = machine.attempts[machine.attempts.length - 1];
-      const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts);
-      headers.push(new Header(HEADER_SERVICE, answered.service));
+      const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide);
+      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));
       headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
       this.reply(answer.status, headers, answer.body.ptr, answer.body.length);
       this.metrics().count(this.metrics().servedByBackup);
       this.logDecision(machine.trigger + " -> served by " + answered.service + " attempts: " + formatAttempts(machine.attempts));
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
-      this.reply(answer.status, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts),
+      this.reply(answer.status, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide),
         answer.body.ptr, answer.body.length);
       this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
     } else if (step == Step.ResumePrimary) {
       // The held primary response goes to the client, marked with what was tried.
       host.replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, machine.trigger);
-      host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));
+      if (!hide) host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));
       if (!inResponseHeaders) host.continueStream(StreamType.Response);
       this.exhausted(machine, "the primary's own response (" + machine.primaryStatus.toString() + ")");
       this.release();
     } else if (step == Step.ReplyError) {
       const status = machine.triggerKind == TriggerKind.FirstPacketTimeout ? 504 : 502;
-      const headers = addReportHeaders([new Header("content-type", "application/json")], machine.trigger, machine.attempts);
-      const body = exhaustedErrorBody(status, machine.attempts);
+      const headers = addReportHeaders([new Header("content-type", "application/json")], machine.trigger, machine.attempts, hide);
+      const body = exhaustedErrorBody(status, machine.attempts, hide);
       this.reply(status, headers, changetype<usize>(body), body.byteLength);
       this.exhausted(machine, "a " + status.toString() + " error of its own");
     }
@@ -474,9 +484,10 @@ export class FallbackStream extends HttpContext {
 
   /**
    * Dispatches the request to `backup`. A model override is written into a copy that lives only
-   * while the host takes its own copy of it (budgeted, freed at once).
+   * while the host takes its own copy of it (budgeted, freed at once). An unknown cluster or a call
+   * Envoy refused at once is not a backup call (not counted).
    */
-  private dispatch(backup: Backup, timeoutMs: u32): Dispatch {
+  private dispatch(machine: FallbackMachine, backup: Backup, timeoutMs: u32): Dispatch {
     const client = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
     const headers = backupRequestHeaders(client, backup);
     let body = this.requestBody.ptr;
@@ -486,10 +497,11 @@ export class FallbackStream extends HttpContext {
     const literal = backup.modelLiteral;
     if (literal !== null) {
       const plan = planRewrite(body, bodySize, literal.byteLength);
-      if (plan.outcome == RewriteOutcome.NotJsonObject) {
-        host.logBytes(LogLevel.Info, "request body is not a JSON object; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
-      } else if (plan.outcome == RewriteOutcome.NoModel) {
-        host.logBytes(LogLevel.Info, "request body has no top-level \"model\"; sent to " + backup.serviceLabel + " unchanged" + this.requestIdSuffix());
+      if (plan.outcome != RewriteOutcome.Rewritten) {
+        machine.bodyNotRewritten();
+        const why = plan.outcome == RewriteOutcome.NotJsonObject ? "is not a JSON object" : "has no top-level \"model\"";
+        host.logBytes(LogLevel.Info, "request body " + why + ": model " + backup.modelLabel + " not written; sent to " +
+          backup.serviceLabel + " unchanged" + this.requestIdSuffix());
       } else {
         if (!this.share.tryTake(plan.size)) {
           this.fallbackRoot.overBudget("no room for a " + plan.size.toString() + "-byte model-override copy for " +
@@ -503,16 +515,17 @@ export class FallbackStream extends HttpContext {
         bodySize = copySize;
       }
     }
-    this.metrics().count(this.metrics().backupCalls);
     const call = host.httpCall(backup.service, headers, body, bodySize, timeoutMs);
     if (copy != 0) {
       heap.free(copy);
       this.share.give(copySize);
     }
     if (call.status != WasmResult.Ok) {
+      // One log line per kind, its text in call_refusal.ts.
       host.logBytes(LogLevel.Warn, refusedCallText(backup.serviceLabel, call.status) + this.requestIdSuffix());
-      return Dispatch.Refused;
+      return call.status == WasmResult.BadArgument ? Dispatch.UnknownCluster : Dispatch.Refused;
     }
+    this.metrics().count(this.metrics().backupCalls);
     this.pendingToken = call.token;
     recordCall(call.token, this.id);
     this.metrics().adjust(this.metrics().pendingBackupCalls, 1);
@@ -539,9 +552,10 @@ export class FallbackStream extends HttpContext {
   }
 
   /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
-  private logDeclined(machine: FallbackMachine, status: i32): void {
+  private logDeclined(machine: FallbackMachine, status: i32, details: string | null): void {
     if (machine.declinedIntercepted) {
-      host.logBytes(LogLevel.Debug, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
+      const from = details === null ? "" : " (" + details + ")";
+      host.logBytes(LogLevel.Debug, "status=" + status.toString() + from + " passed through: " + machine.declined + this.requestIdSuffix());
       return;
     }
     this.metrics().count(this.metrics().notReplayable);

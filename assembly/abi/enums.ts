@@ -9,6 +9,7 @@ export const enum WasmResult {
   InvalidMemoryAccess = 6,
   Empty = 7,
   CasMismatch = 8,
+  InternalFailure = 10,
   Unimplemented = 12,
 }
 

@@ -55,6 +55,7 @@ describe("fallback in a real Envoy", () => {
   });
 
   test("backup 1 fails, the unknown cluster is skipped, backup 2 answers", async () => {
+    const calls = counter(await envoy.stats(), "wasmcustom.ai_fallback.backup_calls");
     m.primary.behave({ status: 503 });
     m.backupA.behave({ status: 502, body: "bad gateway a" });
     const res = await request(envoy.port, { body: CHAT });
@@ -62,8 +63,10 @@ describe("fallback in a real Envoy", () => {
     expect(res.json().served_by).toBe("backup-b");
     expect(res.headers["x-ai-fallback-model"]).toBe("qwen-plus");
     expect(res.headers["x-ai-fallback-attempts"]).toBe(
-      "primary;result=503, backup-a;model=pass-through;result=502, missing-cluster;model=pass-through;result=dispatch_failed, backup-b;model=qwen-plus;result=200");
+      "primary;result=503, backup-a;model=pass-through;result=502, missing-cluster;model=pass-through;result=unknown_cluster, backup-b;model=qwen-plus;result=200");
     expect(envoy.logs()).toMatch(/backup missing-cluster could not be called: unknown cluster .*global\.onlyPushRouteCluster=false/);
+    // Only calls that went out count: backup-a and backup-b, not the unknown cluster.
+    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.backup_calls")).toBe(calls + 2);
   });
 
   test("all backups fail: the client gets the last attempt's error response", async () => {
@@ -108,13 +111,29 @@ describe("fallback in a real Envoy", () => {
     expect(m.backupB.requests[0].headers["content-length"]).toBe(String(Buffer.byteLength(raw.replace('"gpt-4o"', '"qwen-plus"'))));
   });
 
-  test("a body that is not JSON is sent as it is, with a log line", async () => {
+  test("a body that is not JSON is sent as it is, reported as not rewritten, with a log line", async () => {
     m.primary.behave({ status: 500 });
     m.backupA.behave({ status: 500 });
     const res = await request(envoy.port, { headers: { "content-type": "text/plain" }, body: "model=gpt-4o, not json" });
     expect(res.status).toBe(200);
     expect(m.backupB.requests[0].body.toString()).toBe("model=gpt-4o, not json");
-    expect(envoy.logs()).toMatch(/request body is not a JSON object; sent to backup-b unchanged/);
+    expect(res.headers["x-ai-fallback-model"]).toBe("not-rewritten");
+    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-b;model=not-rewritten;result=200$/);
+    expect(envoy.logs()).toMatch(/request body is not a JSON object: model qwen-plus not written; sent to backup-b unchanged/);
+  });
+
+  test("a JSON body without a model is reported as not rewritten; a BOM-prefixed one is rewritten after the mark", async () => {
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ status: 500 });
+    const noModel = await request(envoy.port, { body: { messages: [] } });
+    expect(noModel.headers["x-ai-fallback-model"]).toBe("not-rewritten");
+    expect(envoy.logs()).toMatch(/request body has no top-level "model": model qwen-plus not written; sent to backup-b unchanged/);
+    m.backupB.reset();
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const res = await request(envoy.port, { headers: { "content-type": "application/json" }, body: Buffer.concat([bom, Buffer.from(JSON.stringify(CHAT))]) });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-model"]).toBe("qwen-plus");
+    expect(m.backupB.requests[0].body.equals(Buffer.concat([bom, Buffer.from(JSON.stringify({ ...CHAT, model: "qwen-plus" }))]))).toBe(true);
   });
 
   test("a body over maxRequestBodyBytes is not kept: the error passes through, no backup is called", async () => {
@@ -222,10 +241,10 @@ describe("fallback in a real Envoy", () => {
 
   test("a request without a body is replayed without one", async () => {
     m.primary.behave({ status: 404 });
-    const res = await request(envoy.port, { method: "GET", path: "/v1/models" });
+    const res = await request(envoy.port, { method: "POST", path: "/v1/chat/completions" });
     expect(res.status).toBe(200);
-    expect(m.backupA.requests[0].method).toBe("GET");
-    expect(m.backupA.requests[0].path).toBe("/v1/models");
+    expect(m.backupA.requests[0].method).toBe("POST");
+    expect(m.backupA.requests[0].path).toBe("/v1/chat/completions");
     expect(m.backupA.requests[0].body.length).toBe(0);
   });
 });
@@ -328,7 +347,7 @@ describe("when no backup gives an HTTP answer", () => {
     expect(res.text).toBe('{"error":"primary says no"}');
     expect(res.headers["x-served-by"]).toBe("primary");
     expect(res.headers["x-ai-fallback-attempts"]).toBe(
-      "primary;result=503, no-such-cluster;model=pass-through;result=dispatch_failed, nor-this-one;model=pass-through;result=dispatch_failed");
+      "primary;result=503, no-such-cluster;model=pass-through;result=unknown_cluster, nor-this-one;model=pass-through;result=unknown_cluster");
   });
 
   test("with nothing at all to return (first packet timeout, no primary headers), the client gets the filter's own 504", async () => {

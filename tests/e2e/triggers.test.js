@@ -243,13 +243,13 @@ describe("backend errors only", () => {
     }
   });
 
-  test("a direct_response is intercepted too: passes when on, falls back when off", async () => {
-    const on = await request(envoy.port, { path: "/on/direct", body: CHAT });
-    expect(on.status).toBe(403);
-    expect(on.text).toBe("forbidden by gateway");
-    const off = await request(envoy.port, { path: "/off/direct", body: CHAT });
-    expect(off.status).toBe(200);
-    expect(off.headers["x-ai-fallback-trigger"]).toBe("intercepted=403");
+  test("a direct_response never triggers, even with the switch off", async () => {
+    for (const path of ["/on/direct", "/off/direct"]) {
+      const res = await request(envoy.port, { path, body: CHAT });
+      expect([path, res.status, res.text]).toEqual([path, 403, "forbidden by gateway"]);
+      expect(res.headers["x-ai-fallback-trigger"]).toBeUndefined();
+    }
+    expect(m.backupA.requests.length).toBe(0);
   });
 
   test("an unreachable primary (closed port) falls back even with the switch on", async () => {
@@ -277,7 +277,7 @@ describe("backend errors only", () => {
 
   test("a primary cluster with no healthy host falls back (Envoy's 503 no_healthy_upstream); with a body, only when the request is held", async () => {
     // Envoy's router answers no_healthy_upstream at the request's headers, before any body has passed.
-    const bodiless = await request(envoy.port, { method: "GET", path: "/empty/v1/models" });
+    const bodiless = await request(envoy.port, { method: "POST", path: "/empty/v1/chat/completions" });
     expect(bodiless.status).toBe(200);
     expect(bodiless.json().served_by).toBe("backup-a");
     expect(bodiless.headers["x-ai-fallback-trigger"]).toBe("upstream_failure=503");
@@ -297,7 +297,8 @@ describe("backend errors only", () => {
   test("each trigger has its counter", async () => {
     const before = await envoy.stats();
     expect((await request(envoy.port, { path: "/dead/v1/chat/completions", body: CHAT })).status).toBe(200);
-    expect((await request(envoy.port, { path: "/off/direct", body: CHAT })).status).toBe(200);
+    await request(envoy.port, { path: "/off/limited", body: CHAT });
+    expect((await request(envoy.port, { path: "/off/limited", body: CHAT })).status).toBe(200);
     m.primary.behave({ status: 503 });
     expect((await request(envoy.port, { body: CHAT })).status).toBe(200);
     const grew = growth(before, await envoy.stats());

@@ -6,8 +6,12 @@ const cfg = (obj) => w.configSummary(typeof obj === "string" || Buffer.isBuffer(
 describe("configuration", () => {
   test("minimal configuration gets the documented defaults", () => {
     const c = cfg({ backups: [{ service: "backup-a" }] });
-    expect(c.global.backups).toEqual([{ service: "backup-a", model: "", timeout: 120000, path: null, authority: null, headers: {}, replacesCredentials: false }]);
+    expect(c.global.backups).toEqual([{ service: "backup-a", model: "", timeout: 120000, path: null, authority: null, headers: {}, replacesCredentials: false, dropHeaders: [] }]);
     expect(c.global.backendErrorsOnly).toBe(true);
+    expect(c.global.gatewayTriggerStatuses).toEqual([429, 503]);
+    expect(c.global.methods).toEqual(["POST"]);
+    expect(c.global.hideTopology).toBe(false);
+    expect(c.warnings).toEqual([]);
     expect(c.global.triggerStatuses.length).toBe(200);
     expect(c.global.maxRequestBodyBytes).toBe(10485760);
     expect(c.global.maxHeldRequestBytes).toBe(524288);
@@ -31,12 +35,13 @@ describe("configuration", () => {
 
   test("every policy and backup field is read", () => {
     const c = cfg({
-      backups: [{ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { Authorization: "Bearer k", "X-Extra": "1" } }],
-      backendErrorsOnly: false, triggerStatuses: ["5xx", 429, "401"], maxRequestBodyBytes: 1024,
+      backups: [{ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { Authorization: "Bearer k", "X-Extra": "1" }, dropHeaders: ["X-User-Token"] }],
+      backendErrorsOnly: false, triggerStatuses: ["5xx", 429, "401"], gatewayTriggerStatuses: [429, "502"], methods: ["POST", "PUT"], hideTopology: true, maxRequestBodyBytes: 1024,
       firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000,
     });
     const b = c.global.backups[0];
-    expect(b).toEqual({ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { authorization: "Bearer k", "x-extra": "1" }, replacesCredentials: true });
+    expect(b).toEqual({ service: "a", model: "m", timeout: 5000, path: "/compatible-mode/v1/chat/completions", authority: "dashscope.example.com", headers: { authorization: "Bearer k", "x-extra": "1" }, replacesCredentials: true, dropHeaders: ["x-user-token"] });
+    expect(c.global).toMatchObject({ gatewayTriggerStatuses: [429, 502], methods: ["POST", "PUT"], hideTopology: true });
     expect(c.global.triggerStatuses).toEqual([401, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
     expect(c.global).toMatchObject({ backendErrorsOnly: false, maxRequestBodyBytes: 1024, firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000 });
   });
@@ -104,6 +109,16 @@ describe("configuration", () => {
     expect(cfg(JSON.parse(json)).rules[1].services).toEqual(["outbound|443||qwen.dns"]);
   });
 
+  test("listing 401 or 403 as gateway triggers is accepted with a warning for each", () => {
+    const c = cfg({ backups: [{ service: "a" }], backendErrorsOnly: false, gatewayTriggerStatuses: [429, 403],
+      _rules_: [{ _match_route_: ["r"], gatewayTriggerStatuses: [401] }] });
+    expect(c.error).toBeUndefined();
+    expect(c.warnings).toEqual([
+      "gatewayTriggerStatuses lists 403: requests the gateway refused (authentication or authorisation) will be replayed to the backups with their credentials",
+      "_rules_[0].gatewayTriggerStatuses lists 401: requests the gateway refused (authentication or authorisation) will be replayed to the backups with their credentials",
+    ]);
+  });
+
   const refusals = [
     ["not JSON", "backups: [", /^configuration: not valid JSON/],
     ["empty", "", /^configuration: empty/],
@@ -136,6 +151,14 @@ describe("configuration", () => {
     ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer from 1/],
     ["body limit over 256 MiB", { backups: [{ service: "a" }], maxRequestBodyBytes: 268435457 }, /^maxRequestBodyBytes: must be an integer from 1 to 268435456/],
     ["zero held limit", { backups: [{ service: "a" }], maxHeldRequestBytes: 0 }, /^maxHeldRequestBytes: must be an integer from 1/],
+    ["a status class as a gateway trigger", { backups: [{ service: "a" }], gatewayTriggerStatuses: ["4xx"] }, /^gatewayTriggerStatuses\[0\]: must be an array of status codes 400..599 \(no classes/],
+    ["gateway triggers not an array", { backups: [{ service: "a" }], gatewayTriggerStatuses: 429 }, /^gatewayTriggerStatuses: must be an array/],
+    ["a 2xx gateway trigger", { backups: [{ service: "a" }], gatewayTriggerStatuses: [200] }, /^gatewayTriggerStatuses\[0\]:/],
+    ["no methods", { backups: [{ service: "a" }], methods: [] }, /^methods: must list at least one method/],
+    ["a lower-case method", { backups: [{ service: "a" }], methods: ["post"] }, /^methods\[0\]: must be an upper-case HTTP method such as "POST", got "post"/],
+    ["topology switch not a bool", { backups: [{ service: "a" }], hideTopology: 1 }, /^hideTopology: must be true or false/],
+    ["dropHeaders not a list", { backups: [{ service: "a", dropHeaders: "cookie" }] }, /^backups\[0\]\.dropHeaders: must be an array of strings/],
+    ["dropping a pseudo-header", { backups: [{ service: "a", dropHeaders: [":path"] }] }, /^backups\[0\]\.dropHeaders\[0\]: must name an ordinary header/],
     ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_, _match_service_ or _match_route_prefix_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],

@@ -5,14 +5,14 @@ import { deserializeHeaders, findSerializedHeader, serializeHeaders } from "../.
 import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
-import { FallbackMachine, Step, formatAttempts } from "../../assembly/fallback_machine";
+import { Attempt, FallbackMachine, Step, UNKNOWN_CLUSTER, formatAttempts } from "../../assembly/fallback_machine";
 import { DomainPattern, hostOf, serviceMatches } from "../../assembly/rule_match";
 import { refusedCallText } from "../../assembly/call_refusal";
 import { WasmResult } from "../../assembly/abi/enums";
 import { firstJsonError, isStreamingRequest, scanTopLevel } from "../../assembly/json_scan";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
-import { askedModel, backupRequestHeaders, clientResponseHeaders } from "../../assembly/replay";
+import { askedModel, backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/replay";
 import { isFirstPacket } from "../../assembly/sse";
 import { BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
 import { ByteSink } from "../../assembly/byte_sink";
@@ -38,7 +38,8 @@ function describeBackup(b: Backup): string {
   }
   return "{\"service\":" + q(b.service) + ",\"model\":" + q(b.model) + ",\"timeout\":" + b.timeoutMs.toString() +
     ",\"path\":" + (b.path == null ? "null" : q(b.path!)) + ",\"authority\":" + (b.authority == null ? "null" : q(b.authority!)) +
-    ",\"headers\":{" + headers + "},\"replacesCredentials\":" + (b.replacesCredentials ? "true" : "false") + "}";
+    ",\"headers\":{" + headers + "},\"replacesCredentials\":" + (b.replacesCredentials ? "true" : "false") +
+    ",\"dropHeaders\":[" + b.dropHeaders.map<string>((s: string) => q(s)).join(",") + "]}";
 }
 
 function describePolicy(p: Policy): string {
@@ -46,8 +47,12 @@ function describePolicy(p: Policy): string {
   for (let i = 0; i < p.backups.length; i++) backups += (i > 0 ? "," : "") + describeBackup(p.backups[i]);
   let statuses = "";
   for (let s = 400; s < 600; s++) if (p.triggerStatuses.has(s)) statuses += (statuses.length > 0 ? "," : "") + s.toString();
+  let gateway = "";
+  for (let s = 400; s < 600; s++) if (p.gatewayTriggerStatuses.has(s)) gateway += (gateway.length > 0 ? "," : "") + s.toString();
   return "{\"backups\":[" + backups + "],\"backendErrorsOnly\":" + (p.backendErrorsOnly ? "true" : "false") +
-    ",\"triggerStatuses\":[" + statuses + "],\"maxRequestBodyBytes\":" + p.maxRequestBodyBytes.toString() +
+    ",\"triggerStatuses\":[" + statuses + "],\"gatewayTriggerStatuses\":[" + gateway +
+    "],\"methods\":[" + p.methods.map<string>((s: string) => q(s)).join(",") + "],\"hideTopology\":" + (p.hideTopology ? "true" : "false") +
+    ",\"maxRequestBodyBytes\":" + p.maxRequestBodyBytes.toString() +
     ",\"maxHeldRequestBytes\":" + p.maxHeldRequestBytes.toString() +
     ",\"firstPacketTimeout\":" + p.firstPacketTimeoutMs.toString() +
     ",\"keepAliveIsNotFirstPacket\":" + (p.keepAliveIsNotFirstPacket ? "true" : "false") +
@@ -73,7 +78,7 @@ export function configSummary(json: ArrayBuffer): string {
       "],\"services\":[" + m.services.map<string>((s: string) => q(s)).join(",") + "],\"policy\":" + describePolicy(r.policy) + "}";
   }
   return "{\"global\":" + describePolicy(c.global) + ",\"rules\":[" + rules + "],\"maxKeptBytesPerWorker\":" +
-    c.maxKeptBytesPerWorker.toString() + "}";
+    c.maxKeptBytesPerWorker.toString() + ",\"warnings\":[" + result.warnings.map<string>((s: string) => q(s)).join(",") + "]}";
 }
 
 /** Which policy applies: "global" or "rule:<index>" (or the config error). */
@@ -160,6 +165,16 @@ export function replayHeaders(json: ArrayBuffer, index: i32, names: string, valu
   return listHeaders(backupRequestHeaders(headerList(names, values), backup));
 }
 
+export function stripCredentialParameters(path: string): string {
+  return withoutCredentialParameters(path);
+}
+
+/** The filter's own error body, with the attempts of a two-line script ("svc result" a line). */
+export function errorBody(status: i32, hideTopology: bool): string {
+  const attempts = [new Attempt("primary", "", "first_packet_timeout"), new Attempt("backup-a", "pass-through", "timeout")];
+  return String.UTF8.decode(exhaustedErrorBody(status, attempts, hideTopology));
+}
+
 export function answerHeaders(names: string, values: string): string {
   return listHeaders(clientResponseHeaders(headerList(names, values)));
 }
@@ -200,7 +215,7 @@ const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-throug
 /**
  * Drives a FallbackMachine with a script, one event a line, and reports each step:
  *   body <size> | end [stream] | at <ms> | headers <status> [details] [eos] | chunk first|keepalive
- *   | timeout | answer <status> | refuse
+ *   | timeout | answer <status> | refuse [unknown_cluster|refused] | norewrite
  * Output lines: "<event> -> <step> [<backup> <timeoutMs>] (<phase>)", then "attempts: ..." and "trigger: ...".
  */
 export function runMachine(json: ArrayBuffer, script: string): string {
@@ -236,7 +251,10 @@ export function runMachine(json: ArrayBuffer, script: string): string {
     } else if (verb == "answer") {
       step = machine.backupAnswered(I32.parseInt(words[1]), now);
     } else if (verb == "refuse") {
-      step = machine.dispatchFailed(now);
+      step = machine.dispatchFailed(words.length > 1 ? words[1] : UNKNOWN_CLUSTER, now);
+    } else if (verb == "norewrite") {
+      machine.bodyNotRewritten();
+      continue;
     } else {
       return "bad script line: " + line;
     }

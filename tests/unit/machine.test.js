@@ -28,7 +28,18 @@ describe("fallback state machine", () => {
     const out = run(two, "end\nheaders 502\nrefuse\nanswer 0");
     expect(out).toContain("refuse -> dispatch b2 120000 (falling-back)");
     expect(out).toContain("answer 0 -> resume-primary (resumed)");
-    expect(out).toContain("attempts: primary;result=502, b1;model=pass-through;result=dispatch_failed, b2;model=m2;result=reset");
+    expect(out).toContain("attempts: primary;result=502, b1;model=pass-through;result=unknown_cluster, b2;model=m2;result=reset");
+  });
+
+  test("an unknown cluster and a call Envoy refused at once are told apart", () => {
+    const out = run(two, "end\nheaders 503\nrefuse unknown_cluster\nrefuse refused");
+    expect(out).toContain("refuse refused -> resume-primary (resumed)");
+    expect(out).toContain("attempts: primary;result=503, b1;model=pass-through;result=unknown_cluster, b2;model=m2;result=refused");
+  });
+
+  test("an override that could not be written is reported as not-rewritten, not as the model asked for", () => {
+    const out = run(two, "end\nheaders 503\nanswer 500\nnorewrite\nanswer 200");
+    expect(out).toContain("attempts: primary;result=503, b1;model=pass-through;result=500, b2;model=not-rewritten;result=200");
   });
 
   test("a call that comes back after its timeout is recorded as a timeout", () => {

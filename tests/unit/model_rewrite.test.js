@@ -11,6 +11,19 @@ describe("model rewrite", () => {
     expect(r.body.toString()).toBe(body.replace('"gpt-4o"', '"qwen-plus"'));
   });
 
+  test("a body that starts with a UTF-8 byte order mark is rewritten after it; the mark stays", () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const body = Buffer.concat([bom, Buffer.from('{"model":"gpt-4o","stream":true}')]);
+    const r = w.rewrite(body, "qwen-plus");
+    expect(r.outcome).toBe(REWRITTEN);
+    expect(r.body.equals(Buffer.concat([bom, Buffer.from('{"model":"qwen-plus","stream":true}')]))).toBe(true);
+    expect(w.scan(body)).toMatchObject({ valid: true, isObject: true, streamTrue: true });
+    expect(w.streamingRequest(body)).toBe(true);
+    expect(w.modelAsked("pass-through", body)).toBe("gpt-4o");
+    // A mark anywhere else is not whitespace: the body is not JSON.
+    expect(w.rewrite(Buffer.concat([Buffer.from(" "), bom, Buffer.from('{"model":"a"}')]), "b").outcome).toBe(NOT_JSON_OBJECT);
+  });
+
   test("nested model keys are left alone", () => {
     const body = '{"tools":[{"model":"inner"}],"meta":{"model":"x"},"model":"outer"}';
     expect(w.rewrite(body, "m").body.toString()).toBe('{"tools":[{"model":"inner"}],"meta":{"model":"x"},"model":"m"}');

@@ -24,10 +24,40 @@ describe("trigger policy", () => {
     }
   });
 
-  test("gateway replies (rate limiter, authz, direct_response) trigger only with backendErrorsOnly off", () => {
-    for (const d of ["local_rate_limited", "ext_authz_denied", "direct_response", "request_rate_limited", "rbac_access_denied_matched_policy[none]"]) {
-      expect([d, w.verdict(conf(), 429, d)]).toEqual([d, "intercepted-pass"]);
-      expect([d, w.verdict(conf({ backendErrorsOnly: false }), 429, d)]).toEqual([d, "fallback"]);
+  test("gateway replies (rate limiter, authz) never trigger with backendErrorsOnly on (the default)", () => {
+    for (const d of ["local_rate_limited", "ext_authz_denied", "request_rate_limited", "rbac_access_denied_matched_policy[none]"]) {
+      for (const s of [401, 403, 429, 503]) expect([d, s, w.verdict(conf(), s, d)]).toEqual([d, s, "intercepted-pass"]);
+    }
+  });
+
+  test("with backendErrorsOnly off, only the busy statuses 429 and 503 of a gateway reply trigger by default", () => {
+    const off = conf({ backendErrorsOnly: false });
+    expect(w.verdict(off, 429, "local_rate_limited")).toBe("fallback");
+    expect(w.verdict(off, 503, "overload_manager")).toBe("fallback");
+    for (const s of [400, 401, 403, 404, 408, 413, 500, 502, 504]) expect([s, w.verdict(off, s, "local_rate_limited")]).toEqual([s, "intercepted-pass"]);
+    // triggerStatuses is about the model service's answers; it does not widen gateway triggers.
+    expect(w.verdict(conf({ backendErrorsOnly: false, triggerStatuses: ["4xx"] }), 404, "some_filter")).toBe("intercepted-pass");
+  });
+
+  test("gatewayTriggerStatuses replaces the busy list; 401/403 trigger only when listed", () => {
+    const c = conf({ backendErrorsOnly: false, gatewayTriggerStatuses: [429, 403] });
+    expect(w.verdict(c, 403, "ext_authz_denied")).toBe("fallback");
+    expect(w.verdict(c, 429, "local_rate_limited")).toBe("fallback");
+    expect(w.verdict(c, 503, "local_rate_limited")).toBe("intercepted-pass");
+    expect(w.verdict(c, 401, "jwt_authn_access_denied{Jwt_is_missing}")).toBe("intercepted-pass");
+  });
+
+  test("an authorisation refusal with another status (ext_authz failing closed with 503) is never replayed", () => {
+    const c = conf({ backendErrorsOnly: false, gatewayTriggerStatuses: [503, 429] });
+    for (const d of ["ext_authz_error", "ext_authz_denied", "rbac_access_denied_matched_policy[none]", "jwt_authn_access_denied{x}"]) {
+      expect([d, w.verdict(c, 503, d)]).toEqual([d, "intercepted-pass"]);
+    }
+  });
+
+  test("no route and direct_response never trigger, whatever the configuration", () => {
+    const open = conf({ backendErrorsOnly: false, gatewayTriggerStatuses: [401, 403, 404, 429, 503] });
+    for (const d of ["route_not_found", "direct_response"]) {
+      for (const s of [403, 404, 429, 503]) expect([d, s, w.verdict(open, s, d)]).toEqual([d, s, "intercepted-pass"]);
     }
   });
 

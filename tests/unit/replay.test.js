@@ -55,6 +55,47 @@ describe("replayed request headers: every name the README lists", () => {
   });
 });
 
+describe("what a backup with its own credential never gets", () => {
+  const own = JSON.stringify({ backups: [{ service: "b", headers: { authorization: "Bearer mine" } }] });
+  const client = (path, extra = []) => [[":method", "POST"], [":path", path], [":authority", "gw"], ...extra];
+
+  test("the client's cookie and credential query parameters are dropped; everything else stays in order", () => {
+    const out = lines(w.replayHeaders(own, 0, client("/v1beta/models/x:generateContent?alt=sse&key=client&api-key=c2&api_key=c3&access_token=c4&keep=1",
+      [["cookie", "session=client"], ["x-custom", "c"]])));
+    expect(out).toEqual([":method=POST", ":path=/v1beta/models/x:generateContent?alt=sse&keep=1", ":authority=gw", "x-custom=c", "authorization=Bearer mine"]);
+  });
+
+  test("credential parameter names match case-insensitively and percent-decoded, as a server may read them", () => {
+    for (const [path, expected] of [
+      ["/p?KEY=a", "/p"], ["/p?%6Bey=a&x=1", "/p?x=1"], ["/p?x=1&Access_Token=t", "/p?x=1"], ["/p?key", "/p"],
+      ["/p?keys=1&monkey=2&key2=3", "/p?keys=1&monkey=2&key2=3"], ["/p?x=%4", "/p?x=%4"], ["/p", "/p"], ["/p?", "/p?"],
+    ]) {
+      expect([path, w.stripCredentialParameters(path)]).toEqual([path, expected]);
+    }
+  });
+
+  test("a backup without its own credential gets the cookie and the query as the client sent them", () => {
+    const none = JSON.stringify({ backups: [{ service: "b" }] });
+    const out = lines(w.replayHeaders(none, 0, client("/p?key=client", [["cookie", "s=1"]])));
+    expect(out).toContain(":path=/p?key=client");
+    expect(out).toContain("cookie=s=1");
+  });
+
+  test("dropHeaders removes the named client headers for that backup, with or without a credential", () => {
+    const drop = JSON.stringify({ backups: [{ service: "b", dropHeaders: ["X-User-Token", "x-tenant"] }] });
+    const out = lines(w.replayHeaders(drop, 0, client("/p", [["x-user-token", "u"], ["x-tenant", "t"], ["x-other", "o"]])));
+    expect(out).toEqual([":method=POST", ":path=/p", ":authority=gw", "x-other=o"]);
+  });
+});
+
+describe("the filter's own error body", () => {
+  test("names the attempts, unless the topology is hidden", () => {
+    expect(w.errorBody(504, false).error.attempts).toBe("primary;result=first_packet_timeout, backup-a;model=pass-through;result=timeout");
+    const hidden = w.errorBody(504, true);
+    expect(hidden).toEqual({ error: { type: "ai_fallback_exhausted", code: 504, message: "every model service failed" } });
+  });
+});
+
 describe("backup answer headers", () => {
   test("pseudo-headers, hop-by-hop headers and content-length are left to Envoy; the rest passes in order", () => {
     expect(lines(w.answerHeaders([[":status", "200"], ["content-type", "text/event-stream"], ["content-length", "9"],

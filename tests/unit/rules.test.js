@@ -157,5 +157,6 @@ describe("a refused backup call", () => {
 
   test("any other refusal says only that the host refused, with the status", () => {
     expect(w.refusedCall("b", 12)).toBe("backup b could not be called (the host refused the call, status 12)");
+    expect(w.refusedCall("b", 10)).toBe("backup b could not be called: Envoy refused the call at once (no healthy upstream, or a circuit breaker overflow)");
   });
 });
