@@ -186,20 +186,33 @@ export class FallbackStream extends HttpContext {
   }
 
   /**
-   * Appends a body chunk to the copy. The budget is asked first for all that exists at the peak:
-   * the chunk the host hands over and, when the copy grows, the new allocation beside the old one.
+   * Appends a body chunk to the copy (the host writes it straight into the copy's free space). When
+   * the copy must grow, the budget is asked first for the new allocation, which exists beside the
+   * old one while the bytes move.
    */
   private copyChunk(machine: FallbackMachine, size: u32): void {
     const sink = this.requestBody;
     const before = sink.capacity;
     const after = sink.capacityFor(<i32>size);
-    const grows = after != before;
-    if (!this.share.tryTake(<i64>size + (grows ? after : 0))) {
+    if (after == before) {
+      host.appendBufferBytes(BufferType.HttpRequestBody, 0, size, sink);
+      return;
+    }
+    if (!this.share.tryTake(after)) {
       this.refuseOverBudget(machine, "a request body past " + sink.length.toString() + " bytes is not kept");
       return;
     }
     host.appendBufferBytes(BufferType.HttpRequestBody, 0, size, sink);
-    this.share.give(<i64>size + (grows ? before : 0));
+    this.share.give(before);
+  }
+
+  /** The body is complete: a copy that grew by doubling gives its spare capacity back (shrunk in place). */
+  private trimBody(): void {
+    const sink = this.requestBody;
+    const spare = sink.capacity - sink.length;
+    if (spare <= 0 || sink.length == 0) return;
+    sink.resize(sink.length);
+    this.share.give(spare);
   }
 
   private refuseOverBudget(machine: FallbackMachine, what: string): void {
@@ -222,6 +235,7 @@ export class FallbackStream extends HttpContext {
   }
 
   private endRequest(machine: FallbackMachine): void {
+    this.trimBody();
     // The body is scanned for "stream": true only when a first-packet timeout could use it.
     if (machine.policy.firstPacketTimeoutMs == 0 || !machine.replayable) {
       machine.requestEnded(0, false);

@@ -275,8 +275,8 @@ describe("many fallbacks at once", () => {
 describe("the worker's budget for request copies", () => {
   test("past maxKeptBytesPerWorker a request is not kept: its error passes through, and the budget comes back", async () => {
     const tight = await startEnvoy({
-      // Room for one request's copies (headers, its ~2 KiB body) and, briefly, the body chunk Envoy hands over.
-      pluginConfig: { backups: [{ service: "backup-a" }], maxKeptBytesPerWorker: 5000 },
+      // Room for one request's copies (its headers and its ~2 KiB body), not two.
+      pluginConfig: { backups: [{ service: "backup-a" }], maxKeptBytesPerWorker: 4000 },
       clusters: { primary: m.primary.port, "backup-a": m.backupA.port },
     });
     const body = (i) => JSON.stringify({ model: "m", n: i, messages: [{ role: "user", content: "x".repeat(2000) }] });
@@ -287,7 +287,7 @@ describe("the worker's budget for request copies", () => {
     ]);
     expect(first.status).toBe(200);
     expect(second.status).toBe(503);
-    expect(tight.logs()).toMatch(/over the memory budget \(maxKeptBytesPerWorker 5000, in use \d+\): a request body .*is not kept; it passes through without fallback x-request-id=kept-2/);
+    expect(tight.logs()).toMatch(/over the memory budget \(maxKeptBytesPerWorker 4000, in use \d+\): a request body .*is not kept; it passes through without fallback x-request-id=kept-2/);
     expect(tight.logs()).toMatch(/status=503 passed through: the request cannot be replayed: over the memory budget \(maxKeptBytesPerWorker\) x-request-id=kept-2/);
     expect(counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget")).toBe(1);
     // Both copies were given back: a third request is kept again.
