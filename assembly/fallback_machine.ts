@@ -64,6 +64,12 @@ export class FallbackMachine {
   notReplayableReason: string = "";
   /** Absolute deadline for the first response packet, ms; 0 = none. */
   firstPacketDeadlineMs: u64 = 0;
+  /**
+   * A streaming request waits for Envoy to pick the primary's upstream before its first-packet
+   * timer starts: a request still held by a filter behind this one (ext_authz, jwt_authn...) has
+   * not reached the primary, and is never replayed by the timer.
+   */
+  awaitingUpstream: bool = false;
   /** The primary's response headers are paused in Envoy. */
   primaryHeld: bool = false;
   primaryStatus: i32 = 0;
@@ -114,12 +120,17 @@ export class FallbackMachine {
   }
 
   /** The whole request went upstream at `nowMs`; `streaming` from its body. */
-  requestEnded(nowMs: u64, streaming: bool): void {
+  requestEnded(streaming: bool): void {
     if (this.phase != Phase.Request) return;
     this.phase = Phase.AwaitingResponse;
-    if (streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable) {
-      this.firstPacketDeadlineMs = nowMs + this.policy.firstPacketTimeoutMs;
-    }
+    this.awaitingUpstream = streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable;
+  }
+
+  /** The request left for the primary at `nowMs` (Envoy picked its upstream): the first-packet timer starts. */
+  upstreamStarted(nowMs: u64): void {
+    if (!this.awaitingUpstream) return;
+    this.awaitingUpstream = false;
+    if (this.phase == Phase.AwaitingResponse) this.firstPacketDeadlineMs = nowMs + this.policy.firstPacketTimeoutMs;
   }
 
   // --- primary response ---
@@ -139,6 +150,9 @@ export class FallbackMachine {
         return Step.Hold;
     }
     this.primaryStatus = status;
+    // An answer of the primary shows its request has left, if the glue has not seen it yet.
+    if (origin == Origin.Backend) this.upstreamStarted(nowMs);
+    this.awaitingUpstream = false;
     const verdict = decide(this.policy, status, origin);
     if (verdict == Verdict.InterceptedPassThrough) {
       this.declinedIntercepted = true;
@@ -177,6 +191,8 @@ export class FallbackMachine {
 
   /** The root's timer found this stream's first-packet deadline passed. */
   firstPacketTimedOut(nowMs: u64): Step {
+    // A request that has not reached the primary is never replayed by the timer.
+    if (this.awaitingUpstream) return Step.Continue;
     this.firstPacketDeadlineMs = 0;
     if (this.phase != Phase.AwaitingResponse && this.phase != Phase.HoldingFirstPacket) return Step.Continue;
     this.timedOutAfterHeaders = this.phase == Phase.HoldingFirstPacket;
@@ -264,6 +280,7 @@ export class FallbackMachine {
 
   finish(): void {
     this.phase = Phase.Done;
+    this.awaitingUpstream = false;
     this.firstPacketDeadlineMs = 0;
     this.currentBackup = null;
   }

@@ -115,6 +115,9 @@ export class FallbackRoot extends RootContext {
   private fireDue(now: u64): void {
     const ids = this.deadlines.keys();
     let earliest = u64.MAX_VALUE;
+    // A stream may arm a new deadline from its onDeadline (a poll for its upstream): armDeadline
+    // lowers earliestMs from here, and the minimum is kept below.
+    this.earliestMs = u64.MAX_VALUE;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       const deadline = this.deadlines.get(id);
@@ -128,6 +131,6 @@ export class FallbackRoot extends RootContext {
       setEffectiveContext(id);
       stream.onDeadline(now);
     }
-    this.earliestMs = earliest;
+    if (earliest < this.earliestMs) this.earliestMs = earliest;
   }
 }

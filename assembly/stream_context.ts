@@ -19,7 +19,7 @@ import {
   HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel,
   backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, parseStatus,
 } from "./replay";
-import { FallbackRoot, REQUEST_HOLD_MS } from "./root_context";
+import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./root_context";
 import { isFirstPacket } from "./sse";
 
 /**
@@ -70,6 +70,9 @@ function contentLength(headers: ArrayBuffer): i64 {
 
 /** A header map's decoded copy (Header strings are UTF-16) weighs about this many times its wire bytes. */
 const DECODED_HEADERS_FACTOR: i64 = 3;
+
+/** Readable once Envoy's router has picked the primary's upstream host. */
+const UPSTREAM_ADDRESS = ["upstream", "address"];
 
 export class FallbackStream extends HttpContext {
   private machine: FallbackMachine | null = null;
@@ -130,7 +133,7 @@ export class FallbackStream extends HttpContext {
     this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
     if (!endOfStream) this.reserveBody(machine);
     if (endOfStream) {
-      machine.requestEnded(0, false);
+      machine.requestEnded(false);
       return HeadersAction.Continue;
     }
     // A gateway reply (a rate limiter or authorisation filter behind this one) comes at the
@@ -238,12 +241,26 @@ export class FallbackStream extends HttpContext {
     this.trimBody();
     // The body is scanned for "stream": true only when a first-packet timeout could use it.
     if (machine.policy.firstPacketTimeoutMs == 0 || !machine.replayable) {
-      machine.requestEnded(0, false);
+      machine.requestEnded(false);
       return;
     }
-    const streaming = isStreamingRequest(this.requestBody.ptr, this.requestBody.length);
-    machine.requestEnded(host.monotonicMs(), streaming);
-    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
+    machine.requestEnded(isStreamingRequest(this.requestBody.ptr, this.requestBody.length));
+    if (machine.awaitingUpstream) this.watchUpstream(machine, host.monotonicMs());
+  }
+
+  /**
+   * The first-packet timer counts from when the request left for the primary. A downstream filter
+   * gets no callback when Envoy's router picks the upstream, but `upstream.address` becomes readable
+   * then: read it now (usually it is already there), else again on each tick until it appears or
+   * the stream ends (a filter behind this one, such as ext_authz, still holds the request).
+   */
+  private watchUpstream(machine: FallbackMachine, nowMs: u64): void {
+    if (host.getProperty(UPSTREAM_ADDRESS) !== null) {
+      machine.upstreamStarted(nowMs);
+      this.arm(machine.firstPacketDeadlineMs);
+    } else {
+      this.arm(nowMs + TICK_PERIOD_MS);
+    }
   }
 
   // --- the primary's response ---
@@ -257,7 +274,11 @@ export class FallbackStream extends HttpContext {
     const details = error ? host.getStringProperty(["response", "code_details"]) : null;
     const origin = error ? classifyOrigin(details) : Origin.Backend;
     const declinedBefore = machine.declined.length > 0;
-    const step = machine.responseHeaders(status, origin, endOfStream, error ? host.monotonicMs() : 0);
+    const wasAwaitingUpstream = machine.awaitingUpstream;
+    const step = machine.responseHeaders(status, origin, endOfStream,
+      error || wasAwaitingUpstream ? host.monotonicMs() : 0);
+    // A 2xx that came before a tick saw the upstream: its first-packet timer starts now.
+    if (wasAwaitingUpstream && machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
     this.afterStep(machine);
     if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status, details);
     if (step == Step.Continue) return HeadersAction.Continue;
@@ -323,6 +344,10 @@ export class FallbackStream extends HttpContext {
     if (machine === null) return;
     if (this.holdingRequest) {
       this.releaseHeldRequest(machine);
+      return;
+    }
+    if (machine.awaitingUpstream) {
+      this.watchUpstream(machine, nowMs);
       return;
     }
     const step = machine.firstPacketTimedOut(nowMs);
@@ -405,7 +430,7 @@ export class FallbackStream extends HttpContext {
 
   /** After every step: a settled stream lets its deadline and its copies go. */
   private afterStep(machine: FallbackMachine): void {
-    if (machine.firstPacketDeadlineMs == 0) this.disarm();
+    if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream) this.disarm();
     if (machine.phase == Phase.PassThrough) this.release();
   }
 

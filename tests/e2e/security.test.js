@@ -246,3 +246,55 @@ describe("calls Envoy will not make, and a hidden topology", () => {
     }
   });
 });
+
+describe("the first-packet timer starts when the request left for the primary (ext_authz after the filter)", () => {
+  const AUTHZ_DELAY_MS = 1000;
+  const FIRST_PACKET_MS = 300;
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a", headers: { authorization: "Bearer backup-key" } }], firstPacketTimeout: FIRST_PACKET_MS },
+      clusters: clusters(),
+      extraHttpFiltersAfter: [extAuthzFilter()],
+    });
+  });
+  const STREAM = { ...CHAT, stream: true };
+
+  test("slow and denying: the client gets the authorizer's 403 and no backup is called", async () => {
+    authz.delayMs = AUTHZ_DELAY_MS;
+    const started = Date.now();
+    const res = await request(envoy.port, { path: "/v1/deny/chat/completions", body: STREAM });
+    expect(res.status).toBe(403);
+    expect(res.text).toBe("denied by authz");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(AUTHZ_DELAY_MS - 50);
+    expect(m.primary.requests.length).toBe(0);
+    noBackupCalled();
+    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.timers")).toBe(0);
+  });
+
+  test("slow and allowing, a stalled primary: falls back firstPacketTimeout after the request reached the primary", async () => {
+    authz.delayMs = AUTHZ_DELAY_MS;
+    m.primary.behave({ hang: true });
+    const started = Date.now();
+    const res = await request(envoy.port, { body: STREAM });
+    const took = Date.now() - started;
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(m.primary.requests.length).toBe(1);
+    expect(m.backupA.requests.length).toBe(1);
+    // Timed from the primary's start: the authorizer's second is not part of the timeout.
+    expect(took).toBeGreaterThanOrEqual(AUTHZ_DELAY_MS + FIRST_PACKET_MS - 50);
+    const primaryToBackup = m.backupA.requests[0].receivedAt - m.primary.requests[0].receivedAt;
+    expect(primaryToBackup).toBeGreaterThanOrEqual(FIRST_PACKET_MS - 30);
+    expect(primaryToBackup).toBeLessThan(FIRST_PACKET_MS + 500);
+  });
+
+  test("without a slow filter the timer starts at once (no tick is waited for)", async () => {
+    m.primary.behave({ hang: true });
+    const started = Date.now();
+    const res = await request(envoy.port, { body: STREAM });
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(FIRST_PACKET_MS + 400);
+    expect(m.backupA.requests.length).toBe(1);
+  });
+});

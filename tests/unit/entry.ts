@@ -214,7 +214,7 @@ const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-throug
 
 /**
  * Drives a FallbackMachine with a script, one event a line, and reports each step:
- *   body <size> | end [stream] | at <ms> | headers <status> [details] [eos] | chunk first|keepalive
+ *   body <size> | end [stream] | upstream | at <ms> | headers <status> [details] [eos] | chunk first|keepalive
  *   | timeout | answer <status> | refuse [unknown_cluster|refused] | norewrite
  * Output lines: "<event> -> <step> [<backup> <timeoutMs>] (<phase>)", then "attempts: ..." and "trigger: ...".
  */
@@ -238,7 +238,11 @@ export function runMachine(json: ArrayBuffer, script: string): string {
       out += line + " -> " + (machine.requestBodyChunk(<u32>I32.parseInt(words[1])) ? "keep" : "drop") + "\n";
       continue;
     } else if (verb == "end") {
-      machine.requestEnded(now, words.length > 1 && words[1] == "stream");
+      machine.requestEnded(words.length > 1 && words[1] == "stream");
+      out += line + " -> " + (machine.awaitingUpstream ? "awaiting upstream" : "deadline none") + "\n";
+      continue;
+    } else if (verb == "upstream") {
+      machine.upstreamStarted(now);
       out += line + " -> deadline " + (machine.firstPacketDeadlineMs == 0 ? "none" : machine.firstPacketDeadlineMs.toString()) + "\n";
       continue;
     } else if (verb == "headers") {

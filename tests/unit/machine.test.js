@@ -87,19 +87,36 @@ describe("fallback state machine", () => {
     const fpt = { ...two, firstPacketTimeout: 500 };
     test("only streaming requests get a deadline", () => {
       expect(run(fpt, "end")).toContain("end -> deadline none");
-      expect(run(fpt, "at 1000\nend stream")).toContain("end stream -> deadline 1500");
+      expect(run(fpt, "at 1000\nend stream")).toContain("end stream -> awaiting upstream");
       expect(run(two, "end stream")).toContain("end stream -> deadline none");
     });
 
+    test("the deadline counts from when the request left for the primary, not from this filter", () => {
+      expect(run(fpt, "at 1000\nend stream\nat 1800\nupstream")).toContain("upstream -> deadline 2300");
+    });
+
+    test("a request that never reached the primary is never replayed by the timer", () => {
+      const out = run(fpt, "end stream\ntimeout\nheaders 403 ext_authz_denied");
+      expect(out).toContain("timeout -> continue (awaiting)");
+      expect(out).toContain("headers 403 ext_authz_denied -> continue (pass-through)");
+      expect(out).toContain("attempts: \n");
+    });
+
+    test("a 2xx from the primary before the upstream was seen starts the timer and is held", () => {
+      const out = run(fpt, "end stream\nheaders 200\ntimeout");
+      expect(out).toContain("headers 200 -> hold (holding-first-packet)");
+      expect(out).toContain("timeout -> dispatch b1");
+    });
+
     test("2xx headers are held until the first packet, then the stream flows", () => {
-      const out = run(fpt, "end stream\nheaders 200\nchunk keepalive\nchunk first\nchunk first");
+      const out = run(fpt, "end stream\nupstream\nheaders 200\nchunk keepalive\nchunk first\nchunk first");
       expect(out).toContain("headers 200 -> hold (holding-first-packet)");
       expect(out).toContain("chunk keepalive -> hold-buffered (holding-first-packet)");
       expect(out).toContain("chunk first -> continue (pass-through)");
     });
 
     test("the timer before any header starts the chain; a late primary is held as a last resort", () => {
-      const out = run(fpt, "end stream\ntimeout\nheaders 200\nanswer 0\nanswer 0");
+      const out = run(fpt, "end stream\nupstream\ntimeout\nheaders 200\nanswer 0\nanswer 0");
       expect(out).toContain("timeout -> dispatch b1");
       expect(out).toContain("headers 200 -> hold (falling-back)");
       expect(out).toContain("answer 0 -> resume-primary (resumed)");
@@ -107,11 +124,11 @@ describe("fallback state machine", () => {
     });
 
     test("a headers-only 2xx is complete: nothing waits for a first packet", () => {
-      expect(run(fpt, "end stream\nheaders 200 eos")).toContain("headers 200 eos -> continue (pass-through)");
+      expect(run(fpt, "end stream\nupstream\nheaders 200 eos")).toContain("headers 200 eos -> continue (pass-through)");
     });
 
     test("a held 2xx primary beats a backup's error when the chain ends", () => {
-      const out = run(fpt, "end stream\nheaders 200\ntimeout\nanswer 500\nanswer 503");
+      const out = run(fpt, "end stream\nupstream\nheaders 200\ntimeout\nanswer 500\nanswer 503");
       expect(out).toContain("answer 503 -> resume-primary (resumed)");
     });
 
@@ -120,15 +137,15 @@ describe("fallback state machine", () => {
     });
 
     test("the timer with nothing at hand ends in the filter's own error", () => {
-      expect(run(fpt, "end stream\ntimeout\nanswer 0\nanswer 0")).toContain("answer 0 -> reply-error (replying)");
+      expect(run(fpt, "end stream\nupstream\ntimeout\nanswer 0\nanswer 0")).toContain("answer 0 -> reply-error (replying)");
     });
 
     test("the timer after the first packet does nothing", () => {
-      expect(run(fpt, "end stream\nheaders 200\nchunk first\ntimeout")).toContain("timeout -> continue (pass-through)");
+      expect(run(fpt, "end stream\nupstream\nheaders 200\nchunk first\ntimeout")).toContain("timeout -> continue (pass-through)");
     });
 
     test("a streaming 4xx/5xx falls back like any other", () => {
-      expect(run(fpt, "end stream\nheaders 500")).toContain("headers 500 -> dispatch b1");
+      expect(run(fpt, "end stream\nupstream\nheaders 500")).toContain("headers 500 -> dispatch b1");
     });
   });
 });
