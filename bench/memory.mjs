@@ -11,6 +11,7 @@ const require = createRequire(import.meta.url);
 const { startEnvoy } = require("../tests/e2e/envoy.js");
 const { startMock } = require("../tests/e2e/mock_model.js");
 
+const signed = (n) => (n < 0 ? `-${bytes(-n)}` : `+${bytes(n)}`);
 const LOG = { logLevel: "warning", componentLogLevel: "wasm:warning" };
 
 function openRequest(port, payload) {
@@ -65,7 +66,7 @@ export async function benchMemory({ quick }) {
       const w = await growth(filter, mock, n, payload);
       const perRequest = (w.delta - p.delta) / n;
       results.push({ size, n, perRequest });
-      rows.push([bytes(size), String(n), bytes(p.delta), bytes(w.delta), bytes(perRequest), bytes(perRequest - size),
+      rows.push([bytes(size), String(n), bytes(p.delta), bytes(w.delta), bytes(perRequest), signed(perRequest - size),
         p.complete && w.complete ? "" : "(not every request arrived)"]);
     } finally {
       await Promise.allSettled([plain.stop(), filter.stop(), mock.stop()]);
