@@ -106,8 +106,21 @@ export function makeHost(wasmBytes, pluginConfig) {
       return 0;
     }),
   };
+  // A module built with --use ASC_RTRACE=1 reports every allocator block: `live` counts their bytes.
+  const heapBlock = (block) => (mem().getUint32(block, true) & ~3) + 4;
+  const rtrace = {
+    oninit: () => {},
+    onalloc: (block) => (state.live += heapBlock(block)),
+    onresize: (block, oldSize) => (state.live += heapBlock(block) - oldSize),
+    onmove: () => {},
+    onfree: (block) => (state.live -= heapBlock(block)),
+    onvisit: () => 1,
+    oncollect: () => {},
+    onstore: (ptr) => ptr,
+  };
+  state.live = 0;
   const module = new WebAssembly.Module(wasmBytes);
-  const imports = { env: { ...env }, wasi_snapshot_preview1: wasi };
+  const imports = { env: { ...env }, wasi_snapshot_preview1: wasi, rtrace };
   for (const imp of WebAssembly.Module.imports(module)) {
     imports[imp.module] ??= {};
     if (!(imp.name in imports[imp.module])) imports[imp.module][imp.name] = wrap(imp.name, () => OK);
@@ -207,4 +220,26 @@ export function benchHostCalls({ quick, wasmPath = FILTER_WASM_PATH, configs }) 
   note("Every proxy_on_* callback Envoy makes (context create, headers, body, done, log, delete: 8 on the happy path) comes on top;");
   note("the empty module gets the same callbacks. malloc (host -> module) is the host allocating the memory it returns.");
   return { markdown, results };
+}
+
+/**
+ * Bytes the module's allocator holds per in-flight request, exactly: `n` requests of `size` bytes
+ * are opened (headers and body, no answer yet) in a build with allocator tracing, and the growth of
+ * its live blocks (block headers included, uncollected garbage included) is divided by `n`.
+ */
+export function inFlightBytes(rtraceWasmPath, config, size, n) {
+  const h = makeHost(fs.readFileSync(rtraceWasmPath), config);
+  const body = chatBody(size);
+  setUp(h, body, false);
+  let id = 2;
+  for (let i = 0; i < 100; i++) oneRequest(h, id++, body, false);
+  const before = h.state.live;
+  const { x } = h;
+  for (let i = 0; i < n; i++, id++) {
+    x.proxy_on_context_create(id, 1);
+    x.proxy_on_request_headers(id, 9, 0);
+    x.proxy_on_request_body(id, body.length, 0);
+    x.proxy_on_request_body(id, 0, 1);
+  }
+  return (h.state.live - before) / n;
 }

@@ -84,7 +84,7 @@ function targetCheck(out) {
   if (out.memory) {
     rows.push(["release .wasm", "<= 100 KB", `${(out.memory.wasmBytes / 1000).toFixed(1)} KB (${out.memory.wasmBytes} B)`, out.memory.wasmBytes <= 100 * 1000 ? "met" : "missed"]);
     for (const m of out.memory.results) {
-      const over = m.perRequest - m.size;
+      const over = m.exact - m.size;
       rows.push([`memory per in-flight request, ${m.size / 1024} KB body`, "<= body + 8 KB", `body ${over < 0 ? "-" : "+"} ${(Math.abs(over) / 1024).toFixed(1)} KiB`, over <= 8 * 1024 ? "met" : "missed"]);
     }
   }
