@@ -207,4 +207,25 @@ export const MUTATIONS = [
     replace: "    const literal: ArrayBuffer | null = null;\n",
     tests: [E2E_FALLBACK, E2E_TRIGGERS],
   },
+  {
+    name: "the primary's own error response, resumed after every backup failed, does not say what was tried",
+    file: "assembly/stream_context.ts",
+    find: "      host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));\n",
+    replace: "",
+    tests: [E2E_FALLBACK],
+  },
+  {
+    name: "a streaming primary's 2xx headers are not held until its first packet (the client sees headers that are then replaced)",
+    file: "assembly/fallback_machine.ts",
+    find: "if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream) {",
+    replace: "if (false) {",
+    tests: [E2E_STREAMING, UNIT_MACHINE],
+  },
+  {
+    name: "a backup answer's hop-by-hop headers are passed to the client",
+    file: "assembly/replay.ts",
+    find: 'if (h.name.startsWith(":") || isHopByHop(h.name)) continue;',
+    replace: 'if (h.name.startsWith(":")) continue;',
+    tests: [UNIT_REPLAY, E2E_FALLBACK],
+  },
 ];
