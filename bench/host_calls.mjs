@@ -80,6 +80,8 @@ export function makeHost(wasmBytes, pluginConfig) {
     proxy_get_property: wrap("proxy_get_property", (pathPtr, pathSize, retPtr, retSize) => {
       const path = dec.decode(bytesAt(pathPtr, pathSize)).split("\0").join(".");
       if (path === "response.code_details") return give(enc.encode("via_upstream"), retPtr, retSize);
+      // As in Envoy with no filter behind this one: the router picked the upstream at the headers.
+      if (path === "upstream.address") return give(enc.encode("127.0.0.1:8000"), retPtr, retSize);
       return NOT_FOUND;
     }),
     proxy_send_local_response: wrap("proxy_send_local_response", (status) => {
