@@ -157,7 +157,8 @@ describe("gateway replies (backendErrorsOnly: false)", () => {
     const busy = await request(explicit.port, { path: "/v1/busy", body: CHAT });
     expect([busy.status, busy.text]).toEqual([503, "maintenance page"]);
     noBackupCalled();
-    expect(explicit.logs()).toMatch(/status=403 \(direct_response\) passed through: .* x-request-id=direct-1/);
+    const line = /status=403 \(direct_response\) passed through: .* x-request-id=direct-1/;
+    expect(await explicit.logsWhen(line)).toMatch(line);
   });
 
   test("a local rate limiter's 429 triggers when listed; a rule that lists only 503 lets it through", async () => {
@@ -191,7 +192,8 @@ describe("an authorizer that fails closed with 503", () => {
       const res = await request(envoy.port, { headers: { "x-request-id": "authz-error-1" }, body: CHAT });
       expect(res.status).toBe(503);
       noBackupCalled();
-      expect(envoy.logs()).toMatch(/status=503 \(ext_authz_error\) passed through: an authorisation refusal/);
+      const line = /status=503 \(ext_authz_error\) passed through: an authorisation refusal/;
+      expect(await envoy.logsWhen(line)).toMatch(line);
     } finally {
       await envoy.stop();
     }
@@ -212,7 +214,7 @@ describe("calls Envoy will not make, and a hidden topology", () => {
     const res = await request(envoy.port, { headers: { "x-request-id": "refused-1" }, body: CHAT });
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-a");
-    const logs = envoy.logs();
+    const logs = await envoy.logsWhen(/result=200 x-request-id=refused-1/);
     expect(logs).toMatch(/\[warning\].*backup no-such-cluster could not be called: unknown cluster .* x-request-id=refused-1/);
     expect(logs).toMatch(/\[warning\].*backup empty could not be called: Envoy refused the call at once \(no healthy upstream, or a circuit breaker overflow\) x-request-id=refused-1/);
     expect(logs).toMatch(/primary;result=503, no-such-cluster;model=pass-through;result=unknown_cluster, empty;model=pass-through;result=refused, backup-a;model=pass-through;result=200 x-request-id=refused-1/);
@@ -240,7 +242,8 @@ describe("calls Envoy will not make, and a hidden topology", () => {
       expect(own.json()).toEqual({ error: { type: "ai_fallback_exhausted", code: 504, message: "every model service failed" } });
       expect(own.text).not.toMatch(/no-such-cluster/);
       expect(Object.keys(own.headers).filter((h) => h.startsWith("x-ai-fallback"))).toEqual(["x-ai-fallback-trigger"]);
-      expect(lonely.logs()).toMatch(/primary;result=first_packet_timeout, no-such-cluster;model=pass-through;result=unknown_cluster/);
+      const line = /primary;result=first_packet_timeout, no-such-cluster;model=pass-through;result=unknown_cluster/;
+      expect(await lonely.logsWhen(line)).toMatch(line);
     } finally {
       await lonely.stop();
     }
