@@ -137,8 +137,10 @@ async function main() {
 }
 
 function writeMarkdown(file, out) {
-  const parts = [`<!-- npm run bench -- ${process.argv.slice(2).join(" ")}, ${out.machine.date} -->`];
-  parts.push(`machine: ${out.machine.cpu}, ${out.machine.memory}, ${out.machine.kernel}; Envoy ${out.machine.envoy}, ${out.wrk}, Node ${out.machine.node}`);
+  const parts = [];
+  parts.push(`Run \`npm run bench -- ${process.argv.slice(2).join(" ")}\` on ${out.machine.date}: ${out.machine.cpu}, ${out.machine.memory}, ` +
+    `${out.machine.kernel}; Envoy ${out.machine.envoy}; ${out.wrk}; Node ${out.machine.node}. Load average (1, 5, 15 min) at the ` +
+    `start ${out.machine.load}, at the end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}.`);
   for (const [title, section] of [["Throughput", out.throughput], ["Streaming time to first byte", out.ttfb], ["Compared with other gateways", out.compare],
     ["Host calls per request", out.hostCalls],
     ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness]]) {
