@@ -26,12 +26,35 @@ export const enum Phase {
   PassThrough = 3,
   /** Backups are being tried; the primary response (if any) is held. */
   FallingBack = 4,
-  /** This filter's local reply is on its way (its own callbacks must let it pass). */
+  /** This filter's local reply is on its way (its own callbacks must let it pass): its own error,
+   *  or an answer Envoy sends straight to the client (Delivery.Direct). */
   Replying = 5,
   /** The held primary response was resumed after every backup failed. */
   Resumed = 6,
   /** The stream is finished. */
   Done = 7,
+  /** An answer is being written into the response that leaves through the encoder filters
+   *  (Delivery.SwapInPlace or Delivery.ThroughFilterChain). */
+  Answering = 8,
+}
+
+/**
+ * How an answer (a backup's, or the last error) reaches the client. Envoy decides what is possible:
+ * a held response can only take a new body in a body callback of its own, and a local reply sent
+ * while the primary's headers are held goes straight to the codec, past every encoder filter.
+ */
+export const enum Delivery {
+  /** The held primary response (an error with a body to come) becomes the answer: its status and
+   *  headers are replaced, the stream continues, and its first body callback carries the answer's
+   *  body. The answer leaves through the remaining encoder filters like an upstream response. */
+  SwapInPlace = 0,
+  /** No primary response exists: a local reply runs through the whole encoder chain, and this
+   *  filter's own callbacks rewrite it to the answer (undoing local_reply_config), so the filters
+   *  before this one see the answer exactly. */
+  ThroughFilterChain = 1,
+  /** The primary's headers are held but no body callback of it can follow (a headers-only
+   *  response, or a held 2xx): a local reply, which Envoy sends straight to the client. */
+  Direct = 2,
 }
 
 export const enum Step {
@@ -51,6 +74,15 @@ export const enum Step {
   ReplyError = 6,
   /** Pause the primary's body and keep it in one buffer, to be read whole with the next chunk. */
   HoldBuffered = 7,
+  /** Pause the primary's headers and every frame after them, unseen (Envoy buffers the body with
+   *  flow control); continuing later replays the body to this filter. */
+  HoldWhole = 8,
+  /** Replace these response headers (this filter's own local reply) with the answer's. */
+  WriteHeaders = 9,
+  /** Replace this body chunk with the answer's body, and continue. */
+  WriteBody = 10,
+  /** Empty this body chunk (the rest of a replaced response), and continue. */
+  DropChunk = 11,
 }
 
 /** One try of the chain, as reported to operators (byte strings). */
@@ -72,7 +104,15 @@ export class FallbackMachine {
   awaitingUpstream: bool = false;
   /** The primary's response headers are paused in Envoy. */
   primaryHeld: bool = false;
+  /** ... with every frame after them (Step.HoldWhole): its body will be replayed to this filter. */
+  primaryHeldWhole: bool = false;
+  /** ... and they ended the stream: no body callback will follow them. */
+  primaryHeadersOnly: bool = false;
   primaryStatus: i32 = 0;
+  /** How the answer reaches the client (set when one is served). */
+  delivery: Delivery = Delivery.Direct;
+  private answerHeadersWritten: bool = false;
+  private answerBodyWritten: bool = false;
   /** Why a response that would trigger a fallback was passed through ("" when none was). */
   declined: string = "";
   /** ... because it was a gateway reply and backendErrorsOnly is on. */
@@ -143,11 +183,15 @@ export class FallbackMachine {
       case Phase.Resumed:
       case Phase.Done:
         return Step.Continue;
+      case Phase.Answering:
+        // This filter's own local reply, on its way through the chain: it becomes the answer.
+        if (this.delivery != Delivery.ThroughFilterChain || this.answerHeadersWritten) return Step.Continue;
+        this.answerHeadersWritten = true;
+        return Step.WriteHeaders;
       case Phase.FallingBack:
         // The primary answered late (after a first-packet timeout): keep it as a last resort.
-        this.primaryHeld = true;
-        this.primaryStatus = status;
-        return Step.Hold;
+        this.holdPrimary(status, endOfStream, true);
+        return Step.HoldWhole;
     }
     this.primaryStatus = status;
     // An answer of the primary shows its request has left, if the glue has not seen it yet.
@@ -161,14 +205,16 @@ export class FallbackMachine {
     if (verdict == Verdict.Fallback && this.policy.backups.length > 0) {
       if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");
       if (!this.replayable) return this.passThrough("the request cannot be replayed: " + this.notReplayableReason);
-      this.primaryHeld = true;
+      // Held whole: an answer swapped in later takes the place of its body (Delivery.SwapInPlace).
+      this.holdPrimary(status, endOfStream, true);
       const kind = triggerKindOf(origin);
       return this.start(triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
     }
     // A headers-only 2xx is complete: there is no first packet to wait for.
     if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream) {
       this.phase = Phase.HoldingFirstPacket;
-      this.primaryHeld = true;
+      // Only the headers are held: its body must reach this filter to count as the first packet.
+      this.holdPrimary(status, false, false);
       return Step.Hold;
     }
     this.phase = Phase.PassThrough;
@@ -176,8 +222,21 @@ export class FallbackMachine {
     return Step.Continue;
   }
 
+  private holdPrimary(status: i32, headersOnly: bool, whole: bool): void {
+    this.primaryHeld = true;
+    this.primaryStatus = status;
+    this.primaryHeadersOnly = headersOnly;
+    this.primaryHeldWhole = whole;
+  }
+
   /** A primary body chunk; `isFirstPacket` = it counts as the first packet (per the keep-alive option). */
   responseBody(isFirstPacket: bool): Step {
+    if (this.phase == Phase.Answering) {
+      if (this.delivery == Delivery.Direct) return Step.Continue;
+      if (this.answerBodyWritten) return Step.DropChunk;
+      this.answerBodyWritten = true;
+      return Step.WriteBody;
+    }
     if (this.phase == Phase.HoldingFirstPacket) {
       if (!isFirstPacket) return Step.HoldBuffered;
       this.phase = Phase.PassThrough;
@@ -231,7 +290,7 @@ export class FallbackMachine {
     // A held 2xx primary (its first packet was late, or it answered after the timer) is still a
     // success: it beats any backup error.
     if (this.primaryHeld && this.primaryStatus >= 200 && this.primaryStatus < 300) return this.resume();
-    if (this.haveBackupError) return this.reply(Step.ServeLastError);
+    if (this.haveBackupError) return this.answer(Step.ServeLastError);
     if (this.primaryHeld) return this.resume();
     return this.reply(Step.ReplyError);
   }
@@ -273,7 +332,7 @@ export class FallbackMachine {
       return this.advance(nowMs);
     }
     this.record(timedOut && status == 504 ? "timeout" : status.toString());
-    if (isBackupSuccess(status)) return this.reply(Step.ServeBackup);
+    if (isBackupSuccess(status)) return this.answer(Step.ServeBackup);
     this.haveBackupError = true;
     return this.advance(nowMs);
   }
@@ -293,6 +352,22 @@ export class FallbackMachine {
   private reply(step: Step): Step {
     this.phase = Phase.Replying;
     return step;
+  }
+
+  /** An HTTP answer is served; how, depends on what of the primary's response is held. */
+  private answer(step: Step): Step {
+    this.delivery = this.chooseDelivery();
+    this.phase = this.delivery == Delivery.Direct ? Phase.Replying : Phase.Answering;
+    return step;
+  }
+
+  private chooseDelivery(): Delivery {
+    if (!this.primaryHeld) return Delivery.ThroughFilterChain;
+    // A held error's body (or its end) is still to be replayed to this filter. A held 2xx is a
+    // stream that may send nothing more for long: the answer's body would wait for it, and the
+    // client's response would end only when the primary's does.
+    if (this.primaryHeldWhole && !this.primaryHeadersOnly && this.primaryStatus >= 400) return Delivery.SwapInPlace;
+    return Delivery.Direct;
   }
 
   private passThrough(reason: string): Step {

@@ -9,7 +9,7 @@ import { ByteSink } from "./byte_sink";
 import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
 import { Backup, Policy } from "./config";
-import { FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
+import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
 import { isStreamingRequest } from "./json_scan";
 import { RewriteOutcome, planRewrite, writeRewrite } from "./model_rewrite";
@@ -86,6 +86,8 @@ export class FallbackStream extends HttpContext {
   private refusedOverBudget: bool = false;
   /** teardown() has run. */
   private ended: bool = false;
+  /** The answer as the client gets it (report headers added), while it is written into the response. */
+  private served: Answer | null = null;
   /** The request is held until its body is copied (see onRequestHeaders). */
   private holdingRequest: bool = false;
   /** ... and some of its body has reached this filter while held. */
@@ -283,11 +285,19 @@ export class FallbackStream extends HttpContext {
     if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status, details);
     if (step == Step.Continue) return HeadersAction.Continue;
     if (step == Step.Hold) return HeadersAction.StopIteration;
+    // Held whole, the body waits in Envoy under flow control, unseen, and comes back to this filter
+    // when the stream continues: there an answer can take its place.
+    if (step == Step.HoldWhole) return HeadersAction.StopAllIterationAndWatermark;
+    if (step == Step.WriteHeaders) {
+      this.writeServedHeaders();
+      return HeadersAction.Continue;
+    }
     // A fallback starts: carry it out; if it ends at once (no backup could be dispatched), the
     // primary response goes on from here.
     this.startedFallback(machine);
     const last = this.perform(step, true);
-    return last == Step.ResumePrimary ? HeadersAction.Continue : HeadersAction.StopIteration;
+    if (last == Step.ResumePrimary) return HeadersAction.Continue;
+    return machine.primaryHeldWhole ? HeadersAction.StopAllIterationAndWatermark : HeadersAction.StopIteration;
   }
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
@@ -302,6 +312,20 @@ export class FallbackStream extends HttpContext {
     }
     const step = machine.responseBody(first);
     this.afterStep(machine);
+    if (step == Step.WriteBody || step == Step.DropChunk) {
+      // The chunk at hand is replaced, so nothing the host holds is written after the callback
+      // (a later write could only reach Envoy's buffer, whose limit would turn a large answer
+      // into a 500). The first chunk carries the whole answer; what follows of the primary is dropped.
+      const served = this.served;
+      const write = step == Step.WriteBody && served !== null;
+      const result = host.setBufferBytes(BufferType.HttpResponseBody, 0, bodySize,
+        write ? served!.body.ptr : 0, write ? served!.body.length : 0);
+      if (result != WasmResult.Ok) {
+        host.logBytes(LogLevel.Error, "the host refused the answer's body (status " + result.toString() + ")" + this.requestIdSuffix());
+      }
+      if (step == Step.WriteBody) this.release();
+      return DataAction.Continue;
+    }
     if (step == Step.HoldBuffered) return DataAction.StopIterationAndBuffer;
     // A held error body only waits, with flow control rather than a hard buffer limit.
     if (step == Step.Hold) return DataAction.StopIterationAndWatermark;
@@ -334,6 +358,8 @@ export class FallbackStream extends HttpContext {
         (machine.phase == Phase.HoldingFirstPacket || machine.phase == Phase.FallingBack)) {
       return HeadersAction.StopIteration;
     }
+    // A swapped answer does not carry the primary's trailers.
+    if (machine !== null && machine.phase == Phase.Answering) host.setHeaders(MapType.HttpResponseTrailers, []);
     return HeadersAction.Continue;
   }
 
@@ -464,11 +490,26 @@ export class FallbackStream extends HttpContext {
   private release(): void {
     this.clearBody();
     this.dropAnswer();
+    this.dropServed();
   }
 
   private clearBody(): void {
     this.share.give(this.requestBody.capacity);
     this.requestBody.clear();
+  }
+
+  /** The kept answer with the headers the client gets; it takes over the answer's share of the budget. */
+  private takeAnswer(answer: Answer, headers: Header[]): Answer {
+    this.lastAnswer = null;
+    return new Answer(answer.status, headers, answer.body, answer.bytes);
+  }
+
+  private dropServed(): void {
+    const served = this.served;
+    if (served === null) return;
+    this.share.give(served.bytes);
+    served.body.clear();
+    this.served = null;
   }
 
   private dropAnswer(): void {
@@ -496,13 +537,12 @@ export class FallbackStream extends HttpContext {
       const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide);
       if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));
       headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
-      this.reply(answer.status, headers, answer.body.ptr, answer.body.length);
+      this.serve(machine, this.takeAnswer(answer, headers));
       this.metrics().count(this.metrics().servedByBackup);
       this.logDecision(machine.trigger + " -> served by " + answered.service + " attempts: " + formatAttempts(machine.attempts));
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
-      this.reply(answer.status, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide),
-        answer.body.ptr, answer.body.length);
+      this.serve(machine, this.takeAnswer(answer, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide)));
       this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
     } else if (step == Step.ResumePrimary) {
       // The held primary response goes to the client, marked with what was tried.
@@ -569,6 +609,44 @@ export class FallbackStream extends HttpContext {
     recordCall(call.token, this.id);
     this.metrics().adjust(this.metrics().pendingBackupCalls, 1);
     return Dispatch.Sent;
+  }
+
+  /** Carries an answer (headers as the client gets them) to the client the way the machine chose. */
+  private serve(machine: FallbackMachine, answer: Answer): void {
+    const delivery = machine.delivery;
+    this.served = answer;
+    if (delivery == Delivery.Direct) {
+      this.reply(answer.status, answer.headers, answer.body.ptr, answer.body.length);
+      return;
+    }
+    if (delivery == Delivery.SwapInPlace) {
+      // The held primary becomes the answer; its body comes back to onResponseBody, which writes
+      // the answer's body in its place.
+      this.writeServedHeaders();
+      host.continueStream(StreamType.Response);
+      return;
+    }
+    // ThroughFilterChain: the local reply passes this filter's own callbacks, which write the answer
+    // over whatever local_reply_config made of it. Its body is the answer's too, so that a body
+    // callback follows the headers (and the answer arrives even if nothing rewrote it).
+    const result = host.sendLocalResponse(answer.status, OWN_REPLY_DETAILS, answer.body.ptr, answer.body.length, answer.headers);
+    if (result != WasmResult.Ok) {
+      host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
+      this.release();
+    }
+  }
+
+  /** The response headers become the served answer's: its status, its headers, nothing else. */
+  private writeServedHeaders(): void {
+    const served = this.served;
+    if (served === null) return;
+    const headers = new Array<Header>();
+    headers.push(new Header(":status", served.status.toString()));
+    for (let i = 0; i < served.headers.length; i++) headers.push(served.headers[i]);
+    const result = host.setHeaders(MapType.HttpResponseHeaders, headers);
+    if (result != WasmResult.Ok) {
+      host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());
+    }
   }
 
   /** Sends this filter's reply in place of the primary's response; it is the stream's last word. */

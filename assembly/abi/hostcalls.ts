@@ -134,7 +134,18 @@ export function appendBufferBytes(type: BufferType, start: u32, length: u32, sin
   return size;
 }
 
+/** Replaces bytes [start, start+length) of a buffer (the whole buffer: 0, its size) with [dataPtr, dataPtr+dataSize). */
+export function setBufferBytes(type: BufferType, start: u32, length: u32, dataPtr: usize, dataSize: i32): WasmResult {
+  return imports.proxy_set_buffer_bytes(type, start, length, dataPtr, dataSize);
+}
+
 // --- header maps ---
+
+/** Replaces every header of a map (pseudo-headers such as `:status` included) with `headers`. */
+export function setHeaders(type: MapType, headers: Header[]): WasmResult {
+  const bytes = serializeHeaders(headers);
+  return imports.proxy_set_header_map_pairs(type, changetype<usize>(bytes), bytes.byteLength);
+}
 
 export function getHeaders(type: MapType): Header[] {
   const raw = getHeadersRaw(type);

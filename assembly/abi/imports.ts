@@ -15,6 +15,13 @@ export declare function proxy_set_tick_period_milliseconds(periodMs: u32): u32;
 export declare function proxy_get_buffer_bytes(
   bufferType: u32, start: u32, maxSize: u32, returnPtr: usize, returnSize: usize): u32;
 
+@external("env", "proxy_set_buffer_bytes")
+export declare function proxy_set_buffer_bytes(
+  bufferType: u32, start: u32, length: u32, dataPtr: usize, dataSize: usize): u32;
+
+@external("env", "proxy_set_header_map_pairs")
+export declare function proxy_set_header_map_pairs(mapType: u32, pairsPtr: usize, pairsSize: usize): u32;
+
 @external("env", "proxy_get_header_map_pairs")
 export declare function proxy_get_header_map_pairs(mapType: u32, returnPtr: usize, returnSize: usize): u32;
 

@@ -209,8 +209,10 @@ export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {
   return byteStringToBuffer(byteStringFromBuffer(bytes));
 }
 
-const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error", "hold-buffered"];
-const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done"];
+const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error", "hold-buffered",
+  "hold-whole", "write-headers", "write-body", "drop-chunk"];
+const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done", "answering"];
+const DELIVERY_NAMES = ["swap-in-place", "through-filter-chain", "direct"];
 
 /**
  * Drives a FallbackMachine with a script, one event a line, and reports each step:
@@ -264,7 +266,9 @@ export function runMachine(json: ArrayBuffer, script: string): string {
     }
     out += line + " -> " + STEP_NAMES[step];
     if (step == Step.Dispatch) out += " " + machine.currentBackup!.service + " " + machine.callTimeoutMs.toString();
-    out += " (" + PHASE_NAMES[machine.phase] + ")\n";
+    out += " (" + PHASE_NAMES[machine.phase] + ")";
+    if (step == Step.ServeBackup || step == Step.ServeLastError) out += " " + DELIVERY_NAMES[machine.delivery];
+    out += "\n";
   }
   out += "attempts: " + formatAttempts(machine.attempts) + "\n";
   out += "trigger: " + machine.trigger + "\n";
