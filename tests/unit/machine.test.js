@@ -15,13 +15,13 @@ describe("fallback state machine", () => {
       "body 5 -> keep", "end -> deadline none",
       "headers 503 -> dispatch b1 1000 (falling-back)",
       "answer 500 -> dispatch b2 120000 (falling-back)",
-      "answer 200 -> serve-backup (replying)",
+      "answer 200 -> serve-backup (answering) swap-in-place",
       "attempts: primary;result=503, b1;model=pass-through;result=500, b2;model=m2;result=200",
       "trigger: status=503", ""].join("\n"));
   });
 
   test("all backups answer errors: the last error is served", () => {
-    expect(run(two, "end\nheaders 500\nanswer 429\nanswer 503")).toContain("answer 503 -> serve-last-error (replying)");
+    expect(run(two, "end\nheaders 500\nanswer 429\nanswer 503")).toContain("answer 503 -> serve-last-error (answering) swap-in-place");
   });
 
   test("no backup answered over HTTP: the held primary response is resumed", () => {
@@ -79,8 +79,45 @@ describe("fallback state machine", () => {
     expect(run({ ...two, backendErrorsOnly: false }, "end\nheaders 429 local_rate_limited")).toContain("-> dispatch b1");
   });
 
-  test("the filter's own reply passes through its callbacks", () => {
-    expect(run(two, "end\nheaders 503\nanswer 200\nheaders 200 ai_fallback")).toContain("headers 200 ai_fallback -> continue (replying)");
+  describe("how an answer reaches the client", () => {
+    test("a held error with a body to come is swapped: its first chunk takes the answer's body, the rest is dropped", () => {
+      const out = run(two, "end\nheaders 503\nanswer 200\nchunk first\nchunk first");
+      expect(out).toContain("headers 503 -> dispatch b1 1000 (falling-back)");
+      expect(out).toContain("answer 200 -> serve-backup (answering) swap-in-place");
+      expect(out).toContain("chunk first -> write-body (answering)\nchunk first -> drop-chunk (answering)");
+    });
+
+    test("a headers-only error cannot take a body: the answer goes straight to the client, past the filters", () => {
+      const out = run(two, "end\nheaders 503 eos\nanswer 200\nheaders 200 ai_fallback");
+      expect(out).toContain("answer 200 -> serve-backup (replying) direct");
+      expect(out).toContain("headers 200 ai_fallback -> continue (replying)");
+    });
+
+    test("with no primary response, this filter's own local reply is rewritten to the answer as it passes", () => {
+      const fpt = { ...two, firstPacketTimeout: 500 };
+      const out = run(fpt, "end stream\ntimeout\nanswer 200\nheaders 200 ai_fallback\nchunk first\nchunk first");
+      expect(out).toContain("answer 200 -> serve-backup (answering) through-filter-chain");
+      expect(out).toContain("headers 200 ai_fallback -> write-headers (answering)");
+      expect(out).toContain("chunk first -> write-body (answering)\nchunk first -> drop-chunk (answering)");
+    });
+
+    test("held 2xx headers (first packet timeout after them): the answer goes straight to the client", () => {
+      const fpt = { ...two, firstPacketTimeout: 500 };
+      expect(run(fpt, "end stream\nheaders 200\ntimeout\nanswer 200")).toContain("answer 200 -> serve-backup (replying) direct");
+    });
+
+    test("a late primary error is held whole and swapped like any held error", () => {
+      const fpt = { ...two, firstPacketTimeout: 500 };
+      const out = run(fpt, "end stream\ntimeout\nheaders 502\nanswer 200");
+      expect(out).toContain("headers 502 -> hold-whole (falling-back)");
+      expect(out).toContain("answer 200 -> serve-backup (answering) swap-in-place");
+    });
+
+    test("the filter's own error passes its own callbacks untouched", () => {
+      const fpt = { ...two, firstPacketTimeout: 500 };
+      const out = run(fpt, "end stream\ntimeout\nanswer 0\nanswer 0\nheaders 504 ai_fallback\nchunk first");
+      expect(out).toContain("headers 504 ai_fallback -> continue (replying)\nchunk first -> continue (replying)");
+    });
   });
 
   describe("first packet timeout", () => {
@@ -118,7 +155,7 @@ describe("fallback state machine", () => {
     test("the timer before any header starts the chain; a late primary is held as a last resort", () => {
       const out = run(fpt, "end stream\nupstream\ntimeout\nheaders 200\nanswer 0\nanswer 0");
       expect(out).toContain("timeout -> dispatch b1");
-      expect(out).toContain("headers 200 -> hold (falling-back)");
+      expect(out).toContain("headers 200 -> hold-whole (falling-back)");
       expect(out).toContain("answer 0 -> resume-primary (resumed)");
       expect(out).toContain("trigger: first_packet_timeout");
     });

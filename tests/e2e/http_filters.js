@@ -1,0 +1,53 @@
+// Ready-made Envoy HTTP filters and connection-manager settings for end-to-end tests that check
+// what the filters around ai-fallback see (startEnvoy's extraHttpFilters / connectionManager).
+"use strict";
+
+const CORS_ORIGIN = "https://chat.example";
+
+/** The CORS filter; the policy itself sits on the route (corsRoutePolicy). */
+const cors = {
+  name: "envoy.filters.http.cors",
+  typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" },
+};
+
+/** A route's typed_per_filter_config allowing CORS_ORIGIN. */
+const corsRoutePolicy = {
+  "envoy.filters.http.cors": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    allow_origin_string_match: [{ exact: CORS_ORIGIN }],
+    allow_methods: "POST, OPTIONS",
+    expose_headers: "x-ai-fallback-service, x-ai-fallback-trigger",
+  },
+};
+
+/** Sets `name: value` on every response it encodes. */
+function responseHeaderMutation(name, value) {
+  return {
+    name: "envoy.filters.http.header_mutation",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+      mutations: {
+        response_mutations: [{ append: { header: { key: name, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" } }],
+      },
+    },
+  };
+}
+
+/** gzip for the compressor's default content types (JSON, text, ...; not text/event-stream). */
+const gzipCompressor = {
+  name: "envoy.filters.http.compressor",
+  typed_config: {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
+    compressor_library: {
+      name: "gzip",
+      typed_config: { "@type": "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip" },
+    },
+  },
+};
+
+/** local_reply_config turning every local reply into JSON: {"code":..,"error":"<the reply's body>"}. */
+const jsonLocalReplies = {
+  local_reply_config: { body_format: { json_format: { code: "%RESPONSE_CODE%", error: "%LOCAL_REPLY_BODY%" } } },
+};
+
+module.exports = { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };
