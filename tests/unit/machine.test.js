@@ -95,7 +95,7 @@ describe("fallback state machine", () => {
 
     test("with no primary response, this filter's own local reply is rewritten to the answer as it passes", () => {
       const fpt = { ...two, firstPacketTimeout: 500 };
-      const out = run(fpt, "end stream\ntimeout\nanswer 200\nheaders 200 ai_fallback\nchunk first\nchunk first");
+      const out = run(fpt, "end stream\nupstream\ntimeout\nanswer 200\nheaders 200 ai_fallback\nchunk first\nchunk first");
       expect(out).toContain("answer 200 -> serve-backup (answering) through-filter-chain");
       expect(out).toContain("headers 200 ai_fallback -> write-headers (answering)");
       expect(out).toContain("chunk first -> write-body (answering)\nchunk first -> drop-chunk (answering)");
@@ -108,14 +108,14 @@ describe("fallback state machine", () => {
 
     test("a late primary error is held whole and swapped like any held error", () => {
       const fpt = { ...two, firstPacketTimeout: 500 };
-      const out = run(fpt, "end stream\ntimeout\nheaders 502\nanswer 200");
+      const out = run(fpt, "end stream\nupstream\ntimeout\nheaders 502\nanswer 200");
       expect(out).toContain("headers 502 -> hold-whole (falling-back)");
       expect(out).toContain("answer 200 -> serve-backup (answering) swap-in-place");
     });
 
     test("the filter's own error passes its own callbacks untouched", () => {
       const fpt = { ...two, firstPacketTimeout: 500 };
-      const out = run(fpt, "end stream\ntimeout\nanswer 0\nanswer 0\nheaders 504 ai_fallback\nchunk first");
+      const out = run(fpt, "end stream\nupstream\ntimeout\nanswer 0\nanswer 0\nheaders 504 ai_fallback\nchunk first");
       expect(out).toContain("headers 504 ai_fallback -> continue (replying)\nchunk first -> continue (replying)");
     });
   });
