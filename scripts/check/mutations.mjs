@@ -12,6 +12,7 @@
 const E2E_FALLBACK = "tests/e2e/fallback.test.js";
 const E2E_TRIGGERS = "tests/e2e/triggers.test.js";
 const E2E_STREAMING = "tests/e2e/streaming.test.js";
+const E2E_SECURITY = "tests/e2e/security.test.js";
 const UNIT_CONFIG = "tests/unit/config.test.js";
 const UNIT_REPLAY = "tests/unit/replay.test.js";
 const UNIT_MACHINE = "tests/unit/machine.test.js";
@@ -35,7 +36,7 @@ export const MUTATIONS = [
   {
     name: "a backup's own credential no longer replaces the client's",
     file: "assembly/replay.ts",
-    find: "    if (backup.replacesCredentials && isCredentialHeader(h.name)) continue;\n",
+    find: "    if (backup.replacesCredentials && (isCredentialHeader(h.name) || h.name == \"cookie\")) continue;\n",
     replace: "",
     tests: [UNIT_REPLAY, E2E_FALLBACK, E2E_TRIGGERS],
   },
@@ -147,8 +148,8 @@ export const MUTATIONS = [
   {
     name: "gateway replies trigger a fallback although backendErrorsOnly is on",
     file: "assembly/policy.ts",
-    find: "  if (origin == Origin.Intercepted && policy.backendErrorsOnly) return Verdict.InterceptedPassThrough;\n",
-    replace: "",
+    find: "  if (policy.backendErrorsOnly || origin == Origin.NotRouted) return false;\n",
+    replace: "  if (origin == Origin.NotRouted) return false;\n",
     tests: [UNIT_POLICY, E2E_TRIGGERS],
   },
   {
@@ -168,8 +169,8 @@ export const MUTATIONS = [
   {
     name: "firstPacketTimeout applies to non-streaming requests too",
     file: "assembly/fallback_machine.ts",
-    find: "if (streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable) {",
-    replace: "if (this.policy.firstPacketTimeoutMs > 0 && this.replayable) {",
+    find: "this.awaitingUpstream = streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable;",
+    replace: "this.awaitingUpstream = this.policy.firstPacketTimeoutMs > 0 && this.replayable;",
     tests: [E2E_STREAMING, UNIT_MACHINE],
   },
   {
@@ -227,5 +228,61 @@ export const MUTATIONS = [
     find: 'if (h.name.startsWith(":") || isHopByHop(h.name)) continue;',
     replace: 'if (h.name.startsWith(":")) continue;',
     tests: [UNIT_REPLAY, E2E_FALLBACK],
+  },
+  {
+    name: "the first-packet clock starts when the request passed this filter, not when Envoy sent it to the primary",
+    file: "assembly/stream_context.ts",
+    find: "    if (machine.awaitingUpstream) this.watchUpstream(machine, host.monotonicMs());\n",
+    replace: "    machine.upstreamStarted(host.monotonicMs());\n    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);\n",
+    tests: [E2E_SECURITY, E2E_STREAMING],
+  },
+  {
+    name: "credential query parameters (?key=, ?access_token=...) reach a backup with its own credential",
+    file: "assembly/replay.ts",
+    find: "    if (!CREDENTIAL_QUERY_PARAMETERS.includes(name)) kept.push(param);\n",
+    replace: "    kept.push(param);\n",
+    tests: [UNIT_REPLAY, E2E_SECURITY],
+  },
+  {
+    name: "the client's cookie reaches a backup with its own credential",
+    file: "assembly/replay.ts",
+    find: "(isCredentialHeader(h.name) || h.name == \"cookie\")",
+    replace: "isCredentialHeader(h.name)",
+    tests: [UNIT_REPLAY, E2E_SECURITY],
+  },
+  {
+    name: "methods defaults to POST and GET (a GET of /v1/models is replayed with the backup's key)",
+    file: "assembly/config.ts",
+    find: 'export const DEFAULT_METHODS = ["POST"];',
+    replace: 'export const DEFAULT_METHODS = ["POST", "GET"];',
+    tests: [UNIT_CONFIG, E2E_SECURITY],
+  },
+  {
+    name: "gatewayTriggerStatuses defaults to 403 as well as 429 and 503 (an authorizer's refusal is replayed)",
+    file: "assembly/config.ts",
+    find: "export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [429, 503];",
+    replace: "export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [403, 429, 503];",
+    tests: [UNIT_CONFIG, UNIT_POLICY, E2E_SECURITY],
+  },
+  {
+    name: "a reply for no route or a direct_response triggers like any gateway reply",
+    file: "assembly/policy.ts",
+    find: "  if (policy.backendErrorsOnly || origin == Origin.NotRouted) return false;\n",
+    replace: "  if (policy.backendErrorsOnly) return false;\n",
+    tests: [UNIT_POLICY, E2E_SECURITY],
+  },
+  {
+    name: "an authorizer failing closed with a listed status (503) is replayed",
+    file: "assembly/policy.ts",
+    find: "  return origin != Origin.Refused || status == 401 || status == 403;\n",
+    replace: "  return true;\n",
+    tests: [UNIT_POLICY, E2E_SECURITY],
+  },
+  {
+    name: "hideTopology still names the answering service in x-ai-fallback-service",
+    file: "assembly/stream_context.ts",
+    find: "      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));\n",
+    replace: "      headers.push(new Header(HEADER_SERVICE, answered.service));\n",
+    tests: [E2E_SECURITY],
   },
 ];
