@@ -17,6 +17,7 @@ const UNIT_CONFIG = "tests/unit/config.test.js";
 const UNIT_REPLAY = "tests/unit/replay.test.js";
 const UNIT_MACHINE = "tests/unit/machine.test.js";
 const UNIT_POLICY = "tests/unit/policy.test.js";
+const UNIT_REWRITE = "tests/unit/model_rewrite.test.js";
 
 export const MUTATIONS = [
   {
@@ -283,6 +284,27 @@ export const MUTATIONS = [
     file: "assembly/stream_context.ts",
     find: "      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));\n",
     replace: "      headers.push(new Header(HEADER_SERVICE, answered.service));\n",
+    tests: [E2E_SECURITY],
+  },
+  {
+    name: "a body that starts with a UTF-8 byte order mark is not rewritten (reported not-rewritten)",
+    file: "assembly/json_scan.ts",
+    find: "new Scanner(base, startsWithBom(base, length) ? 3 : 0, length);",
+    replace: "new Scanner(base, 0, length);",
+    tests: [UNIT_REWRITE, E2E_FALLBACK],
+  },
+  {
+    name: "an override that could not be written is still reported as the model asked for",
+    file: "assembly/stream_context.ts",
+    find: "        machine.bodyNotRewritten();\n",
+    replace: "",
+    tests: [E2E_FALLBACK],
+  },
+  {
+    name: "a call Envoy refused at once is reported as an unknown cluster",
+    file: "assembly/stream_context.ts",
+    find: "      return call.status == WasmResult.BadArgument ? Dispatch.UnknownCluster : Dispatch.Refused;\n",
+    replace: "      return Dispatch.UnknownCluster;\n",
     tests: [E2E_SECURITY],
   },
 ];
