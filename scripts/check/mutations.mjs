@@ -212,7 +212,7 @@ export const MUTATIONS = [
   {
     name: "the primary's own error response, resumed after every backup failed, does not say what was tried",
     file: "assembly/stream_context.ts",
-    find: "      host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));\n",
+    find: "      if (!hide) host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));\n",
     replace: "",
     tests: [E2E_FALLBACK],
   },
