@@ -176,7 +176,8 @@ describe("backend errors only", () => {
     await new Promise((r) => upstream.listen(0, "127.0.0.1", r));
     try {
       const ws = await startEnvoy({
-        pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false },
+        // GET is replayed here too, so that only the tunnel check keeps the upgrade from being held.
+        pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false, methods: ["POST", "GET"] },
         clusters: { ...clusters(), primary: upstream.address().port },
         connectionManager: { upgrade_configs: [{ upgrade_type: "websocket" }] },
       });
@@ -206,7 +207,8 @@ describe("backend errors only", () => {
     let client = null;
     try {
       const tunnel = await startEnvoy({
-        pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false },
+        // CONNECT is replayed here too, so that only the tunnel check keeps the tunnel from being held.
+        pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false, methods: ["POST", "CONNECT"] },
         clusters: { ...clusters(), echo: echo.address().port },
         connectionManager: { upgrade_configs: [{ upgrade_type: "CONNECT" }] },
         routes: [{ name: "tunnel", connect: true, cluster: "echo" }, { name: "primary-route", prefix: "/" }],
