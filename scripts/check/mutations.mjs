@@ -18,6 +18,7 @@ const UNIT_REPLAY = "tests/unit/replay.test.js";
 const UNIT_MACHINE = "tests/unit/machine.test.js";
 const UNIT_POLICY = "tests/unit/policy.test.js";
 const UNIT_REWRITE = "tests/unit/model_rewrite.test.js";
+const E2E_FILTER_CHAIN = "tests/e2e/filter_chain.test.js";
 
 export const MUTATIONS = [
   {
@@ -306,5 +307,26 @@ export const MUTATIONS = [
     find: "      return call.status == WasmResult.BadArgument ? Dispatch.UnknownCluster : Dispatch.Refused;\n",
     replace: "      return Dispatch.UnknownCluster;\n",
     tests: [E2E_SECURITY],
+  },
+  {
+    name: "a held primary error is answered by a local reply straight to the client (CORS and compression before the filter miss the answer)",
+    file: "assembly/fallback_machine.ts",
+    find: "    if (this.primaryHeldWhole && !this.primaryHeadersOnly && this.primaryStatus >= 400) return Delivery.SwapInPlace;\n",
+    replace: "",
+    tests: [E2E_FILTER_CHAIN],
+  },
+  {
+    name: "this filter's own local reply is not rewritten to the answer (local_reply_config wraps a backup's SSE answer)",
+    file: "assembly/fallback_machine.ts",
+    find: "        this.answerHeadersWritten = true;\n        return Step.WriteHeaders;\n",
+    replace: "        return Step.Continue;\n",
+    tests: [E2E_FILTER_CHAIN],
+  },
+  {
+    name: "a swapped answer's body is not written (the client gets the primary's error body under the answer's headers)",
+    file: "assembly/stream_context.ts",
+    find: "        write ? served!.body.ptr : 0, write ? served!.body.length : 0);\n",
+    replace: "        0, 0);\n",
+    tests: [E2E_FILTER_CHAIN],
   },
 ];
