@@ -300,6 +300,29 @@ function isNumber(v: JSON.Value): bool {
   return v.type >= JSON.Types.U8 && v.type <= JSON.Types.F64;
 }
 
+/** The result of parsing one backup entry (the streamed mode's per-cluster configuration). */
+export class BackupResult {
+  constructor(public backup: Backup | null, public error: string) {}
+}
+
+/**
+ * Parses one backup entry, `{"service": ..., "model": ..., "path": ..., ...}`, with the same rules
+ * (and error messages) as an element of "backups": the configuration of the streamed mode's
+ * per-cluster upstream filter.
+ */
+export function parseBackupEntry(bytes: ArrayBuffer, field: string): BackupResult {
+  if (bytes.byteLength == 0) return new BackupResult(null, field + ": empty; a JSON object with \"service\" is required");
+  const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
+  if (syntaxError >= 0) return new BackupResult(null, field + ": not valid JSON (error at byte " + syntaxError.toString() + ")");
+  const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
+  if (badByte >= 0) return new BackupResult(null, field + ": not valid UTF-8 (at byte " + badByte.toString() + ")");
+  if (!startsWithObject(bytes)) return new BackupResult(null, field + ": must be a JSON object");
+  const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
+  const parser = new Parser();
+  const backup = parser.readBackup(root, field);
+  return backup == null ? new BackupResult(null, parser.error) : new BackupResult(backup, "");
+}
+
 /** Walks the parsed JSON; on the first problem it records `error` ("field: why") and returns false/null. */
 class Parser {
   error: string = "";

@@ -1,0 +1,43 @@
+// The streamed mode's per-attempt request header edits for one backup cluster. Pure.
+//
+// Envoy's router keeps one request header map for all attempts: an upstream filter's edits on one
+// attempt are still there on the next. So each backup's edits are computed from the headers as
+// this attempt sees them, and the generator (scripts/streamed-config.mjs) refuses orders whose
+// leftovers would be wrong (a backup keeping the client's credentials after one that replaced them).
+import { Header, findHeader } from "../headers";
+import { Backup, isCredentialHeader } from "../config";
+import { withoutCredentialParameters } from "../replay";
+
+export class HeaderEdits {
+  removals: string[] = [];
+  sets: Header[] = [];
+}
+
+/** What `backup`'s filter changes in the request headers `current` before its attempt is sent. */
+export function attemptHeaderEdits(current: Header[], backup: Backup): HeaderEdits {
+  const edits = new HeaderEdits();
+  for (let i = 0; i < current.length; i++) {
+    const name = current[i].name;
+    const dropCredential = backup.replacesCredentials && (isCredentialHeader(name) || name == "cookie");
+    const ownValue = findHeader(backup.headers, name) !== null;
+    if ((dropCredential && !ownValue) || backup.dropHeaders.includes(name)) {
+      if (!edits.removals.includes(name)) edits.removals.push(name);
+    }
+  }
+  const path = backup.path;
+  if (path !== null) {
+    edits.sets.push(new Header(":path", path));
+  } else if (backup.replacesCredentials) {
+    const clientPath = findHeader(current, ":path");
+    if (clientPath !== null) {
+      const cleaned = withoutCredentialParameters(clientPath);
+      if (cleaned != clientPath) edits.sets.push(new Header(":path", cleaned));
+    }
+  }
+  const authority = backup.authority;
+  if (authority !== null) edits.sets.push(new Header(":authority", authority));
+  for (let i = 0; i < backup.headers.length; i++) edits.sets.push(backup.headers[i]);
+  // The body's model is rewritten at its end: its length changes, Envoy frames it anew.
+  if (backup.modelLiteral !== null && findHeader(current, "content-length") !== null) edits.removals.push("content-length");
+  return edits;
+}

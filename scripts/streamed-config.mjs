@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// npm run streamed-config -- plugin.json clusters.json [--wasm PATH] [--port N]
+// Prints an Envoy bootstrap (JSON, also valid YAML) for the streamed mode. See README "Streamed mode".
+import fs from "node:fs";
+import path from "node:path";
+import { streamedBootstrap, StreamedConfigError } from "./streamed_config_lib.mjs";
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const wasmPath = path.resolve(opt("--wasm", "build/ai_fallback.wasm"));
+const listenPort = Number(opt("--port", "10000"));
+if (args.length !== 2) {
+  console.error("usage: npm run streamed-config -- plugin.json clusters.json [--wasm PATH] [--port N]");
+  process.exit(2);
+}
+try {
+  const [plugin, clusters] = args.map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+  process.stdout.write(JSON.stringify(streamedBootstrap(plugin, clusters, { wasmPath, listenPort }), null, 2) + "\n");
+} catch (e) {
+  console.error(e instanceof StreamedConfigError ? `invalid configuration: ${e.message}` : e.message);
+  process.exit(1);
+}

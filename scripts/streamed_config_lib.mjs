@@ -1,0 +1,198 @@
+// The streamed mode's Envoy configuration, computed from one plugin configuration (the dispatch
+// mode's JSON) and the clusters' addresses. Pure: no file or process access (unit-tested).
+//
+// The route sends each attempt to the next priority group (primary, backup 1, backup 2, ...) and
+// Envoy's router retries there; each backup cluster runs the module's "ai-fallback-upstream" role as
+// an upstream filter, which rewrites the attempt for that backup. The answer streams to the client.
+
+export const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
+/** The route's request buffer: a retry needs the whole body kept (Envoy's default, 1 MiB, silently drops retries). */
+export const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
+/** Retries one cluster may have in flight (Envoy's default, 3, overflows under concurrency). */
+export const DEFAULT_MAX_RETRIES = 1024;
+
+const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers", "dropHeaders"];
+const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+export class StreamedConfigError extends Error {}
+
+function refuse(field, why) {
+  throw new StreamedConfigError(`${field}: ${why}`);
+}
+
+/** The trigger statuses as the explicit list Envoy's retriable_status_codes needs (default: 400..599). */
+export function retriableStatusCodes(triggerStatuses) {
+  if (triggerStatuses === undefined) return range(400, 599);
+  if (!Array.isArray(triggerStatuses) || triggerStatuses.length === 0) {
+    refuse("triggerStatuses", "must be a non-empty array of status codes (400..599) or classes \"4xx\"/\"5xx\"");
+  }
+  const codes = new Set();
+  triggerStatuses.forEach((s, i) => {
+    if (s === "4xx" || s === "5xx") range(s === "4xx" ? 400 : 500, s === "4xx" ? 499 : 599).forEach((c) => codes.add(c));
+    else if (Number.isInteger(s) && s >= 400 && s <= 599) codes.add(s);
+    else refuse(`triggerStatuses[${i}]`, `must be a status code (400..599) or "4xx"/"5xx", got ${JSON.stringify(s)}`);
+  });
+  return [...codes].sort((a, b) => a - b);
+}
+
+function range(from, to) {
+  const out = [];
+  for (let c = from; c <= to; c++) out.push(c);
+  return out;
+}
+
+function hasOwnCredential(backup) {
+  return Object.keys(backup.headers ?? {}).some((n) => CREDENTIAL_HEADERS.includes(n.toLowerCase()));
+}
+
+/**
+ * Checks the backups for what the streamed mode cannot do. Envoy keeps one request header map
+ * for all attempts, so an upstream filter's edits on one attempt are still there on the next:
+ * a backup that keeps the client's credential, path or authority after an earlier backup changed
+ * it would get the earlier backup's value instead.
+ */
+export function checkBackups(backups) {
+  if (!Array.isArray(backups) || backups.length === 0) refuse("backups", "required: a non-empty list of backups");
+  let credentialReplaced = false, pathSet = false, authoritySet = false;
+  backups.forEach((b, i) => {
+    const field = `backups[${i}]`;
+    if (b === null || typeof b !== "object" || Array.isArray(b)) refuse(field, "must be an object");
+    for (const k of Object.keys(b)) if (!BACKUP_KEYS.includes(k)) refuse(`${field}.${k}`, `unknown field (known: ${BACKUP_KEYS.join(", ")})`);
+    if (typeof b.service !== "string" || b.service === "") refuse(`${field}.service`, "required: the name of an Envoy cluster");
+    const own = hasOwnCredential(b);
+    if (credentialReplaced && !own) {
+      refuse(`${field}.headers`, "streamed mode: must set its own credential header, because an earlier backup replaced the client's (Envoy keeps header edits across attempts)");
+    }
+    if (pathSet && b.path === undefined) refuse(`${field}.path`, "streamed mode: required because an earlier backup sets a path (Envoy keeps header edits across attempts)");
+    if (authoritySet && b.authority === undefined) refuse(`${field}.authority`, "streamed mode: required because an earlier backup sets an authority (Envoy keeps header edits across attempts)");
+    credentialReplaced ||= own;
+    pathSet ||= b.path !== undefined;
+    authoritySet ||= b.authority !== undefined;
+  });
+}
+
+/** "host:port" or "https://host[:port]" -> { host, port, tls }. */
+export function parseAddress(text, field) {
+  if (typeof text !== "string") refuse(field, "must be \"host:port\" or \"https://host[:port]\"");
+  const tls = text.startsWith("https://");
+  const rest = tls ? text.slice("https://".length) : text.replace(/^http:\/\//, "");
+  const m = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?$/.exec(rest);
+  if (!m || (!tls && m[2] === undefined)) refuse(field, `must be "host:port" or "https://host[:port]", got ${JSON.stringify(text)}`);
+  const port = m[2] === undefined ? 443 : Number(m[2]);
+  if (port < 1 || port > 65535) refuse(field, `port out of range: ${port}`);
+  return { host: m[1].replace(/^\[|\]$/g, ""), port, tls };
+}
+
+function upstreamWasmFilter(backup, index, wasmPath) {
+  return {
+    name: "envoy.filters.http.wasm",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+      config: {
+        name: `ai-fallback-upstream-${index + 1}`,
+        root_id: UPSTREAM_ROOT_ID,
+        vm_config: { vm_id: "ai-fallback", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: wasmPath } } },
+        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(backup) },
+      },
+    },
+  };
+}
+
+function cluster(name, address, filters, maxRetries) {
+  const protocolOptions = {
+    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    explicit_http_config: { http_protocol_options: {} },
+  };
+  if (filters) {
+    protocolOptions.http_filters = [
+      ...filters,
+      { name: "envoy.filters.http.upstream_codec", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" } },
+    ];
+  }
+  const out = {
+    name,
+    type: /^[0-9.]+$|:/.test(address.host) ? "STATIC" : "STRICT_DNS",
+    connect_timeout: "5s",
+    circuit_breakers: { thresholds: [{ priority: "DEFAULT", max_retries: maxRetries }] },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: address.host, port_value: address.port } } } }] }],
+    },
+    typed_extension_protocol_options: { "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": protocolOptions },
+  };
+  if (address.tls) {
+    out.transport_socket = {
+      name: "envoy.transport_sockets.tls",
+      typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", sni: address.host },
+    };
+  }
+  return out;
+}
+
+/**
+ * { route, clusters }: the route action (priority groups + retry policy) and every cluster.
+ * `clusters` is { primary: "<cluster name>", addresses: { "<cluster name>": "host:port" | "https://host[:port]" } }.
+ */
+export function streamedConfig(plugin, clusters, opts = {}) {
+  if (plugin === null || typeof plugin !== "object") refuse("configuration", "must be a JSON object");
+  if (plugin._rules_ !== undefined) refuse("_rules_", "streamed mode: one route per generated configuration; generate one per rule");
+  checkBackups(plugin.backups);
+  const codes = retriableStatusCodes(plugin.triggerStatuses);
+  if (clusters === null || typeof clusters !== "object") refuse("clusters", "must be a JSON object");
+  if (typeof clusters.primary !== "string" || clusters.primary === "") refuse("clusters.primary", "required: the primary's cluster name");
+  const addresses = clusters.addresses ?? {};
+  const names = [clusters.primary, ...plugin.backups.map((b) => b.service)];
+  if (new Set(names).size !== names.length) refuse("backups", "streamed mode: every attempt needs its own cluster (a cluster has one upstream filter configuration); names repeat: " + names.join(", "));
+  for (const n of names) if (addresses[n] === undefined) refuse(`clusters.addresses.${n}`, "required: \"host:port\" or \"https://host[:port]\"");
+  const wasmPath = opts.wasmPath ?? "ai_fallback.wasm";
+  const maxRetries = opts.maxRetries ?? DEFAULT_MAX_RETRIES;
+  const route = {
+    inline_cluster_specifier_plugin: {
+      extension: {
+        name: "envoy.router.cluster_specifier_plugin.priority_group",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.router.cluster_specifiers.priority_group.v3.PriorityGroupClusterSpecifier",
+          priority_groups: names.map((n, i) => ({ name: i === 0 ? "primary" : `backup-${i}`, clusters: [{ cluster_name: n, weight: 1 }] })),
+        },
+      },
+    },
+    // A streamed answer may run for minutes: no overall deadline.
+    timeout: "0s",
+    retry_policy: {
+      retry_on: "reset,connect-failure,refused-stream,retriable-status-codes",
+      retriable_status_codes: codes,
+      num_retries: plugin.backups.length,
+      refresh_cluster_on_retry: true,
+      retry_back_off: { base_interval: "0.01s", max_interval: "0.05s" },
+    },
+  };
+  const out = [cluster(clusters.primary, parseAddress(addresses[clusters.primary], `clusters.addresses.${clusters.primary}`), null, maxRetries)];
+  plugin.backups.forEach((b, i) => {
+    out.push(cluster(b.service, parseAddress(addresses[b.service], `clusters.addresses.${b.service}`), [upstreamWasmFilter(b, i, wasmPath)], maxRetries));
+  });
+  return { route, request_body_buffer_limit: opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES, clusters: out };
+}
+
+/** A whole Envoy bootstrap around streamedConfig: one listener, one catch-all route. */
+export function streamedBootstrap(plugin, clusters, opts) {
+  const { route, request_body_buffer_limit, clusters: cl } = streamedConfig(plugin, clusters, opts);
+  return {
+    admin: { address: { socket_address: { address: "127.0.0.1", port_value: opts.adminPort ?? 9901 } } },
+    static_resources: {
+      listeners: [{
+        name: "ingress",
+        address: { socket_address: { address: opts.listenAddress ?? "0.0.0.0", port_value: opts.listenPort ?? 10000 } },
+        filter_chains: [{ filters: [{
+          name: "envoy.filters.network.http_connection_manager",
+          typed_config: {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            stat_prefix: "ingress",
+            route_config: { virtual_hosts: [{ name: "models", domains: ["*"], routes: [{ match: { prefix: "/" }, request_body_buffer_limit, route }] }] },
+            http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+          },
+        }] }],
+      }],
+      clusters: cl,
+    },
+  };
+}
