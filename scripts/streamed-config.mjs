@@ -3,7 +3,9 @@
 // Prints an Envoy bootstrap (JSON, also valid YAML) for the streamed mode. See README "Streamed mode".
 import fs from "node:fs";
 import path from "node:path";
-import { streamedBootstrap, StreamedConfigError } from "./streamed_config_lib.mjs";
+import lib from "./streamed_config_lib.cjs";
+
+const { streamedBootstrap, StreamedConfigError } = lib;
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {

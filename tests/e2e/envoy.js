@@ -215,7 +215,8 @@ async function startEnvoy(opts = {}) {
   if (!opts.wasmPath && !fs.existsSync(WASM_PATH)) throw new Error(`${WASM_PATH} not found: run \`npm run build\` first`);
 
   const [admin, listener] = await freePorts(2);
-  const bootstrap = buildBootstrap(opts, { admin, listener });
+  // opts.bootstrap: (ports) => a whole bootstrap, for layouts buildBootstrap does not make (streamed mode).
+  const bootstrap = opts.bootstrap ? opts.bootstrap({ admin, listener }) : buildBootstrap(opts, { admin, listener });
   // The noop check (scripts/check_tests.mjs) asks to be told which tests run the module under test.
   if (process.env.AI_FALLBACK_LOAD_LOG && opts.withFilter !== false && (opts.wasmPath ?? WASM_PATH) === WASM_PATH) {
     fs.appendFileSync(process.env.AI_FALLBACK_LOAD_LOG, `${WASM_PATH}\n`);

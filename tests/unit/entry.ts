@@ -17,6 +17,8 @@ import { isFirstPacket } from "../../assembly/sse";
 import { BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
 import { ByteSink } from "../../assembly/byte_sink";
 import { LogLimiter } from "../../assembly/log_limiter";
+import { parseBackupEntry } from "../../assembly/config";
+import { attemptHeaderEdits } from "../../assembly/upstream/attempt_headers";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -163,6 +165,20 @@ function listHeaders(headers: Header[]): string {
 export function replayHeaders(json: ArrayBuffer, index: i32, names: string, values: string): string {
   const backup = parseConfig(json).config!.global.backups[index];
   return listHeaders(backupRequestHeaders(headerList(names, values), backup));
+}
+
+/**
+ * The streamed mode's edits for one backup entry (JSON) on request headers: "-name" a removal,
+ * "name=value" a set, one a line; "error: ..." when the entry is refused.
+ */
+export function upstreamEdits(entry: ArrayBuffer, names: string, values: string): string {
+  const parsed = parseBackupEntry(entry, "backup");
+  if (parsed.backup == null) return "error: " + parsed.error;
+  const edits = attemptHeaderEdits(headerList(names, values), parsed.backup!);
+  let out = "";
+  for (let i = 0; i < edits.removals.length; i++) out += (out.length > 0 ? "\n" : "") + "-" + edits.removals[i];
+  if (edits.sets.length > 0) out += (out.length > 0 ? "\n" : "") + listHeaders(edits.sets);
+  return out;
 }
 
 export function stripCredentialParameters(path: string): string {

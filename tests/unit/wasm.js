@@ -68,6 +68,8 @@ function load() {
     replayHeaders: (json, index, pairs) =>
       call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    upstreamEdits: (entry, pairs) =>
+      call(() => readStr(x.upstreamEdits(buf(entry), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     stripCredentialParameters: (path) => call(() => readStr(x.stripCredentialParameters(str(path)))),
     errorBody: (status, hide) => JSON.parse(call(() => readStr(x.errorBody(status, hide ? 1 : 0)))),
     modelAsked: (label, body) => call(() => readStr(x.modelAsked(str(label), buf(body)))),

@@ -1,3 +1,4 @@
+"use strict";
 // The streamed mode's Envoy configuration, computed from one plugin configuration (the dispatch
 // mode's JSON) and the clusters' addresses. Pure: no file or process access (unit-tested).
 //
@@ -5,23 +6,23 @@
 // Envoy's router retries there; each backup cluster runs the module's "ai-fallback-upstream" role as
 // an upstream filter, which rewrites the attempt for that backup. The answer streams to the client.
 
-export const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
+const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
 /** The route's request buffer: a retry needs the whole body kept (Envoy's default, 1 MiB, silently drops retries). */
-export const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
+const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Retries one cluster may have in flight (Envoy's default, 3, overflows under concurrency). */
-export const DEFAULT_MAX_RETRIES = 1024;
+const DEFAULT_MAX_RETRIES = 1024;
 
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers", "dropHeaders"];
 const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
-export class StreamedConfigError extends Error {}
+class StreamedConfigError extends Error {}
 
 function refuse(field, why) {
   throw new StreamedConfigError(`${field}: ${why}`);
 }
 
 /** The trigger statuses as the explicit list Envoy's retriable_status_codes needs (default: 400..599). */
-export function retriableStatusCodes(triggerStatuses) {
+function retriableStatusCodes(triggerStatuses) {
   if (triggerStatuses === undefined) return range(400, 599);
   if (!Array.isArray(triggerStatuses) || triggerStatuses.length === 0) {
     refuse("triggerStatuses", "must be a non-empty array of status codes (400..599) or classes \"4xx\"/\"5xx\"");
@@ -51,7 +52,7 @@ function hasOwnCredential(backup) {
  * a backup that keeps the client's credential, path or authority after an earlier backup changed
  * it would get the earlier backup's value instead.
  */
-export function checkBackups(backups) {
+function checkBackups(backups) {
   if (!Array.isArray(backups) || backups.length === 0) refuse("backups", "required: a non-empty list of backups");
   let credentialReplaced = false, pathSet = false, authoritySet = false;
   backups.forEach((b, i) => {
@@ -72,7 +73,7 @@ export function checkBackups(backups) {
 }
 
 /** "host:port" or "https://host[:port]" -> { host, port, tls }. */
-export function parseAddress(text, field) {
+function parseAddress(text, field) {
   if (typeof text !== "string") refuse(field, "must be \"host:port\" or \"https://host[:port]\"");
   const tls = text.startsWith("https://");
   const rest = tls ? text.slice("https://".length) : text.replace(/^http:\/\//, "");
@@ -133,7 +134,7 @@ function cluster(name, address, filters, maxRetries) {
  * { route, clusters }: the route action (priority groups + retry policy) and every cluster.
  * `clusters` is { primary: "<cluster name>", addresses: { "<cluster name>": "host:port" | "https://host[:port]" } }.
  */
-export function streamedConfig(plugin, clusters, opts = {}) {
+function streamedConfig(plugin, clusters, opts = {}) {
   if (plugin === null || typeof plugin !== "object") refuse("configuration", "must be a JSON object");
   if (plugin._rules_ !== undefined) refuse("_rules_", "streamed mode: one route per generated configuration; generate one per rule");
   checkBackups(plugin.backups);
@@ -174,7 +175,7 @@ export function streamedConfig(plugin, clusters, opts = {}) {
 }
 
 /** A whole Envoy bootstrap around streamedConfig: one listener, one catch-all route. */
-export function streamedBootstrap(plugin, clusters, opts) {
+function streamedBootstrap(plugin, clusters, opts) {
   const { route, request_body_buffer_limit, clusters: cl } = streamedConfig(plugin, clusters, opts);
   return {
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: opts.adminPort ?? 9901 } } },
@@ -196,3 +197,5 @@ export function streamedBootstrap(plugin, clusters, opts) {
     },
   };
 }
+
+module.exports = { UPSTREAM_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

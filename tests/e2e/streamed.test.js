@@ -1,0 +1,150 @@
+// Issue 12 end to end: the streamed mode (README "Streamed mode"). Envoy's router retries on the
+// next priority group's cluster; the module's upstream role rewrites each backup attempt; the
+// backup's SSE reaches the client as the backup writes it.
+const { startEnvoy, counter, WASM_PATH } = require("./envoy");
+const { request } = require("./client");
+const { useMocks } = require("./fixtures");
+const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
+
+const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
+let envoy;
+let refusedPort;
+
+const STREAM_CHAT = { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hello" }] };
+// The backup writes its first event 300 ms after the request, then one a second: ~4.3 s.
+const FIRST_DELAY_MS = 300;
+const INTERVAL_MS = 1000;
+const EVENTS = ["0", "1", "2", "3", "4"].map((i) => `{"choices":[{"delta":{"content":"t${i}"}}]}`);
+const backupStream = { sse: { events: EVENTS, firstDelayMs: FIRST_DELAY_MS, intervalMs: INTERVAL_MS } };
+// Tests about who answers, not when, use a short stream.
+const SHORT = EVENTS.slice(0, 2);
+const shortStream = { sse: { events: SHORT, intervalMs: 200 } };
+// Allowance for a loaded 2-core machine shared with other test runs (Envoy's retry back-off is 10-50 ms).
+const MARGIN_MS = 400;
+
+const PLUGIN = {
+  backups: [
+    { service: "backup-a", model: "backup-model-a", path: "/a/chat", authority: "a.example", headers: { authorization: "Bearer key-a" } },
+    { service: "backup-b", model: "backup-model-b", path: "/b/chat", authority: "b.example", headers: { "x-api-key": "key-b" } },
+  ],
+  triggerStatuses: ["5xx", 429],
+};
+
+function bootstrapFor(primaryPort) {
+  return ({ admin, listener }) => streamedBootstrap(PLUGIN, {
+    primary: "primary",
+    addresses: { primary: `127.0.0.1:${primaryPort}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
+  }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin });
+}
+
+// Arrival times of the client's SSE events, in ms after the first one.
+function eventTimes(res) {
+  const out = [];
+  for (const c of res.chunks) {
+    const n = (c.data.toString("utf8").match(/^data: \{/gm) ?? []).length;
+    for (let i = 0; i < n; i++) out.push(c.at);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  // A port nothing listens on: the second Envoy's primary refuses connections.
+  const probe = require("node:net").createServer();
+  await new Promise((r) => probe.listen(0, "127.0.0.1", r));
+  refusedPort = probe.address().port;
+  await new Promise((r) => probe.close(r));
+  envoy = await startEnvoy({ bootstrap: bootstrapFor(m.primary.port) });
+}, 30000);
+
+beforeEach(() => {
+  m.backupA.behave(shortStream);
+  m.backupB.behave(shortStream);
+});
+
+describe("streamed mode", () => {
+  test("after a primary 503 the backup's events reach the client as the backup writes them, rewritten for the backup", async () => {
+    m.primary.behave({ status: 503 });
+    m.backupA.behave(backupStream);
+    const res = await request(envoy.port, { body: STREAM_CHAT, headers: { authorization: "Bearer client" }, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(res.text).toContain("t0");
+    expect(res.text).toContain("t4");
+    const times = eventTimes(res); // ms after the request was sent
+    expect(times).toHaveLength(EVENTS.length);
+    // The first event comes as soon as the backup writes it (the primary's 503 and the retry cost little).
+    expect(times[0]).toBeLessThan(FIRST_DELAY_MS + MARGIN_MS);
+    // Not buffered: each event arrives about a backup interval after the one before.
+    for (let i = 1; i < times.length; i++) {
+      expect(times[i] - times[i - 1]).toBeGreaterThan(INTERVAL_MS - MARGIN_MS);
+      expect(times[i] - times[i - 1]).toBeLessThan(INTERVAL_MS + MARGIN_MS);
+    }
+    const seen = m.backupA.requests[0];
+    expect(seen.path).toBe("/a/chat");
+    expect(seen.headers.host).toBe("a.example");
+    expect(seen.headers.authorization).toBe("Bearer key-a");
+    expect(JSON.parse(seen.body.toString()).model).toBe("backup-model-a");
+    expect(m.primary.requests[0].headers.authorization).toBe("Bearer client");
+    expect(m.backupB.requests).toHaveLength(0);
+  }, 20000);
+
+  test("a primary that resets the connection falls back to the streamed backup", async () => {
+    m.primary.behave({ reset: true });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(eventTimes(res)).toHaveLength(SHORT.length);
+    expect(JSON.parse(m.backupA.requests[0].body.toString()).model).toBe("backup-model-a");
+  }, 20000);
+
+  test("the second backup gets only its own credential and model, after the first fails too", async () => {
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ status: 429 });
+    const res = await request(envoy.port, { body: STREAM_CHAT, headers: { authorization: "Bearer client", cookie: "s=1" }, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-b");
+    expect(eventTimes(res)).toHaveLength(SHORT.length);
+    const seen = m.backupB.requests[0];
+    expect(seen.path).toBe("/b/chat");
+    expect(seen.headers.host).toBe("b.example");
+    expect(seen.headers["x-api-key"]).toBe("key-b");
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers.cookie).toBeUndefined();
+    expect(JSON.parse(seen.body.toString()).model).toBe("backup-model-b");
+  }, 20000);
+
+  test("every cluster failing gives the client an error", async () => {
+    m.primary.behave({ status: 503 });
+    m.backupA.behave({ status: 503 });
+    m.backupB.behave({ status: 502 });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(502);
+    expect(m.backupB.requests).toHaveLength(1);
+    expect(JSON.parse(m.backupB.requests[0].body.toString()).model).toBe("backup-model-b");
+  }, 20000);
+
+  test("50 concurrent streams all fall back without retry overflow", async () => {
+    m.primary.behave({ status: 503 });
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 3), firstDelayMs: FIRST_DELAY_MS, intervalMs: 500 } });
+    const results = await Promise.all(Array.from({ length: 50 }, () => request(envoy.port, { body: STREAM_CHAT, timeoutMs: 20000 })));
+    expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+    expect(results.every((r) => eventTimes(r).length === 3)).toBe(true);
+    expect(m.backupA.requests.every((r) => JSON.parse(r.body.toString()).model === "backup-model-a")).toBe(true);
+    expect(counter(await envoy.stats(), "cluster.primary.upstream_rq_retry_overflow")).toBe(0);
+  }, 30000);
+});
+
+describe("streamed mode, primary refusing connections", () => {
+  let refusing;
+  beforeAll(async () => {
+    refusing = await startEnvoy({ bootstrap: bootstrapFor(refusedPort) });
+  }, 30000);
+  afterAll(() => refusing.stop());
+
+  test("a primary that refuses the connection falls back to the streamed backup", async () => {
+    const res = await request(refusing.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(eventTimes(res)).toHaveLength(SHORT.length);
+    expect(JSON.parse(m.backupA.requests[0].body.toString()).model).toBe("backup-model-a");
+  }, 20000);
+});
