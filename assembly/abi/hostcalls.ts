@@ -183,11 +183,6 @@ export function removeHeader(type: MapType, name: string): void {
   imports.proxy_remove_header_map_value(type, changetype<usize>(key), key.byteLength);
 }
 
-/** Replaces bytes [start, start+length) of a buffer with `bytes` (0, u32.MAX replaces it whole). */
-export function setBufferBytes(type: BufferType, start: u32, length: u32, bytes: ArrayBuffer): WasmResult {
-  return imports.proxy_set_buffer_bytes(type, start, length, changetype<usize>(bytes), bytes.byteLength);
-}
-
 // --- properties ---
 
 /** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */

@@ -36,10 +36,6 @@ export declare function proxy_replace_header_map_value(
 @external("env", "proxy_remove_header_map_value")
 export declare function proxy_remove_header_map_value(mapType: u32, keyPtr: usize, keySize: usize): u32;
 
-@external("env", "proxy_set_buffer_bytes")
-export declare function proxy_set_buffer_bytes(
-  bufferType: u32, start: u32, size: u32, bufferPtr: usize, bufferSize: usize): u32;
-
 @external("env", "proxy_get_property")
 export declare function proxy_get_property(
   pathPtr: usize, pathSize: usize, returnPtr: usize, returnSize: usize): u32;

@@ -40,7 +40,7 @@ export class UpstreamStream extends HttpContext {
     const body = getBufferBytes(BufferType.HttpRequestBody, 0, bodySize);
     const result = rewriteModel(body, backup.modelLiteral!);
     if (result.outcome == RewriteOutcome.Rewritten) {
-      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, result.body);
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, changetype<usize>(result.body), result.body.byteLength);
     } else {
       log(LogLevel.Info, "streamed backup " + backup.service + ": body sent as it is (no top-level JSON \"model\")");
     }
