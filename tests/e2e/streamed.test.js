@@ -113,6 +113,17 @@ describe("streamed mode", () => {
     expect(JSON.parse(seen.body.toString()).model).toBe("backup-model-b");
   }, 20000);
 
+  test("a 2 MB request body is retried on the backup whole, with its model rewritten", async () => {
+    m.primary.behave({ status: 503 });
+    const big = { ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(2 * 1024 * 1024) }] };
+    const res = await request(envoy.port, { body: big, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(eventTimes(res)).toHaveLength(SHORT.length);
+    const received = JSON.parse(m.backupA.requests[0].body.toString());
+    expect(received.model).toBe("backup-model-a");
+    expect(received.messages[0].content).toHaveLength(2 * 1024 * 1024);
+  }, 20000);
+
   test("every cluster failing gives the client an error", async () => {
     m.primary.behave({ status: 503 });
     m.backupA.behave({ status: 503 });
