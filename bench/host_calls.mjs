@@ -173,8 +173,15 @@ export function oneRequest(h, id, body, fallback) {
   if (fallback) {
     const token = state.calls.pop();
     if (token === undefined) throw new Error("the module dispatched no backup call");
+    const swapsBefore = h.counts.get("proxy_set_header_map_pairs") ?? 0;
     x.proxy_on_http_call_response(1, token, 3, ANSWER.length, 0);
-    if (state.replies.pop() !== 200) throw new Error("the module did not serve the backup's answer");
+    // The answer goes out as a local reply, or in place of the held primary response (its headers
+    // swapped now, its body when Envoy passes the held body on).
+    const replied = state.replies.pop() === 200;
+    if (!replied) x.proxy_on_response_body(id, ANSWER.length, 1);
+    if (!replied && (h.counts.get("proxy_set_header_map_pairs") ?? 0) === swapsBefore) {
+      throw new Error("the module did not serve the backup's answer");
+    }
   } else {
     x.proxy_on_response_body(id, ANSWER.length, 1);
   }
