@@ -33,3 +33,26 @@ test("envoy/envoy.yaml passes Envoy's own validation, which runs the filter's co
   expect(bad.ok).toBe(false);
   expect(bad.out).toMatch(/invalid configuration: firstPacketTimeout: /);
 });
+
+test("the streamed example (envoy/streamed/) generates a bootstrap Envoy accepts, and the upstream role checks each backup entry", () => {
+  const dir = path.join(__dirname, "..", "..", "envoy", "streamed");
+  const generate = (pluginFile) => execFileSync(process.execPath, [
+    path.join(__dirname, "..", "..", "scripts", "streamed-config.mjs"), pluginFile, path.join(dir, "clusters.json"), "--wasm", WASM_PATH,
+  ], { encoding: "utf8" });
+  const good = validate(generate(path.join(dir, "plugin.json")));
+  expect(good.out).toMatch(/configuration .* OK/);
+  expect(good.ok).toBe(true);
+  // A backup path the generator passes through is refused by the module's upstream role, naming the field.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ai-fallback-streamed-"));
+  try {
+    const broken = JSON.parse(fs.readFileSync(path.join(dir, "plugin.json"), "utf8"));
+    broken.backups[0].path = "v1/chat/completions";
+    broken.backups[1].path = "/v1/chat/completions";
+    fs.writeFileSync(path.join(tmp, "plugin.json"), JSON.stringify(broken));
+    const bad = validate(generate(path.join(tmp, "plugin.json")));
+    expect(bad.ok).toBe(false);
+    expect(bad.out).toMatch(/invalid configuration \(ai-fallback-upstream\): backup\.path: must start with "\/"/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
