@@ -187,7 +187,7 @@ describe("fallback in a real Envoy", () => {
     // request; the next backup is called at once (the unknown cluster in between costs nothing), so
     // it receives the replay at most 1500 ms plus a 100 ms margin for a loaded 2-core machine after
     // backup-a did (its own delivery only shortens that).
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500 - 10); // Envoy timers may fire a few ms early (cached loop time)
     const gap = m.backupB.requests[0].receivedAt - m.backupA.requests[0].receivedAt;
     expect(gap).toBeLessThan(1500 + 100);
   });

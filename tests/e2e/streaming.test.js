@@ -19,6 +19,10 @@ const TICK_MS = 10;
 const MEASURED_MAX_REPLAY_LATE_MS = 14;
 const MEASURED_P50_REPLAY_LATE_MS = 5;
 const LOAD_MARGIN_MS = 100;
+// Envoy arms its timers (a call's timeout) from the event loop's cached time, which trails the real
+// clock by however long the loop has been busy: on a loaded 2-core machine a timer was seen to fire
+// up to 4 ms early by the client's clock. Lower bounds on Envoy-timed events allow this much.
+const ENVOY_TIMER_EARLY_MS = 10;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 beforeAll(async () => {
@@ -210,10 +214,10 @@ describe("streaming fallback", () => {
     m.backup.behave({ hang: true });
     const res = await request(envoy.port, { path: "/short/v1/chat/completions", body: STREAM_CHAT });
     // The chain starts when the primary's 503 arrives and the backup call's timeout is cut to the
-    // 700 ms left: the answer comes 700 ms after the primary got the request (-2: millisecond
-    // clocks), plus the primary's answer and the reply's path (a few ms) and the load margin.
+    // 700 ms left: the answer comes 700 ms after the primary got the request (less Envoy's timer
+    // earliness), plus the primary's answer and the reply's path (a few ms) and the load margin.
     const answeredAfter = Date.now() - m.primary.requests[0].receivedAt;
-    expect(answeredAfter).toBeGreaterThanOrEqual(700 - 2);
+    expect(answeredAfter).toBeGreaterThanOrEqual(700 - ENVOY_TIMER_EARLY_MS);
     expect(answeredAfter).toBeLessThan(700 + LOAD_MARGIN_MS);
     expect(res.status).toBe(504);
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=pass-through;result=timeout, chain;result=deadline_exceeded");
@@ -233,7 +237,7 @@ describe("Envoy's stream idle timeout", () => {
     expect(res.status).toBe(504);
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=pass-through;result=timeout");
     // The 800 ms chain ends it, long before the 2 s idle timeout: 800 ms plus the load margin.
-    expect(res.headersAt).toBeGreaterThanOrEqual(800);
+    expect(res.headersAt).toBeGreaterThanOrEqual(800 - ENVOY_TIMER_EARLY_MS);
     expect(res.headersAt).toBeLessThan(800 + LOAD_MARGIN_MS);
     await idle.stop();
   });

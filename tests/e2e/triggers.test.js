@@ -470,7 +470,7 @@ describe("per-backup request shaping", () => {
     // Envoy's own timer ends backup-a's call 800 ms after dispatch (after the client sent), and
     // backup-b is called at once: it receives the replay at most 800 ms plus a 100 ms margin for a
     // loaded 2-core machine (idle: a few ms) after backup-a did.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800 - 10); // Envoy timers may fire a few ms early (cached loop time)
     const gap = m.backupB.requests[0].receivedAt - m.backupA.requests[0].receivedAt;
     expect(gap).toBeLessThan(800 + 100);
   });
