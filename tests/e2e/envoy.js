@@ -355,4 +355,4 @@ function growth(beforeText, afterText) {
   return (name) => counter(afterText, name) - counter(beforeText, name);
 }
 
-module.exports = { startEnvoy, stopAllEnvoys, counter, growth, WASM_PATH, FILTER_WASM_PATH, NOOP_WASM_PATH, ENVOY_BIN, buildBootstrap };
+module.exports = { startEnvoy, stopAllEnvoys, freePort, counter, growth, WASM_PATH, FILTER_WASM_PATH, NOOP_WASM_PATH, ENVOY_BIN, buildBootstrap };

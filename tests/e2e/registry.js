@@ -6,9 +6,10 @@
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
-const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
+
+const { freePort } = require("./envoy");
 
 const REGISTRY_BIN = process.env.AI_FALLBACK_REGISTRY || "docker-registry";
 const READY_TIMEOUT_MS = 15000;
@@ -24,18 +25,6 @@ function killAllNow() {
     }
     r.cleanup();
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function getStatus(port) {
