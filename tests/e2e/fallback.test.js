@@ -313,6 +313,22 @@ describe("a held primary response with trailers", () => {
     expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
     await withTrailers.stop();
   });
+
+  test("a streaming 2xx held for its first packet stays held through trailers that come with no body", async () => {
+    // Only the first-packet hold pauses the headers without holding the whole response, so only
+    // there does Envoy call this filter with the trailers: continuing there would let the bodiless
+    // primary out instead of the fallback its silence calls for.
+    const silent = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }], firstPacketTimeout: 200 },
+      clusters: { primary: { port: m.primary.port, trailers: true }, "backup-a": m.backupA.port },
+    });
+    m.primary.behave({ body: "", trailers: { "x-trailer": "1" } });
+    const res = await request(silent.port, { body: { ...CHAT, stream: true } });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(res.json().served_by).toBe("backup-a");
+    await silent.stop();
+  });
 });
 
 describe("the same service twice", () => {
