@@ -50,4 +50,18 @@ const jsonLocalReplies = {
   local_reply_config: { body_format: { json_format: { code: "%RESPONSE_CODE%", error: "%LOCAL_REPLY_BODY%" } } },
 };
 
-module.exports = { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };
+const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
+// A local rate limiter after the wasm filter; routes opt in with a one-token bucket of their own.
+const rateLimiterFilter = { name: "envoy.filters.http.local_ratelimit", typed_config: { "@type": LIMIT_TYPE, stat_prefix: "limiter" } };
+const oneRequestPerHour = {
+  "envoy.filters.http.local_ratelimit": {
+    "@type": LIMIT_TYPE,
+    stat_prefix: "limiter",
+    token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: "3600s" },
+    filter_enabled: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+    filter_enforced: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+  },
+};
+
+module.exports = { LIMIT_TYPE, rateLimiterFilter, oneRequestPerHour, CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };

@@ -6,19 +6,7 @@ const { request, chunkedRequest } = require("./client");
 const { useMocks } = require("./fixtures");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
-const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
-
-// A local rate limiter after the wasm filter; routes opt in with a one-token bucket of their own.
-const rateLimiterFilter = { name: "envoy.filters.http.local_ratelimit", typed_config: { "@type": LIMIT_TYPE, stat_prefix: "limiter" } };
-const oneRequestPerHour = {
-  "envoy.filters.http.local_ratelimit": {
-    "@type": LIMIT_TYPE,
-    stat_prefix: "limiter",
-    token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: "3600s" },
-    filter_enabled: { default_value: { numerator: 100, denominator: "HUNDRED" } },
-    filter_enforced: { default_value: { numerator: 100, denominator: "HUNDRED" } },
-  },
-};
+const { rateLimiterFilter, oneRequestPerHour } = require("./http_filters");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 let closedPort;
