@@ -188,7 +188,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
 }
 
 /** The first byte after leading JSON whitespace is `{`. */
-function startsWithObject(bytes: ArrayBuffer): bool {
+export function startsWithObject(bytes: ArrayBuffer): bool {
   const base = changetype<usize>(bytes);
   for (let i = 0; i < bytes.byteLength; i++) {
     const c = load<u8>(base + i);

@@ -4,6 +4,13 @@ import { Policy } from "./config";
 /** The `details` of every local reply this filter sends; how it recognises its own replies. */
 export const OWN_REPLY_DETAILS = "ai_fallback";
 
+/**
+ * The `details` of the primary guard's local reply for a headers-only error (upstream/guard_stream.ts):
+ * the model service's own answer with a body added, so it counts as the model service's. Only code
+ * in the gateway sets response details: neither a client nor a model service can forge it.
+ */
+export const GUARD_REPLY_DETAILS = "ai_fallback_guard{headers_only_error}";
+
 export const enum Origin {
   /** The model service answered (response.code_details = via_upstream). */
   Backend = 0,
@@ -44,7 +51,7 @@ function isRefusal(details: string): bool {
 export function classifyOrigin(codeDetails: string | null): Origin {
   if (codeDetails === null) return Origin.Backend;
   const d = codeDetails;
-  if (d == "via_upstream" || d.length == 0) return Origin.Backend;
+  if (d == "via_upstream" || d.length == 0 || d == GUARD_REPLY_DETAILS) return Origin.Backend;
   if (d.startsWith(OWN_REPLY_DETAILS)) return Origin.OwnReply;
   if (d == ROUTE_NOT_FOUND || d == DIRECT_RESPONSE) return Origin.NotRouted;
   if (isRefusal(d)) return Origin.Refused;

@@ -84,10 +84,11 @@ function duration(ms) {
   return `${ms / 1000}s`;
 }
 
-// A cluster spec: a port, or { port, connectTimeoutMs, trailers }, or { noEndpoints: true } (a cluster
-// with no host at all: Envoy answers its requests with 503 no_healthy_upstream).
+// A cluster spec: a port, or { port, connectTimeoutMs, trailers, upstreamFilters }, or { noEndpoints: true }
+// (a cluster with no host at all: Envoy answers its requests with 503 no_healthy_upstream).
+// upstreamFilters: upstream HTTP filters (e.g. http_filters.js primaryGuard), before the upstream codec.
 function staticCluster(name, spec) {
-  const { port, connectTimeoutMs = 1000, trailers = false, noEndpoints = false } = typeof spec === "number" ? { port: spec } : spec;
+  const { port, connectTimeoutMs = 1000, trailers = false, noEndpoints = false, upstreamFilters = null } = typeof spec === "number" ? { port: spec } : spec;
   if (!noEndpoints && !Number.isInteger(port)) throw new Error(`cluster ${name}: port must be an integer, got ${JSON.stringify(spec)}`);
   const endpoints = noEndpoints ? [] :
     [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }];
@@ -104,10 +105,16 @@ function staticCluster(name, spec) {
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         explicit_http_config: { http_protocol_options: trailers ? { enable_trailers: true } : {} },
+        ...(upstreamFilters ? { http_filters: [...upstreamFilters, UPSTREAM_CODEC] } : {}),
       },
     },
   };
 }
+
+const UPSTREAM_CODEC = {
+  name: "envoy.filters.http.upstream_codec",
+  typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" },
+};
 
 // r.connect: a route for CONNECT requests, tunnelled to the cluster (the listener needs
 // connectionManager: { upgrade_configs: [{ upgrade_type: "CONNECT" }] }).

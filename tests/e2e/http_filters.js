@@ -50,6 +50,26 @@ const jsonLocalReplies = {
   local_reply_config: { body_format: { json_format: { code: "%RESPONSE_CODE%", error: "%LOCAL_REPLY_BODY%" } } },
 };
 
+/**
+ * The module's primary guard (README "The primary guard"): an upstream filter for the primary's
+ * cluster (a cluster spec's upstreamFilters). `guard`: the guard's fields, e.g. { holdFirstPacket: false }.
+ */
+function primaryGuard(guard = {}, wasmPath = require("./envoy").WASM_PATH) {
+  return {
+    name: "envoy.filters.http.wasm",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+      config: {
+        name: "ai-fallback-guard",
+        root_id: "ai-fallback-upstream",
+        vm_config: { vm_id: "ai-fallback", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: wasmPath } } },
+        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify({ guard }) },
+        allow_on_headers_stop_iteration: true,
+      },
+    },
+  };
+}
+
 const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 
 // A local rate limiter after the wasm filter; routes opt in with a one-token bucket of their own.
@@ -64,4 +84,4 @@ const oneRequestPerHour = {
   },
 };
 
-module.exports = { LIMIT_TYPE, rateLimiterFilter, oneRequestPerHour, CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };
+module.exports = { primaryGuard, LIMIT_TYPE, rateLimiterFilter, oneRequestPerHour, CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };

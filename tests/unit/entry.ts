@@ -19,6 +19,8 @@ import { ByteSink } from "../../assembly/byte_sink";
 import { LogLimiter } from "../../assembly/log_limiter";
 import { parseBackupEntry } from "../../assembly/config";
 import { attemptHeaderEdits } from "../../assembly/upstream/attempt_headers";
+import { parseGuardConfig } from "../../assembly/upstream/guard_config";
+import { guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -179,6 +181,32 @@ export function upstreamEdits(entry: ArrayBuffer, names: string, values: string)
   for (let i = 0; i < edits.removals.length; i++) out += (out.length > 0 ? "\n" : "") + "-" + edits.removals[i];
   if (edits.sets.length > 0) out += (out.length > 0 ? "\n" : "") + listHeaders(edits.sets);
   return out;
+}
+
+/**
+ * The primary guard's configuration as JSON: {"isGuard":..,"error":..,"holdFirstPacket":..,
+ * "replyToHeadersOnlyErrors":..,"maxRequestBodyBytes":..} (the last three only when accepted).
+ */
+export function guardSummary(json: ArrayBuffer): string {
+  const r = parseGuardConfig(json);
+  let out = "{\"isGuard\":" + (r.isGuard ? "true" : "false") + ",\"error\":" + q(r.error);
+  const g = r.guard;
+  if (g !== null) {
+    out += ",\"holdFirstPacket\":" + (g.holdFirstPacket ? "true" : "false") +
+      ",\"replyToHeadersOnlyErrors\":" + (g.replyToHeadersOnlyErrors ? "true" : "false") +
+      ",\"maxRequestBodyBytes\":" + g.maxRequestBodyBytes.toString();
+  }
+  return out + "}";
+}
+
+/** The guard's step (0 continue, 1 hold until the first byte, 2 reply with a body) for a guard configuration. */
+export function guardStep(json: ArrayBuffer, streaming: bool, status: i32, endOfStream: bool): i32 {
+  return <i32>guardResponseHeaders(parseGuardConfig(json).guard!, streaming, status, endOfStream);
+}
+
+/** The guard's reply for a headers-only `status`: its headers ("name=value" a line), a blank line, its body. */
+export function guardReply(status: i32, names: string, values: string): string {
+  return listHeaders(guardReplyHeaders(headerList(names, values))) + "\n\n" + String.UTF8.decode(guardReplyBody(status));
 }
 
 export function stripCredentialParameters(path: string): string {

@@ -70,6 +70,11 @@ function load() {
     answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     upstreamEdits: (entry, pairs) =>
       call(() => readStr(x.upstreamEdits(buf(entry), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    guardSummary: (json) => JSON.parse(call(() => readStr(x.guardSummary(buf(json))))),
+    guardStep: (json, streaming, status, endOfStream) =>
+      call(() => ["continue", "hold", "reply"][x.guardStep(buf(json), streaming ? 1 : 0, status, endOfStream ? 1 : 0)]),
+    guardReply: (status, pairs) =>
+      call(() => readStr(x.guardReply(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     stripCredentialParameters: (path) => call(() => readStr(x.stripCredentialParameters(str(path)))),
     errorBody: (status, hide) => JSON.parse(call(() => readStr(x.errorBody(status, hide ? 1 : 0)))),
     modelAsked: (label, body) => call(() => readStr(x.modelAsked(str(label), buf(body)))),

@@ -1,0 +1,70 @@
+// The primary guard's configuration: `{"guard": {...}}` as the upstream role's configuration on
+// the PRIMARY cluster (the backups' filters take a backup entry instead). Bytes in, an immutable
+// GuardConfig or an error naming the field out. Pure.
+import { JSON } from "json-as";
+import { firstInvalidUtf8 } from "../bytes";
+import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES, startsWithObject } from "../config";
+import { firstJsonError } from "../json_scan";
+
+const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes"];
+
+export class GuardConfig {
+  /** A streaming request's 2xx headers wait for the response's first body byte. */
+  holdFirstPacket: bool = true;
+  /** A headers-only 4xx/5xx becomes a local reply with the same status and a body. */
+  replyToHeadersOnlyErrors: bool = true;
+  /** Bodies up to this size are scanned for `"stream": true`; a larger one is not streaming here. */
+  maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
+}
+
+export class GuardResult {
+  /** `isGuard`: the configuration has a top-level "guard" (else it is a backup entry). */
+  constructor(public isGuard: bool, public guard: GuardConfig | null, public error: string) {}
+}
+
+function refuse(field: string, why: string): GuardResult {
+  return new GuardResult(true, null, field + ": " + why);
+}
+
+/** Parses a guard configuration; `isGuard` is false (and no error) when `bytes` has no "guard" member. */
+export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
+  const base = changetype<usize>(bytes);
+  // Anything not a well-formed JSON object is left to the backup entry's parser, which names it.
+  if (bytes.byteLength == 0 || firstJsonError(base, bytes.byteLength) >= 0 || firstInvalidUtf8(base, bytes.byteLength) >= 0 ||
+      !startsWithObject(bytes)) {
+    return new GuardResult(false, null, "");
+  }
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes)).get<JSON.Obj>();
+  if (!root.has("guard")) return new GuardResult(false, null, "");
+  const keys = root.keys();
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i] != "guard") return refuse(keys[i], "unknown field next to \"guard\" (a guard's configuration is {\"guard\": {...}} alone)");
+  }
+  const value = root.get("guard")!;
+  if (value.type != JSON.Types.Object) return refuse("guard", "must be an object (known fields: " + GUARD_KEYS.join(", ") + "), got " + value.toString());
+  const obj = value.get<JSON.Obj>();
+  const fields = obj.keys();
+  for (let i = 0; i < fields.length; i++) {
+    if (!GUARD_KEYS.includes(fields[i])) return refuse("guard." + fields[i], "unknown field (known: " + GUARD_KEYS.join(", ") + ")");
+  }
+  const guard = new GuardConfig();
+  if (obj.has("holdFirstPacket")) {
+    const v = obj.get("holdFirstPacket")!;
+    if (v.type != JSON.Types.Bool) return refuse("guard.holdFirstPacket", "must be true or false, got " + v.toString());
+    guard.holdFirstPacket = v.get<bool>();
+  }
+  if (obj.has("replyToHeadersOnlyErrors")) {
+    const v = obj.get("replyToHeadersOnlyErrors")!;
+    if (v.type != JSON.Types.Bool) return refuse("guard.replyToHeadersOnlyErrors", "must be true or false, got " + v.toString());
+    guard.replyToHeadersOnlyErrors = v.get<bool>();
+  }
+  if (obj.has("maxRequestBodyBytes")) {
+    const v = obj.get("maxRequestBodyBytes")!;
+    const why = "must be an integer from 1 to " + MAX_REQUEST_BODY_BYTES.toString() + ", got " + v.toString();
+    if (v.type < JSON.Types.U8 || v.type > JSON.Types.F64) return refuse("guard.maxRequestBodyBytes", why);
+    const f = v.get<f64>();
+    if (f != Math.floor(f) || f < 1 || f > <f64>MAX_REQUEST_BODY_BYTES) return refuse("guard.maxRequestBodyBytes", why);
+    guard.maxRequestBodyBytes = <u32>f;
+  }
+  return new GuardResult(true, guard, "");
+}

@@ -1,0 +1,135 @@
+// Issue 10 items 1, 2 and 4 end to end, with the primary guard (README "The primary guard") on the
+// primary's cluster: the two cases where, without it, Envoy sends a backup's answer straight to the
+// client (tests/e2e/filter_chain.test.js pins those) now reach the client through every encoder
+// filter. One Envoy: CORS first (route policy), a header mutation and gzip before ai-fallback,
+// local_reply_config turning local replies into JSON.
+const { startEnvoy } = require("./envoy");
+const { request } = require("./client");
+const { useMocks } = require("./fixtures");
+const { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies, primaryGuard } = require("./http_filters");
+
+const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
+const STREAM = { ...CHAT, stream: true };
+const FROM_BROWSER = { origin: CORS_ORIGIN };
+const SSE_EVENTS = ['{"choices":[{"delta":{"content":"hi"}}]}', '{"choices":[{"delta":{},"finish_reason":"stop"}]}'];
+const SSE_BYTES = SSE_EVENTS.map((e) => `data: ${e}\n\n`).join("") + "data: [DONE]\n\n";
+const FIRST_PACKET_TIMEOUT_MS = 300;
+// Allowance for a loaded 2-core machine shared with other test runs.
+const MARGIN_MS = 250;
+
+const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
+let envoy;
+
+beforeAll(async () => {
+  envoy = await startEnvoy({
+    pluginConfig: {
+      backups: [{ service: "backup-a" }, { service: "backup-b" }],
+      firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS,
+      triggerStatuses: ["5xx", 429],
+    },
+    clusters: {
+      primary: { port: m.primary.port, upstreamFilters: [primaryGuard()] },
+      "backup-a": m.backupA.port,
+      "backup-b": m.backupB.port,
+    },
+    routes: [{ name: "chat", prefix: "/", typedPerFilterConfig: corsRoutePolicy }],
+    extraHttpFilters: [cors, responseHeaderMutation("x-mutated", "yes"), gzipCompressor],
+    connectionManager: jsonLocalReplies,
+  });
+});
+
+/** What the encoder filters before ai-fallback left on a response. */
+function seenByFilters(res) {
+  return { cors: res.headers["access-control-allow-origin"] ?? null, mutated: res.headers["x-mutated"] ?? null };
+}
+const SEEN = { cors: CORS_ORIGIN, mutated: "yes" };
+
+describe("with the guard, the two 'straight to the client' cases reach the client through the filter chain", () => {
+  test("a primary that sends 200 SSE headers then stalls: the backup's SSE answer carries CORS, byte-exact", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    m.backupA.behave({ sse: { events: SSE_EVENTS } });
+    const res = await request(envoy.port, { body: STREAM, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(seenByFilters(res)).toEqual(SEEN);
+    expect(res.headers["content-type"]).toBe("text/event-stream");
+    expect(res.text).toBe(SSE_BYTES); // not wrapped by local_reply_config
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(m.primary.requests).toHaveLength(1);
+  });
+
+  test("a headers-only primary 503: swapped in place, CORS on the backup's answer, counted as the model service's error", async () => {
+    m.primary.behave({ status: 503, body: "", headers: { "retry-after": "3" } });
+    const res = await request(envoy.port, { body: CHAT, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-a"); // the answer itself, not local_reply_config's wrapping
+    expect(seenByFilters(res)).toEqual(SEEN);
+    // backendErrorsOnly is on (the default): the guard's reply is the model service's own 503.
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("status=503");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=pass-through;result=200");
+  });
+
+  test("a headers-only primary 503 on a streaming request, every backup failing: the last error, with CORS", async () => {
+    m.primary.behave({ status: 503, body: "" });
+    m.backupA.behave({ status: 500, body: "a down" });
+    m.backupB.behave({ status: 429, headers: { "content-type": "application/json" }, body: '{"error":"b busy"}' });
+    const res = await request(envoy.port, { body: STREAM, headers: FROM_BROWSER });
+    expect(res.status).toBe(429);
+    expect(res.text).toBe('{"error":"b busy"}');
+    expect(seenByFilters(res)).toEqual(SEEN);
+  });
+
+  test("a headers-only primary error that does not trigger reaches the client with its status, its headers and a body", async () => {
+    m.primary.behave({ status: 404, body: "", headers: { "x-request-cost": "0" } });
+    const res = await request(envoy.port, { body: CHAT, headers: FROM_BROWSER });
+    expect(res.status).toBe(404);
+    expect(res.headers["x-request-cost"]).toBe("0");
+    expect(seenByFilters(res)).toEqual(SEEN);
+    // The guard's body is a local reply's: local_reply_config formats it like any other.
+    expect(JSON.parse(res.json().error).error.message).toBe("the model service answered 404 without a body");
+    expect(m.backupA.requests).toHaveLength(0);
+  });
+});
+
+describe("the guard leaves healthy responses as they were", () => {
+  test("a healthy streaming primary's first byte is not delayed, and its stream flows as written", async () => {
+    const firstDelayMs = 150;
+    const intervalMs = 300;
+    m.primary.behave({ sse: { events: ["1", "2", "3"].map((i) => `{"n":${i}}`), firstDelayMs, intervalMs } });
+    const res = await request(envoy.port, { body: STREAM, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    const events = res.chunks.filter((c) => /data: \{"n"/.test(c.data.toString("utf8")));
+    expect(events).toHaveLength(3);
+    // The guard held only the headers, until this first event: the event arrives when it was written.
+    expect(events[0].at).toBeLessThan(firstDelayMs + MARGIN_MS);
+    expect(events[1].at - events[0].at).toBeGreaterThan(intervalMs - MARGIN_MS / 2);
+    expect(m.backupA.requests).toHaveLength(0);
+  });
+
+  test("a non-streaming primary's slow body is not a first-packet timeout (the guard does not hold it)", async () => {
+    m.primary.behave({ delayBodyMs: FIRST_PACKET_TIMEOUT_MS + 300 });
+    const res = await request(envoy.port, { body: CHAT, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("primary");
+    expect(m.backupA.requests).toHaveLength(0);
+  });
+
+  test("a primary error with a body passes the guard untouched and is swapped as before", async () => {
+    m.primary.behave({ status: 502, json: { error: "bad gateway" } });
+    const res = await request(envoy.port, { body: CHAT, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-a");
+    expect(seenByFilters(res)).toEqual(SEEN);
+  });
+});
+
+test("a bad guard configuration stops Envoy, naming the field", async () => {
+  const failed = await startEnvoy({
+    pluginConfig: { backups: [{ service: "backup-a" }] },
+    clusters: { primary: { port: m.primary.port, upstreamFilters: [primaryGuard({ holdFirstPacket: "yes" })] }, "backup-a": m.backupA.port },
+    expectFailure: true,
+  });
+  expect(failed.exitCode).not.toBe(0);
+  expect(failed.logs()).toMatch(/invalid configuration \(ai-fallback-upstream\): guard\.holdFirstPacket: must be true or false, got "yes"/);
+}, 30000);
