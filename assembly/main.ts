@@ -1,6 +1,7 @@
 // Entry point: the proxy-wasm exports, with the root and stream contexts as the factories. The
-// plugin's root_id picks the role: "ai-fallback-upstream" is the streamed mode's per-cluster
-// upstream filter (assembly/upstream/); anything else is the fallback filter.
+// plugin's root_id picks the role: "ai-fallback-upstream" is the per-cluster upstream filter (a
+// streamed backup's, or the primary guard: assembly/upstream/), "ai-fallback-streamed" the streamed
+// mode's downstream filter (assembly/streamed/); anything else is the fallback filter.
 // Loaded so that --use abort=assembly/abi/abort/onAbort can name it.
 import "./abi/abort";
 import { HttpContext, RootContext } from "./abi/context";
@@ -9,6 +10,7 @@ import { FallbackRoot } from "./root_context";
 import { FallbackStream } from "./stream_context";
 import { getStringProperty } from "./abi/hostcalls";
 import { UPSTREAM_ROOT_ID, UpstreamRoot } from "./upstream/upstream_root";
+import { STREAMED_ROOT_ID, StreamedRoot } from "./streamed/streamed_root";
 
 export {
   // The order of these names is the module's export order, which picks the ABI (see exports.ts).
@@ -23,6 +25,7 @@ function createRoot(id: u32): RootContext {
   // A root context is created with its plugin current, so its root_id can be read here.
   const rootId = getStringProperty(["plugin_root_id"]);
   if (rootId !== null && rootId == UPSTREAM_ROOT_ID) return new UpstreamRoot(id);
+  if (rootId !== null && rootId == STREAMED_ROOT_ID) return new StreamedRoot(id);
   return new FallbackRoot(id);
 }
 

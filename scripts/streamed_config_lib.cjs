@@ -7,6 +7,8 @@
 // an upstream filter, which rewrites the attempt for that backup. The answer streams to the client.
 
 const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
+/** The downstream role that gives streaming requests the router's per-try timeout (firstPacketTimeout). */
+const STREAMED_ROOT_ID = "ai-fallback-streamed";
 /** The route's request buffer: a retry needs the whole body kept (Envoy's default, 1 MiB, silently drops retries). */
 const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Retries one cluster may have in flight (Envoy's default, 3, overflows under concurrency). */
@@ -84,19 +86,43 @@ function parseAddress(text, field) {
   return { host: m[1].replace(/^\[|\]$/g, ""), port, tls };
 }
 
-function upstreamWasmFilter(backup, index, wasmPath) {
-  return {
-    name: "envoy.filters.http.wasm",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-      config: {
-        name: `ai-fallback-upstream-${index + 1}`,
-        root_id: UPSTREAM_ROOT_ID,
-        vm_config: { vm_id: "ai-fallback", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: wasmPath } } },
-        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(backup) },
-      },
-    },
+/** The module as an HTTP filter (downstream or upstream: the same shape) with `rootId` and `configuration` (JSON). */
+function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false) {
+  const config = {
+    name,
+    root_id: rootId,
+    vm_config: { vm_id: "ai-fallback", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: wasmPath } } },
+    configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(configuration) },
   };
+  // A filter that pauses at the headers and waits for the body needs it (Envoy >= 1.35).
+  if (holdsHeaders) config.allow_on_headers_stop_iteration = true;
+  return { name: "envoy.filters.http.wasm", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config } };
+}
+
+function upstreamWasmFilter(backup, index, wasmPath) {
+  return wasmFilter(`ai-fallback-upstream-${index + 1}`, UPSTREAM_ROOT_ID, backup, wasmPath);
+}
+
+/**
+ * firstPacketTimeout: the primary's guard holds a streaming 2xx's headers until its first body byte
+ * (headers-only errors stay as they are: the router retries their status, it would not retry the
+ * guard's local reply), so the router's per-try timeout, which the downstream role sets for
+ * streaming requests only, runs until that byte.
+ */
+function primaryGuardFilter(wasmPath) {
+  return wasmFilter("ai-fallback-guard", UPSTREAM_ROOT_ID, { guard: { replyToHeadersOnlyErrors: false } }, wasmPath, true);
+}
+
+function streamedDownstreamFilter(plugin, wasmPath) {
+  return wasmFilter("ai-fallback-streamed", STREAMED_ROOT_ID, plugin, wasmPath, true);
+}
+
+/** firstPacketTimeout in ms (0 = off), checked as the module checks it. */
+function firstPacketTimeoutMs(plugin) {
+  const v = plugin.firstPacketTimeout;
+  if (v === undefined) return 0;
+  if (!Number.isInteger(v) || v < 0 || v > 2147483647) refuse("firstPacketTimeout", `must be an integer from 0 to 2147483647, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 function cluster(name, address, filters, maxRetries) {
@@ -167,16 +193,20 @@ function streamedConfig(plugin, clusters, opts = {}) {
       retry_back_off: { base_interval: "0.01s", max_interval: "0.05s" },
     },
   };
-  const out = [cluster(clusters.primary, parseAddress(addresses[clusters.primary], `clusters.addresses.${clusters.primary}`), null, maxRetries)];
+  const firstPacket = firstPacketTimeoutMs(plugin) > 0;
+  const out = [cluster(clusters.primary, parseAddress(addresses[clusters.primary], `clusters.addresses.${clusters.primary}`),
+    firstPacket ? [primaryGuardFilter(wasmPath)] : null, maxRetries)];
   plugin.backups.forEach((b, i) => {
     out.push(cluster(b.service, parseAddress(addresses[b.service], `clusters.addresses.${b.service}`), [upstreamWasmFilter(b, i, wasmPath)], maxRetries));
   });
-  return { route, request_body_buffer_limit: opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES, clusters: out };
+  // The connection manager's filters before the router.
+  const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
+  return { route, request_body_buffer_limit: opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES, clusters: out, http_filters: httpFilters };
 }
 
 /** A whole Envoy bootstrap around streamedConfig: one listener, one catch-all route. */
 function streamedBootstrap(plugin, clusters, opts) {
-  const { route, request_body_buffer_limit, clusters: cl } = streamedConfig(plugin, clusters, opts);
+  const { route, request_body_buffer_limit, clusters: cl, http_filters } = streamedConfig(plugin, clusters, opts);
   return {
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: opts.adminPort ?? 9901 } } },
     static_resources: {
@@ -189,7 +219,7 @@ function streamedBootstrap(plugin, clusters, opts) {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             stat_prefix: "ingress",
             route_config: { virtual_hosts: [{ name: "models", domains: ["*"], routes: [{ match: { prefix: "/" }, request_body_buffer_limit, route }] }] },
-            http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+            http_filters: [...http_filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
           },
         }] }],
       }],
@@ -198,4 +228,4 @@ function streamedBootstrap(plugin, clusters, opts) {
   };
 }
 
-module.exports = { UPSTREAM_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+module.exports = { UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

@@ -83,3 +83,41 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(() => lib.streamedConfig({ backups: [{ service: "b1", bogus: 1 }] }, clusters)).toThrow(/^backups\[0\]\.bogus: unknown field/);
   });
 });
+
+describe("streamed mode: firstPacketTimeout in the generated configuration", () => {
+  const clusters = { primary: "p", addresses: { p: "127.0.0.1:8001", b1: "127.0.0.1:8002" } };
+  const plugin = { backups: [{ service: "b1" }], firstPacketTimeout: 3000 };
+  const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+
+  test("the primary gets the guard (holding only: the router retries headers-only errors itself), allowed to hold headers", () => {
+    const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
+    const filters = opts(out.clusters[0]).http_filters;
+    expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
+    const config = filters[0].typed_config.config;
+    expect(config.root_id).toBe("ai-fallback-upstream");
+    expect(JSON.parse(config.configuration.value)).toEqual({ guard: { replyToHeadersOnlyErrors: false } });
+    expect(config.allow_on_headers_stop_iteration).toBe(true);
+  });
+
+  test("before the router, the streamed role gets the whole plugin configuration; the route keeps no per-try timeout of its own", () => {
+    const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
+    expect(out.http_filters).toHaveLength(1);
+    const config = out.http_filters[0].typed_config.config;
+    expect(config.root_id).toBe(lib.STREAMED_ROOT_ID);
+    expect(JSON.parse(config.configuration.value)).toEqual(plugin);
+    expect(config.allow_on_headers_stop_iteration).toBe(true);
+    expect(out.route.retry_policy.per_try_timeout).toBeUndefined();
+    const boot = lib.streamedBootstrap(plugin, clusters, { wasmPath: "/x.wasm" });
+    const chain = boot.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters;
+    expect(chain.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.router"]);
+  });
+
+  test("without firstPacketTimeout (or 0) neither is added; a bad value is refused, naming the field", () => {
+    for (const p of [{ backups: plugin.backups }, { ...plugin, firstPacketTimeout: 0 }]) {
+      const out = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" });
+      expect(opts(out.clusters[0]).http_filters).toBeUndefined();
+      expect(out.http_filters).toEqual([]);
+    }
+    expect(() => lib.streamedConfig({ ...plugin, firstPacketTimeout: "3s" }, clusters)).toThrow(/^firstPacketTimeout: must be an integer from 0/);
+  });
+});

@@ -1,0 +1,28 @@
+// The streamed mode's downstream root context (root_id "ai-fallback-streamed"): the same plugin
+// configuration as the dispatch mode (the generator passes it whole), of which it uses the global
+// firstPacketTimeout and maxRequestBodyBytes.
+import { BufferType, LogLevel } from "../abi/enums";
+import { HttpContext, RootContext } from "../abi/context";
+import { getBufferBytes, log } from "../abi/hostcalls";
+import { Policy, parseConfig } from "../config";
+import { StreamedStream } from "./streamed_stream";
+
+export const STREAMED_ROOT_ID = "ai-fallback-streamed";
+
+export class StreamedRoot extends RootContext {
+  policy: Policy | null = null;
+
+  onConfigure(size: u32): bool {
+    const result = parseConfig(getBufferBytes(BufferType.PluginConfiguration, 0, size));
+    if (result.config == null) {
+      log(LogLevel.Error, "invalid configuration (" + STREAMED_ROOT_ID + "): " + result.error);
+      return false;
+    }
+    this.policy = result.config!.global;
+    return true;
+  }
+
+  createHttpContext(id: u32): HttpContext {
+    return new StreamedStream(id, this);
+  }
+}

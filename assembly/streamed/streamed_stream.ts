@@ -1,0 +1,66 @@
+// The streamed mode's downstream glue (root_id "ai-fallback-streamed"): it holds a request until
+// its body is complete, to know whether it streams, then sets or removes the router's per-try
+// timeout header (per_try_timeout.ts) and lets the request go on to the router.
+import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
+import { HttpContext } from "../abi/context";
+import * as host from "../abi/hostcalls";
+import { isStreamingRequest } from "../json_scan";
+import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutMs } from "./per_try_timeout";
+import { StreamedRoot } from "./streamed_root";
+
+export class StreamedStream extends HttpContext {
+  /** The request's headers are held for its body. */
+  private holding: bool = false;
+
+  constructor(id: u32, root: StreamedRoot) {
+    super(id, root);
+  }
+
+  private get root_(): StreamedRoot {
+    return this.root as StreamedRoot;
+  }
+
+  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    const policy = this.root_.policy;
+    if (policy === null || policy.firstPacketTimeoutMs == 0) return HeadersAction.Continue;
+    if (endOfStream) {
+      this.setTimeout(false);
+      return HeadersAction.Continue;
+    }
+    // The router reads the header with the request's headers: they wait for the body.
+    this.holding = true;
+    return HeadersAction.StopIteration;
+  }
+
+  onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
+    if (!this.holding) return DataAction.Continue;
+    const policy = this.root_.policy!;
+    if (bodySize > policy.maxRequestBodyBytes) {
+      // Too large to be a chat request worth scanning (and to replay): no per-try timeout.
+      host.log(LogLevel.Debug, "streamed mode: a request body over maxRequestBodyBytes is not scanned; no first-packet timeout");
+      this.release(false);
+      return DataAction.Continue;
+    }
+    if (!endOfStream) return DataAction.StopIterationAndBuffer;
+    const body = host.getBufferBytes(BufferType.HttpRequestBody, 0, bodySize);
+    this.release(isStreamingRequest(changetype<usize>(body), body.byteLength));
+    return DataAction.Continue;
+  }
+
+  onRequestTrailers(trailerCount: u32): HeadersAction {
+    // A body with trailers is no chat request: it goes on without a per-try timeout.
+    if (this.holding) this.release(false);
+    return HeadersAction.Continue;
+  }
+
+  private release(streaming: bool): void {
+    this.holding = false;
+    this.setTimeout(streaming);
+  }
+
+  private setTimeout(streaming: bool): void {
+    const ms = perTryTimeoutMs(this.root_.policy!, streaming);
+    if (ms == 0) host.removeHeader(MapType.HttpRequestHeaders, PER_TRY_TIMEOUT_HEADER);
+    else host.replaceHeader(MapType.HttpRequestHeaders, PER_TRY_TIMEOUT_HEADER, ms.toString());
+  }
+}

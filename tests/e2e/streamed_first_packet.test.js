@@ -1,0 +1,144 @@
+// Issue 12 item 3, the first-packet timeout of the streamed mode (README "Streamed mode"): the
+// generated configuration puts the primary guard on the primary's cluster and the module's
+// "ai-fallback-streamed" role before the router, which gives streaming requests the router's per-try
+// timeout = firstPacketTimeout. A primary that sends no headers, or 200 headers and then nothing,
+// is left for the next priority group; the backup's SSE then reaches the client as it is written.
+const { startEnvoy, counter, WASM_PATH } = require("./envoy");
+const { request } = require("./client");
+const { useMocks } = require("./fixtures");
+const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
+
+const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
+let envoy;
+
+const FIRST_PACKET_TIMEOUT_MS = 600;
+const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
+const STREAM_CHAT = { ...CHAT, stream: true };
+// The backup writes its first event 300 ms after its request, then one a second: ~4.3 s.
+const BACKUP_FIRST_MS = 300;
+const INTERVAL_MS = 1000;
+const EVENTS = ["0", "1", "2", "3", "4"].map((i) => `{"choices":[{"delta":{"content":"t${i}"}}]}`);
+const backupStream = { sse: { events: EVENTS, firstDelayMs: BACKUP_FIRST_MS, intervalMs: INTERVAL_MS } };
+// Allowance for a loaded 2-core machine shared with other test runs: Envoy's retry back-off
+// (10-50 ms), connecting to the backup, the module's callbacks, and scheduling.
+const MARGIN_MS = 400;
+// The client's first backup event: the per-try timeout ends the primary's attempt at
+// FIRST_PACKET_TIMEOUT_MS after the request (Envoy's timer starts when the request went upstream),
+// the retry reaches the backup at once (back-off <= 50 ms), the backup writes its first event
+// BACKUP_FIRST_MS later, and it is forwarded as it comes (no buffering).
+const FIRST_EVENT_BOUND_MS = FIRST_PACKET_TIMEOUT_MS + BACKUP_FIRST_MS + MARGIN_MS;
+
+const PLUGIN = {
+  backups: [
+    { service: "backup-a", model: "backup-model-a", headers: { authorization: "Bearer key-a" } },
+    { service: "backup-b", model: "backup-model-b", headers: { authorization: "Bearer key-b" } },
+  ],
+  triggerStatuses: ["5xx", 429],
+  firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS,
+};
+
+/** Arrival times (ms after the request was sent) of the client's SSE data events. */
+function eventTimes(res) {
+  const out = [];
+  for (const c of res.chunks) {
+    const n = (c.data.toString("utf8").match(/^data: \{/gm) ?? []).length;
+    for (let i = 0; i < n; i++) out.push(c.at);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  envoy = await startEnvoy({
+    bootstrap: ({ admin, listener }) => streamedBootstrap(PLUGIN, {
+      primary: "primary",
+      addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
+    }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+  });
+}, 30000);
+
+function expectStreamedBackup(res) {
+  expect(res.status).toBe(200);
+  expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+  const times = eventTimes(res);
+  expect(times).toHaveLength(EVENTS.length);
+  expect(times[0]).toBeGreaterThan(FIRST_PACKET_TIMEOUT_MS); // the primary was given its time
+  expect(times[0]).toBeLessThan(FIRST_EVENT_BOUND_MS);
+  for (let i = 1; i < times.length; i++) {
+    expect(times[i] - times[i - 1]).toBeGreaterThan(INTERVAL_MS - MARGIN_MS);
+    expect(times[i] - times[i - 1]).toBeLessThan(INTERVAL_MS + MARGIN_MS);
+  }
+  expect(JSON.parse(m.backupA.requests[0].body.toString()).model).toBe("backup-model-a");
+  expect(m.backupA.requests[0].headers.authorization).toBe("Bearer key-a");
+  expect(m.backupB.requests).toHaveLength(0);
+  return times;
+}
+
+describe("streamed mode: firstPacketTimeout", () => {
+  test("a primary that sends no headers: the backup's events reach the client as the backup writes them", async () => {
+    m.primary.behave({ hang: true });
+    m.backupA.behave(backupStream);
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    const times = expectStreamedBackup(res);
+    console.log(`streamed, primary silent: events at ${times.map((t) => Math.round(t)).join(", ")} ms (bound for the first ${FIRST_EVENT_BOUND_MS})`);
+  }, 20000);
+
+  test("a primary that sends 200 headers then stalls: the same (the guard kept its headers from the router)", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    m.backupA.behave(backupStream);
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    const times = expectStreamedBackup(res);
+    expect(res.headers["x-served-by"]).toBe("backup-a"); // no header of the primary's reached the client
+    console.log(`streamed, primary stalled after 200: events at ${times.map((t) => Math.round(t)).join(", ")} ms (bound for the first ${FIRST_EVENT_BOUND_MS})`);
+  }, 20000);
+
+  test("a healthy streaming primary is not cut off: its first event before the timeout, later ones far apart", async () => {
+    const gap = FIRST_PACKET_TIMEOUT_MS + 400;
+    m.primary.behave({ sse: { events: EVENTS.slice(0, 3), firstDelayMs: FIRST_PACKET_TIMEOUT_MS / 3, intervalMs: gap } });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    const times = eventTimes(res);
+    expect(times).toHaveLength(3);
+    // Its first byte is not delayed by the guard.
+    expect(times[0]).toBeLessThan(FIRST_PACKET_TIMEOUT_MS / 3 + MARGIN_MS);
+    expect(m.backupA.requests).toHaveLength(0);
+  }, 20000);
+
+  test("a slow non-streaming primary is not cut off (no per-try timeout for it, even one the client asks for)", async () => {
+    m.primary.behave({ delayHeadersMs: FIRST_PACKET_TIMEOUT_MS + 600 });
+    const res = await request(envoy.port, { body: CHAT, headers: { "x-envoy-upstream-rq-per-try-timeout-ms": "100" }, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("primary");
+    expect(m.backupA.requests).toHaveLength(0);
+    expect(m.primary.requests[0].headers["x-envoy-upstream-rq-per-try-timeout-ms"]).toBeUndefined();
+  }, 20000);
+
+  test("a headers-only primary 503 is still retried by the router (the guard leaves it to the router here)", async () => {
+    m.primary.behave({ status: 503, body: "" });
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 2), intervalMs: 100 } });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(eventTimes(res)).toHaveLength(2);
+  }, 20000);
+
+  test("a backup that sends nothing within the timeout is left for the next one (the per-try timeout covers every attempt)", async () => {
+    m.primary.behave({ hang: true });
+    m.backupA.behave({ hang: true });
+    m.backupB.behave({ sse: { events: EVENTS.slice(0, 2), intervalMs: 100 } });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-b");
+    expect(eventTimes(res)).toHaveLength(2);
+    expect(eventTimes(res)[0]).toBeLessThan(2 * FIRST_PACKET_TIMEOUT_MS + MARGIN_MS);
+  }, 20000);
+
+  test("the per-try timeouts are Envoy's: counted on the primary's cluster", async () => {
+    const before = counter(await envoy.stats(), "cluster.primary.upstream_rq_per_try_timeout");
+    m.primary.behave({ hang: true });
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 1) } });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(counter(await envoy.stats(), "cluster.primary.upstream_rq_per_try_timeout") - before).toBe(1);
+  }, 20000);
+});
