@@ -94,6 +94,7 @@ export class GuardStream extends HttpContext {
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
     if (!this.holding) return DataAction.Continue;
+    (this.root as UpstreamRoot).heldBodySeen = true;
     // An empty chunk is not the first byte: the headers stay held.
     if (bodySize == 0 && !endOfStream) return DataAction.StopIterationNoBuffer;
     this.holding = false;
@@ -107,5 +108,19 @@ export class GuardStream extends HttpContext {
 
   onDone(): void {
     this.stopCopying();
+    if (this.holding) this.endedWhileHolding();
+  }
+
+  /**
+   * Without allow_on_headers_stop_iteration Envoy shows no body to a filter paused at the headers:
+   * every held stream would end held (cut by a timeout). Said once per worker, while no held stream
+   * on it has shown a body.
+   */
+  private endedWhileHolding(): void {
+    const root = this.root as UpstreamRoot;
+    if (root.heldBodySeen || root.holdHintLogged) return;
+    root.holdHintLogged = true;
+    host.log(LogLevel.Warn, "primary guard: a streaming response ended while its headers waited for a body that never reached " +
+      "the guard; if healthy streams end this way, set allow_on_headers_stop_iteration: true in the guard's wasm plugin config");
   }
 }

@@ -18,6 +18,10 @@ export class UpstreamRoot extends RootContext {
   guard: GuardConfig | null = null;
   /** What the guard's request copies may hold in this VM (one per worker). */
   budget: MemoryBudget = new MemoryBudget(DEFAULT_MAX_KEPT_BYTES_PER_WORKER);
+  /** A held 2xx has shown the guard a body: Envoy shows bodies after paused headers. */
+  heldBodySeen: bool = false;
+  /** The hint about allow_on_headers_stop_iteration was logged (once a worker). */
+  holdHintLogged: bool = false;
 
   onConfigure(size: u32): bool {
     const bytes = getBufferBytes(BufferType.PluginConfiguration, 0, size);

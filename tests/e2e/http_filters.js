@@ -53,8 +53,9 @@ const jsonLocalReplies = {
 /**
  * The module's primary guard (README "The primary guard"): an upstream filter for the primary's
  * cluster (a cluster spec's upstreamFilters). `guard`: the guard's fields, e.g. { holdFirstPacket: false }.
+ * allowOnHeadersStopIteration: false shows what a guard without it does (its held streams never see a body).
  */
-function primaryGuard(guard = {}, wasmPath = require("./envoy").WASM_PATH) {
+function primaryGuard(guard = {}, { wasmPath = require("./envoy").WASM_PATH, allowOnHeadersStopIteration = true } = {}) {
   return {
     name: "envoy.filters.http.wasm",
     typed_config: {
@@ -64,7 +65,7 @@ function primaryGuard(guard = {}, wasmPath = require("./envoy").WASM_PATH) {
         root_id: "ai-fallback-upstream",
         vm_config: { vm_id: "ai-fallback", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: wasmPath } } },
         configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify({ guard }) },
-        allow_on_headers_stop_iteration: true,
+        allow_on_headers_stop_iteration: allowOnHeadersStopIteration,
       },
     },
   };

@@ -133,3 +133,25 @@ test("a bad guard configuration stops Envoy, naming the field", async () => {
   expect(failed.exitCode).not.toBe(0);
   expect(failed.logs()).toMatch(/invalid configuration \(ai-fallback-upstream\): guard\.holdFirstPacket: must be true or false, got "yes"/);
 }, 30000);
+
+describe("a guard without allow_on_headers_stop_iteration", () => {
+  let bare;
+  beforeAll(async () => {
+    bare = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }], firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS },
+      clusters: {
+        primary: { port: m.primary.port, upstreamFilters: [primaryGuard({}, { allowOnHeadersStopIteration: false })] },
+        "backup-a": m.backupA.port,
+      },
+    });
+  }, 30000);
+  afterAll(() => bare.stop());
+
+  test("holds a healthy stream until the first-packet timeout (Envoy shows it no body), and says what to set", async () => {
+    m.primary.behave({ sse: { events: ['{"n":1}'], firstDelayMs: 50 } });
+    const res = await request(bare.port, { body: STREAM });
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(await bare.logsWhen(/primary guard: .*set allow_on_headers_stop_iteration: true/)).toMatch(
+      /primary guard: a streaming response ended while its headers waited .* set allow_on_headers_stop_iteration: true in the guard's wasm plugin config/);
+  });
+});

@@ -20,6 +20,7 @@ import { LogLimiter } from "../../assembly/log_limiter";
 import { parseBackupEntry } from "../../assembly/config";
 import { attemptHeaderEdits } from "../../assembly/upstream/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
+import { perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
 
 export const STRING_ID = idof<string>();
@@ -207,6 +208,11 @@ export function guardStep(json: ArrayBuffer, streaming: bool, status: i32, endOf
 /** The guard's reply for a headers-only `status`: its headers ("name=value" a line), a blank line, its body. */
 export function guardReply(status: i32, names: string, values: string): string {
   return listHeaders(guardReplyHeaders(headerList(names, values))) + "\n\n" + String.UTF8.decode(guardReplyBody(status));
+}
+
+/** The streamed role's per-try timeout (ms, 0 = none) for a plugin configuration and a request that streams or not. */
+export function perTryTimeout(json: ArrayBuffer, streaming: bool): u32 {
+  return perTryTimeoutMs(parseConfig(json).config!.global, streaming);
 }
 
 export function stripCredentialParameters(path: string): string {

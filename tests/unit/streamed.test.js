@@ -121,3 +121,12 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
     expect(() => lib.streamedConfig({ ...plugin, firstPacketTimeout: "3s" }, clusters)).toThrow(/^firstPacketTimeout: must be an integer from 0/);
   });
 });
+
+describe("streamed mode: the per-try timeout a request gets from the ai-fallback-streamed role", () => {
+  test("firstPacketTimeout for a streaming request, none for any other, none without firstPacketTimeout", () => {
+    const conf = JSON.stringify({ backups: [{ service: "b" }], firstPacketTimeout: 2500 });
+    expect(w.perTryTimeout(conf, true)).toBe(2500);
+    expect(w.perTryTimeout(conf, false)).toBe(0);
+    expect(w.perTryTimeout(JSON.stringify({ backups: [{ service: "b" }] }), true)).toBe(0);
+  });
+});

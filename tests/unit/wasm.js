@@ -75,6 +75,7 @@ function load() {
       call(() => ["continue", "hold", "reply"][x.guardStep(buf(json), streaming ? 1 : 0, status, endOfStream ? 1 : 0)]),
     guardReply: (status, pairs) =>
       call(() => readStr(x.guardReply(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    perTryTimeout: (json, streaming) => call(() => x.perTryTimeout(buf(json), streaming ? 1 : 0)),
     stripCredentialParameters: (path) => call(() => readStr(x.stripCredentialParameters(str(path)))),
     errorBody: (status, hide) => JSON.parse(call(() => readStr(x.errorBody(status, hide ? 1 : 0)))),
     modelAsked: (label, body) => call(() => readStr(x.modelAsked(str(label), buf(body)))),
