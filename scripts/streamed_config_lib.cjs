@@ -109,8 +109,10 @@ function upstreamWasmFilter(backup, index, wasmPath) {
  * guard's local reply), so the router's per-try timeout, which the downstream role sets for
  * streaming requests only, runs until that byte.
  */
-function primaryGuardFilter(wasmPath) {
-  return wasmFilter("ai-fallback-guard", UPSTREAM_ROOT_ID, { guard: { replyToHeadersOnlyErrors: false } }, wasmPath, true);
+function primaryGuardFilter(plugin, wasmPath) {
+  const guard = { replyToHeadersOnlyErrors: false };
+  if (plugin.keepAliveIsNotFirstPacket !== undefined) guard.keepAliveIsNotFirstPacket = plugin.keepAliveIsNotFirstPacket;
+  return wasmFilter("ai-fallback-guard", UPSTREAM_ROOT_ID, { guard }, wasmPath, true);
 }
 
 function streamedDownstreamFilter(plugin, wasmPath) {
@@ -195,7 +197,7 @@ function streamedConfig(plugin, clusters, opts = {}) {
   };
   const firstPacket = firstPacketTimeoutMs(plugin) > 0;
   const out = [cluster(clusters.primary, parseAddress(addresses[clusters.primary], `clusters.addresses.${clusters.primary}`),
-    firstPacket ? [primaryGuardFilter(wasmPath)] : null, maxRetries)];
+    firstPacket ? [primaryGuardFilter(plugin, wasmPath)] : null, maxRetries)];
   plugin.backups.forEach((b, i) => {
     out.push(cluster(b.service, parseAddress(addresses[b.service], `clusters.addresses.${b.service}`), [upstreamWasmFilter(b, i, wasmPath)], maxRetries));
   });

@@ -6,7 +6,7 @@ import { firstInvalidUtf8 } from "../bytes";
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES, startsWithObject } from "../config";
 import { firstJsonError } from "../json_scan";
 
-const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes"];
+const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket"];
 
 export class GuardConfig {
   /** A streaming request's 2xx headers wait for the response's first body byte. */
@@ -15,6 +15,8 @@ export class GuardConfig {
   replyToHeadersOnlyErrors: bool = true;
   /** Bodies up to this size are scanned for `"stream": true`; a larger one is not streaming here. */
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
+  /** SSE comment and blank lines are not the first byte: they are held with the headers. */
+  keepAliveIsNotFirstPacket: bool = false;
 }
 
 export class GuardResult {
@@ -57,6 +59,11 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
     const v = obj.get("replyToHeadersOnlyErrors")!;
     if (v.type != JSON.Types.Bool) return refuse("guard.replyToHeadersOnlyErrors", "must be true or false, got " + v.toString());
     guard.replyToHeadersOnlyErrors = v.get<bool>();
+  }
+  if (obj.has("keepAliveIsNotFirstPacket")) {
+    const v = obj.get("keepAliveIsNotFirstPacket")!;
+    if (v.type != JSON.Types.Bool) return refuse("guard.keepAliveIsNotFirstPacket", "must be true or false, got " + v.toString());
+    guard.keepAliveIsNotFirstPacket = v.get<bool>();
   }
   if (obj.has("maxRequestBodyBytes")) {
     const v = obj.get("maxRequestBodyBytes")!;

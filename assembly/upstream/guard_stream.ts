@@ -6,6 +6,7 @@ import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../byte_sink";
 import { isStreamingRequest } from "../json_scan";
+import { isFirstPacket } from "../sse";
 import { BudgetShare } from "../memory_budget";
 import { GUARD_REPLY_DETAILS } from "../policy";
 import { parseStatus } from "../replay";
@@ -97,8 +98,26 @@ export class GuardStream extends HttpContext {
     (this.root as UpstreamRoot).heldBodySeen = true;
     // An empty chunk is not the first byte: the headers stay held.
     if (bodySize == 0 && !endOfStream) return DataAction.StopIterationNoBuffer;
+    // Keep-alives wait with the headers (buffered: `bodySize` is all that is held) until real data follows.
+    if (this.guard.keepAliveIsNotFirstPacket && !endOfStream && !this.heldIsFirstPacket(bodySize)) {
+      return DataAction.StopIterationAndBuffer;
+    }
     this.holding = false;
     return DataAction.Continue;
+  }
+
+  /** Whether the held body so far has a line that is neither an SSE comment nor blank (over budget: it counts as one). */
+  private heldIsFirstPacket(size: u32): bool {
+    if (!this.share.tryTake(size)) {
+      host.log(LogLevel.Debug, "primary guard: over the memory budget, a held body is not checked for keep-alives; it flows");
+      return true;
+    }
+    const held = new ByteSink();
+    host.takeBufferBytes(BufferType.HttpResponseBody, 0, size, held);
+    const first = isFirstPacket(held.ptr, held.length);
+    held.clear();
+    this.share.give(size);
+    return first;
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {

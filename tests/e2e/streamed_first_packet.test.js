@@ -35,6 +35,7 @@ const PLUGIN = {
   ],
   triggerStatuses: ["5xx", 429],
   firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS,
+  keepAliveIsNotFirstPacket: true,
 };
 
 /** Arrival times (ms after the request was sent) of the client's SSE data events. */
@@ -89,6 +90,26 @@ describe("streamed mode: firstPacketTimeout", () => {
     const times = expectStreamedBackup(res);
     expect(res.headers["x-served-by"]).toBe("backup-a"); // no header of the primary's reached the client
     console.log(`streamed, primary stalled after 200: events at ${times.map((t) => Math.round(t)).join(", ")} ms (bound for the first ${FIRST_EVENT_BOUND_MS})`);
+  }, 20000);
+
+  test("keepAliveIsNotFirstPacket: a primary that sends 200 and only keep-alives is left for the backup", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true, keepAlives: [{ afterMs: 100 }, { afterMs: 350, text: "\n" }] } });
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 2), intervalMs: 100 } });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(res.text).not.toContain(": ping");
+    expect(eventTimes(res)).toHaveLength(2);
+  }, 20000);
+
+  test("keepAliveIsNotFirstPacket: keep-alives then data within the timeout: the primary's stream, keep-alives included", async () => {
+    m.primary.behave({ sse: { events: EVENTS.slice(0, 2), firstDelayMs: FIRST_PACKET_TIMEOUT_MS / 2, intervalMs: 100, keepAlives: [{ afterMs: 50 }] } });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(res.text.startsWith(": ping\n\n")).toBe(true);
+    expect(eventTimes(res)).toHaveLength(2);
+    expect(m.backupA.requests).toHaveLength(0);
   }, 20000);
 
   test("a healthy streaming primary is not cut off: its first event before the timeout, later ones far apart", async () => {

@@ -195,7 +195,8 @@ export function guardSummary(json: ArrayBuffer): string {
   if (g !== null) {
     out += ",\"holdFirstPacket\":" + (g.holdFirstPacket ? "true" : "false") +
       ",\"replyToHeadersOnlyErrors\":" + (g.replyToHeadersOnlyErrors ? "true" : "false") +
-      ",\"maxRequestBodyBytes\":" + g.maxRequestBodyBytes.toString();
+      ",\"maxRequestBodyBytes\":" + g.maxRequestBodyBytes.toString() +
+      ",\"keepAliveIsNotFirstPacket\":" + (g.keepAliveIsNotFirstPacket ? "true" : "false");
   }
   return out + "}";
 }

@@ -9,12 +9,14 @@ describe("primary guard: configuration", () => {
   test("{\"guard\": {}} is a guard with the defaults", () => {
     expect(w.guardSummary(guard({}))).toEqual({
       isGuard: true, error: "", holdFirstPacket: true, replyToHeadersOnlyErrors: true, maxRequestBodyBytes: 10485760,
+      keepAliveIsNotFirstPacket: false,
     });
   });
 
   test("every field is read", () => {
-    expect(w.guardSummary(guard({ holdFirstPacket: false, replyToHeadersOnlyErrors: false, maxRequestBodyBytes: 4096 }))).toEqual({
+    expect(w.guardSummary(guard({ holdFirstPacket: false, replyToHeadersOnlyErrors: false, maxRequestBodyBytes: 4096, keepAliveIsNotFirstPacket: true }))).toEqual({
       isGuard: true, error: "", holdFirstPacket: false, replyToHeadersOnlyErrors: false, maxRequestBodyBytes: 4096,
+      keepAliveIsNotFirstPacket: true,
     });
   });
 
@@ -30,7 +32,8 @@ describe("primary guard: configuration", () => {
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 0 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer from 1 to 268435456/);
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 1.5 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer/);
     expect(w.guardSummary(guard({ firstPacketTimeout: 300 })).error).toBe(
-      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes)");
+      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket)");
+    expect(w.guardSummary(guard({ keepAliveIsNotFirstPacket: "on" })).error).toMatch(/^guard\.keepAliveIsNotFirstPacket: must be true or false/);
     expect(w.guardSummary(JSON.stringify({ guard: true })).error).toMatch(/^guard: must be an object/);
     expect(w.guardSummary(JSON.stringify({ guard: {}, service: "b" })).error).toMatch(/^service: unknown field next to "guard"/);
     expect(w.guardSummary(guard({ holdFirstPacket: "x" })).isGuard).toBe(true);

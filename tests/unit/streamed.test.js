@@ -112,6 +112,12 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
     expect(chain.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.router"]);
   });
 
+  test("keepAliveIsNotFirstPacket is passed on to the guard", () => {
+    const out = lib.streamedConfig({ ...plugin, keepAliveIsNotFirstPacket: true }, clusters, { wasmPath: "/x.wasm" });
+    expect(JSON.parse(opts(out.clusters[0]).http_filters[0].typed_config.config.configuration.value)).toEqual(
+      { guard: { replyToHeadersOnlyErrors: false, keepAliveIsNotFirstPacket: true } });
+  });
+
   test("without firstPacketTimeout (or 0) neither is added; a bad value is refused, naming the field", () => {
     for (const p of [{ backups: plugin.backups }, { ...plugin, firstPacketTimeout: 0 }]) {
       const out = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" });
