@@ -10,7 +10,7 @@ const EXAMPLE = path.join(__dirname, "..", "..", "envoy", "envoy.yaml");
 
 function validate(yaml) {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ai-fallback-example-")), "envoy.yaml");
-  fs.writeFileSync(file, yaml.replace("/etc/envoy/ai_fallback.wasm", WASM_PATH));
+  fs.writeFileSync(file, yaml.replaceAll("/etc/envoy/ai_fallback.wasm", WASM_PATH));
   try {
     const out = execFileSync(ENVOY_BIN, ["--mode", "validate", "-c", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     return { ok: true, out };
@@ -32,6 +32,10 @@ test("envoy/envoy.yaml passes Envoy's own validation, which runs the filter's co
   const bad = validate(broken);
   expect(bad.ok).toBe(false);
   expect(bad.out).toMatch(/invalid configuration: firstPacketTimeout: /);
+  // ... and so is a wrong guard field on the primary's cluster.
+  const badGuard = yaml.replace(`'{"guard": {}}'`, `'{"guard": {"holdFirstPacket": 1}}'`);
+  expect(badGuard).not.toBe(yaml);
+  expect(validate(badGuard).out).toMatch(/invalid configuration \(ai-fallback-upstream\): guard\.holdFirstPacket: must be true or false/);
 });
 
 test("the streamed example (envoy/streamed/) generates a bootstrap Envoy accepts, and the upstream role checks each backup entry", () => {
