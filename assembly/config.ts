@@ -323,6 +323,71 @@ export function parseBackupEntry(bytes: ArrayBuffer, field: string): BackupResul
   return backup == null ? new BackupResult(null, parser.error) : new BackupResult(backup, "");
 }
 
+/**
+ * The streamed mode's upstream filter configuration, one per cluster of the chain (written by
+ * scripts/streamed_config_lib.cjs): which attempt this cluster serves, how many there are, which
+ * statuses make Envoy's router retry, and, for a backup, its entry.
+ */
+export class UpstreamConfig {
+  /** 1 = the primary, 2 = the first backup, ... */
+  attempt: i32 = 1;
+  /** Attempts in the chain: 1 + the number of backups. */
+  attempts: i32 = 1;
+  triggerStatuses: StatusSet = StatusSet.allErrors();
+  hideTopology: bool = false;
+  /** This attempt's backup entry; null on the primary. */
+  backup: Backup | null = null;
+}
+
+export class UpstreamConfigResult {
+  constructor(public config: UpstreamConfig | null, public error: string) {}
+}
+
+function upstreamFailure(parser: Parser): UpstreamConfigResult {
+  return new UpstreamConfigResult(null, parser.error);
+}
+
+const UPSTREAM_KEYS = ["attempt", "attempts", "triggerStatuses", "hideTopology", "backup"];
+
+/** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "backup": {...}}`. */
+export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
+  if (bytes.byteLength == 0) return new UpstreamConfigResult(null, "configuration: empty; a JSON object with \"attempt\" is required");
+  const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
+  if (syntaxError >= 0) return new UpstreamConfigResult(null, "configuration: not valid JSON (error at byte " + syntaxError.toString() + ")");
+  const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
+  if (badByte >= 0) return new UpstreamConfigResult(null, "configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
+  if (!startsWithObject(bytes)) return new UpstreamConfigResult(null, "configuration: must be a JSON object");
+  const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
+  const obj = root.get<JSON.Obj>();
+  const parser = new Parser();
+  const config = new UpstreamConfig();
+  if (!parser.checkKeys(obj, UPSTREAM_KEYS, "")) return upstreamFailure(parser);
+  if (!obj.has("attempt")) return new UpstreamConfigResult(null, "attempt: required: 1 for the primary, 2 for the first backup, ...");
+  const attempt = parser.readInteger(obj.get("attempt")!, "attempt", 1, 1000);
+  if (attempt < 0) return upstreamFailure(parser);
+  config.attempt = <i32>attempt;
+  const attempts = obj.has("attempts") ? parser.readInteger(obj.get("attempts")!, "attempts", attempt, 1000) : attempt;
+  if (attempts < 0) return upstreamFailure(parser);
+  config.attempts = <i32>attempts;
+  if (obj.has("triggerStatuses")) {
+    const set = parser.readStatuses(obj.get("triggerStatuses")!, "triggerStatuses");
+    if (set == null) return upstreamFailure(parser);
+    config.triggerStatuses = set;
+  }
+  if (obj.has("hideTopology")) {
+    const v = obj.get("hideTopology")!;
+    if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "hideTopology: must be true or false, got " + v.toString());
+    config.hideTopology = v.get<bool>();
+  }
+  if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
+  if (config.attempt > 1) {
+    if (!obj.has("backup")) return new UpstreamConfigResult(null, "backup: required on a backup's attempt (attempt > 1)");
+    config.backup = parser.readBackup(obj.get("backup")!, "backup");
+    if (config.backup == null) return upstreamFailure(parser);
+  }
+  return new UpstreamConfigResult(config, "");
+}
+
 /** Walks the parsed JSON; on the first problem it records `error` ("field: why") and returns false/null. */
 class Parser {
   error: string = "";

@@ -99,8 +99,42 @@ function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false)
   return { name: "envoy.filters.http.wasm", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config } };
 }
 
-function upstreamWasmFilter(backup, index, wasmPath) {
-  return wasmFilter(`ai-fallback-upstream-${index + 1}`, UPSTREAM_ROOT_ID, backup, wasmPath);
+/**
+ * The upstream filter of attempt `attempt` (1 = the primary): the module's upstream role with that
+ * attempt's configuration (assembly/config.ts parseUpstreamConfig): on the primary it records a
+ * failed attempt's result for the next one; on a backup it also rewrites the attempt's request and
+ * reports the fallback on the answer.
+ */
+function upstreamWasmFilter(plugin, attempt, wasmPath) {
+  const config = { attempt, attempts: plugin.backups.length + 1 };
+  if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
+  if (plugin.hideTopology !== undefined) config.hideTopology = plugin.hideTopology;
+  if (attempt > 1) config.backup = plugin.backups[attempt - 2];
+  const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
+  return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath);
+}
+
+/**
+ * What the client gets when the router itself answers (the last attempt got no answer: connect
+ * failure, reset, timeout; or no attempt could be made): the dispatch mode's JSON error in place of
+ * Envoy's plain text, with what Envoy knows of the last attempt. Every router reply sets a response
+ * flag; answers of the model services are never local replies, so they pass unchanged.
+ */
+function exhaustedLocalReply(hideTopology) {
+  const error = {
+    type: "ai_fallback_exhausted",
+    code: "%RESPONSE_CODE%",
+    message: "every model service failed",
+    attempts: "%RESP(x-envoy-attempt-count)%",
+    envoy: "%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%",
+  };
+  if (!hideTopology) error.last = "%UPSTREAM_CLUSTER%";
+  return {
+    mappers: [{
+      filter: { response_flag_filter: {} },
+      body_format_override: { json_format: { error }, content_type: "application/json" },
+    }],
+  };
 }
 
 /**
@@ -196,19 +230,31 @@ function streamedConfig(plugin, clusters, opts = {}) {
     },
   };
   const firstPacket = firstPacketTimeoutMs(plugin) > 0;
-  const out = [cluster(clusters.primary, parseAddress(addresses[clusters.primary], `clusters.addresses.${clusters.primary}`),
-    firstPacket ? [primaryGuardFilter(plugin, wasmPath)] : null, maxRetries)];
-  plugin.backups.forEach((b, i) => {
-    out.push(cluster(b.service, parseAddress(addresses[b.service], `clusters.addresses.${b.service}`), [upstreamWasmFilter(b, i, wasmPath)], maxRetries));
+  // Every attempt's cluster runs the upstream role (upstreamWasmFilter); the primary's runs the guard
+  // before it with firstPacketTimeout. Upstream filters see the answer in reverse order: the
+  // primary's result is recorded before the guard holds a streaming 2xx.
+  const out = names.map((n, i) => {
+    const filters = [upstreamWasmFilter(plugin, i + 1, wasmPath)];
+    if (i === 0 && firstPacket) filters.unshift(primaryGuardFilter(plugin, wasmPath));
+    return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries);
   });
   // The connection manager's filters before the router.
   const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
-  return { route, request_body_buffer_limit: opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES, clusters: out, http_filters: httpFilters };
+  return {
+    route,
+    request_body_buffer_limit: opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
+    // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count).
+    virtual_host_options: { include_attempt_count_in_response: true },
+    // On the HTTP connection manager.
+    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true),
+    clusters: out,
+    http_filters: httpFilters,
+  };
 }
 
 /** A whole Envoy bootstrap around streamedConfig: one listener, one catch-all route. */
 function streamedBootstrap(plugin, clusters, opts) {
-  const { route, request_body_buffer_limit, clusters: cl, http_filters } = streamedConfig(plugin, clusters, opts);
+  const { route, request_body_buffer_limit, virtual_host_options, local_reply_config, clusters: cl, http_filters } = streamedConfig(plugin, clusters, opts);
   return {
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: opts.adminPort ?? 9901 } } },
     static_resources: {
@@ -220,7 +266,8 @@ function streamedBootstrap(plugin, clusters, opts) {
           typed_config: {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             stat_prefix: "ingress",
-            route_config: { virtual_hosts: [{ name: "models", domains: ["*"], routes: [{ match: { prefix: "/" }, request_body_buffer_limit, route }] }] },
+            local_reply_config,
+            route_config: { virtual_hosts: [{ name: "models", domains: ["*"], ...virtual_host_options, routes: [{ match: { prefix: "/" }, request_body_buffer_limit, route }] }] },
             http_filters: [...http_filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
           },
         }] }],

@@ -1,20 +1,31 @@
 // The upstream role's root context (root_id "ai-fallback-upstream"): one per cluster's upstream
-// filter. Its configuration picks the room: `{"guard": {...}}` on the primary's cluster (the
-// primary guard, guard_stream.ts), or a backup entry on a backup's cluster in the streamed mode
-// (upstream_stream.ts). Parsed once.
+// filter. Its configuration picks the room: `{"guard": {...}}` (the primary guard, guard_stream.ts),
+// or, in the streamed mode, an attempt of the chain, `{"attempt": n, ...}` (upstream_stream.ts: the
+// primary's result recorded, a backup's request rewritten and its answer reported). Parsed once.
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { Backup, DEFAULT_MAX_KEPT_BYTES_PER_WORKER, parseBackupEntry } from "../config";
+import { DEFAULT_MAX_KEPT_BYTES_PER_WORKER, UpstreamConfig, parseUpstreamConfig } from "../config";
+import { LogLimiter } from "../log_limiter";
 import { MemoryBudget } from "../memory_budget";
+import { AttemptLog } from "./attempt_log";
 import { GuardConfig, parseGuardConfig } from "./guard_config";
 import { GuardStream } from "./guard_stream";
+import { UpstreamMetrics } from "./upstream_metrics";
 import { UpstreamStream } from "./upstream_stream";
 
 export const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
 
+/** One per VM (so per worker), shared by every cluster's filter: all attempts of a request run on one worker. */
+export const attemptLog = new AttemptLog();
+/** A full attempt log is said at most once a minute per worker. */
+export const attemptLogFull = new LogLimiter(60_000);
+
 export class UpstreamRoot extends RootContext {
-  backup: Backup | null = null;
+  /** An attempt of the streamed mode's chain. */
+  config: UpstreamConfig | null = null;
+  /** Null on the primary's filter, which counts nothing. */
+  metrics: UpstreamMetrics | null = null;
   guard: GuardConfig | null = null;
   /** What the guard's request copies may hold in this VM (one per worker). */
   budget: MemoryBudget = new MemoryBudget(DEFAULT_MAX_KEPT_BYTES_PER_WORKER);
@@ -31,9 +42,12 @@ export class UpstreamRoot extends RootContext {
       this.guard = guard.guard;
       return true;
     }
-    const result = parseBackupEntry(bytes, "backup");
-    if (result.backup == null) return this.refuse(result.error);
-    this.backup = result.backup;
+    const result = parseUpstreamConfig(bytes);
+    const config = result.config;
+    if (config == null) return this.refuse(result.error);
+    this.config = config;
+    const backup = config.backup;
+    if (backup !== null && this.metrics == null) this.metrics = new UpstreamMetrics(backup.serviceLabel);
     return true;
   }
 

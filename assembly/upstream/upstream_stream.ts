@@ -1,29 +1,62 @@
-// The streamed mode's per-attempt glue: an upstream HTTP filter on one backup cluster. It rewrites
-// the attempt's request for that backup (path, authority, credentials, headers; the body's model at
-// its end) and labels the backup's answer. Retrying and streaming the answer are Envoy's router's.
+// The streamed mode's per-attempt glue: an upstream HTTP filter on one cluster of the chain.
+// Retrying and streaming the answer are Envoy's router's; this filter
+// - on a backup, rewrites the attempt's request for that backup (path, authority, credentials,
+//   headers; the body's model at its end);
+// - on every attempt, notes its result in the request's attempt record (attempt_log.ts) when it
+//   fails, for the next attempt;
+// - on a backup's answer, reports the fallback in the response headers and counters.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
-import { getBufferBytes, getHeaders, log, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
-import { Backup } from "../config";
+import { getBufferBytes, getHeader, getHeaders, log, monotonicMs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
+import { UpstreamConfig } from "../config";
+import { Attempt, formatAttempts } from "../fallback_machine";
 import { RewriteOutcome, rewriteModel } from "../model_rewrite";
-import { HEADER_MODEL, HEADER_SERVICE } from "../replay";
+import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, parseStatus } from "../replay";
 import { attemptHeaderEdits } from "./attempt_headers";
-import { UpstreamRoot } from "./upstream_root";
+import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE } from "./attempt_log";
+import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
+
+const PRIMARY_LABEL = "primary";
 
 export class UpstreamStream extends HttpContext {
   private rewriting: bool = false;
+  /** The request's x-request-id: the key of its attempt record ("" = none, nothing is recorded). */
+  private requestId: string = "";
+  /** The earlier attempts' results, taken from the log (backups only). */
+  private record: AttemptRecord | null = null;
+  /** Response headers arrived, or the result was noted: onDone has nothing left to do. */
+  private settled: bool = false;
+  /** The primary's 2xx headers came; its end has not. */
+  private unfinished2xx: bool = false;
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
   }
 
-  private get backup(): Backup | null {
-    return (this.root as UpstreamRoot).backup;
+  private get upstreamRoot(): UpstreamRoot {
+    return this.root as UpstreamRoot;
   }
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    const backup = this.backup;
+    const config = this.upstreamRoot.config;
+    if (config == null) return HeadersAction.Continue;
+    const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
+    if (requestId !== null) this.requestId = requestId;
+    const backup = config.backup;
     if (backup == null) return HeadersAction.Continue;
+
+    // A backup: the fallback is under way. Take what the attempts before this one left.
+    let record: AttemptRecord | null = this.requestId.length > 0 ? attemptLog.take(this.requestId) : null;
+    if (record == null) record = new AttemptRecord();
+    record.fillTo(config.attempt);
+    this.record = record;
+    const metrics = this.upstreamRoot.metrics!;
+    if (config.attempt == 2) {
+      metrics.count(metrics.started);
+      metrics.countTrigger(record.trigger());
+    }
+    metrics.count(metrics.backupCalls);
+
     const edits = attemptHeaderEdits(getHeaders(MapType.HttpRequestHeaders), backup);
     for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
     for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
@@ -36,7 +69,7 @@ export class UpstreamStream extends HttpContext {
     // The model may sit anywhere in the body: rewrite it whole, once it is all here.
     if (!endOfStream) return DataAction.StopIterationAndBuffer;
     this.rewriting = false;
-    const backup = this.backup!;
+    const backup = this.upstreamRoot.config!.backup!;
     const body = getBufferBytes(BufferType.HttpRequestBody, 0, bodySize);
     const result = rewriteModel(body, backup.modelLiteral!);
     if (result.outcome == RewriteOutcome.Rewritten) {
@@ -48,10 +81,104 @@ export class UpstreamStream extends HttpContext {
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    const backup = this.backup;
-    if (backup == null) return HeadersAction.Continue;
-    replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
+    const config = this.upstreamRoot.config;
+    if (config == null || this.settled) return HeadersAction.Continue;
+    this.settled = true;
+    const status = parseStatus(getHeader(MapType.HttpResponseHeaders, ":status"));
+    const failed = config.triggerStatuses.has(status);
+    const backup = config.backup;
+    if (backup == null) {
+      // The primary: only a failure is worth a record (the happy path allocates nothing).
+      if (failed) this.leaveForNext(config, new AttemptRecord(), status.toString());
+      // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
+      else if (status >= 200 && status < 300 && !endOfStream) this.unfinished2xx = true;
+      return HeadersAction.Continue;
+    }
+    const record = this.record!;
+    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, status.toString()));
+    // On an answer the router retries these are dropped with it; on the one the client gets, they tell.
     replaceHeader(MapType.HttpResponseHeaders, HEADER_MODEL, backup.modelLabel);
+    replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
+    if (!config.hideTopology) {
+      replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
+      replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));
+    }
+    this.settle(config, record, failed);
     return HeadersAction.Continue;
+  }
+
+  onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
+    if (endOfStream) this.unfinished2xx = false;
+    return DataAction.Continue;
+  }
+
+  onResponseTrailers(trailerCount: u32): HeadersAction {
+    this.unfinished2xx = false;
+    return HeadersAction.Continue;
+  }
+
+  onDone(): void {
+    const config = this.upstreamRoot.config;
+    if (config == null) return;
+    if (this.unfinished2xx) {
+      // The primary's 2xx was cut before its end. If a next attempt follows, the router gave it up
+      // while the guard still held its headers (firstPacketTimeout): a late first packet. (The guard
+      // counts SSE keep-alives as it is configured to; this filter, before it, need not.) If the
+      // 2xx had reached the client, nothing follows and the entry is swept.
+      this.unfinished2xx = false;
+      this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT);
+      return;
+    }
+    if (this.settled) return;
+    this.settled = true;
+    // No response headers: the connection failed, was reset, or the router gave up the attempt.
+    const backup = config.backup;
+    if (backup == null) {
+      this.leaveForNext(config, new AttemptRecord(), RESULT_NO_RESPONSE);
+      return;
+    }
+    const record = this.record;
+    if (record == null) return; // ended before its request headers
+    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, RESULT_NO_RESPONSE));
+    this.settle(config, record, true);
+  }
+
+  /** A backup's attempt is over: count it, and hand the record on or log the outcome. */
+  private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool): void {
+    const metrics = this.upstreamRoot.metrics!;
+    if (!failed) {
+      metrics.count(metrics.answered);
+      metrics.count(metrics.servedByBackup);
+      this.logOutcome("served by " + config.backup!.serviceLabel, record);
+      return;
+    }
+    metrics.count(metrics.failed);
+    if (config.attempt < config.attempts) {
+      this.store(record);
+      return;
+    }
+    metrics.count(metrics.exhausted);
+    this.logOutcome("every model service failed", record);
+  }
+
+  /** The primary failed: start the record the first backup's filter takes. */
+  private leaveForNext(config: UpstreamConfig, record: AttemptRecord, result: string): void {
+    if (config.attempt >= config.attempts) return;
+    record.attempts.push(new Attempt(PRIMARY_LABEL, "", result));
+    this.store(record);
+  }
+
+  private store(record: AttemptRecord): void {
+    if (this.requestId.length == 0) return;
+    const now = monotonicMs();
+    if (!attemptLog.put(this.requestId, record, now) && attemptLogFull.allow(now)) {
+      log(LogLevel.Warn, "streamed fallback: attempt log full (" + MAX_RECORDS.toString() + " requests between attempts); the next attempt of x-request-id " +
+        this.requestId + " will not know this one's result (" + attemptLogFull.takeSuppressed().toString() + " more since the last line)");
+    }
+  }
+
+  private logOutcome(outcome: string, record: AttemptRecord): void {
+    log(LogLevel.Info, "streamed fallback (x-request-id " + (this.requestId.length > 0 ? this.requestId : "none") + "): " + outcome +
+      "; trigger " + record.trigger() + "; attempts " + formatAttempts(record.attempts));
   }
 }

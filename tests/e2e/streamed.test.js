@@ -1,7 +1,7 @@
 // Issue 12 end to end: the streamed mode (README "Streamed mode"). Envoy's router retries on the
 // next priority group's cluster; the module's upstream role rewrites each backup attempt; the
 // backup's SSE reaches the client as the backup writes it.
-const { startEnvoy, counter, WASM_PATH } = require("./envoy");
+const { startEnvoy, counter, growth, WASM_PATH } = require("./envoy");
 const { request } = require("./client");
 const { useMocks } = require("./fixtures");
 const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
@@ -30,8 +30,8 @@ const PLUGIN = {
   triggerStatuses: ["5xx", 429],
 };
 
-function bootstrapFor(primaryPort) {
-  return ({ admin, listener }) => streamedBootstrap(PLUGIN, {
+function bootstrapFor(primaryPort, plugin = PLUGIN) {
+  return ({ admin, listener }) => streamedBootstrap(plugin, {
     primary: "primary",
     addresses: { primary: `127.0.0.1:${primaryPort}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
   }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin });
@@ -68,6 +68,10 @@ describe("streamed mode", () => {
     const res = await request(envoy.port, { body: STREAM_CHAT, headers: { authorization: "Bearer client" }, timeoutMs: 15000 });
     expect(res.status).toBe(200);
     expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(res.headers["x-ai-fallback-model"]).toBe("backup-model-a");
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("status=503");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=backup-model-a;result=200");
+    expect(res.headers["x-envoy-attempt-count"]).toBe("2");
     expect(res.text).toContain("t0");
     expect(res.text).toContain("t4");
     const times = eventTimes(res); // ms after the request was sent
@@ -93,6 +97,9 @@ describe("streamed mode", () => {
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     expect(res.status).toBe(200);
     expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    // No response headers: the filter cannot tell a reset from a connect failure or a per-try timeout.
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("upstream_failure");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=no_response, backup-a;model=backup-model-a;result=200");
     expect(eventTimes(res)).toHaveLength(SHORT.length);
     expect(JSON.parse(m.backupA.requests[0].body.toString()).model).toBe("backup-model-a");
   }, 20000);
@@ -103,6 +110,9 @@ describe("streamed mode", () => {
     const res = await request(envoy.port, { body: STREAM_CHAT, headers: { authorization: "Bearer client", cookie: "s=1" }, timeoutMs: 15000 });
     expect(res.status).toBe(200);
     expect(res.headers["x-ai-fallback-service"]).toBe("backup-b");
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("status=500");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=500, backup-a;model=backup-model-a;result=429, backup-b;model=backup-model-b;result=200");
+    expect(res.headers["x-envoy-attempt-count"]).toBe("3");
     expect(eventTimes(res)).toHaveLength(SHORT.length);
     const seen = m.backupB.requests[0];
     expect(seen.path).toBe("/b/chat");
@@ -124,14 +134,70 @@ describe("streamed mode", () => {
     expect(received.messages[0].content).toHaveLength(2 * 1024 * 1024);
   }, 20000);
 
-  test("every cluster failing gives the client an error", async () => {
+  test("every cluster answering an error gives the client the last backup's answer, with what was tried", async () => {
     m.primary.behave({ status: 503 });
     m.backupA.behave({ status: 503 });
     m.backupB.behave({ status: 502 });
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     expect(res.status).toBe(502);
+    expect(JSON.parse(res.text).served_by).toBe("backup-b"); // the mock's own error body
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("status=503");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=backup-model-a;result=503, backup-b;model=backup-model-b;result=502");
     expect(m.backupB.requests).toHaveLength(1);
     expect(JSON.parse(m.backupB.requests[0].body.toString()).model).toBe("backup-model-b");
+  }, 20000);
+
+  test("every cluster failing without an answer gives the client a JSON error instead of Envoy's plain text", async () => {
+    m.primary.behave({ reset: true });
+    m.backupA.behave({ reset: true });
+    m.backupB.behave({ reset: true });
+    const before = await envoy.stats();
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(503);
+    expect(res.headers["content-type"]).toBe("application/json");
+    const error = JSON.parse(res.text).error;
+    expect(error).toMatchObject({ type: "ai_fallback_exhausted", code: 503, message: "every model service failed", attempts: "3", last: "backup-b" });
+    expect(error.envoy).toMatch(/^URX,UC upstream_reset_before_response_started/);
+    expect(m.backupB.requests).toHaveLength(1);
+    // The router answered, so no filter added headers; the log line and the counters still tell.
+    const grew = growth(before, await envoy.stats());
+    expect(grew("wasmcustom.ai_fallback.exhausted")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.trigger.upstream_failure")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.backup.backup-b.failed")).toBe(1);
+    const logs = await envoy.logsWhen(/every model service failed; trigger upstream_failure; attempts primary;result=no_response, backup-a;model=backup-model-a;result=no_response, backup-b;model=backup-model-b;result=no_response/);
+    expect(logs).toMatch(/streamed fallback \(x-request-id [0-9a-f-]+\): every model service failed; trigger upstream_failure/);
+  }, 20000);
+
+  test("counters: per backup answered and failed, and the dispatch mode's fallback counters; a healthy primary counts nothing", async () => {
+    const before = await envoy.stats();
+    m.primary.behave({});
+    const healthy = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(healthy.status).toBe(200);
+    expect(Object.keys(healthy.headers).filter((h) => h.startsWith("x-ai-fallback"))).toEqual([]);
+    const afterHealthy = await envoy.stats();
+    for (const name of ["started", "backup_calls", "served_by_backup", "exhausted"]) expect(growth(before, afterHealthy)(`wasmcustom.ai_fallback.${name}`)).toBe(0);
+    m.primary.behave({ status: 500 });
+    m.backupA.behave({ status: 503 });
+    expect((await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 })).status).toBe(200);
+    const grew = growth(afterHealthy, await envoy.stats());
+    expect(grew("wasmcustom.ai_fallback.started")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.trigger.status")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.trigger.upstream_failure")).toBe(0);
+    expect(grew("wasmcustom.ai_fallback.backup_calls")).toBe(2);
+    expect(grew("wasmcustom.ai_fallback.backup.backup-a.failed")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.backup.backup-a.answered")).toBe(0);
+    expect(grew("wasmcustom.ai_fallback.backup.backup-b.answered")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.served_by_backup")).toBe(1);
+    expect(grew("wasmcustom.ai_fallback.exhausted")).toBe(0);
+  }, 20000);
+
+  test("a primary answer outside triggerStatuses is the client's, without fallback headers", async () => {
+    m.primary.behave({ status: 404 });
+    const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(404);
+    expect(res.headers["x-ai-fallback-trigger"]).toBeUndefined();
+    expect(res.headers["x-envoy-attempt-count"]).toBe("1");
+    expect(m.backupA.requests).toHaveLength(0);
   }, 20000);
 
   test("50 concurrent streams all fall back without retry overflow", async () => {
@@ -145,16 +211,20 @@ describe("streamed mode", () => {
   }, 30000);
 });
 
-describe("streamed mode, primary refusing connections", () => {
+describe("streamed mode, primary refusing connections, hideTopology on", () => {
   let refusing;
   beforeAll(async () => {
-    refusing = await startEnvoy({ bootstrap: bootstrapFor(refusedPort) });
+    refusing = await startEnvoy({ bootstrap: bootstrapFor(refusedPort, { ...PLUGIN, hideTopology: true }) });
   }, 30000);
   afterAll(() => refusing.stop());
 
-  test("a primary that refuses the connection falls back to the streamed backup", async () => {
+  test("a primary that refuses the connection falls back to the streamed backup; hideTopology reports only trigger and model", async () => {
     const res = await request(refusing.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("upstream_failure");
+    expect(res.headers["x-ai-fallback-model"]).toBe("backup-model-a");
+    expect(res.headers["x-ai-fallback-attempts"]).toBeUndefined();
+    expect(res.headers["x-ai-fallback-service"]).toBeUndefined();
     expect(eventTimes(res)).toHaveLength(SHORT.length);
     expect(JSON.parse(m.backupA.requests[0].body.toString()).model).toBe("backup-model-a");
   }, 20000);

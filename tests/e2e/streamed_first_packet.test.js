@@ -80,6 +80,9 @@ describe("streamed mode: firstPacketTimeout", () => {
     m.backupA.behave(backupStream);
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     const times = expectStreamedBackup(res);
+    // Without response headers the upstream filter cannot tell a per-try timeout from a reset.
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("upstream_failure");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=no_response, backup-a;model=backup-model-a;result=200");
     console.log(`streamed, primary silent: events at ${times.map((t) => Math.round(t)).join(", ")} ms (bound for the first ${FIRST_EVENT_BOUND_MS})`);
   }, 20000);
 
@@ -89,6 +92,9 @@ describe("streamed mode: firstPacketTimeout", () => {
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     const times = expectStreamedBackup(res);
     expect(res.headers["x-served-by"]).toBe("backup-a"); // no header of the primary's reached the client
+    // Its 2xx headers came but no byte: the attempt filter names the first-packet timeout.
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=first_packet_timeout, backup-a;model=backup-model-a;result=200");
     console.log(`streamed, primary stalled after 200: events at ${times.map((t) => Math.round(t)).join(", ")} ms (bound for the first ${FIRST_EVENT_BOUND_MS})`);
   }, 20000);
 

@@ -17,11 +17,12 @@ import { isFirstPacket } from "../../assembly/sse";
 import { BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
 import { ByteSink } from "../../assembly/byte_sink";
 import { LogLimiter } from "../../assembly/log_limiter";
-import { parseBackupEntry } from "../../assembly/config";
+import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/config";
 import { attemptHeaderEdits } from "../../assembly/upstream/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
+import { AttemptLog, AttemptRecord, triggerOf } from "../../assembly/upstream/attempt_log";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -214,6 +215,53 @@ export function guardReply(status: i32, names: string, values: string): string {
 /** The streamed role's per-try timeout (ms, 0 = none) for a plugin configuration and a request that streams or not. */
 export function perTryTimeout(json: ArrayBuffer, streaming: bool): u32 {
   return perTryTimeoutMs(parseConfig(json).config!.global, streaming);
+}
+
+/** The streamed mode's upstream configuration, summarised: "error: ..." when refused. */
+export function upstreamConfigSummary(json: ArrayBuffer): string {
+  const parsed = parseUpstreamConfig(json);
+  if (parsed.config == null) return "error: " + parsed.error;
+  const c = parsed.config!;
+  const backup = c.backup;
+  return "attempt=" + c.attempt.toString() + " attempts=" + c.attempts.toString() + " hideTopology=" + c.hideTopology.toString() +
+    " 404=" + c.triggerStatuses.has(404).toString() + " 503=" + c.triggerStatuses.has(503).toString() +
+    " backup=" + (backup == null ? "none" : backup.service);
+}
+
+/**
+ * Drives one AttemptLog through a script, one command a line; returns one answer a line:
+ *   put <id> <ms> <result>[,<result>...]   -> ok | full        take <id> -> <attempts> | none
+ *   fill <id> <attempt>  (take, fill the gaps before <attempt>, answer the list)  size -> <n>
+ */
+export function attemptLogScript(script: string): string {
+  const log = new AttemptLog();
+  const lines = script.split("\n");
+  let out = "";
+  for (let i = 0; i < lines.length; i++) {
+    const words = lines[i].split(" ");
+    let answer = "";
+    if (words[0] == "put") {
+      const record = new AttemptRecord();
+      const results = words[3].split(",");
+      for (let k = 0; k < results.length; k++) record.attempts.push(new Attempt(k == 0 ? "primary" : "b" + k.toString(), "", results[k]));
+      answer = log.put(words[1], record, U64.parseInt(words[2])) ? "ok" : "full";
+    } else if (words[0] == "take" || words[0] == "fill") {
+      let record = log.take(words[1]);
+      if (words[0] == "fill") {
+        if (record == null) record = new AttemptRecord();
+        record.fillTo(I32.parseInt(words[2]));
+      }
+      answer = record == null ? "none" : formatAttempts(record.attempts) + " trigger=" + record.trigger();
+    } else if (words[0] == "size") {
+      answer = log.size.toString();
+    }
+    out += (i > 0 ? "\n" : "") + answer;
+  }
+  return out;
+}
+
+export function attemptTrigger(result: string): string {
+  return triggerOf(result);
 }
 
 export function stripCredentialParameters(path: string): string {

@@ -39,6 +39,64 @@ describe("streamed mode: per-attempt header edits of a backup's upstream filter"
   });
 });
 
+describe("streamed mode: the upstream role's configuration (one per attempt)", () => {
+  test("an attempt's number, the chain's length, trigger statuses and, on a backup, its entry", () => {
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, attempts: 3, triggerStatuses: ["5xx"] })))
+      .toBe("attempt=1 attempts=3 hideTopology=false 404=false 503=true backup=none");
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, attempts: 3, hideTopology: true, backup: { service: "b1" } })))
+      .toBe("attempt=2 attempts=3 hideTopology=true 404=true 503=true backup=b1");
+  });
+
+  test("bad configurations are refused, naming the field", () => {
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempts: 2 }))).toMatch(/^error: attempt: required/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 0 }))).toMatch(/^error: attempt: must be an integer from 1/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 3, attempts: 2, backup: { service: "b" } }))).toMatch(/^error: attempts: must be an integer from 3/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2 }))).toMatch(/^error: backup: required/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, backup: { service: "b" } }))).toMatch(/^error: backup: not allowed/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, backup: { service: "b", path: "v1" } }))).toMatch(/^error: backup\.path: must start with "\/"/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, triggerStatuses: [200] }))).toMatch(/^error: triggerStatuses\[0\]/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, bogus: 1 }))).toMatch(/^error: bogus: unknown field/);
+    expect(w.upstreamConfigSummary("[1]")).toMatch(/^error: configuration: must be a JSON object/);
+    expect(w.upstreamConfigSummary("")).toMatch(/^error: configuration: empty/);
+  });
+});
+
+describe("streamed mode: the attempt log that carries results from one attempt to the next", () => {
+  test("an attempt takes what the one before left, once", () => {
+    expect(w.attemptLogScript(["put r1 0 503", "take r1", "take r1", "size"]))
+      .toEqual(["ok", "primary;result=503 trigger=status=503", "none", "0"]);
+  });
+
+  test("requests do not see each other's records", () => {
+    expect(w.attemptLogScript(["put r1 0 503", "put r2 0 no_response", "take r2", "take r1"]))
+      .toEqual(["ok", "ok", "primary;result=no_response trigger=upstream_failure", "primary;result=503 trigger=status=503"]);
+  });
+
+  test("a record no attempt takes is dropped after 60 s, at the next sweep", () => {
+    expect(w.attemptLogScript(["put old 0 503", "put r2 59999 503", "size", "put r3 60000 503", "size", "take old"]))
+      .toEqual(["ok", "ok", "2", "ok", "2", "none"]);
+  });
+
+  test("the table never holds more than 4096 records; a full table refuses", () => {
+    const puts = Array.from({ length: 4097 }, (_, i) => `put r${i} 1 503`);
+    const out = w.attemptLogScript([...puts, "size", "put late 60001 503", "size"]);
+    expect(out.slice(0, 4096).every((a) => a === "ok")).toBe(true);
+    expect(out[4096]).toBe("full");
+    expect(out.slice(4097)).toEqual(["4096", "ok", "1"]);
+  });
+
+  test("attempts that left no record keep their places as unknown", () => {
+    expect(w.attemptLogScript(["fill none 3"])).toEqual(["primary;result=unknown, attempt-2;result=unknown trigger=unknown"]);
+    expect(w.attemptLogScript(["put r 0 429", "fill r 3"])).toEqual(["ok", "primary;result=429, attempt-2;result=unknown trigger=status=429"]);
+  });
+
+  test("the trigger is named as in the dispatch mode", () => {
+    expect(w.attemptTrigger("503")).toBe("status=503");
+    expect(w.attemptTrigger("no_response")).toBe("upstream_failure");
+    expect(w.attemptTrigger("first_packet_timeout")).toBe("first_packet_timeout");
+  });
+});
+
 describe("streamed mode: the generated Envoy configuration", () => {
   const clusters = { primary: "p", addresses: { p: "127.0.0.1:8001", b1: "127.0.0.1:8002", b2: "https://api.example.com" } };
   const plugin = { backups: [{ service: "b1", model: "m1", headers: { authorization: "Bearer 1" } }, { service: "b2", headers: { "x-api-key": "2" } }], triggerStatuses: ["5xx", 429] };
@@ -54,18 +112,32 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(lib.retriableStatusCodes(undefined)).toHaveLength(200);
   });
 
-  test("backup clusters carry the upstream role with their own entry, then the codec; the primary has no filter", () => {
+  test("every cluster carries the upstream role with its attempt's configuration (a backup's with its entry), then the codec", () => {
     const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
     const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
-    expect(opts(out.clusters[0]).http_filters).toBeUndefined();
+    const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
+    expect(configOf(out.clusters[0])).toEqual({ attempt: 1, attempts: 3, triggerStatuses: ["5xx", 429] });
+    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], backup: plugin.backups[1] });
     const filters = opts(out.clusters[1]).http_filters;
     expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
     expect(filters[0].typed_config.config.root_id).toBe("ai-fallback-upstream");
-    expect(JSON.parse(filters[0].typed_config.config.configuration.value)).toEqual(plugin.backups[0]);
+    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], backup: plugin.backups[0] });
     expect(out.clusters.every((c) => c.circuit_breakers.thresholds[0].max_retries === lib.DEFAULT_MAX_RETRIES)).toBe(true);
     expect(out.clusters[2].transport_socket.typed_config.sni).toBe("api.example.com");
     expect(out.clusters[2].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(443);
     expect(out.request_body_buffer_limit).toBe(lib.DEFAULT_REQUEST_BUFFER_BYTES);
+  });
+
+  test("Envoy reports the attempt count to the client, and its own replies become the JSON error (hideTopology leaves out the cluster)", () => {
+    const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
+    expect(out.virtual_host_options).toEqual({ include_attempt_count_in_response: true });
+    const mapper = out.local_reply_config.mappers[0];
+    expect(mapper.filter).toEqual({ response_flag_filter: {} });
+    expect(mapper.body_format_override.json_format.error).toMatchObject({ type: "ai_fallback_exhausted", code: "%RESPONSE_CODE%", last: "%UPSTREAM_CLUSTER%" });
+    const hidden = lib.streamedConfig({ ...plugin, hideTopology: true }, clusters, { wasmPath: "/x.wasm" });
+    expect(hidden.local_reply_config.mappers[0].body_format_override.json_format.error.last).toBeUndefined();
+    const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    expect(JSON.parse(opts(hidden.clusters[1]).http_filters[0].typed_config.config.configuration.value).hideTopology).toBe(true);
   });
 
   test("orders whose header edits would leak into a later attempt are refused, naming the field", () => {
@@ -89,10 +161,12 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
   const plugin = { backups: [{ service: "b1" }], firstPacketTimeout: 3000 };
   const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
 
-  test("the primary gets the guard (holding only: the router retries headers-only errors itself), allowed to hold headers", () => {
+  test("the primary gets the guard (holding only: the router retries headers-only errors itself), allowed to hold headers, before its attempt filter", () => {
     const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
     const filters = opts(out.clusters[0]).http_filters;
-    expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
+    expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
+    // Upstream filters see the answer in reverse order: the attempt filter records the primary's result before the guard holds it.
+    expect(JSON.parse(filters[1].typed_config.config.configuration.value)).toEqual({ attempt: 1, attempts: 2 });
     const config = filters[0].typed_config.config;
     expect(config.root_id).toBe("ai-fallback-upstream");
     expect(JSON.parse(config.configuration.value)).toEqual({ guard: { replyToHeadersOnlyErrors: false } });
@@ -121,7 +195,7 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
   test("without firstPacketTimeout (or 0) neither is added; a bad value is refused, naming the field", () => {
     for (const p of [{ backups: plugin.backups }, { ...plugin, firstPacketTimeout: 0 }]) {
       const out = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" });
-      expect(opts(out.clusters[0]).http_filters).toBeUndefined();
+      expect(opts(out.clusters[0]).http_filters.map((f) => JSON.parse(f.typed_config.config?.configuration.value ?? "null"))).toEqual([{ attempt: 1, attempts: 2 }, null]);
       expect(out.http_filters).toEqual([]);
     }
     expect(() => lib.streamedConfig({ ...plugin, firstPacketTimeout: "3s" }, clusters)).toThrow(/^firstPacketTimeout: must be an integer from 0/);

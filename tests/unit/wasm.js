@@ -76,6 +76,9 @@ function load() {
     guardReply: (status, pairs) =>
       call(() => readStr(x.guardReply(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     perTryTimeout: (json, streaming) => call(() => x.perTryTimeout(buf(json), streaming ? 1 : 0)),
+    upstreamConfigSummary: (json) => call(() => readStr(x.upstreamConfigSummary(buf(json)))),
+    attemptLogScript: (lines) => call(() => readStr(x.attemptLogScript(str(lines.join("\n")))).split("\n")),
+    attemptTrigger: (result) => call(() => readStr(x.attemptTrigger(str(result)))),
     stripCredentialParameters: (path) => call(() => readStr(x.stripCredentialParameters(str(path)))),
     errorBody: (status, hide) => JSON.parse(call(() => readStr(x.errorBody(status, hide ? 1 : 0)))),
     modelAsked: (label, body) => call(() => readStr(x.modelAsked(str(label), buf(body)))),
