@@ -56,6 +56,7 @@ describe("with the guard, the two 'straight to the client' cases reach the clien
     expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
     expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
     expect(m.primary.requests).toHaveLength(1);
+    console.log(`guard, primary stalled after 200 (firstPacketTimeout ${FIRST_PACKET_TIMEOUT_MS} ms): the backup's answer arrived at ${Math.round(res.chunks[0].at)} ms`);
   });
 
   test("a headers-only primary 503: swapped in place, CORS on the backup's answer, counted as the model service's error", async () => {
@@ -103,6 +104,7 @@ describe("the guard leaves healthy responses as they were", () => {
     expect(events).toHaveLength(3);
     // The guard held only the headers, until this first event: the event arrives when it was written.
     expect(events[0].at).toBeLessThan(firstDelayMs + MARGIN_MS);
+    console.log(`guard, healthy stream written at ${firstDelayMs}, +${intervalMs}, +${intervalMs} ms: client saw ${events.map((e) => Math.round(e.at)).join(", ")} ms`);
     expect(events[1].at - events[0].at).toBeGreaterThan(intervalMs - MARGIN_MS / 2);
     expect(m.backupA.requests).toHaveLength(0);
   });
