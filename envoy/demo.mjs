@@ -1,10 +1,13 @@
 // The demo: a real Envoy with the filter, a failing primary model service and a healthy backup.
-// One chat request goes in; the answer visibly comes from the backup. Everything stops at the end.
+// One chat request goes in; the answer visibly comes from the backup. Then the streamed mode (README
+// "Streamed mode"): Envoy's router falls back and the backup's SSE reaches the client chunk by chunk.
+// Everything stops at the end.
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
-const { startEnvoy, stopAllEnvoys } = require("../tests/e2e/envoy.js");
+const { startEnvoy, stopAllEnvoys, WASM_PATH } = require("../tests/e2e/envoy.js");
 const { startMock, stopAllMocks } = require("../tests/e2e/mock_model.js");
 const { request } = require("../tests/e2e/client.js");
+const { streamedBootstrap } = require("../scripts/streamed_config_lib.cjs");
 
 const show = (title, res) => {
   console.log(`\n--- ${title}: HTTP ${res.status}`);
@@ -35,6 +38,28 @@ async function main() {
   const started = Date.now();
   const streamed = await request(envoy.port, { body: { ...chat, stream: true } });
   show(`a streaming request whose primary stalls after its headers (answered after ${Date.now() - started} ms)`, streamed);
+
+  // The streamed mode: the same .wasm as Envoy's upstream filter on each cluster, Envoy's router
+  // retrying on the backup's cluster. The backup's tokens reach the client as the backup writes them.
+  primary.behave({ status: 503 });
+  const tokens = ["Hello", " from", " the", " streamed", " backup"];
+  backup.behave({ sse: { events: tokens.map((t) => JSON.stringify({ choices: [{ delta: { content: t } }] })), firstDelayMs: 200, intervalMs: 400 } });
+  const streamedPlugin = { backups: [{ service: "backup-qwen", model: "qwen-plus" }] };
+  const streamedEnvoy = await startEnvoy({
+    bootstrap: ({ admin, listener }) => streamedBootstrap(streamedPlugin, {
+      primary: "primary", addresses: { primary: `127.0.0.1:${primary.port}`, "backup-qwen": `127.0.0.1:${backup.port}` },
+    }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+  });
+  console.log(`\n--- streamed mode (npm run streamed-config): Envoy ${streamedEnvoy.port}, the primary answers 503, ` +
+    "the backup writes an event every 400 ms");
+  const onChunk = (chunk, res) => {
+    if (res.chunks.length === 1) {
+      console.log(`HTTP ${res.status} after ${Math.round(res.headersAt)} ms`);
+      for (const [k, v] of Object.entries(res.headers)) if (k.startsWith("x-ai-fallback")) console.log(`${k}: ${v}`);
+    }
+    for (const line of chunk.data.toString("utf8").split("\n")) if (line.startsWith("data: ")) console.log(`+${String(Math.round(chunk.at)).padStart(5)} ms  ${line}`);
+  };
+  await request(streamedEnvoy.port, { body: { ...chat, stream: true }, onChunk });
 }
 
 main()

@@ -76,7 +76,7 @@ function request(port, opts = {}) {
 
     const req = http.request(options, (r) => {
       res = r;
-      record(result, r, start);
+      record(result, r, start, opts.onChunk);
       r.on("end", () => settle(r.complete ? undefined : "reset"));
       r.on("aborted", () => settle("reset"));
       r.on("error", () => settle("reset"));
@@ -97,13 +97,20 @@ function request(port, opts = {}) {
   });
 }
 
-/** Records a response's status and headers, and each body chunk with its arrival time. */
-function record(result, r, start) {
+/**
+ * Records a response's status and headers, and each body chunk with its arrival time; `onChunk`
+ * (optional) sees each chunk as it arrives, with the result so far (the demo prints them live).
+ */
+function record(result, r, start, onChunk) {
   result.status = r.statusCode;
   result.headers = r.headers;
   result.rawHeaders = r.rawHeaders;
   result.headersAt = now() - start;
-  r.on("data", (data) => result.chunks.push({ at: now() - start, data }));
+  r.on("data", (data) => {
+    const chunk = { at: now() - start, data };
+    result.chunks.push(chunk);
+    if (onChunk) onChunk(chunk, result);
+  });
 }
 
 /**
@@ -120,7 +127,7 @@ function abortAfter(port, opts, ms) {
     let res = null;
     const req = http.request(options, (r) => {
       res = r;
-      record(result, r, start);
+      record(result, r, start, opts.onChunk);
       r.on("error", () => {});
     });
     req.on("error", (err) => {
