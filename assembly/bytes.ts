@@ -36,13 +36,26 @@ export function utf8ByteString(text: string): string {
   return byteStringFromBuffer(String.UTF8.encode(text));
 }
 
-/** ASCII lower case; other bytes unchanged. */
+/**
+ * ASCII lower case; other characters (and bytes of a byte string) unchanged. By hand rather than
+ * String#toLowerCase, which would also fold Latin-1 bytes and pulls in Unicode tables (about 6 KB).
+ */
 export function asciiLower(s: string): string {
-  for (let i = 0; i < s.length; i++) {
+  const n = s.length;
+  let i = 0;
+  while (i < n && !isAsciiUpper(s.charCodeAt(i))) i++;
+  if (i == n) return s;
+  const out = changetype<string>(__new(<usize>n << 1, idof<string>()));
+  memory.copy(changetype<usize>(out), changetype<usize>(s), <usize>i << 1);
+  for (; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) return s.toLowerCase();
+    store<u16>(changetype<usize>(out) + (<usize>i << 1), isAsciiUpper(c) ? c + 32 : c);
   }
-  return s;
+  return out;
+}
+
+function isAsciiUpper(c: i32): bool {
+  return c >= 65 && c <= 90;
 }
 
 /** A byte string as a JSON string literal (quotes, backslashes and control bytes escaped). */

@@ -1,5 +1,7 @@
 // A set of HTTP status codes 400..599: which primary answers trigger a fallback. Pure.
 
+import { asciiLower } from "./bytes";
+
 export class StatusSet {
   private readonly member: StaticArray<bool> = new StaticArray<bool>(600);
 
@@ -25,7 +27,7 @@ export class StatusSet {
 
   /** Adds "4xx", "5xx" or a code written as text ("429"); false for anything else. */
   addText(text: string): bool {
-    const lower = text.toLowerCase();
+    const lower = asciiLower(text);
     if (lower == "4xx") {
       this.addRange(400, 499);
       return true;

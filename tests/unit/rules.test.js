@@ -142,6 +142,8 @@ describe("host of an authority", () => {
     ["[::1]", "[::1]"],
     ["[::1]:8080", "[::1]"],
     ["", ""],
+    // Only ASCII letters fold: the authority is a byte string, and byte 0xC4 is not a letter to lower.
+    ["Ex\u00c4mple.COM:443", "ex\u00c4mple.com"],
   ])("%s -> %s", (authority, host) => {
     expect(w.hostOfAuthority(authority)).toBe(host);
   });
