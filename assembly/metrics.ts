@@ -17,12 +17,11 @@ export class Metrics {
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
   readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.first_packet_timeout");
-  // Work in flight, summed over workers: both return to 0 when no stream waits (a leak would show).
-  // Kept with +1/-1 increments so that workers add up rather than overwrite each other.
-  readonly pendingBackupCalls: u32 = defineMetric(MetricType.Gauge, "ai_fallback.pending_backup_calls");
-  readonly streamTimers: u32 = defineMetric(MetricType.Gauge, "ai_fallback.timers");
+  // Work in flight, summed over workers: each returns to 0 when nothing waits (a leak would show).
+  readonly pendingBackupCalls: InFlightGauge = new InFlightGauge("ai_fallback.pending_backup_calls");
+  readonly streamTimers: InFlightGauge = new InFlightGauge("ai_fallback.timers");
   /** Stream contexts alive (created and not yet ended): 0 when no request is in flight. */
-  readonly streams: u32 = defineMetric(MetricType.Gauge, "ai_fallback.streams");
+  readonly streams: InFlightGauge = new InFlightGauge("ai_fallback.streams");
   /** Bytes of the memory budget in use, as of the last stream that ended: 0 when nothing is in flight. */
   readonly keptBytes: u32 = defineMetric(MetricType.Gauge, "ai_fallback.kept_bytes");
 
@@ -41,5 +40,37 @@ export class Metrics {
       case TriggerKind.Intercepted: this.count(this.triggerIntercepted); break;
       case TriggerKind.FirstPacketTimeout: this.count(this.triggerFirstPacketTimeout); break;
     }
+  }
+}
+
+/**
+ * A gauge of things in flight on this worker, updated lazily: a new high is shown at once (the gauge
+ * is never below the true count), a fall only when the count reaches 0 or drops below half of what
+ * the gauge shows. A worker under steady load makes no host call for it; an exact +1/-1 cost two host
+ * calls per request. Envoy sums the workers' updates (each moves the gauge by its own difference).
+ */
+export class InFlightGauge {
+  private readonly id: u32;
+  private count: i64 = 0;
+  private shown: i64 = 0;
+
+  constructor(name: string) {
+    this.id = defineMetric(MetricType.Gauge, name);
+  }
+
+  up(): void {
+    this.count++;
+    if (this.count > this.shown) this.show();
+  }
+
+  down(): void {
+    if (this.count == 0) return;
+    this.count--;
+    if (this.count == 0 || this.count < this.shown >> 1) this.show();
+  }
+
+  private show(): void {
+    incrementMetric(this.id, this.count - this.shown);
+    this.shown = this.count;
   }
 }

@@ -56,7 +56,7 @@ export class FallbackRoot extends RootContext {
 
   createHttpContext(id: u32): HttpContext {
     const metrics = this.metrics;
-    if (metrics !== null) metrics.adjust(metrics.streams, 1);
+    if (metrics !== null) metrics.streams.up();
     return FallbackRoot.streamFactory(id, this);
   }
 
@@ -64,7 +64,7 @@ export class FallbackRoot extends RootContext {
   streamEnded(): void {
     const metrics = this.metrics;
     if (metrics === null) return;
-    metrics.adjust(metrics.streams, -1);
+    metrics.streams.down();
     if (this.budget.used != this.reportedBytes) {
       metrics.adjust(metrics.keptBytes, this.budget.used - this.reportedBytes);
       this.reportedBytes = this.budget.used;
@@ -86,7 +86,7 @@ export class FallbackRoot extends RootContext {
 
   /** Arms a stream's deadline; the tick starts only when the first deadline appears. */
   armDeadline(streamId: u32, deadlineMs: u64): void {
-    if (!this.deadlines.has(streamId)) this.metrics!.adjust(this.metrics!.streamTimers, 1);
+    if (!this.deadlines.has(streamId)) this.metrics!.streamTimers.up();
     this.deadlines.set(streamId, deadlineMs);
     if (deadlineMs < this.earliestMs) this.earliestMs = deadlineMs;
     if (!this.ticking) {
@@ -98,7 +98,7 @@ export class FallbackRoot extends RootContext {
   disarmDeadline(streamId: u32): void {
     if (!this.deadlines.has(streamId)) return;
     this.deadlines.delete(streamId);
-    this.metrics!.adjust(this.metrics!.streamTimers, -1);
+    this.metrics!.streamTimers.down();
   }
 
   onTick(): void {

@@ -395,7 +395,7 @@ export class FallbackStream extends HttpContext {
     const machine = this.machine;
     if (machine === null || token != this.pendingToken) return;
     this.pendingToken = 0;
-    this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
+    this.metrics().pendingBackupCalls.down();
     let status = 0;
     if (headerCount > 0) {
       const raw = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
@@ -435,7 +435,7 @@ export class FallbackStream extends HttpContext {
     if (this.pendingToken != 0) {
       forgetCall(this.pendingToken);
       this.pendingToken = 0;
-      this.metrics().adjust(this.metrics().pendingBackupCalls, -1);
+      this.metrics().pendingBackupCalls.down();
     }
     const machine = this.machine;
     if (machine !== null && machine.phase == Phase.FallingBack) {
@@ -607,7 +607,7 @@ export class FallbackStream extends HttpContext {
     this.metrics().count(this.metrics().backupCalls);
     this.pendingToken = call.token;
     recordCall(call.token, this.id);
-    this.metrics().adjust(this.metrics().pendingBackupCalls, 1);
+    this.metrics().pendingBackupCalls.up();
     return Dispatch.Sent;
   }
 

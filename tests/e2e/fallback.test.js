@@ -300,6 +300,27 @@ describe("the worker's budget for request copies", () => {
   });
 });
 
+describe("the streams gauge", () => {
+  test("shows the requests in flight while they wait, and 0 once they are answered", async () => {
+    m.primary.behave({ delayHeadersMs: 1000 });
+    const waiting = Promise.all([1, 2, 3].map(() => request(envoy.port, { body: CHAT })));
+    let stats = await envoy.stats();
+    for (let i = 0; i < 40 && counter(stats, "wasmcustom.ai_fallback.streams") < 3; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      stats = await envoy.stats();
+    }
+    // A new high is reported at once (it is lowered lazily, but never below what is alive).
+    expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(3);
+    expect((await waiting).map((r) => r.status)).toEqual([200, 200, 200]);
+    // A stream ends (on_done) just after its last byte went out: wait for the last one to count.
+    for (let i = 0; i < 20 && counter(stats, "wasmcustom.ai_fallback.streams") !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      stats = await envoy.stats();
+    }
+    expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
+  });
+});
+
 describe("a held primary response with trailers", () => {
   test("its trailers stay held too: the backup's answer is served", async () => {
     const withTrailers = await startEnvoy({
