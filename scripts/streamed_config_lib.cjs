@@ -242,7 +242,10 @@ function streamedConfig(plugin, clusters, opts = {}) {
   const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
   return {
     route,
-    request_body_buffer_limit: opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
+    // The ai-fallback-streamed role holds a body up to maxRequestBodyBytes under this limit (past it
+    // Envoy would answer 413), and a retry needs the whole body: never less than maxRequestBodyBytes.
+    request_body_buffer_limit: Math.max(opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
+      firstPacket && Number.isInteger(plugin.maxRequestBodyBytes) ? plugin.maxRequestBodyBytes : 0),
     // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count).
     virtual_host_options: { include_attempt_count_in_response: true },
     // On the HTTP connection manager.

@@ -160,6 +160,18 @@ describe("streamed mode: firstPacketTimeout", () => {
     expect(eventTimes(res)[0]).toBeLessThan(2 * FIRST_PACKET_TIMEOUT_MS + MARGIN_MS);
   }, 20000);
 
+  test("a 2 MB streaming request is held whole by the role (under the route's buffer limit) and still falls back", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 2), intervalMs: 100 } });
+    const big = { ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(2 * 1024 * 1024) }] };
+    const res = await request(envoy.port, { body: big, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(eventTimes(res)).toHaveLength(2);
+    expect(JSON.parse(m.primary.requests[0].body.toString()).messages[0].content).toHaveLength(2 * 1024 * 1024);
+    expect(JSON.parse(m.backupA.requests[0].body.toString()).model).toBe("backup-model-a");
+  }, 20000);
+
   test("the per-try timeouts are Envoy's: counted on the primary's cluster", async () => {
     const before = counter(await envoy.stats(), "cluster.primary.upstream_rq_per_try_timeout");
     m.primary.behave({ hang: true });

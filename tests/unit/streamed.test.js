@@ -186,6 +186,12 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
     expect(chain.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.router"]);
   });
 
+  test("the route's request buffer holds at least maxRequestBodyBytes (the role holds bodies up to it)", () => {
+    expect(lib.streamedConfig(plugin, clusters).request_body_buffer_limit).toBe(lib.DEFAULT_REQUEST_BUFFER_BYTES);
+    const big = 64 * 1024 * 1024;
+    expect(lib.streamedConfig({ ...plugin, maxRequestBodyBytes: big }, clusters).request_body_buffer_limit).toBe(big);
+  });
+
   test("keepAliveIsNotFirstPacket is passed on to the guard", () => {
     const out = lib.streamedConfig({ ...plugin, keepAliveIsNotFirstPacket: true }, clusters, { wasmPath: "/x.wasm" });
     expect(JSON.parse(opts(out.clusters[0]).http_filters[0].typed_config.config.configuration.value)).toEqual(
