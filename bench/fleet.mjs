@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const { startEnvoy, stopAllEnvoys, FILTER_WASM_PATH, NOOP_WASM_PATH } = require("../tests/e2e/envoy.js");
+const { streamedBootstrap } = require("../scripts/streamed_config_lib.cjs");
 export { FILTER_WASM_PATH, NOOP_WASM_PATH };
 
 export const CHAT_PATH = "/v1/chat/completions";
@@ -29,6 +30,9 @@ const SSE = ['{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"
 export const HAPPY_CONFIG = { backups: [{ service: "backup", model: "qwen-plus" }] };
 export const FPT_CONFIG = { backups: [{ service: "backup", model: "qwen-plus" }], firstPacketTimeout: 30000 };
 export const FALLBACK_CONFIG = { backups: [{ service: "backup", model: "qwen-plus", path: CHAT_PATH }] };
+// The streamed mode (README "Streamed mode"): the same fallback configuration, turned into a route
+// and clusters by scripts/streamed_config_lib.cjs; the client calls FAIL_PATH for a fallback.
+export const STREAMED_CONFIG = FALLBACK_CONFIG;
 
 const LOG = { logLevel: "warning", componentLogLevel: "wasm:warning" }; // the same for every Envoy
 const live = [];
@@ -70,6 +74,28 @@ export function startFront(upstreamPort, kind, pluginConfig = {}) {
   if (kind === "plain") return start({ withFilter: false, clusters });
   const wasmPath = kind === "noop" ? NOOP_WASM_PATH : FILTER_WASM_PATH;
   return start({ wasmPath, pluginConfig, clusters });
+}
+
+/**
+ * A front Envoy (one worker) with the streamed mode's generated configuration: clusters "primary"
+ * and "backup" both point at the upstream; every cluster runs the module's upstream role. With
+ * `withModule: false` the upstream filters are left out (only Envoy's priority groups and retry
+ * policy): the module's share of the cost.
+ */
+export function startStreamedFront(upstreamPort, plugin = STREAMED_CONFIG, { withModule = true } = {}) {
+  return start({
+    bootstrap: ({ admin, listener }) => {
+      const boot = streamedBootstrap(plugin, { primary: "primary", addresses: { primary: `127.0.0.1:${upstreamPort}`, backup: `127.0.0.1:${upstreamPort}` } },
+        { wasmPath: FILTER_WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin });
+      if (!withModule) {
+        for (const c of boot.static_resources.clusters) {
+          const opts = c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+          opts.http_filters = opts.http_filters.filter((f) => f.name !== "envoy.filters.http.wasm");
+        }
+      }
+      return boot;
+    },
+  });
 }
 
 export async function stopFleet() {

@@ -8,7 +8,7 @@
 //   npm run bench -- --only throughput,core --rounds 5 --seconds 10 --connections 32 --markdown out.md
 //
 // Sections: throughput (wrk against plain Envoy, the empty module, the filter's happy and fallback
-// paths), ttfb (streaming time to first byte), hostcalls (host calls per request, counted by a
+// paths, the streamed mode's happy and fallback paths), ttfb (streaming time to first byte), hostcalls (host calls per request, counted by a
 // scripted host), core (model rewrite and scans in V8), memory (per in-flight request, module size),
 // lateness (first-packet timeout), compare (with --compare).
 import fs from "node:fs";

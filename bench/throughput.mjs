@@ -1,7 +1,7 @@
 // Side by side in one run: plain Envoy, Envoy with the do-nothing module, the filter's happy path,
 // its fallback path, each driven by wrk in rounds (scenarios in a rotating order), with the front
 // Envoy's CPU time per request as a load-independent second view.
-import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, cpuMs, startFront } from "./fleet.mjs";
+import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, cpuMs, startFront, startStreamedFront } from "./fleet.mjs";
 import { runWrk } from "./wrk.mjs";
 import { chatBody, f, header, median, note, spread, table } from "./stats.mjs";
 
@@ -15,6 +15,9 @@ export function scenarios({ quick }) {
     { name: "filter, happy path", front: "filter", size: 1 * KB, baseline: "plain Envoy" },
     { name: "filter, firstPacketTimeout on", front: "fpt", size: 1 * KB, baseline: "plain Envoy" },
     { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "streamed mode, Envoy only", front: "streamedEnvoy", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "streamed mode, happy path", front: "streamed", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "streamed mode, fallback 500 -> 200", front: "streamed", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "plain Envoy, stream:true", front: "plain", size: 1 * KB, stream: true, path: STREAM_PATH },
     { name: "filter, stream:true (fpt on)", front: "fpt", size: 1 * KB, stream: true, path: STREAM_PATH, baseline: "plain Envoy, stream:true" },
     { name: "plain Envoy", front: "plain", size: 100 * KB },
@@ -35,6 +38,10 @@ export async function startFronts(upstreamPort, list) {
   const configs = { plain: null, noop: {}, filter: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG };
   const fronts = {};
   for (const kind of new Set(list.map((s) => s.front))) {
+    if (kind === "streamed" || kind === "streamedEnvoy") {
+      fronts[kind] = await startStreamedFront(upstreamPort, undefined, { withModule: kind === "streamed" });
+      continue;
+    }
     fronts[kind] = await startFront(upstreamPort, kind === "plain" || kind === "noop" ? kind : "filter", configs[kind] ?? {});
   }
   return fronts;

@@ -226,7 +226,9 @@ function streamedConfig(plugin, clusters, opts = {}) {
       retriable_status_codes: codes,
       num_retries: plugin.backups.length,
       refresh_cluster_on_retry: true,
-      retry_back_off: { base_interval: "0.01s", max_interval: "0.05s" },
+      // The next attempt goes to another cluster: nothing to wait for. Envoy's least (a jittered wait of
+      // at most 1 ms, then 2, 4 ms) instead of its default 25 ms base (measured in npm run bench).
+      retry_back_off: { base_interval: "0.001s", max_interval: "0.005s" },
     },
   };
   const firstPacket = firstPacketTimeoutMs(plugin) > 0;

@@ -19,7 +19,7 @@ const backupStream = { sse: { events: EVENTS, firstDelayMs: FIRST_DELAY_MS, inte
 // Tests about who answers, not when, use a short stream.
 const SHORT = EVENTS.slice(0, 2);
 const shortStream = { sse: { events: SHORT, intervalMs: 200 } };
-// Allowance for a loaded 2-core machine shared with other test runs (Envoy's retry back-off is 10-50 ms).
+// Allowance for a loaded 2-core machine shared with other test runs (Envoy's retry back-off is at most 1-5 ms).
 const MARGIN_MS = 400;
 
 const PLUGIN = {

@@ -20,11 +20,11 @@ const INTERVAL_MS = 1000;
 const EVENTS = ["0", "1", "2", "3", "4"].map((i) => `{"choices":[{"delta":{"content":"t${i}"}}]}`);
 const backupStream = { sse: { events: EVENTS, firstDelayMs: BACKUP_FIRST_MS, intervalMs: INTERVAL_MS } };
 // Allowance for a loaded 2-core machine shared with other test runs: Envoy's retry back-off
-// (10-50 ms), connecting to the backup, the module's callbacks, and scheduling.
+// (at most 1-5 ms), connecting to the backup, the module's callbacks, and scheduling.
 const MARGIN_MS = 400;
 // The client's first backup event: the per-try timeout ends the primary's attempt at
 // FIRST_PACKET_TIMEOUT_MS after the request (Envoy's timer starts when the request went upstream),
-// the retry reaches the backup at once (back-off <= 50 ms), the backup writes its first event
+// the retry reaches the backup at once (back-off <= 5 ms), the backup writes its first event
 // BACKUP_FIRST_MS later, and it is forwarded as it comes (no buffering).
 const FIRST_EVENT_BOUND_MS = FIRST_PACKET_TIMEOUT_MS + BACKUP_FIRST_MS + MARGIN_MS;
 

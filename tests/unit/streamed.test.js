@@ -107,6 +107,8 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(groups.map((g) => g.clusters[0].cluster_name)).toEqual(["p", "b1", "b2"]);
     expect(route.retry_policy.num_retries).toBe(2);
     expect(route.retry_policy.refresh_cluster_on_retry).toBe(true);
+    // The next attempt is another cluster: Envoy's least back-off, not its default 25 ms.
+    expect(route.retry_policy.retry_back_off).toEqual({ base_interval: "0.001s", max_interval: "0.005s" });
     expect(route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes");
     expect(route.retry_policy.retriable_status_codes).toEqual([429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
     expect(lib.retriableStatusCodes(undefined)).toHaveLength(200);
