@@ -1,6 +1,6 @@
 // Plugin configuration: JSON bytes in, an immutable Config or an error naming the field out. Pure.
 // Parsed once per root context (on_configure); streams share it read-only.
-import { JSON } from "json-as";
+import { JSON, keyAsWritten } from "./json_value";
 import { Header } from "./headers";
 import { asciiLower, firstInvalidUtf8, utf8ByteString } from "./bytes";
 import { firstJsonError } from "./json_scan";
@@ -153,12 +153,12 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   if (syntaxError >= 0) {
     return fail("configuration: not valid JSON, or nested over 1024 levels (error at byte " + syntaxError.toString() + ")");
   }
-  // Decoding malformed UTF-8 would hand json-as a garbled text (and has left it unable to parse the next one).
+  // Decoding malformed UTF-8 would hand the parser a garbled text.
   const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
   if (badByte >= 0) return fail("configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
-  // json-as aborts (a trap) on a top-level value that is not an object or array: check first.
+  // The parser takes any JSON value; the configuration must be an object.
   if (!startsWithObject(bytes)) return fail("configuration: must be a JSON object");
-  const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
   if (root.type != JSON.Types.Object) return fail("configuration: must be a JSON object");
   const obj = root.get<JSON.Obj>();
   const parser = new Parser();
@@ -196,32 +196,6 @@ export function startsWithObject(bytes: ArrayBuffer): bool {
     return c == 0x7b;
   }
   return false;
-}
-
-/**
- * The same JSON text with every `\/` escape written as `/` (they mean the same): json-as decodes
- * `\/` wrongly. Only escapes inside strings are touched; `\\/` stays as it is.
- */
-function withoutSlashEscapes(text: string): string {
-  if (!text.includes("\\/")) return text;
-  let out = "";
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString && c == 0x5c) {
-      const next = text.charCodeAt(i + 1);
-      if (next == 0x2f) {
-        out += "/";
-      } else {
-        out += text.charAt(i) + text.charAt(i + 1);
-      }
-      i++;
-      continue;
-    }
-    if (c == 0x22) inString = !inString;
-    out += text.charAt(i);
-  }
-  return out;
 }
 
 /** `s` with control characters written as \u00XX: an error quotes configured values, and it must stay one log line. */
@@ -317,7 +291,7 @@ export function parseBackupEntry(bytes: ArrayBuffer, field: string): BackupResul
   const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
   if (badByte >= 0) return new BackupResult(null, field + ": not valid UTF-8 (at byte " + badByte.toString() + ")");
   if (!startsWithObject(bytes)) return new BackupResult(null, field + ": must be a JSON object");
-  const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
   const parser = new Parser();
   const backup = parser.readBackup(root, field);
   return backup == null ? new BackupResult(null, parser.error) : new BackupResult(backup, "");
@@ -357,7 +331,7 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
   const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
   if (badByte >= 0) return new UpstreamConfigResult(null, "configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
   if (!startsWithObject(bytes)) return new UpstreamConfigResult(null, "configuration: must be a JSON object");
-  const root = JSON.parse<JSON.Value>(withoutSlashEscapes(String.UTF8.decode(bytes)));
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
   const obj = root.get<JSON.Obj>();
   const parser = new Parser();
   const config = new UpstreamConfig();
@@ -402,7 +376,7 @@ class Parser {
     const keys = obj.keys();
     for (let i = 0; i < keys.length; i++) {
       if (!known.includes(keys[i])) {
-        return this.refuse(prefix + keys[i], "unknown field (known: " + known.join(", ") + ")");
+        return this.refuse(prefix + keyAsWritten(keys[i]), "unknown field (known: " + known.join(", ") + ")");
       }
     }
     return true;
@@ -608,16 +582,16 @@ class Parser {
     for (let i = 0; i < names.length; i++) {
       const name = asciiLower(names[i]);
       if (!isHeaderName(name) && !name.startsWith(":")) {
-        return this.refuse(field + "." + names[i], "not a valid header name");
+        return this.refuse(field + "." + keyAsWritten(names[i]), "not a valid header name");
       }
       if (isReservedHeader(name)) {
-        return this.refuse(field + "." + names[i], "this header cannot be set (pseudo-headers, host and framing belong to the filter; use path/authority)");
+        return this.refuse(field + "." + keyAsWritten(names[i]), "this header cannot be set (pseudo-headers, host and framing belong to the filter; use path/authority)");
       }
-      const value = this.readString(obj.get(names[i])!, field + "." + names[i]);
+      const value = this.readString(obj.get(names[i])!, field + "." + keyAsWritten(names[i]));
       if (value == null) return false;
       // Envoy would trim such whitespace, so the value sent would differ from the one configured.
       if (value.length > 0 && (isWhitespace(value.charCodeAt(0)) || isWhitespace(value.charCodeAt(value.length - 1)))) {
-        return this.refuse(field + "." + names[i], "must not begin or end with whitespace");
+        return this.refuse(field + "." + keyAsWritten(names[i]), "must not begin or end with whitespace");
       }
       backup.headers.push(new Header(utf8ByteString(name), utf8ByteString(value)));
       if (isCredentialHeader(name)) backup.replacesCredentials = true;

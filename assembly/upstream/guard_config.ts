@@ -1,7 +1,7 @@
 // The primary guard's configuration: `{"guard": {...}}` as the upstream role's configuration on
 // the PRIMARY cluster (the backups' filters take a backup entry instead). Bytes in, an immutable
 // GuardConfig or an error naming the field out. Pure.
-import { JSON } from "json-as";
+import { JSON, keyAsWritten } from "../json_value";
 import { firstInvalidUtf8 } from "../bytes";
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES, startsWithObject } from "../config";
 import { firstJsonError } from "../json_scan";
@@ -40,14 +40,14 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
   if (!root.has("guard")) return new GuardResult(false, null, "");
   const keys = root.keys();
   for (let i = 0; i < keys.length; i++) {
-    if (keys[i] != "guard") return refuse(keys[i], "unknown field next to \"guard\" (a guard's configuration is {\"guard\": {...}} alone)");
+    if (keys[i] != "guard") return refuse(keyAsWritten(keys[i]), "unknown field next to \"guard\" (a guard's configuration is {\"guard\": {...}} alone)");
   }
   const value = root.get("guard")!;
   if (value.type != JSON.Types.Object) return refuse("guard", "must be an object (known fields: " + GUARD_KEYS.join(", ") + "), got " + value.toString());
   const obj = value.get<JSON.Obj>();
   const fields = obj.keys();
   for (let i = 0; i < fields.length; i++) {
-    if (!GUARD_KEYS.includes(fields[i])) return refuse("guard." + fields[i], "unknown field (known: " + GUARD_KEYS.join(", ") + ")");
+    if (!GUARD_KEYS.includes(fields[i])) return refuse("guard." + keyAsWritten(fields[i]), "unknown field (known: " + GUARD_KEYS.join(", ") + ")");
   }
   const guard = new GuardConfig();
   if (obj.has("holdFirstPacket")) {

@@ -115,7 +115,7 @@ export const MUTATIONS = [
   {
     name: "pending_backup_calls is not decremented when the client leaves during a call",
     file: "assembly/stream_context.ts",
-    find: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n      this.metrics().adjust(this.metrics().pendingBackupCalls, -1);\n",
+    find: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n      this.metrics().pendingBackupCalls.down();\n",
     replace: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n",
     tests: [E2E_STREAMING],
   },
@@ -328,5 +328,26 @@ export const MUTATIONS = [
     find: "        write ? served!.body.ptr : 0, write ? served!.body.length : 0);\n",
     replace: "        0, 0);\n",
     tests: [E2E_FILTER_CHAIN],
+  },
+  {
+    name: "an in-flight gauge shows a new high only when it falls (the streams gauge reads 0 while requests wait)",
+    file: "assembly/metrics.ts",
+    find: "    if (this.count > this.shown) this.show();\n",
+    replace: "",
+    tests: [E2E_FALLBACK],
+  },
+  {
+    name: "a JSON string's escapes are not decoded in the configuration (a \\u escape in a key or value stays as written)",
+    file: "assembly/json_value.ts",
+    find: "    if (text.charCodeAt(this.at) == 0x22) return text.substring(start, this.at++);\n",
+    replace: "    while (text.charCodeAt(this.at) != 0x22) this.at += text.charCodeAt(this.at) == 0x5c ? 2 : 1;\n    return text.substring(start, this.at++);\n",
+    tests: [UNIT_CONFIG],
+  },
+  {
+    name: "a repeated configuration key keeps its first value (JSON.parse takes the last)",
+    file: "assembly/json_value.ts",
+    find: "    if (!this.values.has(key)) this.names.push(key);\n    this.values.set(key, value);\n",
+    replace: "    if (this.values.has(key)) return;\n    this.names.push(key);\n    this.values.set(key, value);\n",
+    tests: [UNIT_CONFIG],
   },
 ];

@@ -60,7 +60,28 @@ describe("configuration", () => {
     expect(c.maxKeptBytesPerWorker).toBe(536870912);
   });
 
-  test("JSON's \\/ escape is read as a slash (json-as alone misreads it)", () => {
+  test("escapes mean what JSON says, in keys too: \\u escapes (a surrogate pair is one character), \\\"", () => {
+    const c = cfg('{"back\\u0075ps":[{"service":"a","model":"m\\ud83d\\ude00\\u00e9\\"q\\"","headers":{"x-\\u0061":"v"}}]}');
+    expect(c.error).toBeUndefined();
+    expect(c.global.backups[0].model).toBe(JSON.parse('"m\\ud83d\\ude00\\u00e9\\"q\\""'));
+    expect(c.global.backups[0].headers).toEqual({ "x-a": "v" });
+  });
+
+  test("a repeated key: the last value counts (as in JSON.parse)", () => {
+    const c = cfg('{"backups":[{"service":"a"}],"backups":[{"service":"b"}],"firstPacketTimeout":1,"firstPacketTimeout":2}');
+    expect(c.global.backups.map((b) => b.service)).toEqual(["b"]);
+    expect(c.global.firstPacketTimeout).toBe(2);
+  });
+
+  test("an unknown key is named as the configuration writes it; a refused number is quoted as written", () => {
+    expect(cfg('{"backups":[{"service":"a"}],"x\\ty\\u0001":1}').error).toMatch(/^x\\ty\\u0001: unknown field/);
+    expect(cfg('{"backups":[{"service":"a"}],"firstPacketTimeout":1.50}').error).toMatch(/^firstPacketTimeout: must be an integer .*, got 1\.50$/);
+    expect(cfg('{"backups":[{"service":"a"}],"firstPacketTimeout":1e3}').global.firstPacketTimeout).toBe(1000);
+    expect(cfg('{"backups":[{"service":"a"}],"hideTopology":{"a":[1,"b\\\\",null,false]}}').error)
+      .toBe('hideTopology: must be true or false, got {"a":[1,"b\\\\",null,false]}');
+  });
+
+  test("JSON's \\/ escape is read as a slash", () => {
     const c = cfg('{"backups":[{"service":"a","path":"\\/v1\\/chat","headers":{"x-a":"b\\\\/c"}}]}');
     expect(c.global.backups[0].path).toBe("/v1/chat");
     expect(c.global.backups[0].headers["x-a"]).toBe("b\\/c");
@@ -163,7 +184,7 @@ describe("configuration", () => {
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],
     ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer from 1/],
-    ["a JSON value that is not an object (json-as would abort: a trap)", "true", /^configuration: must be a JSON object/],
+    ["a JSON value that is not an object", "true", /^configuration: must be a JSON object/],
     ["a JSON string", '"backups"', /^configuration: must be a JSON object/],
     ["malformed UTF-8", Buffer.from('{"backups":[{"service":"a\xae"}]}', "latin1"), /^configuration: not valid UTF-8 \(at byte 25\)/],
     ["a control character quoted in an error stays escaped (one log line)", '{"backups":[{"service":"a"}],"_rules_":"\\r\\n"}', /^_rules_: must be an array, got .*\\u000d\\u000a/],
