@@ -346,8 +346,8 @@ export const MUTATIONS = [
   {
     name: "a repeated configuration key keeps its first value (JSON.parse takes the last)",
     file: "assembly/json_value.ts",
-    find: "    if (!this.values.has(key)) this.names.push(key);\n    this.values.set(key, value);\n",
-    replace: "    if (this.values.has(key)) return;\n    this.names.push(key);\n    this.values.set(key, value);\n",
+    find: "      if (!this.values.has(key)) this.names.push(key);\n      this.values.set(key, value);\n",
+    replace: "      if (this.values.has(key)) return;\n      this.names.push(key);\n      this.values.set(key, value);\n",
     tests: [UNIT_CONFIG],
   },
 ];
