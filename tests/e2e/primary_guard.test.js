@@ -93,7 +93,7 @@ describe("with the guard, the two 'straight to the client' cases reach the clien
 });
 
 describe("the guard leaves healthy responses as they were", () => {
-  test("a healthy streaming primary's first byte is not delayed, and its stream flows as written", async () => {
+  test("[pass-through] a healthy streaming primary's first byte is not delayed, and its stream flows as written", async () => {
     const firstDelayMs = 150;
     const intervalMs = 300;
     m.primary.behave({ sse: { events: ["1", "2", "3"].map((i) => `{"n":${i}}`), firstDelayMs, intervalMs } });
@@ -109,7 +109,7 @@ describe("the guard leaves healthy responses as they were", () => {
     expect(m.backupA.requests).toHaveLength(0);
   });
 
-  test("a non-streaming primary's slow body is not a first-packet timeout (the guard does not hold it)", async () => {
+  test("[pass-through] a non-streaming primary's slow body is not a first-packet timeout (the guard does not hold it)", async () => {
     m.primary.behave({ delayBodyMs: FIRST_PACKET_TIMEOUT_MS + 300 });
     const res = await request(envoy.port, { body: CHAT, headers: FROM_BROWSER });
     expect(res.status).toBe(200);

@@ -108,7 +108,7 @@ describe("streamed mode: firstPacketTimeout", () => {
     expect(eventTimes(res)).toHaveLength(2);
   }, 20000);
 
-  test("keepAliveIsNotFirstPacket: keep-alives then data within the timeout: the primary's stream, keep-alives included", async () => {
+  test("[pass-through] keepAliveIsNotFirstPacket: keep-alives then data within the timeout: the primary's stream, keep-alives included", async () => {
     m.primary.behave({ sse: { events: EVENTS.slice(0, 2), firstDelayMs: FIRST_PACKET_TIMEOUT_MS / 2, intervalMs: 100, keepAlives: [{ afterMs: 50 }] } });
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     expect(res.status).toBe(200);
@@ -118,7 +118,7 @@ describe("streamed mode: firstPacketTimeout", () => {
     expect(m.backupA.requests).toHaveLength(0);
   }, 20000);
 
-  test("a healthy streaming primary is not cut off: its first event before the timeout, later ones far apart", async () => {
+  test("[pass-through] a healthy streaming primary is not cut off: its first event before the timeout, later ones far apart", async () => {
     const gap = FIRST_PACKET_TIMEOUT_MS + 400;
     m.primary.behave({ sse: { events: EVENTS.slice(0, 3), firstDelayMs: FIRST_PACKET_TIMEOUT_MS / 3, intervalMs: gap } });
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
@@ -131,7 +131,7 @@ describe("streamed mode: firstPacketTimeout", () => {
     expect(m.backupA.requests).toHaveLength(0);
   }, 20000);
 
-  test("a slow non-streaming primary is not cut off (no per-try timeout for it; a client asking for one in the header gets none either)", async () => {
+  test("[pass-through] a slow non-streaming primary is not cut off (no per-try timeout for it; a client asking for one in the header gets none either)", async () => {
     m.primary.behave({ delayHeadersMs: FIRST_PACKET_TIMEOUT_MS + 600 });
     const res = await request(envoy.port, { body: CHAT, headers: { "x-envoy-upstream-rq-per-try-timeout-ms": "100" }, timeoutMs: 15000 });
     expect(res.status).toBe(200);
