@@ -311,6 +311,8 @@ export class UpstreamConfig {
   hideTopology: bool = false;
   /** This attempt's backup entry; null on the primary. */
   backup: Backup | null = null;
+  /** The methods the route retries (the primary records a failure only for these). */
+  methods: string[] = DEFAULT_METHODS;
 }
 
 export class UpstreamConfigResult {
@@ -321,7 +323,7 @@ function upstreamFailure(parser: Parser): UpstreamConfigResult {
   return new UpstreamConfigResult(null, parser.error);
 }
 
-const UPSTREAM_KEYS = ["attempt", "attempts", "triggerStatuses", "hideTopology", "backup"];
+const UPSTREAM_KEYS = ["attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "backup"];
 
 /** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "backup": {...}}`. */
 export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
@@ -352,6 +354,11 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     const v = obj.get("hideTopology")!;
     if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "hideTopology: must be true or false, got " + v.toString());
     config.hideTopology = v.get<bool>();
+  }
+  if (obj.has("methods")) {
+    const methods = parser.readMethods(obj.get("methods")!, "methods");
+    if (methods == null) return upstreamFailure(parser);
+    config.methods = methods;
   }
   if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
   if (config.attempt > 1) {

@@ -74,6 +74,16 @@ function checkBackups(backups) {
   });
 }
 
+/** The methods whose requests fall back (default POST), checked as the module checks them. */
+function retriedMethods(methods) {
+  if (methods === undefined) return ["POST"];
+  if (!Array.isArray(methods) || methods.length === 0) refuse("methods", "must list at least one method, e.g. [\"POST\"]");
+  methods.forEach((m, i) => {
+    if (typeof m !== "string" || !/^[A-Z_-]+$/.test(m)) refuse(`methods[${i}]`, `must be an upper-case HTTP method such as "POST", got ${JSON.stringify(m)}`);
+  });
+  return methods;
+}
+
 /** "host:port" or "https://host[:port]" -> { host, port, tls }. */
 function parseAddress(text, field) {
   if (typeof text !== "string") refuse(field, "must be \"host:port\" or \"https://host[:port]\"");
@@ -109,6 +119,7 @@ function upstreamWasmFilter(plugin, attempt, wasmPath) {
   const config = { attempt, attempts: plugin.backups.length + 1 };
   if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
   if (plugin.hideTopology !== undefined) config.hideTopology = plugin.hideTopology;
+  if (attempt === 1 && plugin.methods !== undefined) config.methods = plugin.methods;
   if (attempt > 1) config.backup = plugin.backups[attempt - 2];
   const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
   return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath);
@@ -209,6 +220,7 @@ function streamedConfig(plugin, clusters, opts = {}) {
   for (const n of names) if (addresses[n] === undefined) refuse(`clusters.addresses.${n}`, "required: \"host:port\" or \"https://host[:port]\"");
   const wasmPath = opts.wasmPath ?? "ai_fallback.wasm";
   const maxRetries = opts.maxRetries ?? DEFAULT_MAX_RETRIES;
+  const methods = retriedMethods(plugin.methods);
   const route = {
     inline_cluster_specifier_plugin: {
       extension: {
@@ -244,6 +256,10 @@ function streamedConfig(plugin, clusters, opts = {}) {
   const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
   return {
     route,
+    // Only model-API requests fall back (the methods in `methods`, POST by default): the retrying route
+    // matches them; every other request goes to the primary alone, as in the dispatch mode.
+    method_match: { name: ":method", string_match: { safe_regex: { regex: methods.join("|") } } },
+    primary_only_route: { cluster: clusters.primary, timeout: "0s" },
     // The ai-fallback-streamed role holds a body up to maxRequestBodyBytes under this limit (past it
     // Envoy would answer 413), and a retry needs the whole body: never less than maxRequestBodyBytes.
     request_body_buffer_limit: Math.max(opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
@@ -257,9 +273,14 @@ function streamedConfig(plugin, clusters, opts = {}) {
   };
 }
 
-/** A whole Envoy bootstrap around streamedConfig: one listener, one catch-all route. */
+/** A whole Envoy bootstrap around streamedConfig: one listener, the retrying route for `methods`, then the primary alone. */
 function streamedBootstrap(plugin, clusters, opts) {
-  const { route, request_body_buffer_limit, virtual_host_options, local_reply_config, clusters: cl, http_filters } = streamedConfig(plugin, clusters, opts);
+  const { route, method_match, primary_only_route, request_body_buffer_limit, virtual_host_options, local_reply_config, clusters: cl, http_filters } =
+    streamedConfig(plugin, clusters, opts);
+  const routes = [
+    { match: { prefix: "/", headers: [method_match] }, request_body_buffer_limit, route },
+    { match: { prefix: "/" }, route: primary_only_route },
+  ];
   return {
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: opts.adminPort ?? 9901 } } },
     static_resources: {
@@ -272,7 +293,7 @@ function streamedBootstrap(plugin, clusters, opts) {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             stat_prefix: "ingress",
             local_reply_config,
-            route_config: { virtual_hosts: [{ name: "models", domains: ["*"], ...virtual_host_options, routes: [{ match: { prefix: "/" }, request_body_buffer_limit, route }] }] },
+            route_config: { virtual_hosts: [{ name: "models", domains: ["*"], ...virtual_host_options, routes }] },
             http_filters: [...http_filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
           },
         }] }],

@@ -40,9 +40,14 @@ export class UpstreamStream extends HttpContext {
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
     const config = this.upstreamRoot.config;
     if (config == null) return HeadersAction.Continue;
+    const backup = config.backup;
+    if (backup == null) {
+      // The primary: a request the route does not retry leaves no record (it would wait for nobody).
+      const method = getHeader(MapType.HttpRequestHeaders, ":method");
+      if (method === null || !config.methods.includes(method)) return HeadersAction.Continue;
+    }
     const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
     if (requestId !== null) this.requestId = requestId;
-    const backup = config.backup;
     if (backup == null) return HeadersAction.Continue;
 
     // A backup: the fallback is under way. Take what the attempts before this one left.

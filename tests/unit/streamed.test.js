@@ -56,6 +56,7 @@ describe("streamed mode: the upstream role's configuration (one per attempt)", (
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, backup: { service: "b", path: "v1" } }))).toMatch(/^error: backup\.path: must start with "\/"/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, triggerStatuses: [200] }))).toMatch(/^error: triggerStatuses\[0\]/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, bogus: 1 }))).toMatch(/^error: bogus: unknown field/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, methods: ["get"] }))).toMatch(/^error: methods\[0\]: must be an upper-case HTTP method/);
     expect(w.upstreamConfigSummary("[1]")).toMatch(/^error: configuration: must be a JSON object/);
     expect(w.upstreamConfigSummary("")).toMatch(/^error: configuration: empty/);
   });
@@ -140,6 +141,21 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(hidden.local_reply_config.mappers[0].body_format_override.json_format.error.last).toBeUndefined();
     const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
     expect(JSON.parse(opts(hidden.clusters[1]).http_filters[0].typed_config.config.configuration.value).hideTopology).toBe(true);
+  });
+
+  test("only the methods in `methods` (POST by default) take the retrying route; every other request goes to the primary alone", () => {
+    const boot = lib.streamedBootstrap(plugin, clusters, { wasmPath: "/x.wasm" });
+    const routes = boot.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+    expect(routes).toHaveLength(2);
+    expect(routes[0].match.headers).toEqual([{ name: ":method", string_match: { safe_regex: { regex: "POST" } } }]);
+    expect(routes[0].route.retry_policy).toBeDefined();
+    expect(routes[1]).toEqual({ match: { prefix: "/" }, route: { cluster: "p", timeout: "0s" } });
+    const put = lib.streamedConfig({ ...plugin, methods: ["POST", "PUT"] }, clusters, { wasmPath: "/x.wasm" });
+    expect(put.method_match.string_match.safe_regex.regex).toBe("POST|PUT");
+    const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    expect(JSON.parse(opts(put.clusters[0]).http_filters[0].typed_config.config.configuration.value).methods).toEqual(["POST", "PUT"]);
+    expect(() => lib.streamedConfig({ ...plugin, methods: ["post"] }, clusters)).toThrow(/^methods\[0\]: must be an upper-case HTTP method/);
+    expect(() => lib.streamedConfig({ ...plugin, methods: [] }, clusters)).toThrow(/^methods: must list at least one/);
   });
 
   test("orders whose header edits would leak into a later attempt are refused, naming the field", () => {
