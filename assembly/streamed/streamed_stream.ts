@@ -5,7 +5,7 @@ import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
 import { isStreamingRequest } from "../json_scan";
-import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutMs } from "./per_try_timeout";
+import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";
 import { StreamedRoot } from "./streamed_root";
 
 export class StreamedStream extends HttpContext {
@@ -23,7 +23,7 @@ export class StreamedStream extends HttpContext {
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
     const policy = this.root_.policy;
     if (policy === null || policy.firstPacketTimeoutMs == 0) return HeadersAction.Continue;
-    if (endOfStream) {
+    if (endOfStream || !perTryTimeoutApplies(policy, host.getHeader(MapType.HttpRequestHeaders, ":method"))) {
       this.setTimeout(false);
       return HeadersAction.Continue;
     }

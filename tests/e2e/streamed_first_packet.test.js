@@ -140,6 +140,15 @@ describe("streamed mode: firstPacketTimeout", () => {
     expect(m.primary.requests[0].headers["x-envoy-upstream-rq-per-try-timeout-ms"]).toBeUndefined();
   }, 20000);
 
+  test("[pass-through] a slow streaming request of a method that does not fall back (PUT) is not cut off", async () => {
+    m.primary.behave({ sse: { events: EVENTS.slice(0, 1), firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 400 } });
+    const res = await request(envoy.port, { method: "PUT", body: STREAM_CHAT, timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(eventTimes(res)).toHaveLength(1);
+    expect(m.backupA.requests).toHaveLength(0);
+  }, 20000);
+
   test("a headers-only primary 503 is still retried by the router (the guard leaves it to the router here)", async () => {
     m.primary.behave({ status: 503, body: "" });
     m.backupA.behave({ sse: { events: EVENTS.slice(0, 2), intervalMs: 100 } });

@@ -20,7 +20,7 @@ import { LogLimiter } from "../../assembly/log_limiter";
 import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/config";
 import { attemptHeaderEdits } from "../../assembly/upstream/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
-import { perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
+import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
 import { AttemptLog, AttemptRecord, triggerOf } from "../../assembly/upstream/attempt_log";
 
@@ -213,8 +213,9 @@ export function guardReply(status: i32, names: string, values: string): string {
 }
 
 /** The streamed role's per-try timeout (ms, 0 = none) for a plugin configuration and a request that streams or not. */
-export function perTryTimeout(json: ArrayBuffer, streaming: bool): u32 {
-  return perTryTimeoutMs(parseConfig(json).config!.global, streaming);
+export function perTryTimeout(json: ArrayBuffer, method: string, streaming: bool): u32 {
+  const policy = parseConfig(json).config!.global;
+  return perTryTimeoutApplies(policy, method) ? perTryTimeoutMs(policy, streaming) : 0;
 }
 
 /** The streamed mode's upstream configuration, summarised: "error: ..." when refused. */

@@ -229,8 +229,14 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
 describe("streamed mode: the per-try timeout a request gets from the ai-fallback-streamed role", () => {
   test("firstPacketTimeout for a streaming request, none for any other, none without firstPacketTimeout", () => {
     const conf = JSON.stringify({ backups: [{ service: "b" }], firstPacketTimeout: 2500 });
-    expect(w.perTryTimeout(conf, true)).toBe(2500);
-    expect(w.perTryTimeout(conf, false)).toBe(0);
-    expect(w.perTryTimeout(JSON.stringify({ backups: [{ service: "b" }] }), true)).toBe(0);
+    expect(w.perTryTimeout(conf, "POST", true)).toBe(2500);
+    expect(w.perTryTimeout(conf, "POST", false)).toBe(0);
+    expect(w.perTryTimeout(JSON.stringify({ backups: [{ service: "b" }] }), "POST", true)).toBe(0);
+  });
+
+  test("only for the methods that fall back (the route retries no other): none for a streaming PUT by default", () => {
+    const conf = { backups: [{ service: "b" }], firstPacketTimeout: 2500 };
+    expect(w.perTryTimeout(JSON.stringify(conf), "PUT", true)).toBe(0);
+    expect(w.perTryTimeout(JSON.stringify({ ...conf, methods: ["POST", "PUT"] }), "PUT", true)).toBe(2500);
   });
 });

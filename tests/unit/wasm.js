@@ -75,7 +75,7 @@ function load() {
       call(() => ["continue", "hold", "reply"][x.guardStep(buf(json), streaming ? 1 : 0, status, endOfStream ? 1 : 0)]),
     guardReply: (status, pairs) =>
       call(() => readStr(x.guardReply(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
-    perTryTimeout: (json, streaming) => call(() => x.perTryTimeout(buf(json), streaming ? 1 : 0)),
+    perTryTimeout: (json, method, streaming) => call(() => x.perTryTimeout(buf(json), str(method), streaming ? 1 : 0)),
     upstreamConfigSummary: (json) => call(() => readStr(x.upstreamConfigSummary(buf(json)))),
     attemptLogScript: (lines) => call(() => readStr(x.attemptLogScript(str(lines.join("\n")))).split("\n")),
     attemptTrigger: (result) => call(() => readStr(x.attemptTrigger(str(result)))),
