@@ -191,7 +191,7 @@ describe("streamed mode", () => {
     expect(grew("wasmcustom.ai_fallback.exhausted")).toBe(0);
   }, 20000);
 
-  test("a request whose method is not in `methods` (POST by default) is the primary's alone, as in the dispatch mode", async () => {
+  test("[pass-through] a request whose method is not in `methods` (POST by default) is the primary's alone, as in the dispatch mode", async () => {
     m.primary.behave({ status: 503 });
     const res = await request(envoy.port, { method: "GET", path: "/v1/models", headers: { authorization: "Bearer client" }, timeoutMs: 15000 });
     expect(res.status).toBe(503);
@@ -200,7 +200,7 @@ describe("streamed mode", () => {
     expect(m.backupA.requests).toHaveLength(0); // never asked with its key
   }, 20000);
 
-  test("a primary answer outside triggerStatuses is the client's, without fallback headers", async () => {
+  test("[pass-through] a primary answer outside triggerStatuses is the client's, without fallback headers", async () => {
     m.primary.behave({ status: 404 });
     const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
     expect(res.status).toBe(404);
