@@ -92,6 +92,17 @@ describe("with the guard, the two 'straight to the client' cases reach the clien
   });
 });
 
+describe("what the guard cannot change", () => {
+  test("a primary whose first byte comes after its timeout, while the backup is called: held as a last resort, the backup's answer goes straight to the client", async () => {
+    m.primary.behave({ sse: { events: ['{"n":1}'], firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 150 } });
+    m.backupA.behave({ delayHeadersMs: 400 });
+    const res = await request(envoy.port, { body: STREAM, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(seenByFilters(res)).toEqual({ cors: null, mutated: null });
+    expect(JSON.parse(res.json().error).served_by).toBe("backup-a"); // local_reply_config wrapped it
+  });
+});
+
 describe("the guard leaves healthy responses as they were", () => {
   test("[pass-through] a healthy streaming primary's first byte is not delayed, and its stream flows as written", async () => {
     const firstDelayMs = 150;
