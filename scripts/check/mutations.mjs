@@ -19,6 +19,8 @@ const UNIT_MACHINE = "tests/unit/machine.test.js";
 const UNIT_POLICY = "tests/unit/policy.test.js";
 const UNIT_REWRITE = "tests/unit/model_rewrite.test.js";
 const E2E_FILTER_CHAIN = "tests/e2e/filter_chain.test.js";
+const E2E_STREAMED = "tests/e2e/streamed.test.js";
+const E2E_STREAMED_FIRST_PACKET = "tests/e2e/streamed_first_packet.test.js";
 
 export const MUTATIONS = [
   {
@@ -349,5 +351,47 @@ export const MUTATIONS = [
     find: "      if (!this.values.has(key)) this.names.push(key);\n      this.values.set(key, value);\n",
     replace: "      if (this.values.has(key)) return;\n      this.names.push(key);\n      this.values.set(key, value);\n",
     tests: [UNIT_CONFIG],
+  },
+  {
+    name: "streamed mode: a failed attempt's result is not handed to the next attempt (a backup's answer reports the primary as unknown)",
+    file: "assembly/upstream/attempt_log.ts",
+    find: "    this.records.set(requestId, record);\n",
+    replace: "",
+    tests: [E2E_STREAMED],
+  },
+  {
+    name: "streamed mode: a primary 2xx given up before its end is not named a first-packet timeout",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "      else if (status >= 200 && status < 300 && !endOfStream) this.unfinished2xx = true;\n",
+    replace: "",
+    tests: [E2E_STREAMED_FIRST_PACKET],
+  },
+  {
+    name: "streamed mode: a backup's failed attempt is counted as answered and served",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    if (!failed) {\n      metrics.count(metrics.answered);",
+    replace: "    if (true) {\n      metrics.count(metrics.answered);",
+    tests: [E2E_STREAMED],
+  },
+  {
+    name: "streamed mode: the router's own reply after every attempt failed stays Envoy's plain text",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true),\n",
+    replace: "",
+    tests: [E2E_STREAMED],
+  },
+  {
+    name: "streamed mode: every method takes the retrying route (a GET the primary fails is asked of a backup with its key)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "safe_regex: { regex: methods.join(\"|\") }",
+    replace: "safe_regex: { regex: \".*\" }",
+    tests: [E2E_STREAMED],
+  },
+  {
+    name: "streamed mode: hideTopology still names the backup's cluster on its answer",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    if (!config.hideTopology) {\n      replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);",
+    replace: "    replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);\n    if (!config.hideTopology) {",
+    tests: [E2E_STREAMED],
   },
 ];
