@@ -177,5 +177,15 @@ function chunkedRequest(port, path, parts, gapMs, headers = {}) {
   });
 }
 
+/** When (a chunk's `at`) each SSE data event of `res` arrived, one entry per `data: {` line. */
+function sseEventTimes(res) {
+  const out = [];
+  for (const c of res.chunks) {
+    const n = (c.data.toString("utf8").match(/^data: \{/gm) ?? []).length;
+    for (let i = 0; i < n; i++) out.push(c.at);
+  }
+  return out;
+}
+
 module.exports = {
-  chunkedRequest, request, abortAfter };
+  sseEventTimes, chunkedRequest, request, abortAfter };

@@ -5,7 +5,7 @@ const zlib = require("node:zlib");
 const { startEnvoy } = require("./envoy");
 const { request } = require("./client");
 const { useMocks } = require("./fixtures");
-const { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies } = require("./http_filters");
+const { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies, seenByFilters, SEEN, UNSEEN } = require("./http_filters");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
 const STREAM = { ...CHAT, stream: true };
@@ -26,13 +26,6 @@ beforeAll(async () => {
     connectionManager: jsonLocalReplies,
   });
 });
-
-/** What the encoder filters before ai-fallback left on a response. */
-function seenByFilters(res) {
-  return { cors: res.headers["access-control-allow-origin"] ?? null, mutated: res.headers["x-mutated"] ?? null };
-}
-const SEEN = { cors: CORS_ORIGIN, mutated: "yes" };
-const UNSEEN = { cors: null, mutated: null };
 
 describe("a held primary error: the answer is swapped in place", () => {
   test("status fallback: the backup's answer carries CORS and the header mutation", async () => {

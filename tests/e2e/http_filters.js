@@ -85,4 +85,11 @@ const oneRequestPerHour = {
   },
 };
 
-module.exports = { primaryGuard, LIMIT_TYPE, rateLimiterFilter, oneRequestPerHour, CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };
+/** What the encoder filters before ai-fallback (CORS, responseHeaderMutation("x-mutated", "yes")) left on a response. */
+function seenByFilters(res) {
+  return { cors: res.headers["access-control-allow-origin"] ?? null, mutated: res.headers["x-mutated"] ?? null };
+}
+const SEEN = { cors: CORS_ORIGIN, mutated: "yes" };
+const UNSEEN = { cors: null, mutated: null };
+
+module.exports = { seenByFilters, SEEN, UNSEEN, primaryGuard, LIMIT_TYPE, rateLimiterFilter, oneRequestPerHour, CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies };

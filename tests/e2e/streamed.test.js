@@ -2,7 +2,7 @@
 // next priority group's cluster; the module's upstream role rewrites each backup attempt; the
 // backup's SSE reaches the client as the backup writes it.
 const { startEnvoy, counter, growth, WASM_PATH } = require("./envoy");
-const { request } = require("./client");
+const { request, sseEventTimes: eventTimes } = require("./client");
 const { useMocks } = require("./fixtures");
 const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
 
@@ -35,16 +35,6 @@ function bootstrapFor(primaryPort, plugin = PLUGIN) {
     primary: "primary",
     addresses: { primary: `127.0.0.1:${primaryPort}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
   }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin });
-}
-
-// Arrival times of the client's SSE events, in ms after the first one.
-function eventTimes(res) {
-  const out = [];
-  for (const c of res.chunks) {
-    const n = (c.data.toString("utf8").match(/^data: \{/gm) ?? []).length;
-    for (let i = 0; i < n; i++) out.push(c.at);
-  }
-  return out;
 }
 
 beforeAll(async () => {

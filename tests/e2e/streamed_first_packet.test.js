@@ -4,7 +4,7 @@
 // timeout = firstPacketTimeout. A primary that sends no headers, or 200 headers and then nothing,
 // is left for the next priority group; the backup's SSE then reaches the client as it is written.
 const { startEnvoy, counter, WASM_PATH } = require("./envoy");
-const { request } = require("./client");
+const { request, sseEventTimes: eventTimes } = require("./client");
 const { useMocks } = require("./fixtures");
 const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
 
@@ -37,16 +37,6 @@ const PLUGIN = {
   firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS,
   keepAliveIsNotFirstPacket: true,
 };
-
-/** Arrival times (ms after the request was sent) of the client's SSE data events. */
-function eventTimes(res) {
-  const out = [];
-  for (const c of res.chunks) {
-    const n = (c.data.toString("utf8").match(/^data: \{/gm) ?? []).length;
-    for (let i = 0; i < n; i++) out.push(c.at);
-  }
-  return out;
-}
 
 beforeAll(async () => {
   envoy = await startEnvoy({
