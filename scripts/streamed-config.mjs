@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import lib from "./streamed_config_lib.cjs";
 
-const { streamedBootstrap, StreamedConfigError } = lib;
+const { streamedBootstrap, StreamedConfigError, ignoredFields } = lib;
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -24,6 +24,8 @@ if (args.length !== 2) {
 try {
   const [plugin, clusters] = args.map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
   process.stdout.write(JSON.stringify(streamedBootstrap(plugin, clusters, { wasmPath, listenPort }), null, 2) + "\n");
+  // Fields the dispatch mode uses and this mode cannot: said, so that nobody relies on them silently.
+  for (const { field, why } of ignoredFields(plugin)) console.error(`note: ${field} is ignored in streamed mode: ${why}`);
 } catch (e) {
   console.error(e instanceof StreamedConfigError ? `invalid configuration: ${e.message}` : e.message);
   process.exit(1);

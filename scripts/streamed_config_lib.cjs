@@ -210,6 +210,9 @@ function cluster(name, address, filters, maxRetries) {
 function streamedConfig(plugin, clusters, opts = {}) {
   if (plugin === null || typeof plugin !== "object") refuse("configuration", "must be a JSON object");
   if (plugin._rules_ !== undefined) refuse("_rules_", "streamed mode: one route per generated configuration; generate one per rule");
+  if (plugin.backendErrorsOnly === false) {
+    refuse("backendErrorsOnly", "streamed mode: must be true (or absent): the gateway's own replies never reach the router's retries");
+  }
   checkBackups(plugin.backups);
   const codes = retriableStatusCodes(plugin.triggerStatuses);
   if (clusters === null || typeof clusters !== "object") refuse("clusters", "must be a JSON object");
@@ -303,4 +306,28 @@ function streamedBootstrap(plugin, clusters, opts) {
   };
 }
 
-module.exports = { UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+/** Plugin fields the dispatch mode reads and this mode has nothing to apply to, with why (the command prints them). */
+const IGNORED_TOP_LEVEL = {
+  fallbackDeadline: "the router's retries have no overall deadline here",
+  maxKeptBytesPerWorker: "the router keeps the body for retries (request_body_buffer_limit), not the module",
+  maxHeldRequestBytes: "only used with backendErrorsOnly: false, which this mode cannot do",
+  gatewayTriggerStatuses: "the gateway's own replies never reach the router's retries",
+};
+
+/** [{ field, why }] for every field of `plugin` the streamed mode ignores, in the configuration's order. */
+function ignoredFields(plugin) {
+  const out = [];
+  if (plugin === null || typeof plugin !== "object") return out;
+  for (const k of Object.keys(plugin)) if (IGNORED_TOP_LEVEL[k] !== undefined) out.push({ field: k, why: IGNORED_TOP_LEVEL[k] });
+  if (Array.isArray(plugin.backups)) {
+    plugin.backups.forEach((b, i) => {
+      if (b !== null && typeof b === "object" && b.timeout !== undefined) {
+        out.push({ field: `backups[${i}].timeout`, why: "an attempt has no timeout of its own here (firstPacketTimeout bounds a streaming one)" });
+      }
+    });
+  }
+  return out;
+}
+
+module.exports = {
+  ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

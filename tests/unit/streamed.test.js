@@ -3,6 +3,10 @@
 const { load } = require("./wasm");
 const w = load();
 
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { spawnSync } = require("node:child_process");
 const lib = require("../../scripts/streamed_config_lib.cjs");
 
 const CLIENT = [
@@ -101,6 +105,29 @@ describe("streamed mode: the attempt log that carries results from one attempt t
 describe("streamed mode: the generated Envoy configuration", () => {
   const clusters = { primary: "p", addresses: { p: "127.0.0.1:8001", b1: "127.0.0.1:8002", b2: "https://api.example.com" } };
   const plugin = { backups: [{ service: "b1", model: "m1", headers: { authorization: "Bearer 1" } }, { service: "b2", headers: { "x-api-key": "2" } }], triggerStatuses: ["5xx", 429] };
+
+  test("backendErrorsOnly: false is refused, naming the field (gateway replies never reach the router's retries)", () => {
+    expect(() => lib.streamedConfig({ ...plugin, backendErrorsOnly: false }, clusters, {})).toThrow(/^backendErrorsOnly: streamed mode: must be true/);
+    expect(() => lib.streamedConfig({ ...plugin, backendErrorsOnly: true }, clusters, {})).not.toThrow();
+  });
+
+  test("fields the dispatch mode uses and this mode cannot are named, and the command prints them", () => {
+    const shared = { ...plugin, fallbackDeadline: 60000, maxKeptBytesPerWorker: 1 << 28, backups: [{ ...plugin.backups[0], timeout: 30000 }, plugin.backups[1]] };
+    expect(lib.ignoredFields(plugin)).toEqual([]);
+    expect(lib.ignoredFields(shared).map((f) => f.field)).toEqual(["fallbackDeadline", "maxKeptBytesPerWorker", "backups[0].timeout"]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "streamed-cli-"));
+    try {
+      const write = (name, value) => { const f = path.join(dir, name); fs.writeFileSync(f, JSON.stringify(value)); return f; };
+      const run = spawnSync(process.execPath,
+        [path.join(__dirname, "../../scripts/streamed-config.mjs"), write("plugin.json", shared), write("clusters.json", clusters)], { encoding: "utf8" });
+      expect(run.status).toBe(0);
+      expect(JSON.parse(run.stdout).static_resources).toBeDefined();
+      expect(run.stderr).toMatch(/^note: fallbackDeadline is ignored in streamed mode: /m);
+      expect(run.stderr).toMatch(/^note: backups\[0\]\.timeout is ignored in streamed mode: /m);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   test("one priority group per attempt, retries = backups, retriable statuses from triggerStatuses", () => {
     const { route } = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
