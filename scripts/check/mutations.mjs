@@ -21,6 +21,8 @@ const UNIT_REWRITE = "tests/unit/model_rewrite.test.js";
 const E2E_FILTER_CHAIN = "tests/e2e/filter_chain.test.js";
 const E2E_STREAMED = "tests/e2e/streamed.test.js";
 const E2E_STREAMED_FIRST_PACKET = "tests/e2e/streamed_first_packet.test.js";
+const E2E_PRIMARY_GUARD = "tests/e2e/primary_guard.test.js";
+const UNIT_GUARD = "tests/unit/guard.test.js";
 
 export const MUTATIONS = [
   {
@@ -393,5 +395,33 @@ export const MUTATIONS = [
     find: "    if (!config.hideTopology) {\n      replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);",
     replace: "    replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);\n    if (!config.hideTopology) {",
     tests: [E2E_STREAMED],
+  },
+  {
+    name: "primary guard: a streaming 2xx is never held (a stall after 200 is answered past CORS)",
+    file: "assembly/upstream/guard_policy.ts",
+    find: "!endOfStream && streaming && guard.holdFirstPacket) return GuardStep.HoldUntilFirstByte;",
+    replace: "!endOfStream && streaming && guard.holdFirstPacket) return GuardStep.Continue;",
+    tests: [UNIT_GUARD, E2E_PRIMARY_GUARD],
+  },
+  {
+    name: "primary guard: a headers-only error gets no body (the backup's answer goes past CORS)",
+    file: "assembly/upstream/guard_policy.ts",
+    find: "return endOfStream && guard.replyToHeadersOnlyErrors ? GuardStep.ReplyWithBody : GuardStep.Continue;",
+    replace: "return GuardStep.Continue;",
+    tests: [UNIT_GUARD, E2E_PRIMARY_GUARD],
+  },
+  {
+    name: "primary guard: its reply counts as a gateway reply (a headers-only model error no longer triggers)",
+    file: "assembly/policy.ts",
+    find: " || d == GUARD_REPLY_DETAILS) return Origin.Backend;",
+    replace: ") return Origin.Backend;",
+    tests: [UNIT_POLICY, E2E_PRIMARY_GUARD],
+  },
+  {
+    name: "primary guard: maxRequestBodyBytes is ignored (a larger streaming request is still copied and held)",
+    file: "assembly/upstream/guard_stream.ts",
+    find: "if (<i64>sink.length + bodySize > <i64>this.guard.maxRequestBodyBytes) {",
+    replace: "if (false && <i64>sink.length + bodySize > <i64>this.guard.maxRequestBodyBytes) {",
+    tests: [E2E_PRIMARY_GUARD],
   },
 ];

@@ -162,3 +162,41 @@ describe("a guard without allow_on_headers_stop_iteration", () => {
       /primary guard: a streaming response ended while its headers waited .* set allow_on_headers_stop_iteration: true in the guard's wasm plugin config/);
   });
 });
+
+describe("a guard whose maxRequestBodyBytes is below the request's size", () => {
+  const GUARD_LIMIT = 1024;
+  let small;
+  beforeAll(async () => {
+    small = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }], firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS },
+      clusters: {
+        primary: { port: m.primary.port, upstreamFilters: [primaryGuard({ maxRequestBodyBytes: GUARD_LIMIT })] },
+        "backup-a": m.backupA.port,
+      },
+      routes: [{ name: "chat", prefix: "/", typedPerFilterConfig: corsRoutePolicy }],
+      extraHttpFilters: [cors, responseHeaderMutation("x-mutated", "yes"), gzipCompressor],
+      connectionManager: jsonLocalReplies,
+    });
+  }, 30000);
+  afterAll(() => small.stop());
+
+  /** A streaming chat body of about `bytes` bytes. */
+  const streamingBody = (bytes) => ({ ...STREAM, messages: [{ role: "user", content: "x".repeat(bytes) }] });
+
+  test("a smaller streaming request is scanned: a stall after 200 reaches the client through the filters", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    m.backupA.behave({ sse: { events: SSE_EVENTS } });
+    const res = await request(small.port, { body: streamingBody(GUARD_LIMIT / 2), headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(seenByFilters(res)).toEqual(SEEN);
+  });
+
+  test("a larger one is not scanned, so not held: the same stall is answered straight to the client, as without a guard", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    m.backupA.behave({ sse: { events: SSE_EVENTS } });
+    const res = await request(small.port, { body: streamingBody(GUARD_LIMIT * 2), headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(seenByFilters(res)).toEqual(UNSEEN);
+  });
+});
