@@ -6,6 +6,7 @@ import { deserializeHeaders, findSerializedHeader } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
+import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "./budgeted_reads";
 import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
 import { Backup, Policy } from "./config";
@@ -20,7 +21,6 @@ import {
   backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, parseStatus,
 } from "./replay";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./root_context";
-import { isFirstPacket } from "./sse";
 
 /**
  * An upgrade (WebSocket) or CONNECT stream, by its serialized request headers: a tunnel, not a
@@ -190,25 +190,11 @@ export class FallbackStream extends HttpContext {
     return DataAction.Continue;
   }
 
-  /**
-   * Appends a body chunk to the copy (the host writes it straight into the copy's free space). When
-   * the copy must grow, the budget is asked first for the new allocation, which exists beside the
-   * old one while the bytes move.
-   */
+  /** Appends a body chunk to the copy, within the budget (budgeted_reads.ts). */
   private copyChunk(machine: FallbackMachine, size: u32): void {
-    const sink = this.requestBody;
-    const before = sink.capacity;
-    const after = sink.capacityFor(<i32>size);
-    if (after == before) {
-      host.appendBufferBytes(BufferType.HttpRequestBody, 0, size, sink);
-      return;
+    if (!appendRequestChunk(this.requestBody, this.share, size)) {
+      this.refuseOverBudget(machine, "a request body past " + this.requestBody.length.toString() + " bytes is not kept");
     }
-    if (!this.share.tryTake(after)) {
-      this.refuseOverBudget(machine, "a request body past " + sink.length.toString() + " bytes is not kept");
-      return;
-    }
-    host.appendBufferBytes(BufferType.HttpRequestBody, 0, size, sink);
-    this.share.give(before);
   }
 
   /** The body is complete: a copy that grew by doubling gives its spare capacity back (shrunk in place). */
@@ -333,22 +319,17 @@ export class FallbackStream extends HttpContext {
   }
 
   /**
-   * Whether the held response body (its chunks accumulate in Envoy's buffer, so the whole buffer is
-   * read each time) holds more than keep-alives. The copy is budgeted and freed at once; without room
-   * for it the body counts as the first packet: the stream flows rather than being judged blind.
+   * Whether the held response body holds more than keep-alives. Without room in the budget to read
+   * it, it counts as the first packet: the stream flows rather than being judged blind.
    */
   private heldIsFirstPacket(size: u32): bool {
-    if (!this.share.tryTake(size)) {
+    const held = checkHeldResponseBody(this.share, size);
+    if (held == HeldBody.OverBudget) {
       this.fallbackRoot.overBudget("a held response body of " + size.toString() +
         " bytes is not checked for keep-alives; it flows as the first packet", this.requestIdSuffix());
       return true;
     }
-    const held = new ByteSink();
-    host.takeBufferBytes(BufferType.HttpResponseBody, 0, size, held);
-    const first = isFirstPacket(held.ptr, held.length);
-    held.clear();
-    this.share.give(size);
-    return first;
+    return held == HeldBody.FirstPacket;
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {

@@ -1,12 +1,12 @@
 // The primary guard's per-attempt glue: an upstream HTTP filter on the primary's cluster
 // (guard_policy.ts says why). It copies the request body as it passes (to know whether the request
 // streams), then carries out the guard's decision on the primary's response headers.
-import { BufferType, DataAction, HeadersAction, LogLevel, MapType, WasmResult } from "../abi/enums";
+import { DataAction, HeadersAction, LogLevel, MapType, WasmResult } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../byte_sink";
+import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "../budgeted_reads";
 import { isStreamingRequest } from "../json_scan";
-import { isFirstPacket } from "../sse";
 import { BudgetShare } from "../memory_budget";
 import { GUARD_REPLY_DETAILS } from "../policy";
 import { parseStatus } from "../replay";
@@ -46,15 +46,11 @@ export class GuardStream extends HttpContext {
       this.stopCopying();
       return DataAction.Continue;
     }
-    const before = sink.capacity;
-    const after = sink.capacityFor(<i32>bodySize);
-    if (after != before && !this.share.tryTake(after)) {
+    if (!appendRequestChunk(sink, this.share, bodySize)) {
       host.log(LogLevel.Debug, "primary guard: over the memory budget, a request body is not scanned (its response is not held)");
       this.stopCopying();
       return DataAction.Continue;
     }
-    host.appendBufferBytes(BufferType.HttpRequestBody, 0, bodySize, sink);
-    if (after != before) this.share.give(before);
     if (endOfStream) this.requestComplete();
     return DataAction.Continue;
   }
@@ -108,16 +104,12 @@ export class GuardStream extends HttpContext {
 
   /** Whether the held body so far has a line that is neither an SSE comment nor blank (over budget: it counts as one). */
   private heldIsFirstPacket(size: u32): bool {
-    if (!this.share.tryTake(size)) {
+    const held = checkHeldResponseBody(this.share, size);
+    if (held == HeldBody.OverBudget) {
       host.log(LogLevel.Debug, "primary guard: over the memory budget, a held body is not checked for keep-alives; it flows");
       return true;
     }
-    const held = new ByteSink();
-    host.takeBufferBytes(BufferType.HttpResponseBody, 0, size, held);
-    const first = isFirstPacket(held.ptr, held.length);
-    held.clear();
-    this.share.give(size);
-    return first;
+    return held == HeldBody.FirstPacket;
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {
