@@ -607,34 +607,8 @@ class Parser {
   }
 
   readStatuses(v: JSON.Value, field: string): StatusSet | null {
-    const why = "must be a non-empty array of status codes (400..599) or classes \"4xx\"/\"5xx\", got ";
-    if (v.type != JSON.Types.Array || v.get<JSON.Arr>().length == 0) {
-      this.refuse(field, why + v.toString());
-      return null;
-    }
-    const list = v.get<JSON.Arr>();
-    const set = new StatusSet();
-    for (let i = 0; i < list.length; i++) {
-      const item = list.at(i);
-      const itemField = field + "[" + i.toString() + "]";
-      if (isNumber(item)) {
-        const f = item.get<f64>();
-        if (f != Math.floor(f) || f < 400 || f > 599) {
-          this.refuse(itemField, why + item.toString());
-          return null;
-        }
-        set.add(<i32>f);
-      } else if (item.type == JSON.Types.String) {
-        if (!set.addText(item.get<string>())) {
-          this.refuse(itemField, why + item.toString());
-          return null;
-        }
-      } else {
-        this.refuse(itemField, why + item.toString());
-        return null;
-      }
-    }
-    return set;
+    return this.readStatusList(v, field, true,
+      "must be a non-empty array of status codes (400..599) or classes \"4xx\"/\"5xx\", got ");
   }
 
   /** A `_match_*_` list of `obj` (absent = empty); empty strings are left out, as Higress's SDK does. */
@@ -652,8 +626,24 @@ class Parser {
    * allowed but logged as a warning: requests the gateway refused will then reach the backups.
    */
   readGatewayStatuses(v: JSON.Value, field: string): StatusSet | null {
-    const why = "must be an array of status codes 400..599 (no classes: each code is a deliberate choice), got ";
-    if (v.type != JSON.Types.Array) {
+    const set = this.readStatusList(v, field, false,
+      "must be an array of status codes 400..599 (no classes: each code is a deliberate choice), got ");
+    if (set == null) return null;
+    for (let code = 401; code <= 403; code += 2) {
+      if (set.has(code)) {
+        this.warnings.push(field + " lists " + code.toString() + ": requests the gateway refused (authentication or " +
+          "authorisation) will be replayed to the backups with their credentials");
+      }
+    }
+    return set;
+  }
+
+  /**
+   * A list of statuses 400..599, as numbers or their text; `withClasses`: also "4xx"/"5xx", and the
+   * list must not be empty (an empty gateway list is a deliberate "none").
+   */
+  private readStatusList(v: JSON.Value, field: string, withClasses: bool, why: string): StatusSet | null {
+    if (v.type != JSON.Types.Array || (withClasses && v.get<JSON.Arr>().length == 0)) {
       this.refuse(field, why + v.toString());
       return null;
     }
@@ -661,26 +651,9 @@ class Parser {
     const set = new StatusSet();
     for (let i = 0; i < list.length; i++) {
       const item = list.at(i);
-      const itemField = field + "[" + i.toString() + "]";
-      let code = -1;
-      if (isNumber(item)) {
-        const f = item.get<f64>();
-        if (f == Math.floor(f) && f >= 400 && f <= 599) code = <i32>f;
-      } else if (item.type == JSON.Types.String) {
-        const text = item.get<string>();
-        const probe = new StatusSet();
-        if (text.length == 3 && text.charCodeAt(1) != 0x78 && text.charCodeAt(1) != 0x58 && probe.addText(text)) {
-          code = I32.parseInt(text);
-        }
-      }
-      if (code < 0) {
-        this.refuse(itemField, why + item.toString());
+      if (!addStatusItem(set, item, withClasses)) {
+        this.refuse(field + "[" + i.toString() + "]", why + item.toString());
         return null;
-      }
-      set.add(code);
-      if (code == 401 || code == 403) {
-        this.warnings.push(field + " lists " + code.toString() + ": requests the gateway refused (authentication or " +
-          "authorisation) will be replayed to the backups with their credentials");
       }
     }
     return set;
@@ -758,4 +731,19 @@ class Parser {
     }
     return rule;
   }
+}
+
+/** Adds one status item (a code 400..599, or its text; with `withClasses` also "4xx"/"5xx"); false when it is none. */
+function addStatusItem(set: StatusSet, item: JSON.Value, withClasses: bool): bool {
+  if (isNumber(item)) {
+    const f = item.get<f64>();
+    if (f != Math.floor(f) || f < 400 || f > 599) return false;
+    set.add(<i32>f);
+    return true;
+  }
+  if (item.type != JSON.Types.String) return false;
+  const text = item.get<string>();
+  // A class's second character is 'x' or 'X'.
+  if (!withClasses && (text.length != 3 || text.charCodeAt(1) == 0x78 || text.charCodeAt(1) == 0x58)) return false;
+  return set.addText(text);
 }
