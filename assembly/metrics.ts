@@ -4,19 +4,28 @@ import { MetricType } from "./abi/enums";
 import { defineMetric, incrementMetric } from "./abi/hostcalls";
 import { TriggerKind } from "./policy";
 
+// The counters both modes define (upstream/upstream_metrics.ts too): one name each, one dashboard.
+export const COUNTER_STARTED = "ai_fallback.started";
+export const COUNTER_SERVED_BY_BACKUP = "ai_fallback.served_by_backup";
+export const COUNTER_EXHAUSTED = "ai_fallback.exhausted";
+export const COUNTER_BACKUP_CALLS = "ai_fallback.backup_calls";
+export const COUNTER_TRIGGER_STATUS = "ai_fallback.trigger.status";
+export const COUNTER_TRIGGER_UPSTREAM_FAILURE = "ai_fallback.trigger.upstream_failure";
+export const COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT = "ai_fallback.trigger.first_packet_timeout";
+
 export class Metrics {
-  readonly started: u32 = defineMetric(MetricType.Counter, "ai_fallback.started");
-  readonly servedByBackup: u32 = defineMetric(MetricType.Counter, "ai_fallback.served_by_backup");
-  readonly exhausted: u32 = defineMetric(MetricType.Counter, "ai_fallback.exhausted");
+  readonly started: u32 = defineMetric(MetricType.Counter, COUNTER_STARTED);
+  readonly servedByBackup: u32 = defineMetric(MetricType.Counter, COUNTER_SERVED_BY_BACKUP);
+  readonly exhausted: u32 = defineMetric(MetricType.Counter, COUNTER_EXHAUSTED);
   readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
   readonly preempted: u32 = defineMetric(MetricType.Counter, "ai_fallback.preempted");
-  readonly backupCalls: u32 = defineMetric(MetricType.Counter, "ai_fallback.backup_calls");
+  readonly backupCalls: u32 = defineMetric(MetricType.Counter, COUNTER_BACKUP_CALLS);
   /** Requests (or backup attempts) given up because the VM's memory budget could not hold them. */
   readonly overBudget: u32 = defineMetric(MetricType.Counter, "ai_fallback.over_budget");
-  readonly triggerStatus: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.status");
-  readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
+  readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
+  readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
-  readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.first_packet_timeout");
+  readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT);
   // Work in flight, summed over workers: each returns to 0 when nothing waits (a leak would show).
   readonly pendingBackupCalls: InFlightGauge = new InFlightGauge("ai_fallback.pending_backup_calls");
   readonly streamTimers: InFlightGauge = new InFlightGauge("ai_fallback.timers");

@@ -3,15 +3,18 @@
 // primary's filter counts nothing, so the happy path costs no metric update.
 import { MetricType } from "../abi/enums";
 import { defineMetric, incrementMetric } from "../abi/hostcalls";
+import {
+  COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
+} from "../metrics";
 
 export class UpstreamMetrics {
-  readonly started: u32 = defineMetric(MetricType.Counter, "ai_fallback.started");
-  readonly servedByBackup: u32 = defineMetric(MetricType.Counter, "ai_fallback.served_by_backup");
-  readonly exhausted: u32 = defineMetric(MetricType.Counter, "ai_fallback.exhausted");
-  readonly backupCalls: u32 = defineMetric(MetricType.Counter, "ai_fallback.backup_calls");
-  readonly triggerStatus: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.status");
-  readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.upstream_failure");
-  readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.first_packet_timeout");
+  readonly started: u32 = defineMetric(MetricType.Counter, COUNTER_STARTED);
+  readonly servedByBackup: u32 = defineMetric(MetricType.Counter, COUNTER_SERVED_BY_BACKUP);
+  readonly exhausted: u32 = defineMetric(MetricType.Counter, COUNTER_EXHAUSTED);
+  readonly backupCalls: u32 = defineMetric(MetricType.Counter, COUNTER_BACKUP_CALLS);
+  readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
+  readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
+  readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT);
   /** This backup's answers that ended the chain (a status outside triggerStatuses). */
   readonly answered: u32;
   /** This backup's attempts that failed (a trigger status, or no answer). */
