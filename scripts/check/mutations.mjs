@@ -424,4 +424,11 @@ export const MUTATIONS = [
     replace: "if (false && <i64>sink.length + bodySize > <i64>this.guard.maxRequestBodyBytes) {",
     tests: [E2E_PRIMARY_GUARD],
   },
+  {
+    name: "streamed mode: maxRequestBodyBytes is ignored (a larger streaming request still gets the per-try timeout)",
+    file: "assembly/streamed/streamed_stream.ts",
+    find: "if (bodySize > policy.maxRequestBodyBytes) {",
+    replace: "if (false && bodySize > policy.maxRequestBodyBytes) {",
+    tests: [E2E_STREAMED_FIRST_PACKET],
+  },
 ];

@@ -180,3 +180,38 @@ describe("streamed mode: firstPacketTimeout", () => {
     expect(counter(await envoy.stats(), "cluster.primary.upstream_rq_per_try_timeout") - before).toBe(1);
   }, 20000);
 });
+
+describe("streamed mode: a request over maxRequestBodyBytes", () => {
+  const LIMIT = 4096;
+  let limited;
+  beforeAll(async () => {
+    limited = await startEnvoy({
+      bootstrap: ({ admin, listener }) => streamedBootstrap({ ...PLUGIN, maxRequestBodyBytes: LIMIT }, {
+        primary: "primary",
+        addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
+      }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+    });
+  }, 30000);
+  afterAll(() => limited.stop());
+
+  /** A streaming chat body of about `bytes` bytes. */
+  const streamingBody = (bytes) => ({ ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(bytes) }] });
+  const latePrimary = () => m.primary.behave({ sse: { events: EVENTS.slice(0, 1), firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 400 } });
+
+  test("a streaming request under the limit gets the per-try timeout: a late primary is left for the backup", async () => {
+    latePrimary();
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 1) } });
+    const res = await request(limited.port, { body: streamingBody(LIMIT / 2), timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+  }, 20000);
+
+  test("[pass-through] one over it is not scanned and gets no per-try timeout: the same late primary is not cut off", async () => {
+    latePrimary();
+    const res = await request(limited.port, { body: streamingBody(LIMIT * 2), timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(eventTimes(res)).toHaveLength(1);
+    expect(m.backupA.requests).toHaveLength(0);
+  }, 20000);
+});
