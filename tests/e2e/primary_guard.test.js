@@ -4,7 +4,7 @@
 // filter. One Envoy: CORS first (route policy), a header mutation and gzip before ai-fallback,
 // local_reply_config turning local replies into JSON.
 const { startEnvoy } = require("./envoy");
-const { request } = require("./client");
+const { abortAfter, request } = require("./client");
 const { useMocks } = require("./fixtures");
 const { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies, primaryGuard, seenByFilters, SEEN, UNSEEN } = require("./http_filters");
 
@@ -83,6 +83,22 @@ describe("with the guard, the two 'straight to the client' cases reach the clien
     // The guard's body is a local reply's: local_reply_config formats it like any other.
     expect(JSON.parse(res.json().error).error.message).toBe("the model service answered 404 without a body");
     expect(m.backupA.requests).toHaveLength(0);
+  });
+});
+
+describe("a client that leaves while the guard holds the primary's 200", () => {
+  test("nothing traps; the deadline finds no stream; the next stalled primary still falls back through the filters", async () => {
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    const left = await abortAfter(envoy.port, { body: STREAM, headers: FROM_BROWSER }, FIRST_PACKET_TIMEOUT_MS / 2);
+    expect(left.aborted).toBe(true);
+    await new Promise((r) => setTimeout(r, FIRST_PACKET_TIMEOUT_MS + 200)); // past the deadline
+    expect(m.backupA.requests).toHaveLength(0);
+    expect(envoy.logs()).not.toMatch(/abort:|wasm_fail_stream|Function: proxy_on_\w+ failed/);
+    m.backupA.behave({ sse: { events: SSE_EVENTS } });
+    const res = await request(envoy.port, { body: STREAM, headers: FROM_BROWSER });
+    expect(res.status).toBe(200);
+    expect(res.text).toBe(SSE_BYTES);
+    expect(seenByFilters(res)).toEqual(SEEN);
   });
 });
 
