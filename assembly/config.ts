@@ -33,6 +33,8 @@ export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [429, 503];
 export class Backup {
   /** The Envoy cluster the call goes to. */
   service: string = "";
+  /** `service` as UTF-8, as proxy_http_call takes it (encoded once, not per call). */
+  serviceBytes: ArrayBuffer = new ArrayBuffer(0);
   /** Override model as configured; "" = pass-through (the request's own model). */
   model: string = "";
   /** `service` and the model ("pass-through" or the override) as byte strings (UTF-8), for headers and logs. */
@@ -517,6 +519,7 @@ class Parser {
       return null;
     }
     backup.service = service;
+    backup.serviceBytes = String.UTF8.encode(service);
     backup.serviceLabel = utf8ByteString(service);
     if (obj.has("model") && obj.get("model")!.type != JSON.Types.Null) {
       const model = this.readString(obj.get("model")!, field + ".model");

@@ -378,15 +378,39 @@ export class FallbackMachine {
   }
 }
 
-/** The attempts as one header value: `primary;result=503, svc;model=m;result=timeout, ...`. */
+const ATTEMPT_SEPARATOR = ", ";
+const MODEL_PREFIX = ";model=";
+const RESULT_PREFIX = ";result=";
+
+/**
+ * The attempts as one header value: `primary;result=503, svc;model=m;result=timeout, ...`. Measured,
+ * then written into one string (a fallback formats it for its report header: one allocation, not
+ * one per piece).
+ */
 export function formatAttempts(attempts: Attempt[]): string {
-  let out = "";
+  let length = 0;
   for (let i = 0; i < attempts.length; i++) {
     const a = attempts[i];
-    if (i > 0) out += ", ";
-    out += a.service;
-    if (a.model.length > 0) out += ";model=" + a.model;
-    out += ";result=" + a.result;
+    if (i > 0) length += ATTEMPT_SEPARATOR.length;
+    length += a.service.length + RESULT_PREFIX.length + a.result.length;
+    if (a.model.length > 0) length += MODEL_PREFIX.length + a.model.length;
+  }
+  if (length == 0) return "";
+  const out = changetype<string>(__new(<usize>length << 1, idof<string>()));
+  let at = changetype<usize>(out);
+  for (let i = 0; i < attempts.length; i++) {
+    const a = attempts[i];
+    if (i > 0) at = put(at, ATTEMPT_SEPARATOR);
+    at = put(at, a.service);
+    if (a.model.length > 0) at = put(put(at, MODEL_PREFIX), a.model);
+    at = put(put(at, RESULT_PREFIX), a.result);
   }
   return out;
+}
+
+/** Copies `s` (UTF-16) to `at`; returns the end. */
+function put(at: usize, s: string): usize {
+  const bytes = <usize>s.length << 1;
+  memory.copy(at, changetype<usize>(s), bytes);
+  return at + bytes;
 }

@@ -177,7 +177,9 @@ export class FallbackStream extends HttpContext {
     if (!machine.replayable && !this.bodyDropped) {
       this.bodyDropped = true;
       this.clearBody();
-      host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
+      if (host.logs(LogLevel.Debug)) {
+        host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
+      }
     }
     if (this.holdingRequest) {
       this.heldRequestBodySeen = true;
@@ -405,8 +407,8 @@ export class FallbackStream extends HttpContext {
   }
 
   /**
-   * The one teardown path, whatever the ending (proxy_on_done, proxy_on_log or proxy_on_delete,
-   * whichever comes first; it runs once): the deadline, any pending call, every copy and all the
+   * The one teardown path, whatever the ending (proxy_on_log or proxy_on_delete, whichever comes
+   * first; it runs once): the deadline, any pending call, every copy and all the
    * stream holds of the memory budget are released.
    */
   private teardown(): void {
@@ -423,8 +425,7 @@ export class FallbackStream extends HttpContext {
       // The stream ended under a running chain: the client went away, or Envoy answered for the
       // held primary (its route timeout, or a reset after its headers) before a backup did.
       this.metrics().count(this.metrics().preempted);
-      this.logDecision(machine.trigger + " -> the stream ended before the fallback did; attempts so far: " +
-        formatAttempts(machine.attempts));
+      this.logDecision(machine, "the stream ended before the fallback did", "", "; attempts so far: ");
     }
     if (machine !== null) machine.finish();
     this.release();
@@ -520,7 +521,7 @@ export class FallbackStream extends HttpContext {
       headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
       this.serve(machine, this.takeAnswer(answer, headers));
       this.metrics().count(this.metrics().servedByBackup);
-      this.logDecision(machine.trigger + " -> served by " + answered.service + " attempts: " + formatAttempts(machine.attempts));
+      this.logDecision(machine, "served by ", answered.service);
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
       this.serve(machine, this.takeAnswer(answer, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide)));
@@ -575,7 +576,7 @@ export class FallbackStream extends HttpContext {
         bodySize = copySize;
       }
     }
-    const call = host.httpCall(backup.service, headers, body, bodySize, timeoutMs);
+    const call = host.httpCall(backup.serviceBytes, headers, body, bodySize, timeoutMs);
     if (copy != 0) {
       heap.free(copy);
       this.share.give(copySize);
@@ -646,12 +647,13 @@ export class FallbackStream extends HttpContext {
 
   private exhausted(machine: FallbackMachine, what: string): void {
     this.metrics().count(this.metrics().exhausted);
-    this.logDecision(machine.trigger + " -> every backup failed; the client gets " + what + " attempts: " + formatAttempts(machine.attempts));
+    this.logDecision(machine, "every backup failed; the client gets ", what);
   }
 
   /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
   private logDeclined(machine: FallbackMachine, status: i32, details: string | null): void {
     if (machine.declinedIntercepted) {
+      if (!host.logs(LogLevel.Debug)) return;
       const from = details === null ? "" : " (" + details + ")";
       host.logBytes(LogLevel.Debug, "status=" + status.toString() + from + " passed through: " + machine.declined + this.requestIdSuffix());
       return;
@@ -659,11 +661,19 @@ export class FallbackStream extends HttpContext {
     this.metrics().count(this.metrics().notReplayable);
     // Over-budget refusals come in floods; the root has logged them already, rate-limited.
     const level = this.refusedOverBudget ? LogLevel.Debug : LogLevel.Info;
+    if (!host.logs(level)) return;
     host.logBytes(level, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
   }
 
-  private logDecision(text: string): void {
-    host.logBytes(LogLevel.Info, text + this.requestIdSuffix());
+  /**
+   * The decision's line (info, Envoy's default level): `trigger -> outcome subject attempts: ...`.
+   * Its text (the attempts formatted again, the request id looked up) is built only when Envoy
+   * would write it.
+   */
+  private logDecision(machine: FallbackMachine, outcome: string, subject: string, attemptsLabel: string = " attempts: "): void {
+    if (!host.logs(LogLevel.Info)) return;
+    host.logBytes(LogLevel.Info, machine.trigger + " -> " + outcome + subject + attemptsLabel +
+      formatAttempts(machine.attempts) + this.requestIdSuffix());
   }
 
   private requestIdSuffix(): string {

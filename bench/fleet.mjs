@@ -2,12 +2,26 @@
 // Envoys (plain, with the do-nothing module, with the filter) in front of it. All on 127.0.0.1,
 // all stopped by stopFleet(), also after an error.
 import fs from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const { startEnvoy, stopAllEnvoys, FILTER_WASM_PATH, NOOP_WASM_PATH } = require("../tests/e2e/envoy.js");
 const { streamedBootstrap } = require("../scripts/streamed_config_lib.cjs");
 export { FILTER_WASM_PATH, NOOP_WASM_PATH };
+
+/** The dispatch fallback's floor (bench/floor/main.ts): a module doing only what the fallback needs. */
+export const FLOOR_WASM_PATH = path.join(path.dirname(NOOP_WASM_PATH), "floor.wasm");
+
+/** Builds build/floor.wasm (bench only: `npm run build` leaves it out). */
+export function buildFloor() {
+  const root = path.dirname(path.dirname(NOOP_WASM_PATH));
+  const r = spawnSync(path.join(root, "node_modules", ".bin", "asc"), ["bench/floor/main.ts", "--target", "floor"],
+    { cwd: root, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`building ${FLOOR_WASM_PATH} failed:\n${r.stdout}${r.stderr}`);
+  return FLOOR_WASM_PATH;
+}
 
 export const CHAT_PATH = "/v1/chat/completions";
 /** The upstream answers 500 here: the primary of the fallback scenario. */
@@ -67,13 +81,14 @@ export function startUpstream({ concurrency = 1 } = {}) {
 
 /**
  * A front Envoy (one worker) routing everything to the upstream as cluster "primary"; "backup" is
- * the same upstream. kind: "plain" (no wasm filter), "noop" (build/noop.wasm) or "filter".
+ * the same upstream. kind: "plain" (no wasm filter), "noop" (build/noop.wasm), "floor"
+ * (build/floor.wasm, see buildFloor) or "filter" (`wasmPath`, build/ai_fallback.wasm by default).
  */
-export function startFront(upstreamPort, kind, pluginConfig = {}) {
+export function startFront(upstreamPort, kind, pluginConfig = {}, wasmPath = FILTER_WASM_PATH) {
   const clusters = { primary: upstreamPort, backup: upstreamPort };
   if (kind === "plain") return start({ withFilter: false, clusters });
-  const wasmPath = kind === "noop" ? NOOP_WASM_PATH : FILTER_WASM_PATH;
-  return start({ wasmPath, pluginConfig, clusters });
+  const paths = { noop: NOOP_WASM_PATH, floor: FLOOR_WASM_PATH };
+  return start({ wasmPath: paths[kind] ?? wasmPath, pluginConfig, clusters });
 }
 
 /**

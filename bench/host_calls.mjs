@@ -10,6 +10,7 @@ import { chatBody, f, header, note, nowMs, table } from "./stats.mjs";
 
 const OK = 0;
 const NOT_FOUND = 1;
+const WARN = 3; // LogLevel
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -43,7 +44,7 @@ function headerMap(pairs) {
 export function makeHost(wasmBytes, pluginConfig) {
   const counts = new Map();
   const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
-  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1 };
+  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN };
   let x;
   const mem = () => new DataView(x.memory.buffer);
   const bytesAt = (ptr, len) => new Uint8Array(x.memory.buffer, ptr, len);
@@ -61,6 +62,11 @@ export function makeHost(wasmBytes, pluginConfig) {
   };
   const env = {
     proxy_log: wrap("proxy_log", () => OK),
+    // As the bench's front Envoys run (log level warning): info lines are dropped.
+    proxy_get_log_level: wrap("proxy_get_log_level", (ret) => {
+      mem().setUint32(ret, state.logLevel, true);
+      return OK;
+    }),
     proxy_get_current_time_nanoseconds: wrap("proxy_get_current_time_nanoseconds", (ret) => {
       mem().setBigUint64(ret, BigInt(Date.now()) * 1000000n, true);
       return OK;
@@ -185,8 +191,9 @@ export function oneRequest(h, id, body, fallback) {
   } else {
     x.proxy_on_response_body(id, ANSWER.length, 1);
   }
-  x.proxy_on_done(id);
+  // Envoy 1.40 logs a stream, then destroys its filters (proxy_on_done, if exported, then proxy_on_delete).
   x.proxy_on_log(id);
+  x.proxy_on_done?.(id);
   x.proxy_on_delete(id);
 }
 

@@ -1,7 +1,9 @@
 // Side by side in one run: plain Envoy, Envoy with the do-nothing module, the filter's happy path,
 // its fallback path, each driven by wrk in rounds (scenarios in a rotating order), with the front
 // Envoy's CPU time per request as a load-independent second view.
-import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, cpuMs, startFront, startStreamedFront } from "./fleet.mjs";
+import {
+  CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, buildFloor, cpuMs, startFront, startStreamedFront,
+} from "./fleet.mjs";
 import { runWrk } from "./wrk.mjs";
 import { chatBody, f, header, median, note, spread, table } from "./stats.mjs";
 
@@ -15,6 +17,7 @@ export function scenarios({ quick }) {
     { name: "filter, happy path", front: "filter", size: 1 * KB, baseline: "plain Envoy" },
     { name: "filter, firstPacketTimeout on", front: "fpt", size: 1 * KB, baseline: "plain Envoy" },
     { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "dispatch floor: minimal module, fallback", front: "floor", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "streamed mode, Envoy only", front: "streamedEnvoy", size: 1 * KB, baseline: "plain Envoy" },
     { name: "streamed mode, happy path", front: "streamed", size: 1 * KB, baseline: "plain Envoy" },
     { name: "streamed mode, fallback 500 -> 200", front: "streamed", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
@@ -42,7 +45,8 @@ export async function startFronts(upstreamPort, list) {
       fronts[kind] = await startStreamedFront(upstreamPort, undefined, { withModule: kind === "streamed" });
       continue;
     }
-    fronts[kind] = await startFront(upstreamPort, kind === "plain" || kind === "noop" ? kind : "filter", configs[kind] ?? {});
+    if (kind === "floor") buildFloor();
+    fronts[kind] = await startFront(upstreamPort, ["plain", "noop", "floor"].includes(kind) ? kind : "filter", configs[kind] ?? {});
   }
   return fronts;
 }

@@ -7,7 +7,6 @@ export class RootContext {
   onVmStart(vmConfigurationSize: u32): bool { return true; }
   onConfigure(pluginConfigurationSize: u32): bool { return true; }
   onTick(): void {}
-  onDone(): bool { return true; }
   createHttpContext(id: u32): HttpContext { return new HttpContext(id, this); }
 }
 

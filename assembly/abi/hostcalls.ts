@@ -54,6 +54,16 @@ export function logBytes(level: LogLevel, message: string): void {
 }
 
 /**
+ * Whether the host writes lines at `level` now (Envoy: its `wasm` logger's level, which the admin
+ * interface can change at run time), so that the text of a line it would drop is not built.
+ */
+export function logs(level: LogLevel): bool {
+  store<u32>(RETURN_WORD, 0);
+  if (imports.proxy_get_log_level(RETURN_WORD) != WasmResult.Ok) return true;
+  return <u32>level >= load<u32>(RETURN_WORD);
+}
+
+/**
  * Milliseconds on a monotonic clock (WASI clock_time_get): for deadlines and elapsed times, which a
  * wall-clock step must neither fire early nor delay. Its zero is arbitrary; it never goes back.
  */
@@ -234,17 +244,21 @@ export class HttpCallResult {
   constructor(public status: WasmResult, public token: u32) {}
 }
 
-/** Dispatches a call whose body is [bodyPtr, bodyPtr+bodySize) (the host copies it before returning). */
-export function httpCall(cluster: string, headers: Header[], bodyPtr: usize, bodySize: i32, timeoutMs: u32): HttpCallResult {
-  const upstream = String.UTF8.encode(cluster);
+/** An empty header map in the wire format (a zero count): a call's trailers. */
+const NO_PAIRS = memory.data(4);
+
+/**
+ * Dispatches a call to the cluster named by `cluster` (its UTF-8 bytes) whose body is
+ * [bodyPtr, bodyPtr+bodySize) (the host copies it before returning).
+ */
+export function httpCall(cluster: ArrayBuffer, headers: Header[], bodyPtr: usize, bodySize: i32, timeoutMs: u32): HttpCallResult {
   const headerBytes = serializeHeaders(headers);
-  const trailerBytes = serializeHeaders(new Array<Header>());
   store<u32>(RETURN_WORD, 0);
   const status = imports.proxy_http_call(
-    changetype<usize>(upstream), upstream.byteLength,
+    changetype<usize>(cluster), cluster.byteLength,
     changetype<usize>(headerBytes), headerBytes.byteLength,
     bodyPtr, bodySize,
-    changetype<usize>(trailerBytes), trailerBytes.byteLength,
+    NO_PAIRS, 4,
     timeoutMs, RETURN_WORD);
   return new HttpCallResult(status, load<u32>(RETURN_WORD));
 }

@@ -31,10 +31,10 @@ export function httpContext(id: u32): HttpContext | null {
 }
 
 /**
- * A stream's end, whichever callback brings it first: proxy_on_done, proxy_on_log (a context
- * created only for logging, e.g. a request answered before this filter, never sees proxy_on_done)
- * or proxy_on_delete. The registry forgets the stream and its teardown runs once. False when the
- * id is no (longer a) stream.
+ * A stream's end, whichever callback brings it first: proxy_on_log (Envoy logs a stream before
+ * it destroys its filters; a context created only to log, after HTTP/3's deferred logging, gets
+ * nothing else) or proxy_on_delete (the module exports no proxy_on_done: see exports.ts). The
+ * registry forgets the stream and its teardown runs once. False when the id is no (longer a) stream.
  */
 export function endStream(id: u32): bool {
   if (!streams.has(id)) return false;

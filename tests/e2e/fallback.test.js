@@ -312,7 +312,7 @@ describe("the streams gauge", () => {
     // A new high is reported at once (it is lowered lazily, but never below what is alive).
     expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(3);
     expect((await waiting).map((r) => r.status)).toEqual([200, 200, 200]);
-    // A stream ends (on_done) just after its last byte went out: wait for the last one to count.
+    // A stream ends (proxy_on_log) just after its last byte went out: wait for the last one to count.
     for (let i = 0; i < 20 && counter(stats, "wasmcustom.ai_fallback.streams") !== 0; i++) {
       await new Promise((r) => setTimeout(r, 25));
       stats = await envoy.stats();

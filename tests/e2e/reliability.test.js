@@ -206,7 +206,7 @@ describe("10,000 requests, 200 at a time, 30% of them with a primary fault", () 
 });
 
 describe("nothing outlives its stream", () => {
-  test("requests answered before this filter (Envoy 1.40 calls proxy_on_log, then proxy_on_done) leave no stream behind", async () => {
+  test("requests answered before this filter (Envoy 1.40 calls proxy_on_log, then proxy_on_delete) leave no stream behind", async () => {
     const LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
     const envoy = await startEnvoy({
       pluginConfig: { backups: [{ service: "backup" }] },

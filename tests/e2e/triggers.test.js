@@ -511,4 +511,26 @@ describe("telling the operator", () => {
     const after = envoy.logs().slice(before).split("\n");
     expect(after.filter((l) => l.includes("[wasm]") && /\]\[(info|warning|error|critical)\]/.test(l))).toEqual([]);
   });
+
+  test("the decision line follows Envoy's wasm log level as the admin interface changes it (its text is built only when written)", async () => {
+    const quiet = await startEnvoy({ pluginConfig: { backups: [{ service: "backup-a" }] }, clusters: clusters(), componentLogLevel: "wasm:warning" });
+    try {
+      const setLevel = (level) => new Promise((resolve, reject) => {
+        const req = require("node:http").request({ host: "127.0.0.1", port: quiet.adminPort, method: "POST", path: `/logging?wasm=${level}` },
+          (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)); });
+        req.on("error", reject);
+        req.end();
+      });
+      const settle = () => new Promise((r) => setTimeout(r, 200));
+      m.primary.behave({ status: 502 });
+      await request(quiet.port, { headers: { "x-request-id": "at-warning" }, body: CHAT });
+      expect(await setLevel("info")).toBe(200);
+      await request(quiet.port, { headers: { "x-request-id": "at-info" }, body: CHAT });
+      await settle();
+      expect(quiet.logs()).not.toMatch(/x-request-id=at-warning/);
+      expect(quiet.logs()).toMatch(/\[info\]\[wasm\].*status=502 -> served by backup-a attempts: primary;result=502, backup-a;model=pass-through;result=200 x-request-id=at-info/);
+    } finally {
+      await quiet.stop();
+    }
+  });
 });

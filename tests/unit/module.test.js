@@ -73,9 +73,16 @@ describe("filter module", () => {
     const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
     for (const name of ["proxy_abi_version_0_2_1", "malloc", "proxy_on_memory_allocate", "_initialize", "memory", "proxy_on_context_create",
       "proxy_on_configure", "proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers",
-      "proxy_on_response_body", "proxy_on_http_call_response", "proxy_on_tick", "proxy_on_done", "proxy_on_delete"]) {
+      "proxy_on_response_body", "proxy_on_http_call_response", "proxy_on_tick", "proxy_on_log", "proxy_on_delete"]) {
       expect(exports).toContain(name);
     }
+  });
+
+  test("exports no proxy_on_done: Envoy calls proxy_on_delete right after it, and each export costs every request a V8 entry", () => {
+    // Streams end at proxy_on_log or proxy_on_delete (abi/exports.ts); the e2e tests of "the client goes
+    // away" and "nothing outlives its stream" check that they still do.
+    const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
+    expect(exports).not.toContain("proxy_on_done");
   });
 
   test("Higress's host picks ABI 0.2.100 (header StopIteration honoured), upstream Envoy's picks 0.2.1", () => {

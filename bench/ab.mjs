@@ -1,0 +1,78 @@
+// Side-by-side A/B of module builds by the front Envoy's CPU per request (the figure that stays
+// steady, to about ±1 µs, on a machine other work shares; req/s does not). Every variant gets its
+// own front Envoy (one worker) behind the same upstream; wrk -t1 -c32 runs each for `--seconds`,
+// in a rotating order, `--rounds` times after a 1 s warm-up; the median of the rounds is printed.
+//
+//   node bench/ab.mjs [--rounds 5] [--seconds 3] [--size 1024] VARIANT...
+//
+// VARIANT: plain | noop | floor | happy=<wasm> | fallback=<wasm>   (happy and fallback use the
+// bench's HAPPY_CONFIG and FALLBACK_CONFIG; a label may be given as label:VARIANT). Build the
+// variants' .wasm files first (e.g. `asc assembly/main.ts --target release --outFile /tmp/a.wasm`).
+import os from "node:os";
+import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, HAPPY_CONFIG, buildFloor, cpuMs, startFront, startUpstream, stopFleet } from "./fleet.mjs";
+import { runWrk } from "./wrk.mjs";
+import { chatBody, f, median } from "./stats.mjs";
+
+function parse(argv) {
+  const opts = { rounds: 5, seconds: 3, size: 1024, connections: 32, variants: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--rounds") opts.rounds = Number(argv[++i]);
+    else if (a === "--seconds") opts.seconds = Number(argv[++i]);
+    else if (a === "--size") opts.size = Number(argv[++i]);
+    else if (a === "--connections") opts.connections = Number(argv[++i]);
+    else opts.variants.push(variant(a));
+  }
+  if (opts.variants.length === 0) throw new Error("no variants (see the head of bench/ab.mjs)");
+  return opts;
+}
+
+function variant(spec) {
+  const labelled = /^([^:=]+):(.*)$/.exec(spec);
+  const label = labelled ? labelled[1] : spec;
+  const body = labelled ? labelled[2] : spec;
+  const [kind, wasm] = body.split("=");
+  if (kind === "plain" || kind === "noop") return { label, kind, path: CHAT_PATH };
+  if (kind === "floor") return { label, kind, path: FAIL_PATH };
+  if (kind === "happy" && wasm) return { label, kind: "filter", wasm, config: HAPPY_CONFIG, path: CHAT_PATH };
+  if (kind === "fallback" && wasm) return { label, kind: "filter", wasm, config: FALLBACK_CONFIG, path: FAIL_PATH };
+  throw new Error(`unknown variant ${spec}`);
+}
+
+async function main() {
+  const opts = parse(process.argv.slice(2));
+  const load0 = os.loadavg()[0].toFixed(1);
+  const upstream = await startUpstream();
+  const body = chatBody(opts.size);
+  for (const v of opts.variants) {
+    if (v.kind === "floor") buildFloor();
+    v.front = await startFront(upstream.port, v.kind, v.config ?? {}, v.wasm);
+    v.cpu = [];
+    v.errors = 0;
+    await runWrk({ port: v.front.port, urlPath: v.path, body, seconds: 1, connections: opts.connections });
+  }
+  for (let r = 0; r < opts.rounds; r++) {
+    for (let i = 0; i < opts.variants.length; i++) {
+      const v = opts.variants[(i + r) % opts.variants.length];
+      const cpu0 = cpuMs(v.front.pid);
+      const w = await runWrk({ port: v.front.port, urlPath: v.path, body, seconds: opts.seconds, connections: opts.connections });
+      v.cpu.push(((cpuMs(v.front.pid) - cpu0) * 1000) / w.requests);
+      v.errors += w.errors + w.non2xx;
+    }
+    process.stderr.write(".");
+  }
+  process.stderr.write("\n");
+  console.log(`front CPU µs/request, ${opts.size} B bodies, median of ${opts.rounds} rounds of ${opts.seconds} s (load average ${load0} -> ${os.loadavg()[0].toFixed(1)})`);
+  for (const v of opts.variants) {
+    console.log(`  ${v.label.padEnd(28)} ${f(median(v.cpu), 1).padStart(7)}   rounds: ${v.cpu.map((c) => f(c, 1)).join(" ")}${v.errors ? `  (${v.errors} errors or non-2xx)` : ""}`);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  await stopFleet();
+}
