@@ -315,6 +315,11 @@ export class UpstreamConfig {
   backup: Backup | null = null;
   /** The methods the route retries (the primary records a failure only for these). */
   methods: string[] = DEFAULT_METHODS;
+  /**
+   * The primary's cluster runs the attempt filter that records its result (false: the lean
+   * streamed mode, a backup reports the primary's result and the trigger as "retry").
+   */
+  primaryFilter: bool = true;
 }
 
 export class UpstreamConfigResult {
@@ -325,9 +330,9 @@ function upstreamFailure(parser: Parser): UpstreamConfigResult {
   return new UpstreamConfigResult(null, parser.error);
 }
 
-const UPSTREAM_KEYS = ["attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "backup"];
+const UPSTREAM_KEYS = ["attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "primaryFilter", "backup"];
 
-/** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "backup": {...}}`. */
+/** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "primaryFilter": true, "backup": {...}}`. */
 export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
   if (bytes.byteLength == 0) return new UpstreamConfigResult(null, "configuration: empty; a JSON object with \"attempt\" is required");
   const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
@@ -361,6 +366,12 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     const methods = parser.readMethods(obj.get("methods")!, "methods");
     if (methods == null) return upstreamFailure(parser);
     config.methods = methods;
+  }
+  if (obj.has("primaryFilter")) {
+    const v = obj.get("primaryFilter")!;
+    if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "primaryFilter: must be true or false, got " + v.toString());
+    if (attempt == 1) return new UpstreamConfigResult(null, "primaryFilter: only on a backup's attempt (attempt > 1): it tells a backup whether the primary's cluster has this filter");
+    config.primaryFilter = v.get<bool>();
   }
   if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
   if (config.attempt > 1) {

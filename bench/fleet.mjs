@@ -57,20 +57,32 @@ async function start(opts) {
   return e;
 }
 
+const BUFFER_FILTER = {
+  name: "envoy.filters.http.buffer",
+  typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", max_request_bytes: 4 * 1024 * 1024 },
+};
+
 /**
  * The upstream: Envoy with direct_response routes, behind a buffer filter so that it answers only
  * after the whole request body has arrived (an answer before the end of the request would close
  * keep-alive connections and cut bodies short).
  */
-export function startUpstream({ concurrency = 1 } = {}) {
+export function startUpstream({ concurrency = 1, alwaysOk = false } = {}) {
   const json = { "content-type": "application/json" };
+  // alwaysOk: a second upstream that answers 200 on every path, FAIL_PATH included: the backup of a
+  // fallback without any module, where nothing rewrites the path.
+  if (alwaysOk) {
+    return start({
+      withFilter: false,
+      concurrency,
+      extraHttpFilters: [BUFFER_FILTER],
+      routes: [{ name: "ok", prefix: "/", directResponse: { status: 200, body: COMPLETION }, responseHeaders: json }],
+    });
+  }
   return start({
     withFilter: false,
     concurrency,
-    extraHttpFilters: [{
-      name: "envoy.filters.http.buffer",
-      typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", max_request_bytes: 4 * 1024 * 1024 },
-    }],
+    extraHttpFilters: [BUFFER_FILTER],
     routes: [
       { name: "fail", path: FAIL_PATH, directResponse: { status: 500, body: ERROR }, responseHeaders: json },
       { name: "stream", path: STREAM_PATH, directResponse: { status: 200, body: SSE }, responseHeaders: { "content-type": "text/event-stream" } },
@@ -93,19 +105,20 @@ export function startFront(upstreamPort, kind, pluginConfig = {}, wasmPath = FIL
 
 /**
  * A front Envoy (one worker) with the streamed mode's generated configuration: clusters "primary"
- * and "backup" both point at the upstream; every cluster runs the module's upstream role. With
- * `withModule: false` the upstream filters are left out (only Envoy's priority groups and retry
- * policy): the module's share of the cost.
+ * and "backup" both point at the upstream (the backup at `backupPort` when given); every cluster
+ * runs the module's upstream role. With `withModule: false` the upstream filters are left out (only
+ * Envoy's priority groups and retry policy): the module's share of the cost. `primaryFilter: false`
+ * is the generator's lean choice (no filter on the primary's cluster).
  */
-export function startStreamedFront(upstreamPort, plugin = STREAMED_CONFIG, { withModule = true } = {}) {
+export function startStreamedFront(upstreamPort, plugin = STREAMED_CONFIG, { withModule = true, backupPort = upstreamPort, primaryFilter = true, wasmPath = FILTER_WASM_PATH } = {}) {
   return start({
     bootstrap: ({ admin, listener }) => {
-      const boot = streamedBootstrap(plugin, { primary: "primary", addresses: { primary: `127.0.0.1:${upstreamPort}`, backup: `127.0.0.1:${upstreamPort}` } },
-        { wasmPath: FILTER_WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin });
+      const boot = streamedBootstrap(plugin, { primary: "primary", addresses: { primary: `127.0.0.1:${upstreamPort}`, backup: `127.0.0.1:${backupPort}` } },
+        { wasmPath, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin, primaryFilter });
       if (!withModule) {
         for (const c of boot.static_resources.clusters) {
           const opts = c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
-          opts.http_filters = opts.http_filters.filter((f) => f.name !== "envoy.filters.http.wasm");
+          if (opts.http_filters) opts.http_filters = opts.http_filters.filter((f) => f.name !== "envoy.filters.http.wasm");
         }
       }
       return boot;

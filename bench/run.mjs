@@ -6,6 +6,7 @@
 //   npm run bench -- --quick           development: 1 round of 2 s, no 1 MB bodies, shorter sections
 //   npm run bench -- --compare         also LiteLLM's proxy and Portkey's gateway (installed on first use)
 //   npm run bench -- --only throughput,core --rounds 5 --seconds 10 --connections 32 --markdown out.md
+//   npm run bench -- --only throughput --match streamed    throughput rows whose name contains the text (and their baselines)
 //
 // Sections: throughput (wrk against plain Envoy, the empty module, the filter's happy and fallback
 // paths, the streamed mode's happy and fallback paths), ttfb (streaming time to first byte), hostcalls (host calls per request, counted by a
@@ -28,7 +29,7 @@ import { f, header, nowMs, table } from "./stats.mjs";
 const SECTIONS = ["throughput", "ttfb", "hostcalls", "core", "memory", "lateness"];
 
 function parseArgs(argv) {
-  const opts = { quick: false, compare: false, rounds: 3, seconds: 5, connections: 32, only: null, markdown: null };
+  const opts = { quick: false, compare: false, rounds: 3, seconds: 5, connections: 32, only: null, markdown: null, match: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -42,6 +43,7 @@ function parseArgs(argv) {
     else if (a === "--connections") opts.connections = Number(value());
     else if (a === "--only") opts.only = value().split(",");
     else if (a === "--markdown") opts.markdown = value();
+    else if (a === "--match") opts.match = value();
     else throw new Error(`unknown option ${a} (see the head of bench/run.mjs)`);
   }
   if (opts.quick) {

@@ -2,7 +2,7 @@
 // its fallback path, each driven by wrk in rounds (scenarios in a rotating order), with the front
 // Envoy's CPU time per request as a load-independent second view.
 import {
-  CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, buildFloor, cpuMs, startFront, startStreamedFront,
+  CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, STREAM_PATH, buildFloor, cpuMs, startFront, startStreamedFront, startUpstream,
 } from "./fleet.mjs";
 import { runWrk } from "./wrk.mjs";
 import { chatBody, f, header, median, note, spread, table } from "./stats.mjs";
@@ -10,7 +10,7 @@ import { chatBody, f, header, median, note, spread, table } from "./stats.mjs";
 const KB = 1024;
 
 /** The scenarios; `baseline` names the plain-Envoy scenario a ratio is taken against. */
-export function scenarios({ quick }) {
+export function scenarios({ quick, match = null }) {
   const list = [
     { name: "plain Envoy", front: "plain", size: 1 * KB },
     { name: "empty wasm module", front: "noop", size: 1 * KB, baseline: "plain Envoy" },
@@ -19,8 +19,13 @@ export function scenarios({ quick }) {
     { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "dispatch floor: minimal module, fallback", front: "floor", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "streamed mode, Envoy only", front: "streamedEnvoy", size: 1 * KB, baseline: "plain Envoy" },
+    // The floor of any retry-based fallback: the primary's cluster answers 500, the backup's (another
+    // upstream, answering 200 on every path) 200, no module anywhere.
+    { name: "streamed mode, Envoy only, fallback", front: "streamedEnvoySplit", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "streamed mode, happy path", front: "streamed", size: 1 * KB, baseline: "plain Envoy" },
     { name: "streamed mode, fallback 500 -> 200", front: "streamed", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "lean streamed mode, happy path", front: "streamedLean", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "lean streamed mode, fallback 500 -> 200", front: "streamedLean", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "plain Envoy, stream:true", front: "plain", size: 1 * KB, stream: true, path: STREAM_PATH },
     { name: "filter, stream:true (fpt on)", front: "fpt", size: 1 * KB, stream: true, path: STREAM_PATH, baseline: "plain Envoy, stream:true" },
     { name: "plain Envoy", front: "plain", size: 100 * KB },
@@ -30,8 +35,14 @@ export function scenarios({ quick }) {
     { name: "plain Envoy", front: "plain", size: 1024 * KB },
     { name: "filter, happy path", front: "filter", size: 1024 * KB, baseline: "plain Envoy" },
   ];
-  if (quick) return list.filter((s) => s.size <= 100 * KB);
-  return list;
+  let out = quick ? list.filter((s) => s.size <= 100 * KB) : list;
+  if (match) {
+    // The rows asked for, and the plain-Envoy rows their ratios need.
+    const picked = out.filter((s) => s.name.includes(match));
+    const baselines = new Set(picked.map((s) => `${s.baseline}@${s.size}`));
+    out = out.filter((s) => picked.includes(s) || baselines.has(`${s.name}@${s.size}`));
+  }
+  return out;
 }
 
 const sizeLabel = (n) => (n >= 1024 * KB ? `${n / (1024 * KB)} MB` : `${n / KB} KB`);
@@ -39,10 +50,18 @@ const sizeLabel = (n) => (n >= 1024 * KB ? `${n / (1024 * KB)} MB` : `${n / KB} 
 /** Starts the front Envoys the scenarios need (one per kind); returns kind -> Envoy. */
 export async function startFronts(upstreamPort, list) {
   const configs = { plain: null, noop: {}, filter: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG };
+  const streamed = {
+    streamed: {},
+    streamedLean: { primaryFilter: false },
+    streamedEnvoy: { withModule: false },
+    streamedEnvoySplit: { withModule: false, alwaysOkBackup: true },
+  };
   const fronts = {};
   for (const kind of new Set(list.map((s) => s.front))) {
-    if (kind === "streamed" || kind === "streamedEnvoy") {
-      fronts[kind] = await startStreamedFront(upstreamPort, undefined, { withModule: kind === "streamed" });
+    if (streamed[kind]) {
+      const { alwaysOkBackup, ...opts } = streamed[kind];
+      if (alwaysOkBackup) opts.backupPort = (await startUpstream({ alwaysOk: true })).port;
+      fronts[kind] = await startStreamedFront(upstreamPort, undefined, opts);
       continue;
     }
     if (kind === "floor") buildFloor();

@@ -115,8 +115,10 @@ function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false)
  * failed attempt's result for the next one; on a backup it also rewrites the attempt's request and
  * reports the fallback on the answer.
  */
-function upstreamWasmFilter(plugin, attempt, wasmPath) {
+function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
   const config = { attempt, attempts: plugin.backups.length + 1 };
+  // Lean: the backups know that no filter recorded the primary's result (they report it as "retry").
+  if (!primaryFilter && attempt > 1) config.primaryFilter = false;
   if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
   if (plugin.hideTopology !== undefined) config.hideTopology = plugin.hideTopology;
   if (attempt === 1 && plugin.methods !== undefined) config.methods = plugin.methods;
@@ -206,6 +208,9 @@ function cluster(name, address, filters, maxRetries) {
 /**
  * { route, clusters }: the route action (priority groups + retry policy) and every cluster.
  * `clusters` is { primary: "<cluster name>", addresses: { "<cluster name>": "host:port" | "https://host[:port]" } }.
+ * opts: wasmPath, maxRetries, requestBufferBytes, and primaryFilter (default true; false = the lean
+ * streamed mode: no filter on the primary's cluster, so the happy path never enters the module, and
+ * a backup's report cannot say why the primary was left: trigger "retry"; needs firstPacketTimeout off).
  */
 function streamedConfig(plugin, clusters, opts = {}) {
   if (plugin === null || typeof plugin !== "object") refuse("configuration", "must be a JSON object");
@@ -247,12 +252,19 @@ function streamedConfig(plugin, clusters, opts = {}) {
     },
   };
   const firstPacket = firstPacketTimeoutMs(plugin) > 0;
+  const primaryFilter = opts.primaryFilter ?? true;
+  if (typeof primaryFilter !== "boolean") refuse("primaryFilter", `must be true or false, got ${JSON.stringify(primaryFilter)}`);
+  if (!primaryFilter && firstPacket) {
+    refuse("firstPacketTimeout", "needs the primary's filters (the guard holds its first packet): set it to 0, or generate without --no-primary-filter");
+  }
   // Every attempt's cluster runs the upstream role (upstreamWasmFilter); the primary's runs the guard
   // before it with firstPacketTimeout. Upstream filters see the answer in reverse order: the
-  // primary's result is recorded before the guard holds a streaming 2xx.
+  // primary's result is recorded before the guard holds a streaming 2xx. Lean (primaryFilter: false):
+  // the primary's cluster has no filter at all, so a healthy request never enters the module.
   const out = names.map((n, i) => {
-    const filters = [upstreamWasmFilter(plugin, i + 1, wasmPath)];
+    let filters = [upstreamWasmFilter(plugin, i + 1, wasmPath, primaryFilter)];
     if (i === 0 && firstPacket) filters.unshift(primaryGuardFilter(plugin, wasmPath));
+    if (i === 0 && !primaryFilter) filters = null;
     return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries);
   });
   // The connection manager's filters before the router.

@@ -14,6 +14,10 @@ import { Attempt } from "../fallback_machine";
 export const RESULT_NO_RESPONSE = "no_response";
 /** The primary's 2xx was given up before its end while its headers were held: the router's per-try timeout (firstPacketTimeout) with the primary guard. */
 export const RESULT_FIRST_PACKET_TIMEOUT = "first_packet_timeout";
+/** The lean streamed mode's primary (no filter on its cluster): the router retried it, why is not known. */
+export const RESULT_RETRY = "retry";
+/** An earlier attempt that left no entry (no x-request-id, or the table was full). */
+export const RESULT_UNKNOWN = "unknown";
 export const RECORD_TTL_MS: u64 = 60_000;
 export const MAX_RECORDS: i32 = 4096;
 
@@ -23,18 +27,19 @@ export class AttemptRecord {
 
   /** What started the fallback, as `x-ai-fallback-trigger` says it in the dispatch mode. */
   trigger(): string {
-    if (this.attempts.length == 0) return "unknown";
+    if (this.attempts.length == 0) return RESULT_UNKNOWN;
     return triggerOf(this.attempts[0].result);
   }
 
   /**
    * Stands in for attempts before `attempt` that left no entry (no x-request-id then, or an upstream
-   * cluster without this filter), so that the list keeps its positions.
+   * cluster without this filter), so that the list keeps its positions. `primaryResult` is what the
+   * primary's stand-in says: "unknown", or "retry" when its cluster has no filter (lean mode).
    */
-  fillTo(attempt: i32): void {
+  fillTo(attempt: i32, primaryResult: string = RESULT_UNKNOWN): void {
     while (this.attempts.length < attempt - 1) {
       const n = this.attempts.length + 1;
-      this.attempts.push(new Attempt(n == 1 ? "primary" : "attempt-" + n.toString(), "", "unknown"));
+      this.attempts.push(new Attempt(n == 1 ? "primary" : "attempt-" + n.toString(), "", n == 1 ? primaryResult : RESULT_UNKNOWN));
     }
   }
 }

@@ -9,14 +9,17 @@ import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi
 import { HttpContext } from "../abi/context";
 import { getBufferBytes, getHeader, getHeaders, log, monotonicMs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
 import { UpstreamConfig } from "../config";
+import { Header } from "../headers";
 import { Attempt, formatAttempts } from "../fallback_machine";
 import { RewriteOutcome, rewriteModel } from "../model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, parseStatus } from "../replay";
-import { attemptHeaderEdits } from "./attempt_headers";
-import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE } from "./attempt_log";
+import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
+import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
 import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
 
 const PRIMARY_LABEL = "primary";
+/** A backup whose edits do not depend on the client's headers reads none. */
+const NO_HEADERS: Header[] = [];
 
 export class UpstreamStream extends HttpContext {
   private rewriting: bool = false;
@@ -53,7 +56,7 @@ export class UpstreamStream extends HttpContext {
     // A backup: the fallback is under way. Take what the attempts before this one left.
     let record: AttemptRecord | null = this.requestId.length > 0 ? attemptLog.take(this.requestId) : null;
     if (record == null) record = new AttemptRecord();
-    record.fillTo(config.attempt);
+    record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
     this.record = record;
     const metrics = this.upstreamRoot.metrics!;
     if (config.attempt == 2) {
@@ -62,7 +65,8 @@ export class UpstreamStream extends HttpContext {
     }
     metrics.count(metrics.backupCalls);
 
-    const edits = attemptHeaderEdits(getHeaders(MapType.HttpRequestHeaders), backup);
+    const current = editsReadClientHeaders(backup) ? getHeaders(MapType.HttpRequestHeaders) : NO_HEADERS;
+    const edits = attemptHeaderEdits(current, backup);
     for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
     for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
     this.rewriting = backup.modelLiteral !== null && !endOfStream;

@@ -21,6 +21,8 @@ const UNIT_REWRITE = "tests/unit/model_rewrite.test.js";
 const E2E_FILTER_CHAIN = "tests/e2e/filter_chain.test.js";
 const E2E_STREAMED = "tests/e2e/streamed.test.js";
 const E2E_STREAMED_FIRST_PACKET = "tests/e2e/streamed_first_packet.test.js";
+const E2E_STREAMED_LEAN = "tests/e2e/streamed_lean.test.js";
+const UNIT_STREAMED = "tests/unit/streamed.test.js";
 const E2E_PRIMARY_GUARD = "tests/e2e/primary_guard.test.js";
 const UNIT_GUARD = "tests/unit/guard.test.js";
 
@@ -430,5 +432,26 @@ export const MUTATIONS = [
     find: "if (bodySize > policy.maxRequestBodyBytes) {",
     replace: "if (false && bodySize > policy.maxRequestBodyBytes) {",
     tests: [E2E_STREAMED_FIRST_PACKET],
+  },
+  {
+    name: "lean streamed mode: the primary's cluster keeps its filter (--no-primary-filter changes nothing on the happy path)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "    if (i === 0 && !primaryFilter) filters = null;\n",
+    replace: "",
+    tests: [UNIT_STREAMED, E2E_STREAMED_LEAN],
+  },
+  {
+    name: "lean streamed mode: a backup reports the primary as unknown instead of retried",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY",
+    replace: "RESULT_UNKNOWN",
+    tests: [E2E_STREAMED_LEAN],
+  },
+  {
+    name: "streamed mode: a backup bringing its own credential never reads the client's headers (the client's credentials reach it)",
+    file: "assembly/upstream/attempt_headers.ts",
+    find: "  return backup.replacesCredentials || backup.dropHeaders.length > 0;\n",
+    replace: "  return backup.dropHeaders.length > 0;\n",
+    tests: [UNIT_STREAMED, E2E_STREAMED_LEAN],
   },
 ];

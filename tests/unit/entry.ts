@@ -18,7 +18,7 @@ import { BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
 import { ByteSink } from "../../assembly/byte_sink";
 import { LogLimiter } from "../../assembly/log_limiter";
 import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/config";
-import { attemptHeaderEdits } from "../../assembly/upstream/attempt_headers";
+import { attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/upstream/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
@@ -185,6 +185,11 @@ export function upstreamEdits(entry: ArrayBuffer, names: string, values: string)
   return out;
 }
 
+/** Whether a backup entry's filter reads the client's request headers (its edits depend on them). */
+export function upstreamReadsClientHeaders(entry: ArrayBuffer): bool {
+  return editsReadClientHeaders(parseBackupEntry(entry, "backup").backup!);
+}
+
 /**
  * The primary guard's configuration as JSON: {"isGuard":..,"error":..,"holdFirstPacket":..,
  * "replyToHeadersOnlyErrors":..,"maxRequestBodyBytes":..} (the last three only when accepted).
@@ -226,13 +231,13 @@ export function upstreamConfigSummary(json: ArrayBuffer): string {
   const backup = c.backup;
   return "attempt=" + c.attempt.toString() + " attempts=" + c.attempts.toString() + " hideTopology=" + c.hideTopology.toString() +
     " 404=" + c.triggerStatuses.has(404).toString() + " 503=" + c.triggerStatuses.has(503).toString() +
-    " backup=" + (backup == null ? "none" : backup.service);
+    " backup=" + (backup == null ? "none" : backup.service) + (c.primaryFilter ? "" : " primaryFilter=false");
 }
 
 /**
  * Drives one AttemptLog through a script, one command a line; returns one answer a line:
  *   put <id> <ms> <result>[,<result>...]   -> ok | full        take <id> -> <attempts> | none
- *   fill <id> <attempt>  (take, fill the gaps before <attempt>, answer the list)  size -> <n>
+ *   fill <id> <attempt> [<primary result>]  (take, fill the gaps before <attempt>, answer the list)  size -> <n>
  */
 export function attemptLogScript(script: string): string {
   const log = new AttemptLog();
@@ -250,7 +255,8 @@ export function attemptLogScript(script: string): string {
       let record = log.take(words[1]);
       if (words[0] == "fill") {
         if (record == null) record = new AttemptRecord();
-        record.fillTo(I32.parseInt(words[2]));
+        if (words.length > 3) record.fillTo(I32.parseInt(words[2]), words[3]);
+        else record.fillTo(I32.parseInt(words[2]));
       }
       answer = record == null ? "none" : formatAttempts(record.attempts) + " trigger=" + record.trigger();
     } else if (words[0] == "size") {

@@ -41,6 +41,14 @@ describe("streamed mode: per-attempt header edits of a backup's upstream filter"
     expect(w.upstreamEdits(JSON.stringify({ model: "m" }), CLIENT)).toMatch(/^error: backup\.service: required/);
     expect(w.upstreamEdits("[1]", CLIENT)).toMatch(/^error: backup: must be a JSON object/);
   });
+  });
+
+  test("a backup whose edits do not depend on the client's headers does not read them (one host call less); content-length goes with a model override regardless", () => {
+    expect(w.upstreamReadsClientHeaders(JSON.stringify({ service: "b", model: "m", path: "/v2", authority: "b.example", headers: { "x-org": "1" } }))).toBe(false);
+    expect(w.upstreamReadsClientHeaders(JSON.stringify({ service: "b", headers: { authorization: "Bearer mine" } }))).toBe(true);
+    expect(w.upstreamReadsClientHeaders(JSON.stringify({ service: "b", dropHeaders: ["x-user"] }))).toBe(true);
+    // Without reading: the same edits as with the client's headers, content-length removed blindly.
+    expect(lines(w.upstreamEdits(JSON.stringify({ service: "b", model: "m", path: "/v2" }), [[":path", "/v1"]]))).toEqual(["-content-length", ":path=/v2"]);
 });
 
 describe("streamed mode: the upstream role's configuration (one per attempt)", () => {
@@ -49,6 +57,14 @@ describe("streamed mode: the upstream role's configuration (one per attempt)", (
       .toBe("attempt=1 attempts=3 hideTopology=false 404=false 503=true backup=none");
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, attempts: 3, hideTopology: true, backup: { service: "b1" } })))
       .toBe("attempt=2 attempts=3 hideTopology=true 404=true 503=true backup=b1");
+  });
+
+  test("lean mode: a backup is told that the primary's cluster has no filter; the primary cannot be told so", () => {
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, attempts: 2, primaryFilter: false, backup: { service: "b1" } })))
+      .toBe("attempt=2 attempts=2 hideTopology=false 404=true 503=true backup=b1 primaryFilter=false");
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, primaryFilter: true, backup: { service: "b1" } }))).toMatch(/ backup=b1$/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, primaryFilter: false }))).toMatch(/^error: primaryFilter: only on a backup's attempt/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, primaryFilter: "no", backup: { service: "b1" } }))).toMatch(/^error: primaryFilter: must be true or false/);
   });
 
   test("bad configurations are refused, naming the field", () => {
@@ -93,6 +109,12 @@ describe("streamed mode: the attempt log that carries results from one attempt t
   test("attempts that left no record keep their places as unknown", () => {
     expect(w.attemptLogScript(["fill none 3"])).toEqual(["primary;result=unknown, attempt-2;result=unknown trigger=unknown"]);
     expect(w.attemptLogScript(["put r 0 429", "fill r 3"])).toEqual(["ok", "primary;result=429, attempt-2;result=unknown trigger=status=429"]);
+  });
+
+  test("lean mode: the primary's place says the router retried it (its cluster has no filter to say why)", () => {
+    expect(w.attemptLogScript(["fill none 2 retry"])).toEqual(["primary;result=retry trigger=retry"]);
+    expect(w.attemptLogScript(["fill none 3 retry"])).toEqual(["primary;result=retry, attempt-2;result=unknown trigger=retry"]);
+    expect(w.attemptLogScript(["put r 0 retry,503", "fill r 3 retry"])).toEqual(["ok", "primary;result=retry, b1;result=503 trigger=retry"]);
   });
 
   test("the trigger is named as in the dispatch mode", () => {
@@ -156,6 +178,43 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(out.clusters[2].transport_socket.typed_config.sni).toBe("api.example.com");
     expect(out.clusters[2].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(443);
     expect(out.request_body_buffer_limit).toBe(lib.DEFAULT_REQUEST_BUFFER_BYTES);
+  });
+
+  test("lean (primaryFilter: false, --no-primary-filter): the primary's cluster has no filter at all; the backups keep theirs and are told", () => {
+    const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm", primaryFilter: false });
+    const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    expect(opts(out.clusters[0]).http_filters).toBeUndefined();
+    expect(out.http_filters).toEqual([]);
+    const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
+    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, backup: plugin.backups[0] });
+    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, backup: plugin.backups[1] });
+    // The same route: the priority groups, the retry policy and the methods split do not change.
+    const full = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
+    expect(out.route).toEqual(full.route);
+    expect(out.method_match).toEqual(full.method_match);
+    // The default keeps the primary's filter.
+    expect(opts(full.clusters[0]).http_filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
+    expect(configOf(full.clusters[1]).primaryFilter).toBeUndefined();
+    // firstPacketTimeout needs the primary's guard: refused, naming the field.
+    expect(() => lib.streamedConfig({ ...plugin, firstPacketTimeout: 600 }, clusters, { primaryFilter: false })).toThrow(/^firstPacketTimeout: needs the primary's filters/);
+    expect(() => lib.streamedConfig(plugin, clusters, { primaryFilter: "no" })).toThrow(/^primaryFilter: must be true or false/);
+  });
+
+  test("the command's --no-primary-filter generates the lean mode", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "streamed-cli-"));
+    try {
+      const write = (name, value) => { const f = path.join(dir, name); fs.writeFileSync(f, JSON.stringify(value)); return f; };
+      const args = [path.join(__dirname, "../../scripts/streamed-config.mjs"), write("plugin.json", plugin), write("clusters.json", clusters)];
+      const clusterFilters = (run) => JSON.parse(run.stdout).static_resources.clusters.map((c) =>
+        (c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters ?? []).length);
+      const lean = spawnSync(process.execPath, [...args, "--no-primary-filter"], { encoding: "utf8" });
+      expect(lean.status).toBe(0);
+      expect(clusterFilters(lean)).toEqual([0, 2, 2]);
+      const full = spawnSync(process.execPath, args, { encoding: "utf8" });
+      expect(clusterFilters(full)).toEqual([2, 2, 2]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("Envoy reports the attempt count to the client, and its own replies become the JSON error (hideTopology leaves out the cluster)", () => {

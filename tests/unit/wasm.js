@@ -77,6 +77,7 @@ function load() {
       call(() => readStr(x.guardReply(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     perTryTimeout: (json, method, streaming) => call(() => x.perTryTimeout(buf(json), str(method), streaming ? 1 : 0)),
     upstreamConfigSummary: (json) => call(() => readStr(x.upstreamConfigSummary(buf(json)))),
+    upstreamReadsClientHeaders: (entry) => call(() => x.upstreamReadsClientHeaders(buf(entry)) !== 0),
     attemptLogScript: (lines) => call(() => readStr(x.attemptLogScript(str(lines.join("\n")))).split("\n")),
     attemptTrigger: (result) => call(() => readStr(x.attemptTrigger(str(result)))),
     stripCredentialParameters: (path) => call(() => readStr(x.stripCredentialParameters(str(path)))),
