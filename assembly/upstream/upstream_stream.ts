@@ -7,7 +7,7 @@
 // - on a backup's answer, reports the fallback in the response headers and counters.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
-import { getBufferBytes, getHeader, getHeaders, log, monotonicMs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
+import { getBufferBytes, getHeader, getHeaders, log, logs, monotonicMs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
 import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
 import { Attempt, formatAttempts } from "../fallback_machine";
@@ -20,6 +20,14 @@ import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
 const PRIMARY_LABEL = "primary";
 /** A backup whose edits do not depend on the client's headers reads none. */
 const NO_HEADERS: Header[] = [];
+
+/**
+ * Whether a backup's attempt hands records on: takes one an earlier attempt's filter left (the
+ * primary's has a filter, or an earlier backup's), or leaves one for a later backup.
+ */
+function recordsAround(config: UpstreamConfig): bool {
+  return config.primaryFilter || config.attempt > 2 || config.attempt < config.attempts;
+}
 
 export class UpstreamStream extends HttpContext {
   private rewriting: bool = false;
@@ -49,8 +57,12 @@ export class UpstreamStream extends HttpContext {
       const method = getHeader(MapType.HttpRequestHeaders, ":method");
       if (method === null || !config.methods.includes(method)) return HeadersAction.Continue;
     }
-    const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
-    if (requestId !== null) this.requestId = requestId;
+    // The key of the attempt record, and the log line's: read only when this attempt has a record to
+    // take (no filter recorded the primary's result in the lean mode), a record to leave, or a line to write.
+    if (backup == null || recordsAround(config) || logs(LogLevel.Info)) {
+      const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
+      if (requestId !== null) this.requestId = requestId;
+    }
     if (backup == null) return HeadersAction.Continue;
 
     // A backup: the fallback is under way. Take what the attempts before this one left.
@@ -187,6 +199,7 @@ export class UpstreamStream extends HttpContext {
   }
 
   private logOutcome(outcome: string, record: AttemptRecord): void {
+    if (!logs(LogLevel.Info)) return; // Envoy would drop it: its text is not built
     log(LogLevel.Info, "streamed fallback (x-request-id " + (this.requestId.length > 0 ? this.requestId : "none") + "): " + outcome +
       "; trigger " + record.trigger() + "; attempts " + formatAttempts(record.attempts));
   }

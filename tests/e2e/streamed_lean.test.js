@@ -22,8 +22,8 @@ const PLUGIN = {
   triggerStatuses: ["5xx", 429],
 };
 
-function leanBootstrap(primaryPort) {
-  return ({ admin, listener }) => streamedBootstrap(PLUGIN, {
+function leanBootstrap(primaryPort, plugin = PLUGIN) {
+  return ({ admin, listener }) => streamedBootstrap(plugin, {
     primary: "primary",
     addresses: { primary: `127.0.0.1:${primaryPort}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
   }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin, primaryFilter: false });
@@ -141,13 +141,14 @@ describe("lean streamed mode (no filter on the primary's cluster)", () => {
   }, 30000);
 });
 
-describe("lean streamed mode, primary refusing connections", () => {
-  test("the backup answers (trigger retry); Envoy counts the primary's connect failure", async () => {
+describe("lean streamed mode, one backup, primary refusing connections", () => {
+  test("the backup answers (trigger retry); Envoy counts the primary's connect failure; the info line names the x-request-id", async () => {
     const probe = require("node:net").createServer();
     await new Promise((r) => probe.listen(0, "127.0.0.1", r));
     const refusedPort = probe.address().port;
     await new Promise((r) => probe.close(r));
-    const refusing = await startEnvoy({ bootstrap: leanBootstrap(refusedPort) });
+    // One backup: no attempt record to take or leave, so its filter reads x-request-id only for the log line.
+    const refusing = await startEnvoy({ bootstrap: leanBootstrap(refusedPort, { ...PLUGIN, backups: [PLUGIN.backups[0]] }) });
     try {
       const res = await request(refusing.port, { body: STREAM_CHAT, timeoutMs: 15000 });
       expect(res.status).toBe(200);
@@ -156,6 +157,8 @@ describe("lean streamed mode, primary refusing connections", () => {
       const stats = await refusing.stats();
       expect(counter(stats, "cluster.primary.upstream_cx_connect_fail")).toBe(1);
       expect(counter(stats, "cluster.backup-a.upstream_rq_retry_success")).toBe(1);
+      const logs = await refusing.logsWhen(/streamed fallback \(x-request-id [^)]+\): served by backup-a/);
+      expect(logs).toMatch(/streamed fallback \(x-request-id [0-9a-f-]{36}\): served by backup-a; trigger retry; attempts primary;result=retry, backup-a;model=backup-model-a;result=200/);
     } finally {
       await refusing.stop();
     }
