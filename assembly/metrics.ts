@@ -20,8 +20,6 @@ export class Metrics {
   readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
   readonly preempted: u32 = defineMetric(MetricType.Counter, "ai_fallback.preempted");
   readonly backupCalls: u32 = defineMetric(MetricType.Counter, COUNTER_BACKUP_CALLS);
-  /** Requests (or backup attempts) given up because the VM's memory budget could not hold them. */
-  readonly overBudget: u32 = defineMetric(MetricType.Counter, "ai_fallback.over_budget");
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
@@ -31,12 +29,7 @@ export class Metrics {
   readonly streamTimers: InFlightGauge = new InFlightGauge("ai_fallback.timers");
   /** Stream contexts alive (created and not yet ended): 0 when no request is in flight. */
   readonly streams: InFlightGauge = new InFlightGauge("ai_fallback.streams");
-  /** Bytes of the memory budget in use, as of the last stream that ended: 0 when nothing is in flight. */
-  readonly keptBytes: u32 = defineMetric(MetricType.Gauge, "ai_fallback.kept_bytes");
-
-  adjust(id: u32, delta: i64): void {
-    incrementMetric(id, delta);
-  }
+  // ai_fallback.over_budget and ai_fallback.kept_bytes belong to the VM's one budget (vm_budget.ts).
 
   count(id: u32): void {
     incrementMetric(id, 1);

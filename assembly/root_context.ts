@@ -2,21 +2,18 @@
 // deadlines of its worker's streams behind the one tick timer proxy-wasm gives a root context.
 import { BufferType, LogLevel } from "./abi/enums";
 import { HttpContext, RootContext } from "./abi/context";
-import { getBufferBytes, log, logBytes, monotonicMs, setEffectiveContext, setTickPeriodMs } from "./abi/hostcalls";
+import { getBufferBytes, log, monotonicMs, setEffectiveContext, setTickPeriodMs } from "./abi/hostcalls";
 import { httpContext } from "./abi/registry";
 import { Config, parseConfig } from "./config";
-import { LogLimiter } from "./log_limiter";
 import { MemoryBudget } from "./memory_budget";
 import { Metrics } from "./metrics";
+import { defineBudgetMetrics, forgetBudgetLimit, overBudget, setBudgetLimit, showKeptBytes, vmBudget } from "./vm_budget";
 
 /** Timer granularity: first-packet timeouts fire up to about this much late (see bench/). */
 export const TICK_PERIOD_MS: u32 = 10;
 
 /** How long a request may be held at its headers waiting for its body (backendErrorsOnly: false). */
 export const REQUEST_HOLD_MS: u64 = 1000;
-
-/** At most one "over budget" log line per this long (per worker), with the count of those left out. */
-const OVER_BUDGET_LOG_INTERVAL_MS: u64 = 1000;
 
 export class FallbackRoot extends RootContext {
   /** Makes this filter's stream contexts; set by the entry point (main.ts). */
@@ -29,11 +26,8 @@ export class FallbackRoot extends RootContext {
   heldBodySeen: bool = false;
   /** The hint about allow_on_headers_stop_iteration was logged for a held request (once a worker). */
   holdHintLogged: bool = false;
-  /** Every byte this VM allocates for in-flight requests is taken from here first. */
-  budget: MemoryBudget = new MemoryBudget(0);
-  /** budget.used as the keptBytes gauge last showed it. */
-  private reportedBytes: i64 = 0;
-  private overBudgetLog: LogLimiter = new LogLimiter(OVER_BUDGET_LOG_INTERVAL_MS);
+  /** Every byte this VM allocates for in-flight requests is taken from here first (one for the whole VM). */
+  readonly budget: MemoryBudget = vmBudget;
   /** stream id -> first-packet deadline (ms). */
   private deadlines: Map<u32, u64> = new Map<u32, u64>();
   /** No deadline is earlier than this (it may be stale-early after a disarm: one idle scan). */
@@ -49,8 +43,14 @@ export class FallbackRoot extends RootContext {
     for (let i = 0; i < result.warnings.length; i++) log(LogLevel.Warn, "configuration warning: " + result.warnings[i]);
     const config = result.config!;
     this.config = config;
-    this.budget.limit = <i64>config.maxKeptBytesPerWorker;
+    setBudgetLimit(this.id, <i64>config.maxKeptBytesPerWorker);
+    defineBudgetMetrics();
     if (this.metrics == null) this.metrics = new Metrics();
+    return true;
+  }
+
+  onDone(): bool {
+    forgetBudgetLimit(this.id);
     return true;
   }
 
@@ -65,23 +65,12 @@ export class FallbackRoot extends RootContext {
     const metrics = this.metrics;
     if (metrics === null) return;
     metrics.streams.down();
-    if (this.budget.used != this.reportedBytes) {
-      metrics.adjust(metrics.keptBytes, this.budget.used - this.reportedBytes);
-      this.reportedBytes = this.budget.used;
-    }
+    showKeptBytes();
   }
 
-  /**
-   * The budget could not hold what a request needed: counted, and logged at most once a second
-   * per worker (a flood of large requests must not flood the log too).
-   */
+  /** The budget could not hold what a request needed: counted and logged (vm_budget.ts). */
   overBudget(what: string, requestIdSuffix: string): void {
-    this.metrics!.count(this.metrics!.overBudget);
-    if (!this.overBudgetLog.allow(monotonicMs())) return;
-    const left = this.overBudgetLog.takeSuppressed();
-    logBytes(LogLevel.Info, "over the memory budget (maxKeptBytesPerWorker " + this.budget.limit.toString() + ", in use " +
-      this.budget.used.toString() + "): " + what + requestIdSuffix +
-      (left > 0 ? " (" + left.toString() + " more such decisions in the last second not logged)" : ""));
+    overBudget(what, requestIdSuffix);
   }
 
   /** Arms a stream's deadline; the tick starts only when the first deadline appears. */

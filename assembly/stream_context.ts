@@ -12,6 +12,7 @@ import { BudgetShare } from "./memory_budget";
 import { Backup, Policy } from "./config";
 import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
+import { tellFirstPacketTimed } from "./first_packet_signal";
 import { isStreamingRequest } from "./json_scan";
 import { RewriteOutcome, planRewrite, writeRewrite } from "./model_rewrite";
 import { Metrics } from "./metrics";
@@ -235,7 +236,10 @@ export class FallbackStream extends HttpContext {
       return;
     }
     machine.requestEnded(isStreamingRequest(this.requestBody.ptr, this.requestBody.length));
-    if (machine.awaitingUpstream) this.watchUpstream(machine, host.monotonicMs());
+    if (!machine.awaitingUpstream) return;
+    // Its first packet is timed: the primary guard, if any, holds its 2xx headers for it.
+    tellFirstPacketTimed(machine.policy.keepAliveIsNotFirstPacket);
+    this.watchUpstream(machine, host.monotonicMs());
   }
 
   /**

@@ -90,6 +90,7 @@ export function makeHost(wasmBytes, pluginConfig) {
       if (path === "upstream.address") return give(enc.encode("127.0.0.1:8000"), retPtr, retSize);
       return NOT_FOUND;
     }),
+    proxy_set_property: wrap("proxy_set_property", () => OK),
     proxy_send_local_response: wrap("proxy_send_local_response", (status) => {
       state.replies.push(status);
       return OK;

@@ -321,7 +321,7 @@ function streamedBootstrap(plugin, clusters, opts) {
 /** Plugin fields the dispatch mode reads and this mode has nothing to apply to, with why (the command prints them). */
 const IGNORED_TOP_LEVEL = {
   fallbackDeadline: "the router's retries have no overall deadline here",
-  maxKeptBytesPerWorker: "the router keeps the body for retries (request_body_buffer_limit), not the module",
+  maxKeptBytesPerWorker: "without firstPacketTimeout the module keeps no request copy here; the router keeps the body for retries (request_body_buffer_limit)",
   maxHeldRequestBytes: "only used with backendErrorsOnly: false, which this mode cannot do",
   gatewayTriggerStatuses: "the gateway's own replies never reach the router's retries",
 };
@@ -330,7 +330,11 @@ const IGNORED_TOP_LEVEL = {
 function ignoredFields(plugin) {
   const out = [];
   if (plugin === null || typeof plugin !== "object") return out;
-  for (const k of Object.keys(plugin)) if (IGNORED_TOP_LEVEL[k] !== undefined) out.push({ field: k, why: IGNORED_TOP_LEVEL[k] });
+  for (const k of Object.keys(plugin)) {
+    // With firstPacketTimeout, the ai-fallback-streamed role's scan of a streaming body counts against it.
+    if (k === "maxKeptBytesPerWorker" && plugin.firstPacketTimeout) continue;
+    if (IGNORED_TOP_LEVEL[k] !== undefined) out.push({ field: k, why: IGNORED_TOP_LEVEL[k] });
+  }
   if (Array.isArray(plugin.backups)) {
     plugin.backups.forEach((b, i) => {
       if (b !== null && typeof b === "object" && b.timeout !== undefined) {

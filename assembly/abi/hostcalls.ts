@@ -218,6 +218,16 @@ export function getStringProperty(path: string[]): string | null {
   return bytes == null ? null : byteStringFromMemory(changetype<usize>(bytes), bytes.byteLength);
 }
 
+/**
+ * Sets a one-segment property of the stream (Envoy keeps it as filter state `wasm.<name>` of the
+ * downstream request, which the request's upstream filters read too). Name and value are ASCII.
+ */
+export function setProperty(name: string, value: string): WasmResult {
+  const n = String.UTF8.encode(name);
+  const v = String.UTF8.encode(value);
+  return <WasmResult>imports.proxy_set_property(changetype<usize>(n), n.byteLength, changetype<usize>(v), v.byteLength);
+}
+
 // --- stream control ---
 
 /** Sends a local reply whose body is [bodyPtr, bodyPtr+bodySize). */

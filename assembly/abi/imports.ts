@@ -43,6 +43,9 @@ export declare function proxy_remove_header_map_value(mapType: u32, keyPtr: usiz
 export declare function proxy_get_property(
   pathPtr: usize, pathSize: usize, returnPtr: usize, returnSize: usize): u32;
 
+@external("env", "proxy_set_property")
+export declare function proxy_set_property(pathPtr: usize, pathSize: usize, valuePtr: usize, valueSize: usize): u32;
+
 @external("env", "proxy_send_local_response")
 export declare function proxy_send_local_response(
   statusCode: u32, detailsPtr: usize, detailsSize: usize, bodyPtr: usize, bodySize: usize,

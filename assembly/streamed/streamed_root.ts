@@ -1,10 +1,12 @@
 // The streamed mode's downstream root context (root_id "ai-fallback-streamed"): the same plugin
 // configuration as the dispatch mode (the generator passes it whole), of which it uses the global
-// firstPacketTimeout and maxRequestBodyBytes.
+// firstPacketTimeout, maxRequestBodyBytes, keepAliveIsNotFirstPacket (told to the primary guard) and
+// maxKeptBytesPerWorker (the VM's one budget, which its body scan counts against).
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
 import { Policy, parseConfig } from "../config";
+import { defineBudgetMetrics, forgetBudgetLimit, setBudgetLimit } from "../vm_budget";
 import { StreamedStream } from "./streamed_stream";
 
 export const STREAMED_ROOT_ID = "ai-fallback-streamed";
@@ -19,6 +21,13 @@ export class StreamedRoot extends RootContext {
       return false;
     }
     this.policy = result.config!.global;
+    setBudgetLimit(this.id, <i64>result.config!.maxKeptBytesPerWorker);
+    defineBudgetMetrics();
+    return true;
+  }
+
+  onDone(): bool {
+    forgetBudgetLimit(this.id);
     return true;
   }
 

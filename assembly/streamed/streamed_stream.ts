@@ -1,10 +1,16 @@
 // The streamed mode's downstream glue (root_id "ai-fallback-streamed"): it holds a request until
 // its body is complete, to know whether it streams, then sets or removes the router's per-try
-// timeout header (per_try_timeout.ts) and lets the request go on to the router.
+// timeout header (per_try_timeout.ts), tells the primary guard that the first packet is timed
+// (first_packet_signal.ts), and lets the request go on to the router. The body is read once, into
+// memory taken from the VM's one budget and freed at once.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
+import { ByteSink } from "../byte_sink";
+import { tellFirstPacketTimed } from "../first_packet_signal";
 import { isStreamingRequest } from "../json_scan";
+import { BudgetShare } from "../memory_budget";
+import { overBudget, vmBudget } from "../vm_budget";
 import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";
 import { StreamedRoot } from "./streamed_root";
 
@@ -42,9 +48,27 @@ export class StreamedStream extends HttpContext {
       return DataAction.Continue;
     }
     if (!endOfStream) return DataAction.StopIterationAndBuffer;
-    const body = host.getBufferBytes(BufferType.HttpRequestBody, 0, bodySize);
-    this.release(isStreamingRequest(changetype<usize>(body), body.byteLength));
+    this.release(this.bodyStreams(bodySize));
     return DataAction.Continue;
+  }
+
+  /**
+   * Whether the buffered body (`size` bytes) says `"stream": true`. Its copy is budgeted and freed
+   * before this returns; without room for it, the request is taken as not streaming (no per-try
+   * timeout: it is never cut off), counted and logged.
+   */
+  private bodyStreams(size: u32): bool {
+    const share = new BudgetShare(vmBudget);
+    if (!share.tryTake(size)) {
+      overBudget("streamed mode: a request body of " + size.toString() + " bytes is not scanned; no first-packet timeout", "");
+      return false;
+    }
+    const body = new ByteSink();
+    host.takeBufferBytes(BufferType.HttpRequestBody, 0, size, body);
+    const streaming = isStreamingRequest(body.ptr, body.length);
+    body.clear();
+    share.releaseAll();
+    return streaming;
   }
 
   onRequestTrailers(trailerCount: u32): HeadersAction {
@@ -56,6 +80,7 @@ export class StreamedStream extends HttpContext {
   private release(streaming: bool): void {
     this.holding = false;
     this.setTimeout(streaming);
+    if (streaming) tellFirstPacketTimed(this.root_.policy!.keepAliveIsNotFirstPacket);
   }
 
   private setTimeout(streaming: bool): void {

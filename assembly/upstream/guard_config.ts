@@ -13,16 +13,25 @@ export class GuardConfig {
   holdFirstPacket: bool = true;
   /** A headers-only 4xx/5xx becomes a local reply with the same status and a body. */
   replyToHeadersOnlyErrors: bool = true;
-  /** Bodies up to this size are scanned for `"stream": true`; a larger one is not streaming here. */
+  /**
+   * No longer used (the guard scans no request body: the downstream role says which requests are
+   * timed, first_packet_signal.ts); still accepted, so that a configuration that sets it loads, with a warning.
+   */
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
   /** SSE comment and blank lines are not the first byte: they are held with the headers. */
   keepAliveIsNotFirstPacket: bool = false;
 }
 
 export class GuardResult {
+  /** Said at load, the configuration still applies. */
+  warnings: string[] = [];
   /** `isGuard`: the configuration has a top-level "guard" (else it is a backup entry). */
   constructor(public isGuard: bool, public guard: GuardConfig | null, public error: string) {}
 }
+
+/** The warning for the field the guard no longer uses. */
+export const UNUSED_MAX_REQUEST_BODY_BYTES = "guard.maxRequestBodyBytes is no longer used: the guard copies no request body, " +
+  "it holds the responses the downstream role times (ai-fallback's own maxRequestBodyBytes decides which)";
 
 function refuse(field: string, why: string): GuardResult {
   return new GuardResult(true, null, field + ": " + why);
@@ -73,5 +82,7 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
     if (f != Math.floor(f) || f < 1 || f > <f64>MAX_REQUEST_BODY_BYTES) return refuse("guard.maxRequestBodyBytes", why);
     guard.maxRequestBodyBytes = <u32>f;
   }
-  return new GuardResult(true, guard, "");
+  const result = new GuardResult(true, guard, "");
+  if (obj.has("maxRequestBodyBytes")) result.warnings.push(UNUSED_MAX_REQUEST_BODY_BYTES);
+  return result;
 }

@@ -3,8 +3,9 @@
 // A downstream filter gets no body callback to write a backup's answer into when the primary's
 // response has no body to come (a headers-only error), and a 2xx's headers that reached it are a
 // response that has started. The guard, an upstream filter on the primary's cluster, acts before
-// either exists downstream: it holds a streaming 2xx until its first body byte (for the downstream
-// filter, and for Envoy's per-try timeout, the primary has then not answered yet), and turns a
+// either exists downstream: it holds a 2xx whose first packet is timed downstream until its first
+// body byte (for the downstream filter, and for Envoy's per-try timeout, the primary has then not
+// answered yet; first_packet_signal.ts says how it learns which requests are timed), and turns a
 // headers-only error into a local reply with the same status and a body (an upstream filter's local
 // reply is the downstream stream's, and runs through the whole downstream filter chain).
 import { Header } from "../headers";
@@ -19,15 +20,24 @@ export const enum GuardStep {
 }
 
 /**
- * `streaming`: the request is complete and its JSON body has `"stream": true` (a response that
- * comes before the request is complete is never held: nothing waits for it).
+ * Whether the step needs the response's status: a headers-only response may be an error to answer,
+ * and a response whose first packet is timed downstream may be a 2xx to hold. Any other response
+ * passes whatever its status, so the guard's happy path reads none.
  */
-export function guardResponseHeaders(guard: GuardConfig, streaming: bool, status: i32, endOfStream: bool): GuardStep {
+export function guardNeedsStatus(guard: GuardConfig, timed: bool, endOfStream: bool): bool {
+  return endOfStream ? guard.replyToHeadersOnlyErrors : timed && guard.holdFirstPacket;
+}
+
+/**
+ * `timed`: the downstream role that times this request's first packet said so (a streaming request
+ * with firstPacketTimeout; a response that comes before the request is complete is never timed).
+ */
+export function guardResponseHeaders(guard: GuardConfig, timed: bool, status: i32, endOfStream: bool): GuardStep {
   if (status >= 400 && status <= 599) {
     return endOfStream && guard.replyToHeadersOnlyErrors ? GuardStep.ReplyWithBody : GuardStep.Continue;
   }
   // A headers-only 2xx is complete: no first byte to wait for.
-  if (status >= 200 && status < 300 && !endOfStream && streaming && guard.holdFirstPacket) return GuardStep.HoldUntilFirstByte;
+  if (status >= 200 && status < 300 && !endOfStream && timed && guard.holdFirstPacket) return GuardStep.HoldUntilFirstByte;
   return GuardStep.Continue;
 }
 

@@ -1,81 +1,47 @@
 // The primary guard's per-attempt glue: an upstream HTTP filter on the primary's cluster
-// (guard_policy.ts says why). It copies the request body as it passes (to know whether the request
-// streams), then carries out the guard's decision on the primary's response headers.
+// (guard_policy.ts says why). It copies nothing of the request: the downstream role that times the
+// request's first packet says so through a stream property (first_packet_signal.ts), read at the
+// response headers, and the guard carries out its decision there.
 import { DataAction, HeadersAction, LogLevel, MapType, WasmResult } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
-import { ByteSink } from "../byte_sink";
-import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "../budgeted_reads";
-import { isStreamingRequest } from "../json_scan";
+import { HeldBody, checkHeldResponseBody } from "../budgeted_reads";
+import { FirstPacketTiming, readFirstPacketTiming } from "../first_packet_signal";
 import { BudgetShare } from "../memory_budget";
 import { GUARD_REPLY_DETAILS } from "../policy";
 import { parseStatus } from "../replay";
+import { overBudget, vmBudget } from "../vm_budget";
 import { GuardConfig } from "./guard_config";
-import { GuardStep, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "./guard_policy";
+import { GuardStep, guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "./guard_policy";
 import { UpstreamRoot } from "./upstream_root";
 
 export class GuardStream extends HttpContext {
-  private body: ByteSink = new ByteSink();
-  private share: BudgetShare;
-  /** The body is still being copied (false once complete, too large or over the budget). */
-  private copying: bool = true;
-  /** The request is complete and its body says `"stream": true`. */
-  private streaming: bool = false;
+  /** What this stream holds of the VM's one budget (a held body read for keep-alives, freed at once). */
+  private share: BudgetShare = new BudgetShare(vmBudget);
   /** The response headers wait for the first body byte. */
   private holding: bool = false;
+  /** Keep-alives are not the first byte: held with the headers until real data follows. */
+  private keepAlivesWait: bool = false;
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
-    this.share = new BudgetShare(root.budget);
   }
 
   private get guard(): GuardConfig {
     return (this.root as UpstreamRoot).guard!;
   }
 
-  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    // Without a body (or when nothing would use it) there is nothing to copy.
-    if (endOfStream || !this.guard.holdFirstPacket) this.copying = false;
-    return HeadersAction.Continue;
-  }
-
-  onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
-    if (!this.copying) return DataAction.Continue;
-    const sink = this.body;
-    if (<i64>sink.length + bodySize > <i64>this.guard.maxRequestBodyBytes) {
-      this.stopCopying();
-      return DataAction.Continue;
-    }
-    if (!appendRequestChunk(sink, this.share, bodySize)) {
-      host.log(LogLevel.Debug, "primary guard: over the memory budget, a request body is not scanned (its response is not held)");
-      this.stopCopying();
-      return DataAction.Continue;
-    }
-    if (endOfStream) this.requestComplete();
-    return DataAction.Continue;
-  }
-
-  onRequestTrailers(trailerCount: u32): HeadersAction {
-    if (this.copying) this.requestComplete();
-    return HeadersAction.Continue;
-  }
-
-  private requestComplete(): void {
-    this.streaming = isStreamingRequest(this.body.ptr, this.body.length);
-    this.stopCopying();
-  }
-
-  private stopCopying(): void {
-    this.copying = false;
-    this.body.clear();
-    this.share.releaseAll();
-  }
-
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    const guard = this.guard;
+    // Only a response with more to come can be held, and only one timed downstream.
+    const timing = !endOfStream && guard.holdFirstPacket ? readFirstPacketTiming() : FirstPacketTiming.NotTimed;
+    const timed = timing != FirstPacketTiming.NotTimed;
+    if (!guardNeedsStatus(guard, timed, endOfStream)) return HeadersAction.Continue;
     const status = parseStatus(host.getHeader(MapType.HttpResponseHeaders, ":status"));
-    const step = guardResponseHeaders(this.guard, this.streaming, status, endOfStream);
+    const step = guardResponseHeaders(guard, timed, status, endOfStream);
     if (step == GuardStep.HoldUntilFirstByte) {
       this.holding = true;
+      this.keepAlivesWait = guard.keepAliveIsNotFirstPacket || timing == FirstPacketTiming.NotKeepAlive;
       return HeadersAction.StopIteration;
     }
     if (step == GuardStep.ReplyWithBody) {
@@ -95,18 +61,22 @@ export class GuardStream extends HttpContext {
     // An empty chunk is not the first byte: the headers stay held.
     if (bodySize == 0 && !endOfStream) return DataAction.StopIterationNoBuffer;
     // Keep-alives wait with the headers (buffered: `bodySize` is all that is held) until real data follows.
-    if (this.guard.keepAliveIsNotFirstPacket && !endOfStream && !this.heldIsFirstPacket(bodySize)) {
+    if (this.keepAlivesWait && !endOfStream && !this.heldIsFirstPacket(bodySize)) {
       return DataAction.StopIterationAndBuffer;
     }
     this.holding = false;
     return DataAction.Continue;
   }
 
-  /** Whether the held body so far has a line that is neither an SSE comment nor blank (over budget: it counts as one). */
+  /**
+   * Whether the held body so far has a line that is neither an SSE comment nor blank. Without room
+   * in the VM's budget to read it, it counts as one: the stream flows un-held rather than judged blind.
+   */
   private heldIsFirstPacket(size: u32): bool {
     const held = checkHeldResponseBody(this.share, size);
     if (held == HeldBody.OverBudget) {
-      host.log(LogLevel.Debug, "primary guard: over the memory budget, a held body is not checked for keep-alives; it flows");
+      overBudget("primary guard: a held response body of " + size.toString() +
+        " bytes is not checked for keep-alives; it flows as the first packet", "");
       return true;
     }
     return held == HeldBody.FirstPacket;
@@ -118,7 +88,7 @@ export class GuardStream extends HttpContext {
   }
 
   onDone(): void {
-    this.stopCopying();
+    this.share.releaseAll();
     if (this.holding) this.endedWhileHolding();
   }
 

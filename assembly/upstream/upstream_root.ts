@@ -5,9 +5,9 @@
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { DEFAULT_MAX_KEPT_BYTES_PER_WORKER, UpstreamConfig, parseUpstreamConfig } from "../config";
+import { UpstreamConfig, parseUpstreamConfig } from "../config";
 import { LogLimiter } from "../log_limiter";
-import { MemoryBudget } from "../memory_budget";
+import { defineBudgetMetrics } from "../vm_budget";
 import { AttemptLog } from "./attempt_log";
 import { GuardConfig, parseGuardConfig } from "./guard_config";
 import { GuardStream } from "./guard_stream";
@@ -27,8 +27,6 @@ export class UpstreamRoot extends RootContext {
   /** Null on the primary's filter, which counts nothing. */
   metrics: UpstreamMetrics | null = null;
   guard: GuardConfig | null = null;
-  /** What the guard's request copies may hold in this VM (one per worker). */
-  budget: MemoryBudget = new MemoryBudget(DEFAULT_MAX_KEPT_BYTES_PER_WORKER);
   /** A held 2xx has shown the guard a body: Envoy shows bodies after paused headers. */
   heldBodySeen: bool = false;
   /** The hint about allow_on_headers_stop_iteration was logged (once a worker). */
@@ -36,9 +34,12 @@ export class UpstreamRoot extends RootContext {
 
   onConfigure(size: u32): bool {
     const bytes = getBufferBytes(BufferType.PluginConfiguration, 0, size);
+    // Its copies count against the VM's one budget, whose limit ai-fallback's configurations set.
+    defineBudgetMetrics();
     const guard = parseGuardConfig(bytes);
     if (guard.isGuard) {
       if (guard.guard == null) return this.refuse(guard.error);
+      for (let i = 0; i < guard.warnings.length; i++) log(LogLevel.Warn, "configuration warning (" + UPSTREAM_ROOT_ID + "): " + guard.warnings[i]);
       this.guard = guard.guard;
       return true;
     }

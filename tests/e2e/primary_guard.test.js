@@ -3,7 +3,7 @@
 // client (tests/e2e/filter_chain.test.js pins those) now reach the client through every encoder
 // filter. One Envoy: CORS first (route policy), a header mutation and gzip before ai-fallback,
 // local_reply_config turning local replies into JSON.
-const { startEnvoy } = require("./envoy");
+const { startEnvoy, counter } = require("./envoy");
 const { abortAfter, request } = require("./client");
 const { useMocks } = require("./fixtures");
 const { CORS_ORIGIN, cors, corsRoutePolicy, responseHeaderMutation, gzipCompressor, jsonLocalReplies, primaryGuard, seenByFilters, SEEN, UNSEEN } = require("./http_filters");
@@ -179,40 +179,96 @@ describe("a guard without allow_on_headers_stop_iteration", () => {
   });
 });
 
-describe("a guard whose maxRequestBodyBytes is below the request's size", () => {
-  const GUARD_LIMIT = 1024;
-  let small;
+describe("the guard holds what ai-fallback times, told by filter state (no copy of the body of its own)", () => {
+  let told;
   beforeAll(async () => {
-    small = await startEnvoy({
-      pluginConfig: { backups: [{ service: "backup-a" }], firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS },
+    told = await startEnvoy({
+      pluginConfig: {
+        backups: [{ service: "backup-a" }],
+        firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS,
+        keepAliveIsNotFirstPacket: true,
+        // A route whose requests ai-fallback does not time: the guard must not hold them either.
+        _rules_: [{ _match_route_: ["untimed"], firstPacketTimeout: 0 }],
+      },
       clusters: {
-        primary: { port: m.primary.port, upstreamFilters: [primaryGuard({ maxRequestBodyBytes: GUARD_LIMIT })] },
+        // No keepAliveIsNotFirstPacket here: ai-fallback's (told with the timing) applies. The field
+        // the guard no longer uses still loads, with a warning.
+        primary: { port: m.primary.port, upstreamFilters: [primaryGuard({ maxRequestBodyBytes: 1024 })] },
         "backup-a": m.backupA.port,
       },
-      routes: [{ name: "chat", prefix: "/", typedPerFilterConfig: corsRoutePolicy }],
+      routes: [
+        { name: "untimed", prefix: "/untimed", typedPerFilterConfig: corsRoutePolicy },
+        { name: "chat", prefix: "/", typedPerFilterConfig: corsRoutePolicy },
+      ],
       extraHttpFilters: [cors, responseHeaderMutation("x-mutated", "yes"), gzipCompressor],
       connectionManager: jsonLocalReplies,
     });
   }, 30000);
-  afterAll(() => small.stop());
+  afterAll(() => told.stop());
 
-  /** A streaming chat body of about `bytes` bytes. */
-  const streamingBody = (bytes) => ({ ...STREAM, messages: [{ role: "user", content: "x".repeat(bytes) }] });
-
-  test("a smaller streaming request is scanned: a stall after 200 reaches the client through the filters", async () => {
-    m.primary.behave({ sse: { stallAfterHeaders: true } });
+  test("ai-fallback's keepAliveIsNotFirstPacket reaches the guard: a primary sending only keep-alives is held, and its fallback passes the filters", async () => {
+    m.primary.behave({ sse: { keepAlives: [{ afterMs: 0, text: ": ping\n\n" }, { afterMs: 100, text: ":\n\n" }], stallAfterHeaders: true } });
     m.backupA.behave({ sse: { events: SSE_EVENTS } });
-    const res = await request(small.port, { body: streamingBody(GUARD_LIMIT / 2), headers: FROM_BROWSER });
+    const res = await request(told.port, { body: STREAM, headers: FROM_BROWSER });
     expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
+    expect(res.text).toBe(SSE_BYTES);
+    // Released at the first keep-alive, ai-fallback's timeout would answer straight to the client (UNSEEN).
     expect(seenByFilters(res)).toEqual(SEEN);
   });
 
-  test("a larger one is not scanned, so not held: the same stall is answered straight to the client, as without a guard", async () => {
-    m.primary.behave({ sse: { stallAfterHeaders: true } });
-    m.backupA.behave({ sse: { events: SSE_EVENTS } });
-    const res = await request(small.port, { body: streamingBody(GUARD_LIMIT * 2), headers: FROM_BROWSER });
+  test("[pass-through] a streaming request ai-fallback does not time (its rule has no firstPacketTimeout) is not held: its 200 headers come at once", async () => {
+    const firstDelayMs = 400;
+    m.primary.behave({ sse: { events: ['{"n":1}'], firstDelayMs } });
+    const res = await request(told.port, { path: "/untimed/v1/chat/completions", body: STREAM, headers: FROM_BROWSER });
     expect(res.status).toBe(200);
-    expect(res.headers["x-ai-fallback-trigger"]).toBe("first_packet_timeout");
-    expect(seenByFilters(res)).toEqual(UNSEEN);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    // A guard scanning the body itself would hold these headers until the event written at 400 ms.
+    expect(res.headersAt).toBeLessThan(firstDelayMs - 150);
+    expect(res.chunks.some((c) => /data: \{"n":1\}/.test(c.data.toString("utf8")))).toBe(true);
   });
+
+  test("the guard's maxRequestBodyBytes, no longer used, is named in a warning at load", async () => {
+    expect(await told.logsWhen(/configuration warning \(ai-fallback-upstream\): guard\.maxRequestBodyBytes is no longer used/)).toMatch(
+      /guard\.maxRequestBodyBytes is no longer used: the guard copies no request body/);
+  });
+});
+
+describe("one memory budget per VM: what the guard reads counts against ai-fallback's maxKeptBytesPerWorker", () => {
+  // Two held requests' copies (~90 KB each) leave less than the guard needs to read a 150 KB keep-alive.
+  const BUDGET = 200000;
+  const BIG = 90000;
+  let tight;
+  beforeAll(async () => {
+    tight = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a" }], firstPacketTimeout: FIRST_PACKET_TIMEOUT_MS, keepAliveIsNotFirstPacket: true, maxKeptBytesPerWorker: BUDGET },
+      clusters: { primary: { port: m.primary.port, upstreamFilters: [primaryGuard()] }, "backup-a": m.backupA.port },
+    });
+  }, 30000);
+  afterAll(() => tight.stop());
+
+  test("with the budget full, the guard does not read a held keep-alive: the stream flows un-held, answered by the primary, and the budget comes back to 0", async () => {
+    const bigBody = (i) => ({ ...CHAT, n: i, messages: [{ role: "user", content: "x".repeat(BIG) }] });
+    const HELD_MS = 1500;
+    m.primary.behave((req) => (req.headers["x-big"]
+      ? { delayHeadersMs: HELD_MS } // the large requests wait here, their copies kept
+      : { sse: { keepAlives: [{ afterMs: 0, text: ": " + "p".repeat(150000) + "\n\n" }], events: ['{"n":1}'], firstDelayMs: 700 } }));
+    const before = await tight.stats();
+    const big = [1, 2].map((i) => request(tight.port, { body: bigBody(i), headers: { "x-big": "1" } }));
+    await new Promise((r) => setTimeout(r, 300)); // both copies are kept by now
+    const res = await request(tight.port, { body: STREAM, timeoutMs: 10000 });
+    // The guard released the stream at the keep-alive it could not read (and so did ai-fallback):
+    // no first-packet timeout, the primary's own stream.
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(res.headers["x-ai-fallback-trigger"]).toBeUndefined();
+    expect(res.text).toMatch(/data: \{"n":1\}/);
+    for (const r of await Promise.all(big)) expect(r.status).toBe(200);
+    expect(m.backupA.requests).toHaveLength(0);
+    expect(tight.logs()).toMatch(/over the memory budget \(maxKeptBytesPerWorker 200000, in use \d+\): primary guard: a held response body of \d+ bytes is not checked for keep-alives; it flows as the first packet/);
+    const after = await tight.stats();
+    expect(counter(after, "wasmcustom.ai_fallback.over_budget") - counter(before, "wasmcustom.ai_fallback.over_budget")).toBeGreaterThanOrEqual(1);
+    expect(counter(after, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+    expect(counter(after, "wasmcustom.ai_fallback.streams")).toBe(0);
+  }, 20000);
 });

@@ -215,3 +215,42 @@ describe("streamed mode: a request over maxRequestBodyBytes", () => {
     expect(m.backupA.requests).toHaveLength(0);
   }, 20000);
 });
+
+describe("streamed mode: the role's body scan counts against the VM's one budget (maxKeptBytesPerWorker)", () => {
+  const BUDGET = 8192;
+  let tight;
+  beforeAll(async () => {
+    tight = await startEnvoy({
+      bootstrap: ({ admin, listener }) => streamedBootstrap({ ...PLUGIN, maxKeptBytesPerWorker: BUDGET }, {
+        primary: "primary",
+        addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
+      }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+    });
+  }, 30000);
+  afterAll(() => tight.stop());
+
+  const streamingBody = (bytes) => ({ ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(bytes) }] });
+  const latePrimary = () => m.primary.behave({ sse: { events: EVENTS.slice(0, 1), firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 400 } });
+
+  test("a body the budget holds is scanned: a late primary is left for the backup", async () => {
+    latePrimary();
+    m.backupA.behave({ sse: { events: EVENTS.slice(0, 1) } });
+    const res = await request(tight.port, { body: streamingBody(BUDGET / 4), timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+  }, 20000);
+
+  test("one it cannot hold is not scanned (counted, logged) and gets no per-try timeout: the late primary answers", async () => {
+    latePrimary();
+    const before = counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget");
+    const res = await request(tight.port, { body: streamingBody(BUDGET * 2), timeoutMs: 15000 });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-served-by"]).toBe("primary");
+    expect(eventTimes(res)).toHaveLength(1);
+    expect(m.backupA.requests).toHaveLength(0);
+    const stats = await tight.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.over_budget") - before).toBe(1);
+    expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+    expect(tight.logs()).toMatch(new RegExp(`over the memory budget \\(maxKeptBytesPerWorker ${BUDGET}, in use 0\\): streamed mode: a request body of \\d+ bytes is not scanned; no first-packet timeout`));
+  }, 20000);
+});

@@ -14,14 +14,14 @@ import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
 import { askedModel, backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/replay";
 import { isFirstPacket } from "../../assembly/sse";
-import { BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
+import { BudgetLimits, BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
 import { ByteSink } from "../../assembly/byte_sink";
 import { LogLimiter } from "../../assembly/log_limiter";
 import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/config";
 import { attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/upstream/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
-import { guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
+import { guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
 import { AttemptLog, AttemptRecord, triggerOf } from "../../assembly/upstream/attempt_log";
 
 export const STRING_ID = idof<string>();
@@ -212,6 +212,16 @@ export function guardStep(json: ArrayBuffer, streaming: bool, status: i32, endOf
   return <i32>guardResponseHeaders(parseGuardConfig(json).guard!, streaming, status, endOfStream);
 }
 
+/** Whether the guard reads the response's status (its only data read besides the property). */
+export function guardReadsStatus(json: ArrayBuffer, timed: bool, endOfStream: bool): bool {
+  return guardNeedsStatus(parseGuardConfig(json).guard!, timed, endOfStream);
+}
+
+/** The guard configuration's load-time warnings, one a line. */
+export function guardWarnings(json: ArrayBuffer): string {
+  return parseGuardConfig(json).warnings.join("\n");
+}
+
 /** The guard's reply for a headers-only `status`: its headers ("name=value" a line), a blank line, its body. */
 export function guardReply(status: i32, names: string, values: string): string {
   return listHeaders(guardReplyHeaders(headerList(names, values))) + "\n\n" + String.UTF8.decode(guardReplyBody(status));
@@ -380,6 +390,26 @@ export function runMachine(json: ArrayBuffer, script: string): string {
   out += "trigger: " + machine.trigger + "\n";
   if (machine.declined.length > 0) out += "declined: " + machine.declined + "\n";
   return out;
+}
+
+/**
+ * The VM budget's limit after each step of a script over root contexts: "3=100" (root 3 configures
+ * 100), "3x" (root 3 is gone). Starts from `defaultLimit`; returns the limit after each step.
+ */
+export function budgetLimitsScript(defaultLimit: i32, script: string): string {
+  const limits = new BudgetLimits(defaultLimit);
+  const out = new Array<string>();
+  const ops = script.split(" ");
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    if (op.endsWith("x")) limits.forget(<u32>I32.parseInt(op.substring(0, op.length - 1)));
+    else {
+      const eq = op.indexOf("=");
+      limits.set(<u32>I32.parseInt(op.substring(0, eq)), I64.parseInt(op.substring(eq + 1)));
+    }
+    out.push(limits.current.toString());
+  }
+  return out.join(" ");
 }
 
 /**

@@ -38,16 +38,21 @@ describe("primary guard: configuration", () => {
     expect(w.guardSummary(JSON.stringify({ guard: {}, service: "b" })).error).toMatch(/^service: unknown field next to "guard"/);
     expect(w.guardSummary(guard({ holdFirstPacket: "x" })).isGuard).toBe(true);
   });
+
+  test("maxRequestBodyBytes, no longer used (the guard copies no body), still loads, with a warning", () => {
+    expect(w.guardWarnings(guard({}))).toBe("");
+    expect(w.guardWarnings(guard({ maxRequestBodyBytes: 4096 }))).toMatch(/^guard\.maxRequestBodyBytes is no longer used: the guard copies no request body/);
+  });
 });
 
 describe("primary guard: what it does with the primary's response headers", () => {
   const defaults = guard({});
-  test("a streaming request's 2xx headers wait for the first body byte", () => {
+  test("a 2xx whose first packet is timed downstream waits for the first body byte", () => {
     expect(w.guardStep(defaults, true, 200, false)).toBe("hold");
     expect(w.guardStep(defaults, true, 206, false)).toBe("hold");
   });
 
-  test("not held: a non-streaming request, a headers-only 2xx, a 1xx/3xx, or holdFirstPacket off", () => {
+  test("not held: a request not timed downstream, a headers-only 2xx, a 1xx/3xx, or holdFirstPacket off", () => {
     expect(w.guardStep(defaults, false, 200, false)).toBe("continue");
     expect(w.guardStep(defaults, true, 200, true)).toBe("continue");
     expect(w.guardStep(defaults, true, 304, false)).toBe("continue");
@@ -60,6 +65,14 @@ describe("primary guard: what it does with the primary's response headers", () =
     expect(w.guardStep(defaults, false, 404, true)).toBe("reply");
     expect(w.guardStep(defaults, false, 503, false)).toBe("continue");
     expect(w.guardStep(defaults, false, 302, true)).toBe("continue");
+  });
+
+  test("the happy path reads no status: only a headers-only response, or one timed downstream, needs it", () => {
+    expect(w.guardReadsStatus(defaults, false, false)).toBe(false);
+    expect(w.guardReadsStatus(defaults, true, false)).toBe(true);
+    expect(w.guardReadsStatus(defaults, false, true)).toBe(true);
+    expect(w.guardReadsStatus(guard({ holdFirstPacket: false }), true, false)).toBe(false);
+    expect(w.guardReadsStatus(guard({ replyToHeadersOnlyErrors: false }), false, true)).toBe(false);
   });
 
   test("replyToHeadersOnlyErrors off (the streamed mode: Envoy retries the status, not a local reply) lets them pass", () => {

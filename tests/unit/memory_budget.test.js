@@ -17,6 +17,13 @@ describe("memory budget", () => {
   });
 });
 
+describe("the VM budget's limit when several configurations share the VM", () => {
+  test("the smallest configured limit wins; with none, the default; a configuration that is gone no longer counts", () => {
+    expect(w.budgetLimitsScript(1000, "3=500 4=800 4=200 4x 3x")).toBe("500 500 200 500 1000");
+    expect(w.budgetLimitsScript(1000, "5=4000")).toBe("4000");
+  });
+});
+
 describe("byte sink", () => {
   test("with content-length the copy is allocated once, exactly", () => {
     expect(w.sinkGrowth(5000, 1 << 30, [1000, 3000, 1000])).toBe("5000 5000 5000 intact 0");

@@ -71,6 +71,9 @@ function load() {
     upstreamEdits: (entry, pairs) =>
       call(() => readStr(x.upstreamEdits(buf(entry), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     guardSummary: (json) => JSON.parse(call(() => readStr(x.guardSummary(buf(json))))),
+    guardReadsStatus: (json, timed, endOfStream) => call(() => x.guardReadsStatus(buf(json), timed ? 1 : 0, endOfStream ? 1 : 0) === 1),
+    guardWarnings: (json) => call(() => readStr(x.guardWarnings(buf(json)))),
+    budgetLimitsScript: (defaultLimit, script) => call(() => readStr(x.budgetLimitsScript(defaultLimit, str(script)))),
     guardStep: (json, streaming, status, endOfStream) =>
       call(() => ["continue", "hold", "reply"][x.guardStep(buf(json), streaming ? 1 : 0, status, endOfStream ? 1 : 0)]),
     guardReply: (status, pairs) =>
