@@ -5,11 +5,13 @@
 //
 //   node bench/ab.mjs [--rounds 5] [--seconds 3] [--size 1024] VARIANT...
 //
-// VARIANT: plain | noop | floor | happy=<wasm> | fallback=<wasm>   (happy and fallback use the
-// bench's HAPPY_CONFIG and FALLBACK_CONFIG; a label may be given as label:VARIANT). Build the
+// VARIANT: plain | noop | floor | happy=<wasm> | fallback=<wasm> | fpt=<wasm> | guard=<wasm>
+// (happy, fallback and fpt use the bench's HAPPY_CONFIG, FALLBACK_CONFIG and FPT_CONFIG; guard is fpt
+// with the primary guard of the same module on the primary's cluster; a label may be given as
+// label:VARIANT). Build the
 // variants' .wasm files first (e.g. `asc assembly/main.ts --target release --outFile /tmp/a.wasm`).
 import os from "node:os";
-import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, HAPPY_CONFIG, buildFloor, cpuMs, startFront, startUpstream, stopFleet } from "./fleet.mjs";
+import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, buildFloor, cpuMs, startFront, startUpstream, stopFleet } from "./fleet.mjs";
 import { runWrk } from "./wrk.mjs";
 import { chatBody, f, median } from "./stats.mjs";
 
@@ -36,6 +38,8 @@ function variant(spec) {
   if (kind === "floor") return { label, kind, path: FAIL_PATH };
   if (kind === "happy" && wasm) return { label, kind: "filter", wasm, config: HAPPY_CONFIG, path: CHAT_PATH };
   if (kind === "fallback" && wasm) return { label, kind: "filter", wasm, config: FALLBACK_CONFIG, path: FAIL_PATH };
+  if (kind === "fpt" && wasm) return { label, kind: "filter", wasm, config: FPT_CONFIG, path: CHAT_PATH };
+  if (kind === "guard" && wasm) return { label, kind: "filter", wasm, config: FPT_CONFIG, path: CHAT_PATH, guard: true };
   throw new Error(`unknown variant ${spec}`);
 }
 
@@ -46,7 +50,7 @@ async function main() {
   const body = chatBody(opts.size);
   for (const v of opts.variants) {
     if (v.kind === "floor") buildFloor();
-    v.front = await startFront(upstream.port, v.kind, v.config ?? {}, v.wasm);
+    v.front = await startFront(upstream.port, v.kind, v.config ?? {}, v.wasm, { guard: !!v.guard });
     v.cpu = [];
     v.errors = 0;
     await runWrk({ port: v.front.port, urlPath: v.path, body, seconds: 1, connections: opts.connections });

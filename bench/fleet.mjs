@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const { startEnvoy, stopAllEnvoys, FILTER_WASM_PATH, NOOP_WASM_PATH } = require("../tests/e2e/envoy.js");
 const { streamedBootstrap } = require("../scripts/streamed_config_lib.cjs");
+const { primaryGuard } = require("../tests/e2e/http_filters.js");
 export { FILTER_WASM_PATH, NOOP_WASM_PATH };
 
 /** The dispatch fallback's floor (bench/floor/main.ts): a module doing only what the fallback needs. */
@@ -94,12 +95,15 @@ export function startUpstream({ concurrency = 1, alwaysOk = false } = {}) {
 /**
  * A front Envoy (one worker) routing everything to the upstream as cluster "primary"; "backup" is
  * the same upstream. kind: "plain" (no wasm filter), "noop" (build/noop.wasm), "floor"
- * (build/floor.wasm, see buildFloor) or "filter" (`wasmPath`, build/ai_fallback.wasm by default).
+ * (build/floor.wasm, see buildFloor) or "filter" (`wasmPath`, build/ai_fallback.wasm by default);
+ * `guard` adds the primary guard (the same module) on the primary's cluster.
  */
-export function startFront(upstreamPort, kind, pluginConfig = {}, wasmPath = FILTER_WASM_PATH) {
+export function startFront(upstreamPort, kind, pluginConfig = {}, wasmPath = FILTER_WASM_PATH, { guard = false } = {}) {
   const clusters = { primary: upstreamPort, backup: upstreamPort };
   if (kind === "plain") return start({ withFilter: false, clusters });
   const paths = { noop: NOOP_WASM_PATH, floor: FLOOR_WASM_PATH };
+  // The primary guard (README "The primary guard") on the primary's cluster, in the filter's VM.
+  if (guard) clusters.primary = { port: upstreamPort, upstreamFilters: [primaryGuard({}, { wasmPath })] };
   return start({ wasmPath: paths[kind] ?? wasmPath, pluginConfig, clusters });
 }
 

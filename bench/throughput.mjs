@@ -18,6 +18,7 @@ export function scenarios({ quick, match = null }) {
     { name: "filter, firstPacketTimeout on", front: "fpt", size: 1 * KB, baseline: "plain Envoy" },
     { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
     { name: "dispatch floor: minimal module, fallback", front: "floor", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "filter + primary guard, happy path", front: "guard", size: 1 * KB, baseline: "plain Envoy" },
     { name: "streamed mode, Envoy only", front: "streamedEnvoy", size: 1 * KB, baseline: "plain Envoy" },
     // The floor of any retry-based fallback: the primary's cluster answers 500, the backup's (another
     // upstream, answering 200 on every path) 200, no module anywhere.
@@ -32,6 +33,7 @@ export function scenarios({ quick, match = null }) {
     { name: "empty wasm module", front: "noop", size: 100 * KB, baseline: "plain Envoy" },
     { name: "filter, happy path", front: "filter", size: 100 * KB, baseline: "plain Envoy" },
     { name: "filter, firstPacketTimeout on", front: "fpt", size: 100 * KB, baseline: "plain Envoy" },
+    { name: "filter + primary guard, happy path", front: "guard", size: 100 * KB, baseline: "plain Envoy" },
     { name: "plain Envoy", front: "plain", size: 1024 * KB },
     { name: "filter, happy path", front: "filter", size: 1024 * KB, baseline: "plain Envoy" },
   ];
@@ -62,6 +64,11 @@ export async function startFronts(upstreamPort, list) {
       const { alwaysOkBackup, ...opts } = streamed[kind];
       if (alwaysOkBackup) opts.backupPort = (await startUpstream({ alwaysOk: true })).port;
       fronts[kind] = await startStreamedFront(upstreamPort, undefined, opts);
+      continue;
+    }
+    // The guard's rows: firstPacketTimeout on (what the guard is for), the guard on the primary's cluster.
+    if (kind === "guard") {
+      fronts[kind] = await startFront(upstreamPort, "filter", FPT_CONFIG, undefined, { guard: true });
       continue;
     }
     if (kind === "floor") buildFloor();

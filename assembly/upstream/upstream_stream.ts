@@ -7,11 +7,14 @@
 // - on a backup's answer, reports the fallback in the response headers and counters.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
-import { getBufferBytes, getHeader, getHeaders, log, logs, monotonicMs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
+import { getHeader, getHeaders, log, logs, monotonicMs, removeHeader, replaceHeader, setBufferBytes, takeBufferBytes } from "../abi/hostcalls";
+import { ByteSink } from "../byte_sink";
+import { BudgetShare } from "../memory_budget";
+import { overBudget, vmBudget } from "../vm_budget";
 import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
 import { Attempt, formatAttempts } from "../fallback_machine";
-import { RewriteOutcome, rewriteModel } from "../model_rewrite";
+import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, parseStatus } from "../replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
 import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
@@ -27,6 +30,36 @@ const NO_HEADERS: Header[] = [];
  */
 function recordsAround(config: UpstreamConfig): bool {
   return config.primaryFilter || config.attempt > 2 || config.attempt < config.attempts;
+}
+
+/** rewriteBody's outcome when the VM's budget could not hold the body and its rewrite. */
+const BODY_OVER_BUDGET: i32 = -1;
+
+/**
+ * Rewrites the buffered request body's top-level model (`size` bytes) with `literal`. The body's
+ * copy and its rewrite are taken from the VM's one budget and freed before this returns.
+ */
+function rewriteBody(size: u32, literal: ArrayBuffer): i32 {
+  const share = new BudgetShare(vmBudget);
+  if (!share.tryTake(size)) return BODY_OVER_BUDGET;
+  const body = new ByteSink();
+  takeBufferBytes(BufferType.HttpRequestBody, 0, size, body);
+  const plan = planRewrite(body.ptr, body.length, literal.byteLength);
+  let outcome: i32 = plan.outcome;
+  if (plan.outcome == RewriteOutcome.Rewritten) {
+    if (share.tryTake(plan.size)) {
+      const out = new ByteSink();
+      out.resize(plan.size);
+      writeRewrite(plan, body.ptr, body.length, literal, out.ptr);
+      setBufferBytes(BufferType.HttpRequestBody, 0, size, out.ptr, plan.size);
+      out.clear();
+    } else {
+      outcome = BODY_OVER_BUDGET;
+    }
+  }
+  body.clear();
+  share.releaseAll();
+  return outcome;
 }
 
 export class UpstreamStream extends HttpContext {
@@ -91,12 +124,12 @@ export class UpstreamStream extends HttpContext {
     if (!endOfStream) return DataAction.StopIterationAndBuffer;
     this.rewriting = false;
     const backup = this.upstreamRoot.config!.backup!;
-    const body = getBufferBytes(BufferType.HttpRequestBody, 0, bodySize);
-    const result = rewriteModel(body, backup.modelLiteral!);
-    if (result.outcome == RewriteOutcome.Rewritten) {
-      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, changetype<usize>(result.body), result.body.byteLength);
-    } else {
+    const outcome = rewriteBody(bodySize, backup.modelLiteral!);
+    if (outcome == RewriteOutcome.NotJsonObject || outcome == RewriteOutcome.NoModel) {
       log(LogLevel.Info, "streamed backup " + backup.service + ": body sent as it is (no top-level JSON \"model\")");
+    } else if (outcome == BODY_OVER_BUDGET) {
+      overBudget("streamed backup " + backup.service + ": no room to rewrite the model of a " + bodySize.toString() +
+        "-byte body; it is sent as it is", this.requestId.length > 0 ? " x-request-id=" + this.requestId : "");
     }
     return DataAction.Continue;
   }

@@ -476,6 +476,13 @@ export const MUTATIONS = [
     tests: ["tests/unit/memory_budget.test.js"],
   },
   {
+    name: "one budget per VM: a streamed backup's model rewrite is made outside the budget",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "  if (!share.tryTake(size)) return BODY_OVER_BUDGET;",
+    replace: "",
+    tests: [E2E_STREAMED_FIRST_PACKET],
+  },
+  {
     name: "streamed mode: maxRequestBodyBytes is ignored (a larger streaming request still gets the per-try timeout)",
     file: "assembly/streamed/streamed_stream.ts",
     find: "if (bodySize > policy.maxRequestBodyBytes) {",

@@ -254,3 +254,40 @@ describe("streamed mode: the role's body scan counts against the VM's one budget
     expect(tight.logs()).toMatch(new RegExp(`over the memory budget \\(maxKeptBytesPerWorker ${BUDGET}, in use 0\\): streamed mode: a request body of \\d+ bytes is not scanned; no first-packet timeout`));
   }, 20000);
 });
+
+describe("streamed mode: a backup's model rewrite counts against the VM's one budget", () => {
+  const BUDGET = 8192;
+  let tight;
+  beforeAll(async () => {
+    tight = await startEnvoy({
+      bootstrap: ({ admin, listener }) => streamedBootstrap({ ...PLUGIN, maxKeptBytesPerWorker: BUDGET }, {
+        primary: "primary",
+        addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
+      }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+    });
+  }, 30000);
+  afterAll(() => tight.stop());
+
+  const body = (bytes) => ({ ...CHAT, messages: [{ role: "user", content: "x".repeat(bytes) }] });
+  const sentModel = () => JSON.parse(m.backupA.requests[0].body.toString("utf8")).model;
+
+  test("a body the budget holds is rewritten for the backup", async () => {
+    m.primary.behave({ status: 503 });
+    const res = await request(tight.port, { body: body(BUDGET / 4) });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(sentModel()).toBe("backup-model-a");
+  });
+
+  test("one whose copy and rewrite it cannot hold is sent as it is (counted, logged); the backup still answers", async () => {
+    m.primary.behave({ status: 503 });
+    const before = counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget");
+    // About 5 KB: the role's scan of it fits in the budget, the body and its rewrite together do not.
+    const res = await request(tight.port, { body: body(Math.round(BUDGET * 0.6)), headers: { "x-request-id": "rewrite-over-budget" } });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
+    expect(sentModel()).toBe("gpt-4o");
+    expect(counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget") - before).toBe(1);
+    expect(tight.logs()).toMatch(/over the memory budget \(maxKeptBytesPerWorker 8192, in use 0\): streamed backup backup-a: no room to rewrite the model of a \d+-byte body; it is sent as it is x-request-id=rewrite-over-budget/);
+  });
+});
