@@ -49,9 +49,8 @@ export class FallbackRoot extends RootContext {
     return true;
   }
 
-  onDone(): bool {
+  onDelete(): void {
     forgetBudgetLimit(this.id);
-    return true;
   }
 
   createHttpContext(id: u32): HttpContext {

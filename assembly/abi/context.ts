@@ -7,6 +7,8 @@ export class RootContext {
   onVmStart(vmConfigurationSize: u32): bool { return true; }
   onConfigure(pluginConfigurationSize: u32): bool { return true; }
   onTick(): void {}
+  /** The host deletes the root context (its plugin configuration was removed or replaced). */
+  onDelete(): void {}
   createHttpContext(id: u32): HttpContext { return new HttpContext(id, this); }
 }
 

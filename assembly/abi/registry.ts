@@ -46,7 +46,10 @@ export function endStream(id: u32): bool {
 }
 
 export function deleteContext(id: u32): void {
-  if (!endStream(id) && roots.has(id)) roots.delete(id);
+  if (endStream(id) || !roots.has(id)) return;
+  const root = roots.get(id);
+  roots.delete(id);
+  root.onDelete();
 }
 
 /** Remembers which stream owns a dispatched call. */

@@ -26,9 +26,8 @@ export class StreamedRoot extends RootContext {
     return true;
   }
 
-  onDone(): bool {
+  onDelete(): void {
     forgetBudgetLimit(this.id);
-    return true;
   }
 
   createHttpContext(id: u32): HttpContext {
