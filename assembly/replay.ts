@@ -1,7 +1,7 @@
 // What crosses between the client and a backup: the replayed request's headers, the backup answer's
 // headers as the client gets them, and what the client is told about the fallback. Pure.
 import { Header, findHeader } from "./headers";
-import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote } from "./bytes";
+import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote, writeByteString } from "./bytes";
 import { Attempt, formatAttempts } from "./fallback_machine";
 import { Backup, PASS_THROUGH, isCredentialHeader } from "./config";
 import { scanTopLevel } from "./json_scan";
@@ -39,30 +39,125 @@ export function parseStatus(s: string | null): i32 {
 export const CREDENTIAL_QUERY_PARAMETERS = ["key", "api-key", "api_key", "access_token"];
 
 /**
- * The client's request headers as `backup` gets them: hop-by-hop headers dropped; when the backup
- * brings its own credential, the client's credential headers, its cookie and credential query
- * parameters dropped; the backup's dropHeaders dropped; the backup's path, authority and headers in
- * place of the client's.
+ * The client's request headers as `backup` gets them, in the ABI's wire format in and out (the
+ * client's serialized headers as kept at the request, the call's headers as proxy_http_call takes
+ * them): hop-by-hop headers dropped; when the backup brings its own credential, the client's
+ * credential headers, its cookie and credential query parameters dropped; the backup's dropHeaders
+ * dropped; the backup's path, authority and headers in place of the client's. The client's values
+ * are copied as bytes, never decoded (only each name is, for the decision): a fallback's dispatch
+ * makes three allocations here rather than one per name and value.
  */
-export function backupRequestHeaders(client: Header[], backup: Backup): Header[] {
-  const out = new Array<Header>();
-  for (let i = 0; i < client.length; i++) {
-    let h = client[i];
-    if (isHopByHop(h.name)) continue;
-    if (backup.replacesCredentials && (isCredentialHeader(h.name) || h.name == "cookie")) continue;
-    if (h.name == ":path" && backup.path !== null) continue;
-    if (h.name == ":authority" && backup.authority !== null) continue;
-    if (findHeader(backup.headers, h.name) !== null) continue;
-    if (backup.dropHeaders.includes(h.name)) continue;
-    if (h.name == ":path" && backup.replacesCredentials) h = new Header(":path", withoutCredentialParameters(h.value));
-    out.push(h);
+export function backupRequestPairs(client: usize, clientSize: usize, backup: Backup): ArrayBuffer {
+  const count = clientSize >= 4 ? <i32>load<u32>(client) : 0;
+  if (<usize>4 + 8 * <usize>count > clientSize) return backupOnlyPairs(backup);
+  // First pass: which client headers go, and the size of what is written.
+  const kept = new StaticArray<bool>(count);
+  let keptCount = 0;
+  let size: usize = 4;
+  // The client's path without its credential parameters, and its index, when the backup brings its own credential.
+  let path: string | null = null;
+  let pathIndex = -1;
+  let data = client + 4 + 8 * <usize>count;
+  const end = client + clientSize;
+  for (let i = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(client + 4 + 8 * <usize>i);
+    const valueSize = <usize>load<u32>(client + 8 + 8 * <usize>i);
+    if (data + nameSize + valueSize + 2 > end) return backupOnlyPairs(backup);
+    const name = byteStringFromMemory(data, nameSize);
+    if (forwardsClientHeader(name, backup)) {
+      kept[i] = true;
+      keptCount++;
+      let written = valueSize;
+      if (name == ":path" && backup.replacesCredentials) {
+        const stripped = withoutCredentialParameters(byteStringFromMemory(data + nameSize + 1, valueSize));
+        path = stripped;
+        pathIndex = i;
+        written = <usize>stripped.length;
+      }
+      size += 8 + nameSize + written + 2;
+    }
+    data += nameSize + valueSize + 2;
   }
-  const path = backup.path;
-  if (path !== null) out.push(new Header(":path", path));
+  const backupPath = backup.path;
   const authority = backup.authority;
-  if (authority !== null) out.push(new Header(":authority", authority));
-  for (let i = 0; i < backup.headers.length; i++) out.push(backup.headers[i]);
+  const added = (backupPath !== null ? 1 : 0) + (authority !== null ? 1 : 0) + backup.headers.length;
+  if (backupPath !== null) size += 8 + 5 + <usize>backupPath.length + 2;
+  if (authority !== null) size += 8 + 10 + <usize>authority.length + 2;
+  for (let i = 0; i < backup.headers.length; i++) {
+    size += 8 + <usize>backup.headers[i].name.length + <usize>backup.headers[i].value.length + 2;
+  }
+  // Second pass: written once, in the same order as the decoded form would be.
+  const out = new ArrayBuffer(<i32>size);
+  const base = changetype<usize>(out);
+  store<u32>(base, keptCount + added);
+  let sizes = base + 4;
+  let to = base + 4 + 8 * <usize>(keptCount + added);
+  data = client + 4 + 8 * <usize>count;
+  for (let i = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(client + 4 + 8 * <usize>i);
+    const valueSize = <usize>load<u32>(client + 8 + 8 * <usize>i);
+    if (kept[i]) {
+      memory.copy(to, data, nameSize + 1);
+      store<u32>(sizes, <u32>nameSize);
+      if (i == pathIndex) {
+        const stripped = path!;
+        writeByteString(stripped, to + nameSize + 1);
+        store<u8>(to + nameSize + 1 + <usize>stripped.length, 0);
+        store<u32>(sizes + 4, <u32>stripped.length);
+        to += nameSize + 1 + <usize>stripped.length + 1;
+      } else {
+        memory.copy(to + nameSize + 1, data + nameSize + 1, valueSize + 1);
+        store<u32>(sizes + 4, <u32>valueSize);
+        to += nameSize + valueSize + 2;
+      }
+      sizes += 8;
+    }
+    data += nameSize + valueSize + 2;
+  }
+  if (backupPath !== null) {
+    to = writePair(sizes, to, ":path", backupPath);
+    sizes += 8;
+  }
+  if (authority !== null) {
+    to = writePair(sizes, to, ":authority", authority);
+    sizes += 8;
+  }
+  for (let i = 0; i < backup.headers.length; i++) {
+    to = writePair(sizes, to, backup.headers[i].name, backup.headers[i].value);
+    sizes += 8;
+  }
   return out;
+}
+
+/** A malformed client header map (never from Envoy): the backup gets only what it sets itself. */
+function backupOnlyPairs(backup: Backup): ArrayBuffer {
+  return backupRequestPairs(EMPTY_PAIRS, 4, backup);
+}
+
+const EMPTY_PAIRS = memory.data(4);
+
+/** Writes one pair's sizes at `sizes` and its bytes at `to`; returns the end of the bytes. */
+function writePair(sizes: usize, to: usize, name: string, value: string): usize {
+  store<u32>(sizes, name.length);
+  store<u32>(sizes + 4, value.length);
+  writeByteString(name, to);
+  to += <usize>name.length;
+  store<u8>(to++, 0);
+  writeByteString(value, to);
+  to += <usize>value.length;
+  store<u8>(to++, 0);
+  return to;
+}
+
+/** Whether a client request header (lower-case name) is forwarded to `backup` as the client sent it. */
+function forwardsClientHeader(name: string, backup: Backup): bool {
+  if (isHopByHop(name)) return false;
+  if (backup.replacesCredentials && (isCredentialHeader(name) || name == "cookie")) return false;
+  if (name == ":path" && backup.path !== null) return false;
+  if (name == ":authority" && backup.authority !== null) return false;
+  if (findHeader(backup.headers, name) !== null) return false;
+  if (backup.dropHeaders.includes(name)) return false;
+  return true;
 }
 
 /** `path` (a byte string) without its credential query parameters; the rest as it was, in order. */

@@ -19,7 +19,7 @@ import { Metrics } from "./metrics";
 import { OWN_REPLY_DETAILS, Origin, TriggerKind, classifyOrigin } from "./policy";
 import {
   HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel,
-  backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, parseStatus,
+  backupRequestPairs, clientResponseHeaders, exhaustedErrorBody, parseStatus,
 } from "./replay";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./root_context";
 
@@ -553,8 +553,7 @@ export class FallbackStream extends HttpContext {
    * Envoy refused at once is not a backup call (not counted).
    */
   private dispatch(machine: FallbackMachine, backup: Backup, timeoutMs: u32): Dispatch {
-    const client = deserializeHeaders(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength);
-    const headers = backupRequestHeaders(client, backup);
+    const headers = backupRequestPairs(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, backup);
     let body = this.requestBody.ptr;
     let bodySize = this.requestBody.length;
     let copy: usize = 0;
@@ -622,13 +621,16 @@ export class FallbackStream extends HttpContext {
     }
   }
 
-  /** The response headers become the served answer's: its status, its headers, nothing else. */
+  /** The response headers become the served answer's: its status, its headers, its body's length, nothing else. */
   private writeServedHeaders(): void {
     const served = this.served;
     if (served === null) return;
     const headers = new Array<Header>();
     headers.push(new Header(":status", served.status.toString()));
     for (let i = 0; i < served.headers.length; i++) headers.push(served.headers[i]);
+    // The whole answer takes the place of the body (the rest of the primary's is dropped): its
+    // length is known, so the client gets it framed by length rather than chunked.
+    headers.push(new Header("content-length", served.body.length.toString()));
     const result = host.setHeaders(MapType.HttpResponseHeaders, headers);
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());

@@ -258,15 +258,15 @@ export class HttpCallResult {
 const NO_PAIRS = memory.data(4);
 
 /**
- * Dispatches a call to the cluster named by `cluster` (its UTF-8 bytes) whose body is
- * [bodyPtr, bodyPtr+bodySize) (the host copies it before returning).
+ * Dispatches a call to the cluster named by `cluster` (its UTF-8 bytes), with `headerPairs` (a
+ * header map in the wire format) and the body [bodyPtr, bodyPtr+bodySize) (the host copies both
+ * before returning).
  */
-export function httpCall(cluster: ArrayBuffer, headers: Header[], bodyPtr: usize, bodySize: i32, timeoutMs: u32): HttpCallResult {
-  const headerBytes = serializeHeaders(headers);
+export function httpCall(cluster: ArrayBuffer, headerPairs: ArrayBuffer, bodyPtr: usize, bodySize: i32, timeoutMs: u32): HttpCallResult {
   store<u32>(RETURN_WORD, 0);
   const status = imports.proxy_http_call(
     changetype<usize>(cluster), cluster.byteLength,
-    changetype<usize>(headerBytes), headerBytes.byteLength,
+    changetype<usize>(headerPairs), headerPairs.byteLength,
     bodyPtr, bodySize,
     NO_PAIRS, 4,
     timeoutMs, RETURN_WORD);

@@ -12,7 +12,7 @@ import { WasmResult } from "../../assembly/abi/enums";
 import { firstJsonError, isStreamingRequest, scanTopLevel } from "../../assembly/json_scan";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/model_rewrite";
 import { classifyOrigin, decide } from "../../assembly/policy";
-import { askedModel, backupRequestHeaders, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/replay";
+import { askedModel, backupRequestPairs, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/replay";
 import { isFirstPacket } from "../../assembly/sse";
 import { BudgetLimits, BudgetShare, MemoryBudget } from "../../assembly/memory_budget";
 import { ByteSink } from "../../assembly/byte_sink";
@@ -168,7 +168,9 @@ function listHeaders(headers: Header[]): string {
 /** The request headers the global policy's backup `index` gets for client headers (names/values "\n"-separated). */
 export function replayHeaders(json: ArrayBuffer, index: i32, names: string, values: string): string {
   const backup = parseConfig(json).config!.global.backups[index];
-  return listHeaders(backupRequestHeaders(headerList(names, values), backup));
+  const client = serializeHeaders(headerList(names, values));
+  const pairs = backupRequestPairs(changetype<usize>(client), client.byteLength, backup);
+  return listHeaders(deserializeHeaders(changetype<usize>(pairs), pairs.byteLength));
 }
 
 /**
