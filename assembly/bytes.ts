@@ -100,3 +100,15 @@ export function firstInvalidUtf8(base: usize, length: i32): i32 {
   }
   return -1;
 }
+
+/** An HTTP status code from its bytes: three ASCII digits, else 0. */
+export function statusCodeAt(ptr: usize, length: usize): i32 {
+  if (length != 3) return 0;
+  let code = 0;
+  for (let i: usize = 0; i < 3; i++) {
+    const c = <i32>load<u8>(ptr + i);
+    if (c < 0x30 || c > 0x39) return 0;
+    code = code * 10 + (c - 0x30);
+  }
+  return code;
+}

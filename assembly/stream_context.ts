@@ -28,12 +28,13 @@ import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./root_context";
  * request to replay. The filter stays out of it (holding it would also stall it: its request never
  * ends before the response).
  */
-function isTunnel(headers: ArrayBuffer): bool {
-  const ptr = changetype<usize>(headers);
-  if (findSerializedHeader(ptr, headers.byteLength, "upgrade") !== null) return true;
-  const method = findSerializedHeader(ptr, headers.byteLength, ":method");
-  return method !== null && method == "CONNECT";
+function isTunnel(headers: ArrayBuffer, method: string | null): bool {
+  if (method !== null && method == "CONNECT") return true;
+  return findSerializedHeader(changetype<usize>(headers), headers.byteLength, "upgrade") !== null;
 }
+
+/** The request headers' place before a request is kept, and after its teardown. */
+const NO_HEADERS = new ArrayBuffer(0);
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 class Answer {
@@ -73,11 +74,13 @@ function contentLength(headers: ArrayBuffer): i64 {
 const DECODED_HEADERS_FACTOR: i64 = 3;
 
 /** Readable once Envoy's router has picked the primary's upstream host. */
-const UPSTREAM_ADDRESS = ["upstream", "address"];
+const UPSTREAM_ADDRESS = host.propertyPath(["upstream", "address"]);
+/** Who answered an error: Envoy's response code details (policy.ts classifyOrigin). */
+const CODE_DETAILS = host.propertyPath(["response", "code_details"]);
 
 export class FallbackStream extends HttpContext {
   private machine: FallbackMachine | null = null;
-  private requestHeaders: ArrayBuffer = new ArrayBuffer(0);
+  private requestHeaders: ArrayBuffer = NO_HEADERS;
   private requestBody: ByteSink = new ByteSink();
   private pendingToken: u32 = 0;
   private lastAnswer: Answer | null = null;
@@ -120,7 +123,8 @@ export class FallbackStream extends HttpContext {
     }
     if (policy.backups.length == 0) return HeadersAction.Continue;
     const requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
-    if (isTunnel(requestHeaders)) return HeadersAction.Continue;
+    const method = findSerializedHeader(changetype<usize>(requestHeaders), requestHeaders.byteLength, ":method");
+    if (isTunnel(requestHeaders, method)) return HeadersAction.Continue;
     if (!this.share.tryTake(requestHeaders.byteLength)) {
       this.fallbackRoot.overBudget("a request's headers (" + requestHeaders.byteLength.toString() +
         " bytes) are not kept; it passes through without fallback", this.requestIdSuffixOf(requestHeaders));
@@ -128,7 +132,6 @@ export class FallbackStream extends HttpContext {
     }
     // Only model-API requests are replayed (methods, POST by default): a GET of /v1/models or
     // /v1/files answered by a backup would show the client the backup account's data.
-    const method = findSerializedHeader(changetype<usize>(requestHeaders), requestHeaders.byteLength, ":method");
     if (method === null || !policy.methods.includes(method)) return HeadersAction.Continue;
     const machine = new FallbackMachine(policy);
     this.machine = machine;
@@ -249,7 +252,7 @@ export class FallbackStream extends HttpContext {
    * the stream ends (a filter behind this one, such as ext_authz, still holds the request).
    */
   private watchUpstream(machine: FallbackMachine, nowMs: u64): void {
-    if (host.getProperty(UPSTREAM_ADDRESS) !== null) {
+    if (host.getPropertyAt(UPSTREAM_ADDRESS) !== null) {
       machine.upstreamStarted(nowMs);
       this.arm(machine.firstPacketDeadlineMs);
     } else {
@@ -262,10 +265,10 @@ export class FallbackStream extends HttpContext {
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
     const machine = this.machine;
     if (machine === null) return HeadersAction.Continue;
-    const status = parseStatus(host.getHeader(MapType.HttpResponseHeaders, ":status"));
+    const status = host.responseStatus(MapType.HttpResponseHeaders);
     // Where the response came from, and the time, matter only for errors: no host calls otherwise.
     const error = status >= 400;
-    const details = error ? host.getStringProperty(["response", "code_details"]) : null;
+    const details = error ? host.getStringPropertyAt(CODE_DETAILS) : null;
     const origin = error ? classifyOrigin(details) : Origin.Backend;
     const declinedBefore = machine.declined.length > 0;
     const wasAwaitingUpstream = machine.awaitingUpstream;
@@ -433,7 +436,7 @@ export class FallbackStream extends HttpContext {
     }
     if (machine !== null) machine.finish();
     this.release();
-    this.requestHeaders = new ArrayBuffer(0);
+    this.requestHeaders = NO_HEADERS;
     this.share.releaseAll();
     this.fallbackRoot.streamEnded();
   }

@@ -4,7 +4,7 @@ import * as imports from "./imports";
 import { BufferType, LogLevel, MapType, MetricType, StreamType, WasiClock, WasmResult } from "./enums";
 import { Header } from "../headers";
 import { deserializeHeaders, serializeHeaders } from "./header_pairs";
-import { byteStringFromMemory, byteStringToBuffer } from "../bytes";
+import { byteStringFromMemory, byteStringToBuffer, statusCodeAt } from "../bytes";
 import { ByteSink } from "../byte_sink";
 import { allocatedLarge } from "./collector";
 
@@ -181,6 +181,23 @@ export function getHeader(type: MapType, name: string): string | null {
   return takeByteString();
 }
 
+// ":status", as proxy_get_header_map_value takes a key.
+const STATUS_KEY = memory.data<u8>([0x3a, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73]);
+
+/**
+ * The `:status` of a response header map as a number; 0 when absent or not three digits. Read on
+ * every response, so with no allocation of its own (no key, no string).
+ */
+export function responseStatus(type: MapType): i32 {
+  clearReturn();
+  if (imports.proxy_get_header_map_value(type, STATUS_KEY, 7, RETURN_PTR, RETURN_SIZE) != WasmResult.Ok) return 0;
+  const ptr = load<usize>(RETURN_PTR);
+  if (ptr == 0) return 0;
+  const status = statusCodeAt(ptr, load<usize>(RETURN_SIZE));
+  heap.free(ptr);
+  return status;
+}
+
 export function replaceHeader(type: MapType, name: string, value: string): void {
   const key = byteStringToBuffer(name);
   const val = byteStringToBuffer(value);
@@ -195,27 +212,47 @@ export function removeHeader(type: MapType, name: string): void {
 
 // --- properties ---
 
-/** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
-export function getProperty(path: string[]): ArrayBuffer | null {
+/**
+ * A property path (e.g. ["response", "code_details"]) as proxy_get_property takes it: the segments'
+ * UTF-8 bytes joined by NUL. Paths read on every request are encoded once, at start.
+ */
+export function propertyPath(segments: string[]): ArrayBuffer {
   let size = 0;
-  for (let i = 0; i < path.length; i++) size += path[i].length + (i > 0 ? 1 : 0);
+  for (let i = 0; i < segments.length; i++) size += String.UTF8.byteLength(segments[i]) + (i > 0 ? 1 : 0);
   const encoded = new ArrayBuffer(size);
   let at = changetype<usize>(encoded);
-  for (let i = 0; i < path.length; i++) {
+  for (let i = 0; i < segments.length; i++) {
     if (i > 0) store<u8>(at++, 0);
-    const segment = String.UTF8.encode(path[i]);
+    const segment = String.UTF8.encode(segments[i]);
     memory.copy(at, changetype<usize>(segment), segment.byteLength);
     at += segment.byteLength;
   }
+  return encoded;
+}
+
+/** A property by its encoded path (propertyPath), as bytes; null if absent. */
+export function getPropertyAt(path: ArrayBuffer): ArrayBuffer | null {
   clearReturn();
-  const status = imports.proxy_get_property(changetype<usize>(encoded), size, RETURN_PTR, RETURN_SIZE);
+  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
   if (status != WasmResult.Ok) return null;
   return takeBuffer();
 }
 
+/** A property by its encoded path (propertyPath), as a byte string; null if absent. */
+export function getStringPropertyAt(path: ArrayBuffer): string | null {
+  clearReturn();
+  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
+  if (status != WasmResult.Ok) return null;
+  return takeByteString();
+}
+
+/** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
+export function getProperty(path: string[]): ArrayBuffer | null {
+  return getPropertyAt(propertyPath(path));
+}
+
 export function getStringProperty(path: string[]): string | null {
-  const bytes = getProperty(path);
-  return bytes == null ? null : byteStringFromMemory(changetype<usize>(bytes), bytes.byteLength);
+  return getStringPropertyAt(propertyPath(path));
 }
 
 /**

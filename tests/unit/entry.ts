@@ -3,7 +3,7 @@
 import "../../assembly/abi/abort";
 import { deserializeHeaders, findSerializedHeader, serializeHeaders } from "../../assembly/abi/header_pairs";
 import { Header } from "../../assembly/headers";
-import { byteStringFromBuffer, byteStringToBuffer } from "../../assembly/bytes";
+import { byteStringFromBuffer, byteStringToBuffer, statusCodeAt } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
 import { Attempt, FallbackMachine, Step, UNKNOWN_CLUSTER, formatAttempts } from "../../assembly/fallback_machine";
 import { DomainPattern, hostOf, serviceMatches } from "../../assembly/rule_match";
@@ -291,6 +291,11 @@ export function stripCredentialParameters(path: string): string {
 export function errorBody(status: i32, hideTopology: bool): string {
   const attempts = [new Attempt("primary", "", "first_packet_timeout"), new Attempt("backup-a", "pass-through", "timeout")];
   return String.UTF8.decode(exhaustedErrorBody(status, attempts, hideTopology));
+}
+
+/** A `:status` value's bytes as the filter reads them from the host (abi/hostcalls responseStatus). */
+export function statusCode(bytes: ArrayBuffer): i32 {
+  return statusCodeAt(changetype<usize>(bytes), bytes.byteLength);
 }
 
 export function answerHeaders(names: string, values: string): string {

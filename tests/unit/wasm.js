@@ -67,6 +67,7 @@ function load() {
     byteStringRoundTrip: (bytes) => call(() => readBuf(x.byteStringRoundTrip(buf(bytes)))),
     replayHeaders: (json, index, pairs) =>
       call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    statusCode: (text) => call(() => x.statusCode(buf(text))),
     answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     upstreamEdits: (entry, pairs) =>
       call(() => readStr(x.upstreamEdits(buf(entry), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),

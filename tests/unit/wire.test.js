@@ -2,6 +2,14 @@
 const { load } = require("./wasm");
 const w = load();
 
+describe("a response's :status as the host returns it", () => {
+  test("three digits are the code; anything else is 0 (no status)", () => {
+    expect(w.statusCode("200")).toBe(200);
+    expect(w.statusCode("503")).toBe(503);
+    for (const bad of ["", "20", "2000", "2x0", " 20", "-20"]) expect(w.statusCode(bad)).toBe(0);
+  });
+});
+
 describe("header pairs", () => {
   test("serialise to the ABI's layout", () => {
     const golden = Buffer.from([
