@@ -5,6 +5,9 @@
 // almost nothing), the part of the filter's cost that is not Envoy's work behind each host call.
 // Not an end-to-end test: Envoy's own behaviour is measured by the throughput section.
 import fs from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { FILTER_WASM_PATH } from "./fleet.mjs";
 import { chatBody, f, header, note, nowMs, table } from "./stats.mjs";
 
@@ -38,6 +41,17 @@ const EMPTY_MAP = serializePairs([]);
 /** A header map as the scripted host keeps it: encoded once, so that the host's own work stays small. */
 function headerMap(pairs) {
   return { length: pairs.length, wire: serializePairs(pairs), values: new Map(pairs.map(([k, v]) => [k, enc.encode(v)])) };
+}
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const RTRACE_WASM = path.join(ROOT, "build", "bench_rtrace.wasm");
+
+/** The filter built as released, plus allocator tracing (AssemblyScript's rtrace hooks). */
+export function buildTraced() {
+  const asc = path.join(ROOT, "node_modules", ".bin", "asc");
+  const r = spawnSync(asc, ["assembly/main.ts", "--target", "release", "--use", "ASC_RTRACE=1", "--outFile", RTRACE_WASM, "--textFile", ""],
+    { cwd: ROOT, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`building ${RTRACE_WASM} failed:\n${r.stdout}${r.stderr}`);
 }
 
 /** A scripted host around one instance of the module. */
@@ -119,7 +133,10 @@ export function makeHost(wasmBytes, pluginConfig) {
   const heapBlock = (block) => (mem().getUint32(block, true) & ~3) + 4;
   const rtrace = {
     oninit: () => {},
-    onalloc: (block) => (state.live += heapBlock(block)),
+    onalloc: (block) => {
+      state.allocations++;
+      state.live += heapBlock(block);
+    },
     onresize: (block, oldSize) => (state.live += heapBlock(block) - oldSize),
     onmove: () => {},
     onfree: (block) => (state.live -= heapBlock(block)),
@@ -128,6 +145,7 @@ export function makeHost(wasmBytes, pluginConfig) {
     onstore: (ptr) => ptr,
   };
   state.live = 0;
+  state.allocations = 0;
   const module = new WebAssembly.Module(wasmBytes);
   const imports = { env: { ...env }, wasi_snapshot_preview1: wasi, rtrace };
   for (const imp of WebAssembly.Module.imports(module)) {
@@ -201,6 +219,20 @@ export function oneRequest(h, id, body, fallback) {
 export function benchHostCalls({ quick, wasmPath = FILTER_WASM_PATH, configs }) {
   header("Host calls per request and the module's own time (build/ai_fallback.wasm in Node's V8, scripted host)");
   const wasm = fs.readFileSync(wasmPath);
+  buildTraced();
+  const traced = fs.readFileSync(RTRACE_WASM);
+  // Blocks the allocator hands out for one request on a busy worker (the rtrace build of the same source).
+  const allocationsPerRequest = (config, body, fallback) => {
+    const h = makeHost(traced, config);
+    setUp(h, body, fallback);
+    let id = 2;
+    h.x.proxy_on_context_create(id, 1);
+    h.x.proxy_on_request_headers(id++, h.state.maps[REQUEST_HEADERS].length, 0);
+    for (let i = 0; i < 50; i++) oneRequest(h, id++, body, fallback);
+    const before = h.state.allocations;
+    oneRequest(h, id++, body, fallback);
+    return h.state.allocations - before;
+  };
   const cases = [
     ["happy path, 1 KB", configs.happy, 1024, false],
     ["happy path, 100 KB", configs.happy, 100 * 1024, false],
@@ -235,17 +267,21 @@ export function benchHostCalls({ quick, wasmPath = FILTER_WASM_PATH, configs }) 
       for (let i = 0; i < batch; i++) oneRequest(h, id++, body, fallback);
       best = Math.min(best, ((nowMs() - t) * 1000) / batch);
     }
-    results.push({ label, perRequest, idleTotal, usPerRequest: best });
+    results.push({ label, perRequest, idleTotal, usPerRequest: best, allocations: allocationsPerRequest(config, body, fallback) });
   }
   const cols = [...names].sort();
   const rows = cols.map((name) => [name, ...results.map((r) => String(r.perRequest.get(name) ?? 0))]);
   rows.push(["total host calls", ...results.map((r) => String([...r.perRequest.values()].reduce((a, b) => a + b, 0)))]);
   rows.push(["total host calls, alone on an idle worker", ...results.map((r) => String(r.idleTotal))]);
   rows.push(["module + scripted host, µs/request (best of 5)", ...results.map((r) => f(r.usPerRequest, 1))]);
+  rows.push(["allocations in the module's heap per request", ...results.map((r) => String(r.allocations))]);
   const markdown = table(["per request", ...results.map((r) => r.label)], rows);
   note("Counted with one other request in flight (a busy worker); alone, the in-flight gauges add their updates.");
-  note("Every proxy_on_* callback Envoy makes (context create, headers, body, done, log, delete: 8 on the happy path) comes on top;");
+  note("Every proxy_on_* callback Envoy makes (context create, request headers, request body twice, response headers, response body,");
+  note("log, delete: 8 on the happy path, the module exports no proxy_on_done) comes on top;");
   note("the empty module gets the same callbacks. malloc (host -> module) is the host allocating the memory it returns.");
+  note("The scripted host answers proxy_get_log_level with warning, as the bench's Envoys run; at Envoy's default (info) a fallback");
+  note("also writes its decision line (one proxy_log more).");
   return { markdown, results };
 }
 

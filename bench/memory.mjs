@@ -4,11 +4,8 @@
 import fs from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
-import { spawnSync } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { FILTER_WASM_PATH, HAPPY_CONFIG, rssBytes } from "./fleet.mjs";
-import { inFlightBytes } from "./host_calls.mjs";
+import { RTRACE_WASM, buildTraced, inFlightBytes } from "./host_calls.mjs";
 import { bytes, chatBody, header, note, nowMs, sleep, table } from "./stats.mjs";
 
 const require = createRequire(import.meta.url);
@@ -16,16 +13,6 @@ const { startEnvoy } = require("../tests/e2e/envoy.js");
 const { startMock } = require("../tests/e2e/mock_model.js");
 
 const signed = (n) => (n < 0 ? `-${bytes(Math.round(-n))}` : `+${bytes(Math.round(n))}`);
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-const RTRACE_WASM = path.join(ROOT, "build", "bench_rtrace.wasm");
-
-/** The filter built as released, plus allocator tracing (AssemblyScript's rtrace hooks). */
-function buildTraced() {
-  const asc = path.join(ROOT, "node_modules", ".bin", "asc");
-  const r = spawnSync(asc, ["assembly/main.ts", "--target", "release", "--use", "ASC_RTRACE=1", "--outFile", RTRACE_WASM, "--textFile", ""],
-    { cwd: ROOT, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`building ${RTRACE_WASM} failed:\n${r.stdout}${r.stderr}`);
-}
 
 const LOG = { logLevel: "warning", componentLogLevel: "wasm:warning" };
 
