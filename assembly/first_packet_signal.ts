@@ -6,9 +6,16 @@
 // request's (Envoy's UpstreamFilterManager::streamInfo), so the guard on the primary's cluster reads
 // it. Only gateway code sets filter state: no client can.
 import { WasmResult } from "./abi/enums";
-import { getProperty, setProperty } from "./abi/hostcalls";
+import { getStringPropertyAt, propertyPath, setProperty } from "./abi/hostcalls";
 
 export const FIRST_PACKET_PROPERTY = "ai_fallback.first_packet_timed";
+const ANY_BYTE_VALUE = "any-byte";
+const KEEP_ALIVES_WAIT_VALUE = "keep-alives-wait";
+// Encoded once: the guard reads it on every response, the downstream roles set it per timed request
+// (a one-segment path is the name's bytes, as proxy_set_property takes it too).
+const PROPERTY_PATH = propertyPath([FIRST_PACKET_PROPERTY]);
+const ANY_BYTE = String.UTF8.encode(ANY_BYTE_VALUE);
+const KEEP_ALIVES_WAIT = String.UTF8.encode(KEEP_ALIVES_WAIT_VALUE);
 
 export const enum FirstPacketTiming {
   /** Nothing downstream times this request's first packet: the guard holds nothing. */
@@ -19,26 +26,20 @@ export const enum FirstPacketTiming {
   NotKeepAlive = 2,
 }
 
-/** The property's value for a timing (pure). */
-export function timingValue(keepAliveIsNotFirstPacket: bool): string {
-  return keepAliveIsNotFirstPacket ? "keep-alives-wait" : "any-byte";
-}
-
 /** A value read back (pure); anything else, or nothing, is NotTimed. */
 export function parseTiming(value: string | null): FirstPacketTiming {
   if (value === null) return FirstPacketTiming.NotTimed;
-  if (value == "any-byte") return FirstPacketTiming.AnyByte;
-  if (value == "keep-alives-wait") return FirstPacketTiming.NotKeepAlive;
+  if (value == ANY_BYTE_VALUE) return FirstPacketTiming.AnyByte;
+  if (value == KEEP_ALIVES_WAIT_VALUE) return FirstPacketTiming.NotKeepAlive;
   return FirstPacketTiming.NotTimed;
 }
 
 /** Downstream: this request's first packet is timed (one host call, streaming requests only). */
 export function tellFirstPacketTimed(keepAliveIsNotFirstPacket: bool): WasmResult {
-  return setProperty(FIRST_PACKET_PROPERTY, timingValue(keepAliveIsNotFirstPacket));
+  return setProperty(PROPERTY_PATH, keepAliveIsNotFirstPacket ? KEEP_ALIVES_WAIT : ANY_BYTE);
 }
 
 /** Upstream (the guard): what the downstream role said, if anything (one host call). */
 export function readFirstPacketTiming(): FirstPacketTiming {
-  const bytes = getProperty([FIRST_PACKET_PROPERTY]);
-  return parseTiming(bytes === null ? null : String.UTF8.decode(bytes));
+  return parseTiming(getStringPropertyAt(PROPERTY_PATH));
 }

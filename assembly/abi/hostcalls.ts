@@ -257,12 +257,10 @@ export function getStringProperty(path: string[]): string | null {
 
 /**
  * Sets a one-segment property of the stream (Envoy keeps it as filter state `wasm.<name>` of the
- * downstream request, which the request's upstream filters read too). Name and value are ASCII.
+ * downstream request, which the request's upstream filters read too). Name and value as UTF-8 bytes.
  */
-export function setProperty(name: string, value: string): WasmResult {
-  const n = String.UTF8.encode(name);
-  const v = String.UTF8.encode(value);
-  return <WasmResult>imports.proxy_set_property(changetype<usize>(n), n.byteLength, changetype<usize>(v), v.byteLength);
+export function setProperty(name: ArrayBuffer, value: ArrayBuffer): WasmResult {
+  return <WasmResult>imports.proxy_set_property(changetype<usize>(name), name.byteLength, changetype<usize>(value), value.byteLength);
 }
 
 // --- stream control ---

@@ -9,7 +9,6 @@ import { HeldBody, checkHeldResponseBody } from "../budgeted_reads";
 import { FirstPacketTiming, readFirstPacketTiming } from "../first_packet_signal";
 import { BudgetShare } from "../memory_budget";
 import { GUARD_REPLY_DETAILS } from "../policy";
-import { parseStatus } from "../replay";
 import { overBudget, vmBudget } from "../vm_budget";
 import { GuardConfig } from "./guard_config";
 import { GuardStep, guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "./guard_policy";
@@ -37,7 +36,7 @@ export class GuardStream extends HttpContext {
     const timing = !endOfStream && guard.holdFirstPacket ? readFirstPacketTiming() : FirstPacketTiming.NotTimed;
     const timed = timing != FirstPacketTiming.NotTimed;
     if (!guardNeedsStatus(guard, timed, endOfStream)) return HeadersAction.Continue;
-    const status = parseStatus(host.getHeader(MapType.HttpResponseHeaders, ":status"));
+    const status = host.responseStatus(MapType.HttpResponseHeaders);
     const step = guardResponseHeaders(guard, timed, status, endOfStream);
     if (step == GuardStep.HoldUntilFirstByte) {
       this.holding = true;
