@@ -3,26 +3,28 @@
 // own front Envoy (one worker) behind the same upstream; wrk -t1 -c32 runs each for `--seconds`,
 // in a rotating order, `--rounds` times after a 1 s warm-up; the median of the rounds is printed.
 //
-//   node bench/ab.mjs [--rounds 5] [--seconds 3] [--size 1024] VARIANT...
+//   node bench/ab.mjs [--rounds 5] [--seconds 3] [--size 1024] [--stream] VARIANT...
 //
 // VARIANT: plain | noop | floor | happy=<wasm> | fallback=<wasm> | fpt=<wasm> | guard=<wasm>
 // (happy, fallback and fpt use the bench's HAPPY_CONFIG, FALLBACK_CONFIG and FPT_CONFIG; guard is fpt
 // with the primary guard of the same module on the primary's cluster; a label may be given as
-// label:VARIANT). Build the
+// label:VARIANT). --stream: "stream": true bodies, and the filter variants call the upstream's SSE
+// path (a streaming request's first packet timed, the guard holding its 2xx until the first byte). Build the
 // variants' .wasm files first (e.g. `asc assembly/main.ts --target release --outFile /tmp/a.wasm`).
 import os from "node:os";
-import { CHAT_PATH, FAIL_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, buildFloor, cpuMs, startFront, startUpstream, stopFleet } from "./fleet.mjs";
+import { CHAT_PATH, FAIL_PATH, STREAM_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, buildFloor, cpuMs, startFront, startUpstream, stopFleet } from "./fleet.mjs";
 import { runWrk } from "./wrk.mjs";
 import { chatBody, f, median } from "./stats.mjs";
 
 function parse(argv) {
-  const opts = { rounds: 5, seconds: 3, size: 1024, connections: 32, variants: [] };
+  const opts = { rounds: 5, seconds: 3, size: 1024, connections: 32, stream: false, variants: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--rounds") opts.rounds = Number(argv[++i]);
     else if (a === "--seconds") opts.seconds = Number(argv[++i]);
     else if (a === "--size") opts.size = Number(argv[++i]);
     else if (a === "--connections") opts.connections = Number(argv[++i]);
+    else if (a === "--stream") opts.stream = true;
     else opts.variants.push(variant(a));
   }
   if (opts.variants.length === 0) throw new Error("no variants (see the head of bench/ab.mjs)");
@@ -47,7 +49,8 @@ async function main() {
   const opts = parse(process.argv.slice(2));
   const load0 = os.loadavg()[0].toFixed(1);
   const upstream = await startUpstream();
-  const body = chatBody(opts.size);
+  const body = chatBody(opts.size, { stream: opts.stream });
+  if (opts.stream) for (const v of opts.variants) if (v.path === CHAT_PATH) v.path = STREAM_PATH;
   for (const v of opts.variants) {
     if (v.kind === "floor") buildFloor();
     v.front = await startFront(upstream.port, v.kind, v.config ?? {}, v.wasm, { guard: !!v.guard });
