@@ -54,9 +54,9 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
   const kept = new StaticArray<bool>(count);
   let keptCount = 0;
   let size: usize = 4;
-  // The client's path without its credential parameters, and its index, when the backup brings its own credential.
-  let path: string | null = null;
-  let pathIndex = -1;
+  // Values written in place of the client's, by index: its path without credential parameters,
+  // when the backup brings its own credential.
+  let replaced: StaticArray<string | null> | null = null;
   let data = client + 4 + 8 * <usize>count;
   const end = client + clientSize;
   for (let i = 0; i < count; i++) {
@@ -70,8 +70,8 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
       let written = valueSize;
       if (name == ":path" && backup.replacesCredentials) {
         const stripped = withoutCredentialParameters(byteStringFromMemory(data + nameSize + 1, valueSize));
-        path = stripped;
-        pathIndex = i;
+        if (replaced === null) replaced = new StaticArray<string | null>(count);
+        replaced![i] = stripped;
         written = <usize>stripped.length;
       }
       size += 8 + nameSize + written + 2;
@@ -99,12 +99,12 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
     if (kept[i]) {
       memory.copy(to, data, nameSize + 1);
       store<u32>(sizes, <u32>nameSize);
-      if (i == pathIndex) {
-        const stripped = path!;
-        writeByteString(stripped, to + nameSize + 1);
-        store<u8>(to + nameSize + 1 + <usize>stripped.length, 0);
-        store<u32>(sizes + 4, <u32>stripped.length);
-        to += nameSize + 1 + <usize>stripped.length + 1;
+      const value = replaced !== null ? replaced![i] : null;
+      if (value !== null) {
+        writeByteString(value, to + nameSize + 1);
+        store<u8>(to + nameSize + 1 + <usize>value.length, 0);
+        store<u32>(sizes + 4, <u32>value.length);
+        to += nameSize + 1 + <usize>value.length + 1;
       } else {
         memory.copy(to + nameSize + 1, data + nameSize + 1, valueSize + 1);
         store<u32>(sizes + 4, <u32>valueSize);

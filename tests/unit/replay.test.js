@@ -65,6 +65,12 @@ describe("what a backup with its own credential never gets", () => {
     expect(out).toEqual([":method=POST", ":path=/v1beta/models/x:generateContent?alt=sse&keep=1", ":authority=gw", "x-custom=c", "authorization=Bearer mine"]);
   });
 
+  test("every :path the map holds loses its credential parameters (the wire-format copy rewrites each in place)", () => {
+    // Envoy never hands over two, but the copy must not depend on it: each is rewritten, none is sent as the client wrote it.
+    const out = lines(w.replayHeaders(own, 0, [[":method", "POST"], [":path", "/a?key=k1&x=1"], [":path", "/b?api_key=k2"], ["x-big", "v".repeat(3000)]]));
+    expect(out).toEqual([":method=POST", ":path=/a?x=1", ":path=/b", `x-big=${"v".repeat(3000)}`, "authorization=Bearer mine"]);
+  });
+
   test("credential parameter names match case-insensitively and percent-decoded, as a server may read them", () => {
     for (const [path, expected] of [
       ["/p?KEY=a", "/p"], ["/p?%6Bey=a&x=1", "/p?x=1"], ["/p?x=1&Access_Token=t", "/p?x=1"], ["/p?key", "/p"],
