@@ -2,7 +2,7 @@
 // the request, asks the machine what to do, and carries out each Step with host calls.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "./abi/enums";
 import { HttpContext } from "./abi/context";
-import { deserializeHeaders, findSerializedHeader } from "./abi/header_pairs";
+import { deserializeHeaders, findSerializedHeader, serializeResponseHeaders } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
 import { forgetCall, recordCall } from "./abi/registry";
 import { ByteSink } from "./byte_sink";
@@ -490,7 +490,8 @@ export class FallbackStream extends HttpContext {
   /** The kept answer with the headers the client gets; it takes over the answer's share of the budget. */
   private takeAnswer(answer: Answer, headers: Header[]): Answer {
     this.lastAnswer = null;
-    return new Answer(answer.status, headers, answer.body, answer.bytes);
+    answer.headers = headers;
+    return answer;
   }
 
   private dropServed(): void {
@@ -628,13 +629,10 @@ export class FallbackStream extends HttpContext {
   private writeServedHeaders(): void {
     const served = this.served;
     if (served === null) return;
-    const headers = new Array<Header>();
-    headers.push(new Header(":status", served.status.toString()));
-    for (let i = 0; i < served.headers.length; i++) headers.push(served.headers[i]);
     // The whole answer takes the place of the body (the rest of the primary's is dropped): its
     // length is known, so the client gets it framed by length rather than chunked.
-    headers.push(new Header("content-length", served.body.length.toString()));
-    const result = host.setHeaders(MapType.HttpResponseHeaders, headers);
+    const pairs = serializeResponseHeaders(served.status, served.headers, served.body.length);
+    const result = host.setHeaderPairs(MapType.HttpResponseHeaders, pairs);
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());
     }

@@ -157,6 +157,11 @@ export function setHeaders(type: MapType, headers: Header[]): WasmResult {
   return imports.proxy_set_header_map_pairs(type, changetype<usize>(bytes), bytes.byteLength);
 }
 
+/** Replaces every header of a map with `pairs` (a header map in the wire format). */
+export function setHeaderPairs(type: MapType, pairs: ArrayBuffer): WasmResult {
+  return imports.proxy_set_header_map_pairs(type, changetype<usize>(pairs), pairs.byteLength);
+}
+
 export function getHeaders(type: MapType): Header[] {
   const raw = getHeadersRaw(type);
   return deserializeHeaders(changetype<usize>(raw), raw.byteLength);

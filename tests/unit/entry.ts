@@ -1,7 +1,7 @@
 // Test entry: exposes the pure core (configuration, policy, JSON scan, model rewrite, SSE check,
 // header pairs, state machine) to jest through plain functions. Not part of the filter module.
 import "../../assembly/abi/abort";
-import { deserializeHeaders, findSerializedHeader, serializeHeaders } from "../../assembly/abi/header_pairs";
+import { deserializeHeaders, findSerializedHeader, serializeHeaders, serializeResponseHeaders } from "../../assembly/abi/header_pairs";
 import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer, statusCodeAt } from "../../assembly/bytes";
 import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
@@ -313,6 +313,15 @@ export function headerPairs(names: string, values: string): ArrayBuffer {
   const headers = new Array<Header>();
   for (let i = 0; i < n.length; i++) headers.push(new Header(n[i], v[i]));
   return serializeHeaders(headers);
+}
+
+/** The served answer's header map as the filter writes it: `:status`, the headers, `content-length`. */
+export function responsePairs(status: i32, names: string, values: string, contentLength: i32): ArrayBuffer {
+  const n = names.split("\n");
+  const v = values.split("\n");
+  const headers = new Array<Header>();
+  for (let i = 0; i < n.length; i++) if (n[i].length > 0) headers.push(new Header(n[i], v[i]));
+  return serializeResponseHeaders(status, headers, contentLength);
 }
 
 export function headerPairsBack(bytes: ArrayBuffer): string {
