@@ -625,13 +625,11 @@ export class FallbackStream extends HttpContext {
     }
   }
 
-  /** The response headers become the served answer's: its status, its headers, its body's length, nothing else. */
+  /** The response headers become the served answer's: its status, its headers, nothing else. */
   private writeServedHeaders(): void {
     const served = this.served;
     if (served === null) return;
-    // The whole answer takes the place of the body (the rest of the primary's is dropped): its
-    // length is known, so the client gets it framed by length rather than chunked.
-    const pairs = serializeResponseHeaders(served.status, served.headers, served.body.length);
+    const pairs = serializeResponseHeaders(served.status, served.headers);
     const result = host.setHeaderPairs(MapType.HttpResponseHeaders, pairs);
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());

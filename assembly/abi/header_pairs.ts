@@ -30,22 +30,32 @@ export function serializeHeaders(headers: Header[]): ArrayBuffer {
 }
 
 /**
- * A response header map in the wire format: `:status`, then `headers`, then `content-length`; the
- * two numbers are written as digits in place (no strings, no list of their own).
+ * A response header map in the wire format: `:status`, then `headers`; the status is written as
+ * digits in place (no string, no list of its own).
  */
-export function serializeResponseHeaders(status: i32, headers: Header[], contentLength: i32): ArrayBuffer {
+export function serializeResponseHeaders(status: i32, headers: Header[]): ArrayBuffer {
   const statusDigits = decimalDigits(status);
-  const lengthDigits = decimalDigits(contentLength);
-  const count = headers.length + 2;
-  let size = 4 + 8 * count + (STATUS.length + statusDigits + 2) + (CONTENT_LENGTH.length + lengthDigits + 2);
+  const count = headers.length + 1;
+  let size = 4 + 8 * count + (STATUS.length + statusDigits + 2);
   for (let i = 0; i < headers.length; i++) size += headers[i].name.length + headers[i].value.length + 2;
   const out = new ArrayBuffer(size);
   const base = changetype<usize>(out);
   store<u32>(base, count);
   let sizes = base + 4;
   let data = base + 4 + 8 * <usize>count;
-  data = writeNumberPair(sizes, data, STATUS, status, statusDigits);
+  store<u32>(sizes, STATUS.length);
+  store<u32>(sizes + 4, statusDigits);
   sizes += 8;
+  writeByteString(STATUS, data);
+  data += STATUS.length;
+  store<u8>(data++, 0);
+  let n = status;
+  for (let i = statusDigits - 1; i >= 0; i--) {
+    store<u8>(data + <usize>i, 0x30 + n % 10);
+    n /= 10;
+  }
+  data += statusDigits;
+  store<u8>(data++, 0);
   for (let i = 0; i < headers.length; i++) {
     const name = headers[i].name;
     const value = headers[i].value;
@@ -59,13 +69,12 @@ export function serializeResponseHeaders(status: i32, headers: Header[], content
     data += value.length;
     store<u8>(data++, 0);
   }
-  writeNumberPair(sizes, data, CONTENT_LENGTH, contentLength, lengthDigits);
   return out;
 }
 
 const STATUS = ":status";
-const CONTENT_LENGTH = "content-length";
 
+/** How many decimal digits `n` (>= 0) has. */
 function decimalDigits(n: i32): i32 {
   let digits = 1;
   while (n >= 10) {
@@ -73,22 +82,6 @@ function decimalDigits(n: i32): i32 {
     digits++;
   }
   return digits;
-}
-
-/** One pair whose value is the decimal `n` (`digits` long, n >= 0); returns the end of its bytes. */
-function writeNumberPair(sizes: usize, data: usize, name: string, n: i32, digits: i32): usize {
-  store<u32>(sizes, name.length);
-  store<u32>(sizes + 4, digits);
-  writeByteString(name, data);
-  data += name.length;
-  store<u8>(data++, 0);
-  for (let i = digits - 1; i >= 0; i--) {
-    store<u8>(data + <usize>i, 0x30 + n % 10);
-    n /= 10;
-  }
-  data += digits;
-  store<u8>(data++, 0);
-  return data;
 }
 
 /** Parses the wire format; returns an empty list for a malformed buffer. */

@@ -33,9 +33,6 @@ describe("fallback in a real Envoy", () => {
     const names = res.rawHeaders.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase());
     expect(names.filter((h) => h === "content-type" || h === "content-length")).toEqual(["content-type", "content-length"].filter((h) => names.includes(h)));
     expect(names.filter((h) => h === "content-type").length).toBe(1);
-    // Framed by its length, as the backup's own answer was, not chunked.
-    expect(res.headers["content-length"]).toBe(String(res.body.length));
-    expect(res.headers["transfer-encoding"]).toBeUndefined();
     expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
     expect(res.headers["x-ai-fallback-model"]).toBe("gpt-4o");
     expect(res.headers["x-ai-fallback-trigger"]).toBe(`status=${status}`);

@@ -315,13 +315,13 @@ export function headerPairs(names: string, values: string): ArrayBuffer {
   return serializeHeaders(headers);
 }
 
-/** The served answer's header map as the filter writes it: `:status`, the headers, `content-length`. */
-export function responsePairs(status: i32, names: string, values: string, contentLength: i32): ArrayBuffer {
+/** The served answer's header map as the filter writes it: `:status`, then the headers. */
+export function responsePairs(status: i32, names: string, values: string): ArrayBuffer {
   const n = names.split("\n");
   const v = values.split("\n");
   const headers = new Array<Header>();
   for (let i = 0; i < n.length; i++) if (n[i].length > 0) headers.push(new Header(n[i], v[i]));
-  return serializeResponseHeaders(status, headers, contentLength);
+  return serializeResponseHeaders(status, headers);
 }
 
 export function headerPairsBack(bytes: ArrayBuffer): string {

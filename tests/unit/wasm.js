@@ -62,7 +62,7 @@ function load() {
     verdict: (json, status, details) =>
       call(() => readStr(x.verdict(buf(json), status, str(details == null ? "" : details), details == null ? 0 : 1))),
     headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
-    responsePairs: (status, pairs, length) => call(() => readBuf(x.responsePairs(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n")), length))),
+    responsePairs: (status, pairs) => call(() => readBuf(x.responsePairs(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     headerPairsBack: (bytes) => call(() => readStr(x.headerPairsBack(buf(bytes)))),
     serializedHeader: (bytes, name) => call(() => readStr(x.serializedHeader(buf(bytes), str(name)))),
     byteStringRoundTrip: (bytes) => call(() => readBuf(x.byteStringRoundTrip(buf(bytes)))),

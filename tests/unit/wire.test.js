@@ -11,11 +11,11 @@ describe("a response's :status as the host returns it", () => {
 });
 
 describe("the served answer's header map", () => {
-  test("is the same bytes as :status, the headers and content-length serialised as pairs", () => {
-    for (const [status, pairs, length] of [[200, [["content-type", "application/json"], ["x-ai-fallback-trigger", "status=500"]], 304],
-      [503, [], 0], [100, [["a", ""]], 9], [599, [["b", "c"]], 1234567890]]) {
-      const expected = w.headerPairs([[":status", String(status)], ...pairs, ["content-length", String(length)]]);
-      expect(w.responsePairs(status, pairs, length).equals(expected)).toBe(true);
+  test("is the same bytes as :status and the headers serialised as pairs", () => {
+    for (const [status, pairs] of [[200, [["content-type", "application/json"], ["x-ai-fallback-trigger", "status=500"]]],
+      [503, []], [100, [["a", ""]]], [599, [["b", "c"]]]]) {
+      const expected = w.headerPairs([[":status", String(status)], ...pairs]);
+      expect(w.responsePairs(status, pairs).equals(expected)).toBe(true);
     }
   });
 });
