@@ -300,6 +300,11 @@ describe("the client goes away", () => {
     expect(m.backup.requests.length).toBe(1);
     await sleep(900); // the backup answers after the client left
     expect(await gauges()).toEqual({ calls: 0, timers: 0 });
+    // The stream ended (at proxy_on_log or proxy_on_delete: the module exports no proxy_on_done) and gave
+    // back all it held, although its call outlived it (a call belongs to the root context in proxy-wasm).
+    const stats = await envoy.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
+    expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
     expect(envoy.logs()).not.toMatch(/abort:|wasm_fail_stream|Function: proxy_on_\w+ failed/);
     m.backup.behave(backupStream);
     const next = await request(envoy.port, { body: STREAM_CHAT });
