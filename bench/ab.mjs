@@ -1,5 +1,6 @@
 // Side-by-side A/B of module builds by the front Envoy's CPU per request (the figure that stays
-// steady, to about ±1 µs, on a machine other work shares; req/s does not). Every variant gets its
+// steady on a machine other work shares; req/s does not). Two front Envoys running the same build
+// still differ by up to 2-3 µs: give a variant twice (an A/A pair) to see it. Every variant gets its
 // own front Envoy (one worker) behind the same upstream; wrk -t1 -c32 runs each for `--seconds`,
 // in a rotating order, `--rounds` times after a 1 s warm-up; the median of the rounds is printed.
 //
