@@ -240,7 +240,7 @@ export const MUTATIONS = [
   {
     name: "the first-packet clock starts when the request passed this filter, not when Envoy sent it to the primary",
     file: "assembly/stream_context.ts",
-    find: "    if (machine.awaitingUpstream) this.watchUpstream(machine, host.monotonicMs());\n",
+    find: "    this.watchUpstream(machine, host.monotonicMs());\n",
     replace: "    machine.upstreamStarted(host.monotonicMs());\n    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);\n",
     tests: [E2E_SECURITY, E2E_STREAMING],
   },
