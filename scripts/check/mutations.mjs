@@ -44,7 +44,7 @@ export const MUTATIONS = [
   {
     name: "a backup's own credential no longer replaces the client's",
     file: "assembly/replay.ts",
-    find: "    if (backup.replacesCredentials && (isCredentialHeader(h.name) || h.name == \"cookie\")) continue;\n",
+    find: "  if (backup.replacesCredentials && (isCredentialHeader(name) || name == \"cookie\")) return false;\n",
     replace: "",
     tests: [UNIT_REPLAY, E2E_FALLBACK, E2E_TRIGGERS],
   },
@@ -72,22 +72,22 @@ export const MUTATIONS = [
   {
     name: "the tunnel check is removed (WebSocket and CONNECT streams are held and watched)",
     file: "assembly/stream_context.ts",
-    find: "    if (isTunnel(requestHeaders)) return HeadersAction.Continue;\n",
+    find: "    if (isTunnel(requestHeaders, method)) return HeadersAction.Continue;\n",
     replace: "",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "a CONNECT request is not recognised as a tunnel",
     file: "assembly/stream_context.ts",
-    find: '  return method !== null && method == "CONNECT";',
-    replace: "  return false;",
+    find: '  if (method !== null && method == "CONNECT") return true;\n',
+    replace: "",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "a WebSocket upgrade is not recognised as a tunnel",
     file: "assembly/stream_context.ts",
-    find: '  if (findSerializedHeader(ptr, headers.byteLength, "upgrade") !== null) return true;\n',
-    replace: "",
+    find: '  return findSerializedHeader(changetype<usize>(headers), headers.byteLength, "upgrade") !== null;',
+    replace: "  return false;",
     tests: [E2E_TRIGGERS],
   },
   {
@@ -254,8 +254,8 @@ export const MUTATIONS = [
   {
     name: "the client's cookie reaches a backup with its own credential",
     file: "assembly/replay.ts",
-    find: "(isCredentialHeader(h.name) || h.name == \"cookie\")",
-    replace: "isCredentialHeader(h.name)",
+    find: "(isCredentialHeader(name) || name == \"cookie\")",
+    replace: "isCredentialHeader(name)",
     tests: [UNIT_REPLAY, E2E_SECURITY],
   },
   {
