@@ -11,21 +11,9 @@ export function serializeHeaders(headers: Header[]): ArrayBuffer {
   const out = new ArrayBuffer(size);
   const base = changetype<usize>(out);
   store<u32>(base, headers.length);
-  let sizes = base + 4;
-  let data = base + 4 + 8 * <usize>headers.length;
-  for (let i = 0; i < headers.length; i++) {
-    const name = headers[i].name;
-    const value = headers[i].value;
-    store<u32>(sizes, name.length);
-    store<u32>(sizes + 4, value.length);
-    sizes += 8;
-    writeByteString(name, data);
-    data += name.length;
-    store<u8>(data++, 0);
-    writeByteString(value, data);
-    data += value.length;
-    store<u8>(data++, 0);
-  }
+  const sizes = base + 4;
+  const data = base + 4 + 8 * <usize>headers.length;
+  writePairs(headers, sizes, data);
   return out;
 }
 
@@ -56,6 +44,14 @@ export function serializeResponseHeaders(status: i32, headers: Header[]): ArrayB
   }
   data += statusDigits;
   store<u8>(data++, 0);
+  writePairs(headers, sizes, data);
+  return out;
+}
+
+const STATUS = ":status";
+
+/** Writes each header's two sizes from `sizes` on and its NUL-ended name and value from `data` on. */
+function writePairs(headers: Header[], sizes: usize, data: usize): void {
   for (let i = 0; i < headers.length; i++) {
     const name = headers[i].name;
     const value = headers[i].value;
@@ -69,10 +65,7 @@ export function serializeResponseHeaders(status: i32, headers: Header[]): ArrayB
     data += value.length;
     store<u8>(data++, 0);
   }
-  return out;
 }
-
-const STATUS = ":status";
 
 /** How many decimal digits `n` (>= 0) has. */
 function decimalDigits(n: i32): i32 {
