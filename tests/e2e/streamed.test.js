@@ -1,20 +1,19 @@
 // Issue 12 end to end: the streamed mode (README "Streamed mode"). Envoy's router retries on the
 // next priority group's cluster; the module's upstream role rewrites each backup attempt; the
 // backup's SSE reaches the client as the backup writes it.
-const { startEnvoy, counter, growth, WASM_PATH } = require("./envoy");
+const { startEnvoy, counter, growth } = require("./envoy");
 const { request, sseEventTimes: eventTimes } = require("./client");
 const { useMocks } = require("./fixtures");
-const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
+const { STREAM_CHAT, sseEvents, TWO_BACKUPS: PLUGIN, streamedBootstrapFor } = require("./streamed_fixtures");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 let envoy;
 let refusedPort;
 
-const STREAM_CHAT = { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hello" }] };
 // The backup writes its first event 300 ms after the request, then one a second: ~4.3 s.
 const FIRST_DELAY_MS = 300;
 const INTERVAL_MS = 1000;
-const EVENTS = ["0", "1", "2", "3", "4"].map((i) => `{"choices":[{"delta":{"content":"t${i}"}}]}`);
+const EVENTS = sseEvents(5);
 const backupStream = { sse: { events: EVENTS, firstDelayMs: FIRST_DELAY_MS, intervalMs: INTERVAL_MS } };
 // Tests about who answers, not when, use a short stream.
 const SHORT = EVENTS.slice(0, 2);
@@ -22,19 +21,8 @@ const shortStream = { sse: { events: SHORT, intervalMs: 200 } };
 // Allowance for a loaded 2-core machine shared with other test runs (Envoy's retry back-off is at most 1-5 ms).
 const MARGIN_MS = 400;
 
-const PLUGIN = {
-  backups: [
-    { service: "backup-a", model: "backup-model-a", path: "/a/chat", authority: "a.example", headers: { authorization: "Bearer key-a" } },
-    { service: "backup-b", model: "backup-model-b", path: "/b/chat", authority: "b.example", headers: { "x-api-key": "key-b" } },
-  ],
-  triggerStatuses: ["5xx", 429],
-};
-
 function bootstrapFor(primaryPort, plugin = PLUGIN) {
-  return ({ admin, listener }) => streamedBootstrap(plugin, {
-    primary: "primary",
-    addresses: { primary: `127.0.0.1:${primaryPort}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
-  }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin });
+  return streamedBootstrapFor(m, primaryPort, plugin);
 }
 
 beforeAll(async () => {

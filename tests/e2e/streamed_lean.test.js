@@ -2,31 +2,19 @@
 // no filter at all, so a healthy request never enters the module. The backups' filters still rewrite
 // their attempts and report; what only the primary's filter knew (why it was left) is "retry", and
 // Envoy's own cluster stats tell the rest.
-const { startEnvoy, counter, growth, WASM_PATH } = require("./envoy");
+const { startEnvoy, counter, growth } = require("./envoy");
 const { request, sseEventTimes: eventTimes } = require("./client");
 const { useMocks } = require("./fixtures");
-const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
+const { STREAM_CHAT, sseEvents, TWO_BACKUPS: PLUGIN, streamedBootstrapFor } = require("./streamed_fixtures");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 let envoy;
 
-const STREAM_CHAT = { model: "gpt-4o", stream: true, messages: [{ role: "user", content: "hello" }] };
-const EVENTS = ["0", "1"].map((i) => `{"choices":[{"delta":{"content":"t${i}"}}]}`);
+const EVENTS = sseEvents(2);
 const shortStream = { sse: { events: EVENTS, intervalMs: 100 } };
 
-const PLUGIN = {
-  backups: [
-    { service: "backup-a", model: "backup-model-a", path: "/a/chat", authority: "a.example", headers: { authorization: "Bearer key-a" } },
-    { service: "backup-b", model: "backup-model-b", path: "/b/chat", authority: "b.example", headers: { "x-api-key": "key-b" } },
-  ],
-  triggerStatuses: ["5xx", 429],
-};
-
 function leanBootstrap(primaryPort, plugin = PLUGIN) {
-  return ({ admin, listener }) => streamedBootstrap(plugin, {
-    primary: "primary",
-    addresses: { primary: `127.0.0.1:${primaryPort}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
-  }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin, primaryFilter: false });
+  return streamedBootstrapFor(m, primaryPort, plugin, { primaryFilter: false });
 }
 
 beforeAll(async () => {
