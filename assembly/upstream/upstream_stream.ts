@@ -7,7 +7,9 @@
 // - on a backup's answer, reports the fallback in the response headers and counters.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
-import { getHeader, getHeaders, log, logs, monotonicMs, removeHeader, replaceHeader, setBufferBytes, takeBufferBytes } from "../abi/hostcalls";
+import {
+  getHeader, getHeaders, log, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, setBufferBytes, takeBufferBytes,
+} from "../abi/hostcalls";
 import { ByteSink } from "../byte_sink";
 import { BudgetShare } from "../memory_budget";
 import { overBudget, vmBudget } from "../vm_budget";
@@ -15,7 +17,7 @@ import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
 import { Attempt, formatAttempts } from "../fallback_machine";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
-import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, parseStatus } from "../replay";
+import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER } from "../replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
 import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
 import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
@@ -138,7 +140,7 @@ export class UpstreamStream extends HttpContext {
     const config = this.upstreamRoot.config;
     if (config == null || this.settled) return HeadersAction.Continue;
     this.settled = true;
-    const status = parseStatus(getHeader(MapType.HttpResponseHeaders, ":status"));
+    const status = responseStatus(MapType.HttpResponseHeaders);
     const failed = config.triggerStatuses.has(status);
     const backup = config.backup;
     if (backup == null) {
