@@ -1,6 +1,7 @@
 // What crosses between the client and a backup: the replayed request's headers, the backup answer's
 // headers as the client gets them, and what the client is told about the fallback. Pure.
 import { Header, findHeader } from "./headers";
+import { writePair } from "./abi/header_pairs";
 import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote, writeByteString } from "./bytes";
 import { Attempt, formatAttempts } from "./fallback_machine";
 import { Backup, PASS_THROUGH, isCredentialHeader } from "./config";
@@ -135,19 +136,6 @@ function backupOnlyPairs(backup: Backup): ArrayBuffer {
 }
 
 const EMPTY_PAIRS = memory.data(4);
-
-/** Writes one pair's sizes at `sizes` and its bytes at `to`; returns the end of the bytes. */
-function writePair(sizes: usize, to: usize, name: string, value: string): usize {
-  store<u32>(sizes, name.length);
-  store<u32>(sizes + 4, value.length);
-  writeByteString(name, to);
-  to += <usize>name.length;
-  store<u8>(to++, 0);
-  writeByteString(value, to);
-  to += <usize>value.length;
-  store<u8>(to++, 0);
-  return to;
-}
 
 /** Whether a client request header (lower-case name) is forwarded to `backup` as the client sent it. */
 function forwardsClientHeader(name: string, backup: Backup): bool {

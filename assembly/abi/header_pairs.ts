@@ -53,18 +53,22 @@ const STATUS = ":status";
 /** Writes each header's two sizes from `sizes` on and its NUL-ended name and value from `data` on. */
 function writePairs(headers: Header[], sizes: usize, data: usize): void {
   for (let i = 0; i < headers.length; i++) {
-    const name = headers[i].name;
-    const value = headers[i].value;
-    store<u32>(sizes, name.length);
-    store<u32>(sizes + 4, value.length);
+    data = writePair(sizes, data, headers[i].name, headers[i].value);
     sizes += 8;
-    writeByteString(name, data);
-    data += name.length;
-    store<u8>(data++, 0);
-    writeByteString(value, data);
-    data += value.length;
-    store<u8>(data++, 0);
   }
+}
+
+/** Writes one pair's two sizes at `sizes` and its NUL-ended name and value at `to`; returns the end of the bytes. */
+export function writePair(sizes: usize, to: usize, name: string, value: string): usize {
+  store<u32>(sizes, name.length);
+  store<u32>(sizes + 4, value.length);
+  writeByteString(name, to);
+  to += <usize>name.length;
+  store<u8>(to++, 0);
+  writeByteString(value, to);
+  to += <usize>value.length;
+  store<u8>(to++, 0);
+  return to;
 }
 
 /** How many decimal digits `n` (>= 0) has. */
