@@ -3,21 +3,20 @@
 // "ai-fallback-streamed" role before the router, which gives streaming requests the router's per-try
 // timeout = firstPacketTimeout. A primary that sends no headers, or 200 headers and then nothing,
 // is left for the next priority group; the backup's SSE then reaches the client as it is written.
-const { startEnvoy, counter, WASM_PATH } = require("./envoy");
+const { startEnvoy, counter } = require("./envoy");
 const { request, sseEventTimes: eventTimes } = require("./client");
 const { useMocks } = require("./fixtures");
-const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
+const { STREAM_CHAT, sseEvents, streamedBootstrapFor } = require("./streamed_fixtures");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 let envoy;
 
 const FIRST_PACKET_TIMEOUT_MS = 600;
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
-const STREAM_CHAT = { ...CHAT, stream: true };
 // The backup writes its first event 300 ms after its request, then one a second: ~4.3 s.
 const BACKUP_FIRST_MS = 300;
 const INTERVAL_MS = 1000;
-const EVENTS = ["0", "1", "2", "3", "4"].map((i) => `{"choices":[{"delta":{"content":"t${i}"}}]}`);
+const EVENTS = sseEvents(5);
 const backupStream = { sse: { events: EVENTS, firstDelayMs: BACKUP_FIRST_MS, intervalMs: INTERVAL_MS } };
 // Allowance for a loaded 2-core machine shared with other test runs: Envoy's retry back-off
 // (at most 1-5 ms), connecting to the backup, the module's callbacks, and scheduling.
@@ -38,12 +37,14 @@ const PLUGIN = {
   keepAliveIsNotFirstPacket: true,
 };
 
+/** A streaming chat body of about `bytes` bytes. */
+const streamingBody = (bytes) => ({ ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(bytes) }] });
+/** A primary whose first event comes 400 ms after the first-packet timeout. */
+const latePrimary = () => m.primary.behave({ sse: { events: EVENTS.slice(0, 1), firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 400 } });
+
 beforeAll(async () => {
   envoy = await startEnvoy({
-    bootstrap: ({ admin, listener }) => streamedBootstrap(PLUGIN, {
-      primary: "primary",
-      addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
-    }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+    bootstrap: streamedBootstrapFor(m, m.primary.port, PLUGIN),
   });
 }, 30000);
 
@@ -186,17 +187,11 @@ describe("streamed mode: a request over maxRequestBodyBytes", () => {
   let limited;
   beforeAll(async () => {
     limited = await startEnvoy({
-      bootstrap: ({ admin, listener }) => streamedBootstrap({ ...PLUGIN, maxRequestBodyBytes: LIMIT }, {
-        primary: "primary",
-        addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
-      }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+      bootstrap: streamedBootstrapFor(m, m.primary.port, { ...PLUGIN, maxRequestBodyBytes: LIMIT }),
     });
   }, 30000);
   afterAll(() => limited.stop());
 
-  /** A streaming chat body of about `bytes` bytes. */
-  const streamingBody = (bytes) => ({ ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(bytes) }] });
-  const latePrimary = () => m.primary.behave({ sse: { events: EVENTS.slice(0, 1), firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 400 } });
 
   test("a streaming request under the limit gets the per-try timeout: a late primary is left for the backup", async () => {
     latePrimary();
@@ -221,16 +216,11 @@ describe("streamed mode: the role's body scan counts against the VM's one budget
   let tight;
   beforeAll(async () => {
     tight = await startEnvoy({
-      bootstrap: ({ admin, listener }) => streamedBootstrap({ ...PLUGIN, maxKeptBytesPerWorker: BUDGET }, {
-        primary: "primary",
-        addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
-      }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+      bootstrap: streamedBootstrapFor(m, m.primary.port, { ...PLUGIN, maxKeptBytesPerWorker: BUDGET }),
     });
   }, 30000);
   afterAll(() => tight.stop());
 
-  const streamingBody = (bytes) => ({ ...STREAM_CHAT, messages: [{ role: "user", content: "x".repeat(bytes) }] });
-  const latePrimary = () => m.primary.behave({ sse: { events: EVENTS.slice(0, 1), firstDelayMs: FIRST_PACKET_TIMEOUT_MS + 400 } });
 
   test("a body the budget holds is scanned: a late primary is left for the backup", async () => {
     latePrimary();
@@ -260,10 +250,7 @@ describe("streamed mode: a backup's model rewrite counts against the VM's one bu
   let tight;
   beforeAll(async () => {
     tight = await startEnvoy({
-      bootstrap: ({ admin, listener }) => streamedBootstrap({ ...PLUGIN, maxKeptBytesPerWorker: BUDGET }, {
-        primary: "primary",
-        addresses: { primary: `127.0.0.1:${m.primary.port}`, "backup-a": `127.0.0.1:${m.backupA.port}`, "backup-b": `127.0.0.1:${m.backupB.port}` },
-      }, { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin }),
+      bootstrap: streamedBootstrapFor(m, m.primary.port, { ...PLUGIN, maxKeptBytesPerWorker: BUDGET }),
     });
   }, 30000);
   afterAll(() => tight.stop());
