@@ -13,8 +13,8 @@
 // path (a streaming request's first packet timed, the guard holding its 2xx until the first byte). Build the
 // variants' .wasm files first (e.g. `asc assembly/main.ts --target release --outFile /tmp/a.wasm`).
 import os from "node:os";
-import { CHAT_PATH, FAIL_PATH, STREAM_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, buildFloor, cpuMs, startFront, startUpstream, stopFleet } from "./fleet.mjs";
-import { runWrk } from "./wrk.mjs";
+import { CHAT_PATH, FAIL_PATH, STREAM_PATH, FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, buildFloor, startFront, startUpstream, stopFleet } from "./fleet.mjs";
+import { cpuRounds } from "./cpu_rounds.mjs";
 import { chatBody, f, median } from "./stats.mjs";
 
 function parse(argv) {
@@ -55,21 +55,8 @@ async function main() {
   for (const v of opts.variants) {
     if (v.kind === "floor") buildFloor();
     v.front = await startFront(upstream.port, v.kind, v.config ?? {}, v.wasm, { guard: !!v.guard });
-    v.cpu = [];
-    v.errors = 0;
-    await runWrk({ port: v.front.port, urlPath: v.path, body, seconds: 1, connections: opts.connections });
   }
-  for (let r = 0; r < opts.rounds; r++) {
-    for (let i = 0; i < opts.variants.length; i++) {
-      const v = opts.variants[(i + r) % opts.variants.length];
-      const cpu0 = cpuMs(v.front.pid);
-      const w = await runWrk({ port: v.front.port, urlPath: v.path, body, seconds: opts.seconds, connections: opts.connections });
-      v.cpu.push(((cpuMs(v.front.pid) - cpu0) * 1000) / w.requests);
-      v.errors += w.errors + w.non2xx;
-    }
-    process.stderr.write(".");
-  }
-  process.stderr.write("\n");
+  await cpuRounds(opts.variants, { body, rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections });
   console.log(`front CPU µs/request, ${opts.size} B bodies, median of ${opts.rounds} rounds of ${opts.seconds} s (load average ${load0} -> ${os.loadavg()[0].toFixed(1)})`);
   for (const v of opts.variants) {
     console.log(`  ${v.label.padEnd(28)} ${f(median(v.cpu), 1).padStart(7)}   rounds: ${v.cpu.map((c) => f(c, 1)).join(" ")}${v.errors ? `  (${v.errors} errors or non-2xx)` : ""}`);

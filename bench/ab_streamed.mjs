@@ -4,8 +4,9 @@
 // the machine may be shared.
 //
 //   node bench/ab_streamed.mjs [--rounds 5] [--seconds 3] [--variants name,name,...] [--wasm name=path ...]
-import { FAIL_PATH, cpuMs, startFront, startStreamedFront, startUpstream, stopFleet, FILTER_WASM_PATH } from "./fleet.mjs";
-import { runWrk, cleanupWrkFiles, ensureWrk } from "./wrk.mjs";
+import { FAIL_PATH, startFront, startStreamedFront, startUpstream, stopFleet, FILTER_WASM_PATH } from "./fleet.mjs";
+import { cleanupWrkFiles, ensureWrk } from "./wrk.mjs";
+import { cpuRounds } from "./cpu_rounds.mjs";
 import { chatBody, median } from "./stats.mjs";
 
 const args = process.argv.slice(2);
@@ -44,21 +45,10 @@ try {
     if (!v) throw new Error(`unknown variant ${base}`);
     const front = v.front === "plain" ? await startFront(upstream.port, "plain")
       : await startStreamedFront(upstream.port, v.plugin, { ...v.opts, backupPort: ok.port, wasmPath: wasmKey ? wasms[wasmKey] : FILTER_WASM_PATH });
-    list.push({ name, front, path: v.path, cpu: [] });
+    list.push({ name, front, path: v.path });
   }
-  const body = chatBody(1024, {});
-  for (const s of list) await runWrk({ port: s.front.port, urlPath: s.path, body, seconds: 1, connections: 32 });
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < list.length; i++) {
-      const s = list[(i + r) % list.length];
-      const c0 = cpuMs(s.front.pid);
-      const w = await runWrk({ port: s.front.port, urlPath: s.path, body, seconds, connections: 32 });
-      s.cpu.push(((cpuMs(s.front.pid) - c0) * 1000) / w.requests);
-      if (w.errors || w.non2xx) console.log(`  ${s.name}: ${w.errors} errors, ${w.non2xx} non-2xx`);
-    }
-    process.stdout.write(".");
-  }
-  console.log("");
+  await cpuRounds(list, { body: chatBody(1024, {}), rounds, seconds });
+  for (const s of list) if (s.errors) console.log(`  ${s.name}: ${s.errors} errors or non-2xx`);
   for (const s of list) console.log(`${s.name.padEnd(28)} ${median(s.cpu).toFixed(1).padStart(7)} µs/req  (${s.cpu.map((c) => c.toFixed(1)).join(" ")})`);
 } finally {
   await stopFleet();
