@@ -83,6 +83,8 @@ export const enum Step {
   WriteBody = 10,
   /** Empty this body chunk (the rest of a replaced response), and continue. */
   DropChunk = 11,
+  /** Let the held 2xx headers go on, unmarked: the request's final route times no first packet. */
+  ReleasePrimary = 12,
 }
 
 /** One try of the chain, as reported to operators (byte strings). */
@@ -133,8 +135,18 @@ export class FallbackMachine {
   private chainDeadlineMs: u64 = 0;
   private callStartedMs: u64 = 0;
   private bodyBytes: u64 = 0;
+  /** When the request left for the primary (the first-packet timer's start), ms. */
+  private upstreamStartedMs: u64 = 0;
+  /** The firstPacketTimeout the deadline was set by (the rule chosen at the request's headers). */
+  private timedByMs: u32 = 0;
 
-  constructor(public readonly policy: Policy) {}
+  /** The rule that applies: the one of the route chosen at the request's headers, until followRoute. */
+  constructor(public policy: Policy) {}
+
+  /** Nothing is decided yet: no answer has passed, no fallback has started. */
+  get undecided(): bool {
+    return this.phase == Phase.Request || this.phase == Phase.AwaitingResponse || this.phase == Phase.HoldingFirstPacket;
+  }
 
   get replayable(): bool {
     return this.notReplayableReason.length == 0;
@@ -170,7 +182,25 @@ export class FallbackMachine {
   upstreamStarted(nowMs: u64): void {
     if (!this.awaitingUpstream) return;
     this.awaitingUpstream = false;
+    this.upstreamStartedMs = nowMs;
+    this.timedByMs = this.policy.firstPacketTimeoutMs;
     if (this.phase == Phase.AwaitingResponse) this.firstPacketDeadlineMs = nowMs + this.policy.firstPacketTimeoutMs;
+  }
+
+  /**
+   * A filter behind this one sent the request to another route (it changed a header the routes
+   * match on and cleared the route cache): the rule of the route it finally took applies from now
+   * on, before anything is decided. `methodAllowed`: that rule replays the request's method. The
+   * copy was kept under the first rule; one the final rule would not have kept is not replayed.
+   */
+  followRoute(policy: Policy, methodAllowed: bool): void {
+    if (policy === this.policy || !this.undecided) return;
+    this.policy = policy;
+    if (policy.backups.length == 0) this.refuseReplay("its final route's rule has no backups");
+    else if (!methodAllowed) this.refuseReplay("its final route's rule does not replay its method");
+    else if (this.bodyBytes > <u64>policy.maxRequestBodyBytes) {
+      this.refuseReplay("request body over its final route's maxRequestBodyBytes (" + policy.maxRequestBodyBytes.toString() + ")");
+    }
   }
 
   // --- primary response ---
@@ -254,8 +284,23 @@ export class FallbackMachine {
     if (this.awaitingUpstream) return Step.Continue;
     this.firstPacketDeadlineMs = 0;
     if (this.phase != Phase.AwaitingResponse && this.phase != Phase.HoldingFirstPacket) return Step.Continue;
+    // The final route's rule (followRoute) may time the first packet otherwise, or not at all.
+    if (!this.replayable || this.policy.firstPacketTimeoutMs == 0) return this.stopTiming();
+    const dueMs = this.upstreamStartedMs + this.policy.firstPacketTimeoutMs;
+    if (this.policy.firstPacketTimeoutMs != this.timedByMs && dueMs > nowMs + TIMEOUT_CLOCK_MARGIN_MS) {
+      this.firstPacketDeadlineMs = dueMs;
+      return Step.Continue;
+    }
     this.timedOutAfterHeaders = this.phase == Phase.HoldingFirstPacket;
     return this.start("first_packet_timeout", TriggerKind.FirstPacketTimeout, nowMs);
+  }
+
+  /** No first-packet timeout applies after all: a held 2xx goes on, anything else is decided as it comes. */
+  private stopTiming(): Step {
+    if (this.phase != Phase.HoldingFirstPacket) return Step.Continue;
+    this.phase = Phase.PassThrough;
+    this.primaryHeld = false;
+    return Step.ReleasePrimary;
   }
 
   // --- the backup chain ---

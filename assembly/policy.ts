@@ -16,7 +16,7 @@ export const enum Origin {
   Backend = 0,
   /** Envoy's router answered for an unreachable or failing backend (connect failure, reset, timeout...). */
   UpstreamFailure = 1,
-  /** Another filter or a direct_response answered (rate limiter, authorisation...). */
+  /** Another filter answered (rate limiter, guardrail...), or an answer no one named (no details). */
   Intercepted = 2,
   /** This filter's own local reply. */
   OwnReply = 3,
@@ -40,6 +40,20 @@ const DIRECT_RESPONSE = "direct_response";
 // Detail prefixes of Envoy's authentication and authorisation filters: their replies are refusals.
 const REFUSAL_PREFIXES = ["ext_authz", "rbac_access_denied", "jwt_authn", "basic_auth", "api_key_auth", "oauth"];
 
+/**
+ * The router's own replies when it could not get an answer from the route's model service, each by
+ * its exact name (Envoy's StreamInfo::ResponseCodeDetails, router.cc): its route timeout, a try's
+ * timeouts, no healthy host (an ejected or unhealthy service), a missing cluster, maintenance mode,
+ * the cluster's drop_overload. A reset before the response started is EARLY_RESET, alone or with
+ * its reason in braces (`{connection_failure}`, `{overflow}` for a full connection pool or circuit
+ * breaker, `{remote_reset}`, `{connection_termination}`, `{protocol_error}`, `{local_reset}`).
+ */
+const ROUTER_UPSTREAM_FAILURES = [
+  "response_timeout", "upstream_per_try_timeout", "upstream_per_try_idle_timeout", "upstream_max_stream_duration_reached",
+  "no_healthy_upstream", "cluster_not_found", "maintenance_mode", "drop_overload", "unconditional_drop_overload",
+];
+const EARLY_RESET = "upstream_reset_before_response_started";
+
 function isRefusal(details: string): bool {
   for (let i = 0; i < REFUSAL_PREFIXES.length; i++) {
     if (details.startsWith(REFUSAL_PREFIXES[i])) return true;
@@ -47,20 +61,29 @@ function isRefusal(details: string): bool {
   return false;
 }
 
-/** Where a response came from, by Envoy's response.code_details (null when Envoy gave none). */
+function isRouterUpstreamFailure(details: string): bool {
+  if (ROUTER_UPSTREAM_FAILURES.includes(details)) return true;
+  if (!details.startsWith(EARLY_RESET)) return false;
+  return details.length == EARLY_RESET.length || details.charCodeAt(EARLY_RESET.length) == 0x7b; // "{"
+}
+
+/**
+ * Where a response came from, by Envoy's response.code_details (null when Envoy gave none). Decided
+ * positively: an answer is the model service's only when Envoy says it came from upstream
+ * (`via_upstream`), it is one of the router's named upstream-failure replies, or it carries the
+ * primary guard's marker. Anything else is the gateway's, whatever its details, and no details at
+ * all too: a neighbour's local reply often carries none (the Rust and Go proxy-wasm SDKs send none,
+ * an ext_proc immediate response may not), and taking it for the backend's would replay a request
+ * the gateway refused.
+ */
 export function classifyOrigin(codeDetails: string | null): Origin {
-  if (codeDetails === null) return Origin.Backend;
+  if (codeDetails === null) return Origin.Intercepted;
   const d = codeDetails;
-  if (d == "via_upstream" || d.length == 0 || d == GUARD_REPLY_DETAILS) return Origin.Backend;
+  if (d == "via_upstream" || d == GUARD_REPLY_DETAILS) return Origin.Backend;
+  if (isRouterUpstreamFailure(d)) return Origin.UpstreamFailure;
   if (d.startsWith(OWN_REPLY_DETAILS)) return Origin.OwnReply;
   if (d == ROUTE_NOT_FOUND || d == DIRECT_RESPONSE) return Origin.NotRouted;
   if (isRefusal(d)) return Origin.Refused;
-  // The router's replies when it could not get an answer from the backend (its route timeout is
-  // "response_timeout", not an upstream_* detail).
-  if (d.startsWith("upstream_") || d == "response_timeout" || d == "no_healthy_upstream" || d == "cluster_not_found" ||
-      d == "maintenance_mode" || d.includes("overflow")) {
-    return Origin.UpstreamFailure;
-  }
   return Origin.Intercepted;
 }
 

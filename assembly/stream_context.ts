@@ -9,7 +9,7 @@ import { ByteSink } from "./byte_sink";
 import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "./budgeted_reads";
 import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
-import { Backup, Policy } from "./config";
+import { Backup, Config, Policy } from "./config";
 import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
 import { tellFirstPacketTimed } from "./first_packet_signal";
@@ -118,8 +118,7 @@ export class FallbackStream extends HttpContext {
     let policy: Policy = config.global;
     if (config.rules.length > 0) {
       const authority = host.getHeader(MapType.HttpRequestHeaders, ":authority");
-      const service = config.matchesServices ? this.upstreamService() : "";
-      policy = config.policyFor(this.routeName(), authority === null ? "" : authority, service);
+      policy = this.ruleFor(config, authority === null ? "" : authority);
     }
     if (policy.backups.length == 0) return HeadersAction.Continue;
     const requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
@@ -270,6 +269,7 @@ export class FallbackStream extends HttpContext {
     const error = status >= 400;
     const details = error ? host.getStringPropertyAt(CODE_DETAILS) : null;
     const origin = error ? classifyOrigin(details) : Origin.Backend;
+    if (error) this.followRoute(machine);
     const declinedBefore = machine.declined.length > 0;
     const wasAwaitingUpstream = machine.awaitingUpstream;
     const step = machine.responseHeaders(status, origin, endOfStream,
@@ -366,7 +366,15 @@ export class FallbackStream extends HttpContext {
       this.watchUpstream(machine, nowMs);
       return;
     }
+    this.followRoute(machine);
     const step = machine.firstPacketTimedOut(nowMs);
+    if (step == Step.ReleasePrimary) {
+      this.afterStep(machine);
+      host.continueStream(StreamType.Response);
+      return;
+    }
+    // The final route's rule times the first packet longer: wait on.
+    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
     if (step == Step.Continue) return;
     if (machine.timedOutAfterHeaders && !this.fallbackRoot.heldBodySeen) {
       // Without allow_on_headers_stop_iteration Envoy shows no body to a filter that paused at the
@@ -688,6 +696,34 @@ export class FallbackStream extends HttpContext {
   private requestIdSuffixOf(headers: ArrayBuffer): string {
     const id = findSerializedHeader(changetype<usize>(headers), headers.byteLength, "x-request-id");
     return id === null ? "" : " x-request-id=" + id;
+  }
+
+  /** The rule for this request's route, `authority` its host as the client sent it. */
+  private ruleFor(config: Config, authority: string): Policy {
+    const service = config.matchesServices ? this.upstreamService() : "";
+    return config.policyFor(this.routeName(), authority, service);
+  }
+
+  /**
+   * A filter behind this one may have sent the request to another route (a body-based model router
+   * that sets a header and clears the route cache): when a fallback is at stake, the rule of the
+   * route the request finally took applies. Read only then (an error, the first-packet deadline),
+   * so the happy path pays nothing. The host is the one the client asked for, from the kept headers
+   * (the router may have rewritten :authority for the upstream since).
+   */
+  private followRoute(machine: FallbackMachine): void {
+    const config = this.fallbackRoot.config;
+    if (config === null || config.rules.length == 0 || !machine.undecided) return;
+    const kept = this.requestHeaders;
+    const authority = findSerializedHeader(changetype<usize>(kept), kept.byteLength, ":authority");
+    const policy = this.ruleFor(config, authority === null ? "" : authority);
+    if (policy === machine.policy) return;
+    const method = findSerializedHeader(changetype<usize>(kept), kept.byteLength, ":method");
+    machine.followRoute(policy, method !== null && policy.methods.includes(method));
+    if (host.logs(LogLevel.Debug)) {
+      host.logBytes(LogLevel.Debug, "the request's route changed after its headers (now " + this.routeName() +
+        "): its rule applies" + this.requestIdSuffix());
+    }
   }
 
   // The names Higress's own plugins read (higress-group/wasm-go pkg/matcher/rule_matcher.go); Higress's

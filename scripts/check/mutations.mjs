@@ -13,6 +13,7 @@ const E2E_FALLBACK = "tests/e2e/fallback.test.js";
 const E2E_TRIGGERS = "tests/e2e/triggers.test.js";
 const E2E_STREAMING = "tests/e2e/streaming.test.js";
 const E2E_SECURITY = "tests/e2e/security.test.js";
+const E2E_NEIGHBOURS = "tests/e2e/neighbours.test.js";
 const UNIT_CONFIG = "tests/unit/config.test.js";
 const UNIT_REPLAY = "tests/unit/replay.test.js";
 const UNIT_MACHINE = "tests/unit/machine.test.js";
@@ -142,14 +143,14 @@ export const MUTATIONS = [
   {
     name: "a route timeout (response_timeout) counts as a gateway reply",
     file: "assembly/policy.ts",
-    find: 'd == "response_timeout" || ',
+    find: '"response_timeout", ',
     replace: "",
     tests: [UNIT_POLICY, E2E_TRIGGERS],
   },
   {
     name: "no healthy upstream counts as a gateway reply",
     file: "assembly/policy.ts",
-    find: 'd == "no_healthy_upstream" || ',
+    find: '"no_healthy_upstream", ',
     replace: "",
     tests: [UNIT_POLICY, E2E_TRIGGERS],
   },
@@ -516,5 +517,33 @@ export const MUTATIONS = [
     find: "if (backup == null || recordsAround(config) || logs(LogLevel.Info)) {",
     replace: "if (backup == null || recordsAround(config)) {",
     tests: [E2E_STREAMED_LEAN],
+  },
+  {
+    name: "a reply without response details is taken for the model service's (a neighbour's refusal is replayed)",
+    file: "assembly/policy.ts",
+    find: '  if (codeDetails === null) return Origin.Intercepted;\n  const d = codeDetails;\n  if (d == "via_upstream" ||',
+    replace: '  if (codeDetails === null) return Origin.Backend;\n  const d = codeDetails;\n  if (d.length == 0 || d == "via_upstream" ||',
+    tests: [UNIT_POLICY, E2E_NEIGHBOURS],
+  },
+  {
+    name: "any details starting upstream_ count as the router's upstream failure (not only the named ones)",
+    file: "assembly/policy.ts",
+    find: "  if (ROUTER_UPSTREAM_FAILURES.includes(details)) return true;\n",
+    replace: '  if (ROUTER_UPSTREAM_FAILURES.includes(details) || details.startsWith("upstream_")) return true;\n',
+    tests: [UNIT_POLICY],
+  },
+  {
+    name: "the rule chosen at the request's headers stays when a filter behind sends the request to another route",
+    file: "assembly/stream_context.ts",
+    find: "    if (error) this.followRoute(machine);\n",
+    replace: "",
+    tests: [E2E_NEIGHBOURS],
+  },
+  {
+    name: "a final route's rule without a first-packet timeout still falls back on the first rule's timer",
+    file: "assembly/fallback_machine.ts",
+    find: "    if (!this.replayable || this.policy.firstPacketTimeoutMs == 0) return this.stopTiming();\n",
+    replace: "",
+    tests: [UNIT_MACHINE],
   },
 ];

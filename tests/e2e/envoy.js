@@ -120,6 +120,8 @@ const UPSTREAM_CODEC = {
 // connectionManager: { upgrade_configs: [{ upgrade_type: "CONNECT" }] }).
 function routeEntry(r, primaryCluster, routeTimeoutMs) {
   const match = r.connect ? { connect_matcher: {} } : r.path !== undefined ? { path: r.path } : { prefix: r.prefix ?? "/" };
+  // r.headers: { name: value } the request must carry, exactly.
+  if (r.headers) match.headers = Object.entries(r.headers).map(([name, exact]) => ({ name, string_match: { exact } }));
   const out = { match };
   if (r.name) out.name = r.name;
   if (r.directResponse) {

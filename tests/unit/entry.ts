@@ -342,7 +342,7 @@ export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {
 }
 
 const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error", "hold-buffered",
-  "hold-whole", "write-headers", "write-body", "drop-chunk"];
+  "hold-whole", "write-headers", "write-body", "drop-chunk", "release-primary"];
 const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done", "answering"];
 const DELIVERY_NAMES = ["swap-in-place", "through-filter-chain", "direct"];
 
@@ -350,6 +350,7 @@ const DELIVERY_NAMES = ["swap-in-place", "through-filter-chain", "direct"];
  * Drives a FallbackMachine with a script, one event a line, and reports each step:
  *   body <size> | end [stream] | upstream | at <ms> | headers <status> [details] [eos] | chunk first|keepalive
  *   | timeout | answer <status> | refuse [unknown_cluster|refused] | norewrite
+ *   | route <rule index, -1 = none> [nomethod] (a filter behind sent the request to that rule's route)
  * Output lines: "<event> -> <step> [<backup> <timeoutMs>] (<phase>)", then "attempts: ..." and "trigger: ...".
  */
 export function runMachine(json: ArrayBuffer, script: string): string {
@@ -390,6 +391,12 @@ export function runMachine(json: ArrayBuffer, script: string): string {
       step = machine.backupAnswered(I32.parseInt(words[1]), now);
     } else if (verb == "refuse") {
       step = machine.dispatchFailed(words.length > 1 ? words[1] : UNKNOWN_CLUSTER, now);
+    } else if (verb == "route") {
+      const index = I32.parseInt(words[1]);
+      const config = result.config!;
+      machine.followRoute(index < 0 ? config.global : config.rules[index].policy, words.length < 3 || words[2] != "nomethod");
+      out += line + " -> " + (machine.replayable ? "replayable" : "not replayable: " + machine.notReplayableReason) + "\n";
+      continue;
     } else if (verb == "norewrite") {
       machine.bodyNotRewritten();
       continue;

@@ -185,4 +185,50 @@ describe("fallback state machine", () => {
       expect(run(fpt, "end stream\nupstream\nheaders 500")).toContain("headers 500 -> dispatch b1");
     });
   });
+
+  describe("the rule of the route the request finally took (a filter behind changed the route)", () => {
+    // Routes no rule matches have no fallback (no global backups): "route -1".
+    const rules = {
+      _rules_: [
+        { _match_route_: ["chat"], backups: [{ service: "chat-b" }], firstPacketTimeout: 500 },
+        { _match_route_: ["start"], backups: [{ service: "start-b" }] },
+        { _match_route_: ["small"], backups: [{ service: "small-b" }], maxRequestBodyBytes: 4 },
+        { _match_route_: ["slow"], backups: [{ service: "slow-b" }], firstPacketTimeout: 2000 },
+        { _match_route_: ["untimed"], backups: [{ service: "untimed-b" }], firstPacketTimeout: 0 },
+      ],
+    };
+
+    test("its backups are tried, not those chosen at the request's headers", () => {
+      const out = run({ ...rules, backups: [{ service: "global-b" }] }, "body 5\nend\nroute 0\nheaders 503");
+      expect(out).toContain("route 0 -> replayable");
+      expect(out).toContain("headers 503 -> dispatch chat-b");
+    });
+
+    test("a final rule without backups, without the method, or with a smaller body limit replays nothing", () => {
+      // chosen at the headers: the rule "start"; finally: a route no rule matches
+      const none = run(rules, "body 5\nend\nroute 1\nroute -1\nheaders 503");
+      expect(none).toContain("route -1 -> not replayable: its final route's rule has no backups");
+      expect(none).toContain("headers 503 -> continue (pass-through)");
+      const noMethod = run(rules, "body 5\nend\nroute 0 nomethod\nheaders 503");
+      expect(noMethod).toContain("route 0 nomethod -> not replayable: its final route's rule does not replay its method");
+      expect(noMethod).toContain("headers 503 -> continue (pass-through)");
+      expect(run(rules, "body 5\nend\nroute 2\nheaders 503")).toContain("route 2 -> not replayable: request body over its final route's maxRequestBodyBytes (4)");
+    });
+
+    test("once the fallback started, the rule no longer changes", () => {
+      const out = run({ ...rules, backups: [{ service: "global-b" }] }, "body 5\nend\nheaders 503\nroute 1\nanswer 200");
+      expect(out).toContain("route 1 -> replayable");
+      expect(out).toContain("attempts: primary;result=503, global-b;model=pass-through;result=200");
+    });
+
+    test("the first packet is timed by the final rule: later, or not at all (a held 2xx is released)", () => {
+      const chat = { ...rules, backups: [{ service: "global-b" }], firstPacketTimeout: 500 };
+      const later = run(chat, "end stream\nat 1000\nupstream\nat 1500\nroute 3\ntimeout\nat 3000\ntimeout");
+      expect(later).toContain("route 3 -> replayable\ntimeout -> continue (awaiting)");
+      expect(later).toContain("timeout -> dispatch slow-b");
+      const untimed = run(chat, "end stream\nat 1000\nupstream\nheaders 200\nat 1500\nroute 4\ntimeout");
+      expect(untimed).toContain("timeout -> release-primary (pass-through)");
+      expect(untimed).toContain("attempts: \n");
+    });
+  });
 });

@@ -65,7 +65,24 @@ describe("trigger policy", () => {
     expect(w.verdict(conf({ backendErrorsOnly: false }), 502, "ai_fallback")).toBe("pass");
   });
 
-  test("a response without code details counts as the backend's", () => {
-    expect(w.verdict(conf(), 500, null)).toBe("fallback");
+  test("a reply with no details, or details no one named, is the gateway's: a neighbour's refusal is never replayed", () => {
+    for (const d of [null, "", "guardrail_denied", "lua_response", "upstream_", "via_upstream_x", "upstream_reset_before_response_startedx", "something_overflow"]) {
+      for (const s of [400, 403, 429, 500, 503]) expect([d, s, w.verdict(conf(), s, d)]).toEqual([d, s, "intercepted-pass"]);
+    }
+    // With backendErrorsOnly off, such a reply is a gateway reply like any other: its busy statuses trigger.
+    expect(w.verdict(conf({ backendErrorsOnly: false }), 503, null)).toBe("fallback");
+    expect(w.verdict(conf({ backendErrorsOnly: false }), 403, "")).toBe("intercepted-pass");
+  });
+
+  test("the model service's own answers: via_upstream, the primary guard's marker, and each named router failure", () => {
+    const only429 = conf({ triggerStatuses: [429] });
+    expect(w.verdict(only429, 429, "via_upstream")).toBe("fallback");
+    expect(w.verdict(only429, 503, "via_upstream")).toBe("pass");
+    expect(w.verdict(only429, 429, "ai_fallback_guard{headers_only_error}")).toBe("fallback");
+    for (const d of ["upstream_reset_before_response_started", "upstream_reset_before_response_started{overflow}",
+      "upstream_reset_before_response_started{remote_reset}", "upstream_reset_before_response_started{connection_termination}",
+      "upstream_per_try_idle_timeout", "upstream_max_stream_duration_reached", "maintenance_mode", "drop_overload", "unconditional_drop_overload"]) {
+      expect([d, w.verdict(only429, 503, d)]).toEqual([d, "fallback"]);
+    }
   });
 });
