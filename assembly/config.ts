@@ -30,6 +30,24 @@ export const DEFAULT_METHODS = ["POST"];
 /** Gateway replies that mean "busy, try elsewhere" (backendErrorsOnly: false). */
 export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [429, 503];
 
+/**
+ * Client headers that carry a credential, or that belong to the client's own credential and account:
+ * dropped when a backup sets its own (a backup that sets one of them brings its own credential).
+ * - keys: `authorization` (OpenAI, DeepSeek, DashScope/Qwen, Bedrock API keys, Vertex AI tokens: Bearer),
+ *   `proxy-authorization`, `x-api-key` (Anthropic), `api-key` (Azure OpenAI), `x-goog-api-key` (Gemini),
+ *   `ocp-apim-subscription-key` (Azure API Management), `x-amz-security-token` (AWS session token);
+ * - the rest of an AWS SigV4 signature, worthless without the client's `authorization`: `x-amz-date`,
+ *   `x-amz-content-sha256`;
+ * - the client's account at the provider: `openai-organization`, `openai-project`,
+ *   `x-goog-user-project` (Google's billing project), `x-dashscope-workspace`.
+ * Copied in scripts/streamed_config_lib.cjs (the generator); README.md lists them.
+ */
+export const CREDENTIAL_HEADERS = [
+  "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key",
+  "x-amz-security-token", "x-amz-date", "x-amz-content-sha256",
+  "openai-organization", "openai-project", "x-goog-user-project", "x-dashscope-workspace",
+];
+
 export class Backup {
   /** The Envoy cluster the call goes to. */
   service: string = "";
@@ -51,6 +69,13 @@ export class Backup {
   headers: Header[] = [];
   /** `headers` sets a credential, so the client's credentials (headers, cookie, query keys) are not forwarded. */
   replacesCredentials: bool = false;
+  /** The credential header names (lower case): the built-in list plus the top-level `credentialHeaders`. */
+  credentialHeaders: string[] = CREDENTIAL_HEADERS;
+
+  /** Whether a client header (lower-case name) carries a credential this backup's own replaces. */
+  isCredentialHeader(lowerName: string): bool {
+    return this.credentialHeaders.includes(lowerName);
+  }
   /** Further client headers this backup never gets (lower-case names). */
   dropHeaders: string[] = [];
 }
@@ -124,12 +149,6 @@ export class ConfigResult {
   constructor(public config: Config | null, public error: string) {}
 }
 
-// Client headers that carry a credential: dropped when a backup sets its own.
-const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
-
-export function isCredentialHeader(lowerName: string): bool {
-  return CREDENTIAL_HEADERS.includes(lowerName);
-}
 
 // Headers a backup may not set: the call's pseudo-headers and framing belong to the filter.
 function isReservedHeader(lowerName: string): bool {
@@ -165,8 +184,10 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const obj = root.get<JSON.Obj>();
   const parser = new Parser();
   const config = new Config();
-  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", PLUGIN_ID_KEY]);
+  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", "credentialHeaders", PLUGIN_ID_KEY]);
   if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
+  // Before the backups: a backup whose headers name one of them brings its own credential.
+  if (!parser.readCredentialHeaders(obj)) return fail(parser.error);
   if (obj.has("maxKeptBytesPerWorker")) {
     const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER);
     if (n < 0) return fail(parser.error);
@@ -313,6 +334,11 @@ export class UpstreamConfig {
   hideTopology: bool = false;
   /** This attempt's backup entry; null on the primary. */
   backup: Backup | null = null;
+  /**
+   * Headers that earlier backups' filters set and this backup does not (lower case): Envoy keeps one
+   * request header map for all attempts, so they are removed before this attempt is sent.
+   */
+  earlierBackupHeaders: string[] = [];
   /** The methods the route retries (the primary records a failure only for these). */
   methods: string[] = DEFAULT_METHODS;
   /**
@@ -330,7 +356,9 @@ function upstreamFailure(parser: Parser): UpstreamConfigResult {
   return new UpstreamConfigResult(null, parser.error);
 }
 
-const UPSTREAM_KEYS = ["attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "primaryFilter", "backup"];
+const UPSTREAM_KEYS = [
+  "attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup",
+];
 
 /** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "primaryFilter": true, "backup": {...}}`. */
 export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
@@ -374,6 +402,13 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     config.primaryFilter = v.get<bool>();
   }
   if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
+  if (!parser.readCredentialHeaders(obj)) return upstreamFailure(parser);
+  if (obj.has("earlierBackupHeaders")) {
+    if (attempt == 1) return new UpstreamConfigResult(null, "earlierBackupHeaders: only on a backup's attempt (attempt > 1): no backup's filter ran before the primary's");
+    const names = parser.readHeaderNames(obj.get("earlierBackupHeaders")!, "earlierBackupHeaders");
+    if (names == null) return upstreamFailure(parser);
+    config.earlierBackupHeaders = names;
+  }
   if (config.attempt > 1) {
     if (!obj.has("backup")) return new UpstreamConfigResult(null, "backup: required on a backup's attempt (attempt > 1)");
     config.backup = parser.readBackup(obj.get("backup")!, "backup");
@@ -386,6 +421,8 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
 class Parser {
   error: string = "";
   warnings: string[] = [];
+  /** The built-in credential headers, plus the configuration's `credentialHeaders` once read. */
+  credentialHeaders: string[] = CREDENTIAL_HEADERS;
 
   refuse(field: string, why: string): bool {
     this.error = escapeControls(field + ": " + why);
@@ -400,6 +437,35 @@ class Parser {
       }
     }
     return true;
+  }
+
+  /** The top-level `credentialHeaders` of `obj`, if present: added to the built-in list for every backup. */
+  readCredentialHeaders(obj: JSON.Obj): bool {
+    if (!obj.has("credentialHeaders")) return true;
+    const names = this.readHeaderNames(obj.get("credentialHeaders")!, "credentialHeaders");
+    if (names == null) return false;
+    const all = CREDENTIAL_HEADERS.slice(0);
+    for (let i = 0; i < names.length; i++) if (!all.includes(names[i])) all.push(names[i]);
+    this.credentialHeaders = all;
+    return true;
+  }
+
+  /** A list of ordinary header names, lower-cased (case-insensitive): no pseudo-header, host or framing. */
+  readHeaderNames(v: JSON.Value, field: string): string[] | null {
+    if (v.type != JSON.Types.Array) {
+      this.refuse(field, "must be an array of header names, e.g. [\"x-tenant-key\"], got " + v.toString());
+      return null;
+    }
+    const listed = this.readStringList(v, field);
+    if (listed == null) return null;
+    const names = listed.map<string>((name: string) => asciiLower(name));
+    for (let i = 0; i < names.length; i++) {
+      if (!isHeaderName(names[i]) || isReservedHeader(names[i])) {
+        this.refuse(field + "[" + i.toString() + "]", "must name an ordinary header (not a pseudo-header, host or framing), got \"" + names[i] + "\"");
+        return null;
+      }
+    }
+    return names;
   }
 
   /** Fills `policy` from the policy fields present in `obj`; absent fields keep their values. */
@@ -519,6 +585,7 @@ class Parser {
     const obj = v.get<JSON.Obj>();
     if (!this.checkKeys(obj, BACKUP_KEYS, field + ".")) return null;
     const backup = new Backup();
+    backup.credentialHeaders = this.credentialHeaders;
     if (!obj.has("service")) {
       this.refuse(field + ".service", "required: the name of an Envoy cluster");
       return null;
@@ -580,15 +647,8 @@ class Parser {
       if (!this.readHeaders(obj.get("headers")!, field + ".headers", backup)) return null;
     }
     if (obj.has("dropHeaders")) {
-      const listed = this.readStringList(obj.get("dropHeaders")!, field + ".dropHeaders");
-      if (listed == null) return null;
-      const names = listed.map<string>((name: string) => asciiLower(name));
-      for (let i = 0; i < names.length; i++) {
-        if (!isHeaderName(names[i]) || isReservedHeader(names[i])) {
-          this.refuse(field + ".dropHeaders[" + i.toString() + "]", "must name an ordinary header (not a pseudo-header, host or framing), got \"" + names[i] + "\"");
-          return null;
-        }
-      }
+      const names = this.readHeaderNames(obj.get("dropHeaders")!, field + ".dropHeaders");
+      if (names == null) return null;
       backup.dropHeaders = names;
     }
     return backup;
@@ -615,7 +675,7 @@ class Parser {
         return this.refuse(field + "." + keyAsWritten(names[i]), "must not begin or end with whitespace");
       }
       backup.headers.push(new Header(utf8ByteString(name), utf8ByteString(value)));
-      if (isCredentialHeader(name)) backup.replacesCredentials = true;
+      if (backup.isCredentialHeader(name)) backup.replacesCredentials = true;
     }
     return true;
   }

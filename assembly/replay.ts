@@ -4,7 +4,7 @@ import { Header, findHeader } from "./headers";
 import { writePair } from "./abi/header_pairs";
 import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote, writeByteString } from "./bytes";
 import { Attempt, formatAttempts } from "./fallback_machine";
-import { Backup, PASS_THROUGH, isCredentialHeader } from "./config";
+import { Backup, PASS_THROUGH } from "./config";
 import { scanTopLevel } from "./json_scan";
 
 // Response headers that tell the client (and operators) what the fallback did.
@@ -140,7 +140,7 @@ const EMPTY_PAIRS = memory.data(4);
 /** Whether a client request header (lower-case name) is forwarded to `backup` as the client sent it. */
 function forwardsClientHeader(name: string, backup: Backup): bool {
   if (isHopByHop(name)) return false;
-  if (backup.replacesCredentials && (isCredentialHeader(name) || name == "cookie")) return false;
+  if (backup.replacesCredentials && (backup.isCredentialHeader(name) || name == "cookie")) return false;
   if (name == ":path" && backup.path !== null) return false;
   if (name == ":authority" && backup.authority !== null) return false;
   if (findHeader(backup.headers, name) !== null) return false;

@@ -15,7 +15,14 @@ const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
 const DEFAULT_MAX_RETRIES = 1024;
 
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers", "dropHeaders"];
-const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+// The module's built-in credential headers (assembly/config.ts CREDENTIAL_HEADERS, where each is explained).
+const CREDENTIAL_HEADERS = [
+  "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key",
+  "x-amz-security-token", "x-amz-date", "x-amz-content-sha256",
+  "openai-organization", "openai-project", "x-goog-user-project", "x-dashscope-workspace",
+];
+// RFC 9110 token characters, lower case (as the module checks a header name).
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
 class StreamedConfigError extends Error {}
 
@@ -44,17 +51,48 @@ function range(from, to) {
   return out;
 }
 
-function hasOwnCredential(backup) {
-  return Object.keys(backup.headers ?? {}).some((n) => CREDENTIAL_HEADERS.includes(n.toLowerCase()));
+/** The credential headers: the built-in list plus the plugin's `credentialHeaders`, checked as the module checks them. */
+function credentialHeaderList(plugin) {
+  const extra = plugin.credentialHeaders;
+  if (extra === undefined) return CREDENTIAL_HEADERS;
+  if (!Array.isArray(extra)) refuse("credentialHeaders", `must be an array of header names, e.g. ["x-tenant-key"], got ${JSON.stringify(extra)}`);
+  const names = extra.map((n, i) => {
+    if (typeof n !== "string") refuse(`credentialHeaders[${i}]`, `must be a string, got ${JSON.stringify(n)}`);
+    const name = n.toLowerCase();
+    if (!HEADER_NAME.test(name) || ["host", "content-length", "transfer-encoding"].includes(name)) {
+      refuse(`credentialHeaders[${i}]`, `must name an ordinary header (not a pseudo-header, host or framing), got ${JSON.stringify(name)}`);
+    }
+    return name;
+  });
+  return [...new Set([...CREDENTIAL_HEADERS, ...names])];
+}
+
+function headerNames(backup) {
+  return Object.keys(backup.headers ?? {}).map((n) => n.toLowerCase());
+}
+
+function hasOwnCredential(backup, credentialHeaders) {
+  return headerNames(backup).some((n) => credentialHeaders.includes(n));
+}
+
+/**
+ * The headers that the backups before `backups[index]` set and it does not (lower case): its filter
+ * removes them, so no backup receives another's header (Envoy keeps one header map for all attempts).
+ */
+function earlierBackupHeaders(backups, index) {
+  const own = headerNames(backups[index]);
+  const earlier = new Set(backups.slice(0, index).flatMap(headerNames));
+  return [...earlier].filter((n) => !own.includes(n));
 }
 
 /**
  * Checks the backups for what the streamed mode cannot do. Envoy keeps one request header map
  * for all attempts, so an upstream filter's edits on one attempt are still there on the next:
- * a backup that keeps the client's credential, path or authority after an earlier backup changed
- * it would get the earlier backup's value instead.
+ * a backup that keeps the client's path or authority after an earlier backup changed it would get
+ * the earlier backup's value instead, and one that keeps the client's credential after an earlier
+ * backup replaced it would get none (the earlier backup's is removed: earlierBackupHeaders).
  */
-function checkBackups(backups) {
+function checkBackups(backups, credentialHeaders = CREDENTIAL_HEADERS) {
   if (!Array.isArray(backups) || backups.length === 0) refuse("backups", "required: a non-empty list of backups");
   let credentialReplaced = false, pathSet = false, authoritySet = false;
   backups.forEach((b, i) => {
@@ -62,9 +100,9 @@ function checkBackups(backups) {
     if (b === null || typeof b !== "object" || Array.isArray(b)) refuse(field, "must be an object");
     for (const k of Object.keys(b)) if (!BACKUP_KEYS.includes(k)) refuse(`${field}.${k}`, `unknown field (known: ${BACKUP_KEYS.join(", ")})`);
     if (typeof b.service !== "string" || b.service === "") refuse(`${field}.service`, "required: the name of an Envoy cluster");
-    const own = hasOwnCredential(b);
+    const own = hasOwnCredential(b, credentialHeaders);
     if (credentialReplaced && !own) {
-      refuse(`${field}.headers`, "streamed mode: must set its own credential header, because an earlier backup replaced the client's (Envoy keeps header edits across attempts)");
+      refuse(`${field}.headers`, "streamed mode: must set its own credential header, because an earlier backup replaced the client's (Envoy keeps header edits across attempts: the client's credential is gone by then)");
     }
     if (pathSet && b.path === undefined) refuse(`${field}.path`, "streamed mode: required because an earlier backup sets a path (Envoy keeps header edits across attempts)");
     if (authoritySet && b.authority === undefined) refuse(`${field}.authority`, "streamed mode: required because an earlier backup sets an authority (Envoy keeps header edits across attempts)");
@@ -122,6 +160,11 @@ function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
   if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
   if (plugin.hideTopology !== undefined) config.hideTopology = plugin.hideTopology;
   if (attempt === 1 && plugin.methods !== undefined) config.methods = plugin.methods;
+  if (attempt > 1 && plugin.credentialHeaders !== undefined) config.credentialHeaders = plugin.credentialHeaders;
+  if (attempt > 2) {
+    const earlier = earlierBackupHeaders(plugin.backups, attempt - 2);
+    if (earlier.length > 0) config.earlierBackupHeaders = earlier;
+  }
   if (attempt > 1) config.backup = plugin.backups[attempt - 2];
   const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
   return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath);
@@ -218,7 +261,7 @@ function streamedConfig(plugin, clusters, opts = {}) {
   if (plugin.backendErrorsOnly === false) {
     refuse("backendErrorsOnly", "streamed mode: must be true (or absent): the gateway's own replies never reach the router's retries");
   }
-  checkBackups(plugin.backups);
+  checkBackups(plugin.backups, credentialHeaderList(plugin));
   const codes = retriableStatusCodes(plugin.triggerStatuses);
   if (clusters === null || typeof clusters !== "object") refuse("clusters", "must be a JSON object");
   if (typeof clusters.primary !== "string" || clusters.primary === "") refuse("clusters.primary", "required: the primary's cluster name");
@@ -346,4 +389,4 @@ function ignoredFields(plugin) {
 }
 
 module.exports = {
-  ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+  CREDENTIAL_HEADERS, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

@@ -2,10 +2,11 @@
 //
 // Envoy's router keeps one request header map for all attempts: an upstream filter's edits on one
 // attempt are still there on the next. So each backup's edits are computed from the headers as
-// this attempt sees them, and the generator (scripts/streamed-config.mjs) refuses orders whose
+// this attempt sees them, a backup removes the headers earlier backups set and it does not (the
+// generator lists them), and the generator (scripts/streamed-config.mjs) refuses orders whose
 // leftovers would be wrong (a backup keeping the client's credentials after one that replaced them).
 import { Header, findHeader } from "../headers";
-import { Backup, isCredentialHeader } from "../config";
+import { Backup } from "../config";
 import { withoutCredentialParameters } from "../replay";
 
 export class HeaderEdits {
@@ -25,12 +26,18 @@ export function editsReadClientHeaders(backup: Backup): bool {
 /**
  * What `backup`'s filter changes in the request headers `current` before its attempt is sent
  * (`current` may be empty when editsReadClientHeaders(backup) is false: nothing depends on it).
+ * `earlierBackupHeaders`: the names earlier backups' `headers` set, removed unless this backup sets
+ * them itself (whether or not they are there: removing an absent header is a no-op).
  */
-export function attemptHeaderEdits(current: Header[], backup: Backup): HeaderEdits {
+export function attemptHeaderEdits(current: Header[], backup: Backup, earlierBackupHeaders: string[]): HeaderEdits {
   const edits = new HeaderEdits();
+  for (let i = 0; i < earlierBackupHeaders.length; i++) {
+    const name = earlierBackupHeaders[i];
+    if (findHeader(backup.headers, name) === null && !edits.removals.includes(name)) edits.removals.push(name);
+  }
   for (let i = 0; i < current.length; i++) {
     const name = current[i].name;
-    const dropCredential = backup.replacesCredentials && (isCredentialHeader(name) || name == "cookie");
+    const dropCredential = backup.replacesCredentials && (backup.isCredentialHeader(name) || name == "cookie");
     const ownValue = findHeader(backup.headers, name) !== null;
     if ((dropCredential && !ownValue) || backup.dropHeaders.includes(name)) {
       if (!edits.removals.includes(name)) edits.removals.push(name);

@@ -113,7 +113,7 @@ export class UpstreamStream extends HttpContext {
     metrics.count(metrics.backupCalls);
 
     const current = editsReadClientHeaders(backup) ? getHeaders(MapType.HttpRequestHeaders) : NO_HEADERS;
-    const edits = attemptHeaderEdits(current, backup);
+    const edits = attemptHeaderEdits(current, backup, config.earlierBackupHeaders);
     for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
     for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
     this.rewriting = backup.modelLiteral !== null && !endOfStream;

@@ -26,6 +26,7 @@ const E2E_STREAMED_LEAN = "tests/e2e/streamed_lean.test.js";
 const UNIT_STREAMED = "tests/unit/streamed.test.js";
 const E2E_PRIMARY_GUARD = "tests/e2e/primary_guard.test.js";
 const UNIT_GUARD = "tests/unit/guard.test.js";
+const E2E_BACKUP_CREDENTIALS = "tests/e2e/backup_credentials.test.js";
 
 export const MUTATIONS = [
   {
@@ -38,14 +39,14 @@ export const MUTATIONS = [
   {
     name: "the credential list is cut to authorization and x-api-key",
     file: "assembly/config.ts",
-    find: 'const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];',
-    replace: 'const CREDENTIAL_HEADERS = ["authorization", "x-api-key"];',
+    find: '  "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key",\n  "x-amz-security-token", "x-amz-date", "x-amz-content-sha256",\n  "openai-organization", "openai-project", "x-goog-user-project", "x-dashscope-workspace",\n',
+    replace: '  "authorization", "x-api-key",\n',
     tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_FALLBACK],
   },
   {
     name: "a backup's own credential no longer replaces the client's",
     file: "assembly/replay.ts",
-    find: "  if (backup.replacesCredentials && (isCredentialHeader(name) || name == \"cookie\")) return false;\n",
+    find: "  if (backup.replacesCredentials && (backup.isCredentialHeader(name) || name == \"cookie\")) return false;\n",
     replace: "",
     tests: [UNIT_REPLAY, E2E_FALLBACK, E2E_TRIGGERS],
   },
@@ -255,8 +256,8 @@ export const MUTATIONS = [
   {
     name: "the client's cookie reaches a backup with its own credential",
     file: "assembly/replay.ts",
-    find: "(isCredentialHeader(name) || name == \"cookie\")",
-    replace: "isCredentialHeader(name)",
+    find: "(backup.isCredentialHeader(name) || name == \"cookie\")",
+    replace: "backup.isCredentialHeader(name)",
     tests: [UNIT_REPLAY, E2E_SECURITY],
   },
   {
@@ -545,5 +546,54 @@ export const MUTATIONS = [
     find: "    if (!this.replayable || this.policy.firstPacketTimeoutMs == 0) return this.stopTiming();\n",
     replace: "",
     tests: [UNIT_MACHINE],
+  },
+  {
+    name: "x-amz-security-token reaches a backup with its own credential (dropped from the built-in credential list)",
+    file: "assembly/config.ts",
+    find: '"x-amz-security-token", ',
+    replace: "",
+    tests: [UNIT_REPLAY, E2E_BACKUP_CREDENTIALS],
+  },
+  {
+    name: "credentialHeaders is ignored: a listed client header reaches a backup with its own credential, and a backup setting one brings none",
+    file: "assembly/config.ts",
+    find: "    this.credentialHeaders = all;\n",
+    replace: "",
+    tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_BACKUP_CREDENTIALS],
+  },
+  {
+    name: "a backup setting a header of credentialHeaders does not count as bringing its own credential",
+    file: "assembly/config.ts",
+    find: "      if (backup.isCredentialHeader(name)) backup.replacesCredentials = true;\n",
+    replace: "      if (CREDENTIAL_HEADERS.includes(name)) backup.replacesCredentials = true;\n",
+    tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_BACKUP_CREDENTIALS],
+  },
+  {
+    name: "streamed mode: the generator does not hand credentialHeaders to the backups' filters (a listed client header reaches them)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  if (attempt > 1 && plugin.credentialHeaders !== undefined) config.credentialHeaders = plugin.credentialHeaders;\n",
+    replace: "",
+    tests: [UNIT_STREAMED, E2E_BACKUP_CREDENTIALS],
+  },
+  {
+    name: "streamed mode: the generator's refusals ignore credentialHeaders (a backup without a credential after one with a listed one is let through)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  checkBackups(plugin.backups, credentialHeaderList(plugin));\n",
+    replace: "  checkBackups(plugin.backups);\n",
+    tests: [UNIT_STREAMED],
+  },
+  {
+    name: "streamed mode: a backup's filter keeps the headers earlier backups set (they reach the next backup)",
+    file: "assembly/upstream/attempt_headers.ts",
+    find: "    if (findHeader(backup.headers, name) === null && !edits.removals.includes(name)) edits.removals.push(name);\n",
+    replace: "",
+    tests: [UNIT_STREAMED, E2E_BACKUP_CREDENTIALS],
+  },
+  {
+    name: "streamed mode: the generator does not tell a backup's filter which headers earlier backups set",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "    if (earlier.length > 0) config.earlierBackupHeaders = earlier;\n",
+    replace: "",
+    tests: [UNIT_STREAMED, E2E_BACKUP_CREDENTIALS],
   },
 ];

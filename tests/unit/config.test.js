@@ -178,7 +178,7 @@ describe("configuration", () => {
     ["no methods", { backups: [{ service: "a" }], methods: [] }, /^methods: must list at least one method/],
     ["a lower-case method", { backups: [{ service: "a" }], methods: ["post"] }, /^methods\[0\]: must be an upper-case HTTP method such as "POST", got "post"/],
     ["topology switch not a bool", { backups: [{ service: "a" }], hideTopology: 1 }, /^hideTopology: must be true or false/],
-    ["dropHeaders not a list", { backups: [{ service: "a", dropHeaders: "cookie" }] }, /^backups\[0\]\.dropHeaders: must be an array of strings/],
+    ["dropHeaders not a list", { backups: [{ service: "a", dropHeaders: "cookie" }] }, /^backups\[0\]\.dropHeaders: must be an array of header names/],
     ["dropping a pseudo-header", { backups: [{ service: "a", dropHeaders: [":path"] }] }, /^backups\[0\]\.dropHeaders\[0\]: must name an ordinary header/],
     ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_, _match_service_ or _match_route_prefix_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
@@ -221,9 +221,47 @@ describe("backups[].headers: names the README promises", () => {
       expect(c.global.backups[0].replacesCredentials).toBe(true);
     });
 
+  test.each(["ocp-apim-subscription-key", "x-amz-security-token", "x-amz-date", "x-amz-content-sha256", "openai-organization", "openai-project", "x-goog-user-project", "x-dashscope-workspace", "OCP-Apim-Subscription-Key"])(
+    "%s is a credential too (Azure API Management, AWS, the client's provider account)", (name) => {
+      expect(cfg({ backups: [{ service: "a", headers: { [name]: "mine" } }] }).global.backups[0].replacesCredentials).toBe(true);
+    });
+
   test("other headers are no credential", () => {
     for (const name of ["x-provider", "cookie-like", "x-authorization-hint", "apikey"]) {
       expect([name, cfg({ backups: [{ service: "a", headers: { [name]: "v" } }] }).global.backups[0].replacesCredentials]).toEqual([name, false]);
     }
+  });
+});
+
+describe("credentialHeaders: credential headers of the operator's own", () => {
+  test("a backup whose headers name one of them brings its own credential (case-insensitive); without the field it does not", () => {
+    const backups = [{ service: "a", headers: { "X-Tenant-Key": "mine" } }];
+    expect(cfg({ backups }).global.backups[0].replacesCredentials).toBe(false);
+    expect(cfg({ credentialHeaders: ["x-tenant-key"], backups }).global.backups[0].replacesCredentials).toBe(true);
+    expect(cfg({ credentialHeaders: ["X-TENANT-KEY"], backups }).global.backups[0].replacesCredentials).toBe(true);
+    // In rules too: the list is one for the whole configuration.
+    const ruled = cfg({ credentialHeaders: ["x-tenant-key"], backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], backups }] });
+    expect(ruled.rules[0].policy.backups[0].replacesCredentials).toBe(true);
+    // The built-in list stays.
+    expect(cfg({ credentialHeaders: ["x-tenant-key"], backups: [{ service: "a", headers: { authorization: "x" } }] }).global.backups[0].replacesCredentials).toBe(true);
+    expect(cfg({ credentialHeaders: [], backups }).error).toBeUndefined();
+  });
+
+  test.each([
+    ["not a list", "x-tenant-key", /^credentialHeaders: must be an array of header names, e\.g\. \["x-tenant-key"\], got "x-tenant-key"$/],
+    ["a number in the list", [1], /^credentialHeaders\[0\]: must be a string, got 1$/],
+    ["a pseudo-header", ["x-ok", ":authority"], /^credentialHeaders\[1\]: must name an ordinary header \(not a pseudo-header, host or framing\), got ":authority"$/],
+    ["host", ["Host"], /^credentialHeaders\[0\]: must name an ordinary header .*got "host"$/],
+    ["content-length", ["content-length"], /^credentialHeaders\[0\]: must name an ordinary header/],
+    ["transfer-encoding", ["transfer-encoding"], /^credentialHeaders\[0\]: must name an ordinary header/],
+    ["a name with a space", ["x tenant"], /^credentialHeaders\[0\]: must name an ordinary header/],
+    ["an empty name", [""], /^credentialHeaders\[0\]: must name an ordinary header/],
+  ])("refuses %s, naming the field", (_, value, message) => {
+    expect(cfg({ credentialHeaders: value, backups: [{ service: "a" }] }).error).toMatch(message);
+  });
+
+  test("top level only: a rule cannot set it", () => {
+    expect(cfg({ backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], credentialHeaders: ["x"] }] }).error)
+      .toMatch(/^_rules_\[0\]\.credentialHeaders: unknown field/);
   });
 });

@@ -4,7 +4,7 @@ import "../../assembly/abi/abort";
 import { deserializeHeaders, findSerializedHeader, serializeHeaders, serializeResponseHeaders } from "../../assembly/abi/header_pairs";
 import { Header } from "../../assembly/headers";
 import { byteStringFromBuffer, byteStringToBuffer, statusCodeAt } from "../../assembly/bytes";
-import { Backup, Config, Policy, parseConfig } from "../../assembly/config";
+import { Backup, CREDENTIAL_HEADERS, Config, Policy, parseConfig } from "../../assembly/config";
 import { Attempt, FallbackMachine, Step, UNKNOWN_CLUSTER, formatAttempts } from "../../assembly/fallback_machine";
 import { DomainPattern, hostOf, serviceMatches } from "../../assembly/rule_match";
 import { refusedCallText } from "../../assembly/call_refusal";
@@ -18,7 +18,7 @@ import { BudgetLimits, BudgetShare, MemoryBudget } from "../../assembly/memory_b
 import { ByteSink } from "../../assembly/byte_sink";
 import { LogLimiter } from "../../assembly/log_limiter";
 import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/config";
-import { attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/upstream/attempt_headers";
+import { HeaderEdits, attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/upstream/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
@@ -180,11 +180,27 @@ export function replayHeaders(json: ArrayBuffer, index: i32, names: string, valu
 export function upstreamEdits(entry: ArrayBuffer, names: string, values: string): string {
   const parsed = parseBackupEntry(entry, "backup");
   if (parsed.backup == null) return "error: " + parsed.error;
-  const edits = attemptHeaderEdits(headerList(names, values), parsed.backup!);
+  return listEdits(attemptHeaderEdits(headerList(names, values), parsed.backup!, []));
+}
+
+/** As upstreamEdits, for a whole upstream configuration of a backup's attempt (its credentialHeaders, earlierBackupHeaders). */
+export function attemptEdits(json: ArrayBuffer, names: string, values: string): string {
+  const parsed = parseUpstreamConfig(json);
+  if (parsed.config == null) return "error: " + parsed.error;
+  const config = parsed.config!;
+  return listEdits(attemptHeaderEdits(headerList(names, values), config.backup!, config.earlierBackupHeaders));
+}
+
+function listEdits(edits: HeaderEdits): string {
   let out = "";
   for (let i = 0; i < edits.removals.length; i++) out += (out.length > 0 ? "\n" : "") + "-" + edits.removals[i];
   if (edits.sets.length > 0) out += (out.length > 0 ? "\n" : "") + listHeaders(edits.sets);
   return out;
+}
+
+/** The built-in credential header names, one a line. */
+export function builtInCredentialHeaders(): string {
+  return CREDENTIAL_HEADERS.join("\n");
 }
 
 /** Whether a backup entry's filter reads the client's request headers (its edits depend on them). */

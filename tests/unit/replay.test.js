@@ -37,7 +37,11 @@ describe("replayed request headers", () => {
 });
 
 describe("replayed request headers: every name the README lists", () => {
-  const CREDENTIALS = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+  const CREDENTIALS = [
+    "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key",
+    "x-amz-security-token", "x-amz-date", "x-amz-content-sha256",
+    "openai-organization", "openai-project", "x-goog-user-project", "x-dashscope-workspace",
+  ];
   const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"];
   const base = [[":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "gw"], ["x-kept", "1"]];
 
@@ -46,12 +50,35 @@ describe("replayed request headers: every name the README lists", () => {
     expect(lines(w.replayHeaders(config, 0, [...base, [name, "v"]]))).toEqual([":method=POST", ":path=/v1/chat/completions", ":authority=gw", "x-kept=1"]);
   });
 
-  test.each(CREDENTIALS)("a backup that sets %s gets none of the client's five credential headers", (own) => {
+  test("the list is the module's built-in one, and the generator's copy is the same", () => {
+    expect(w.builtInCredentialHeaders()).toEqual(CREDENTIALS);
+    expect(require("../../scripts/streamed_config_lib.cjs").CREDENTIAL_HEADERS).toEqual(CREDENTIALS);
+  });
+
+  test.each(CREDENTIALS)("a backup that sets %s gets none of the client's credential headers", (own) => {
     const config = JSON.stringify({ backups: [{ service: "b", headers: { [own]: "backup-secret" } }] });
     const out = lines(w.replayHeaders(config, 0, [...base, ...CREDENTIALS.map((c) => [c, "client-secret"])]));
     expect(out.filter((l) => l.includes("client-secret"))).toEqual([]);
     expect(out).toContain(`${own}=backup-secret`);
     expect(out).toContain("x-kept=1");
+  });
+});
+
+describe("credentialHeaders: the operator's own credential headers", () => {
+  const client = [[":method", "POST"], [":path", "/v1/chat/completions"], ["x-tenant-key", "client-secret"], ["authorization", "Bearer client"], ["x-kept", "1"]];
+
+  test("dropped for a backup with its own credential, built-in or listed", () => {
+    const withKey = JSON.stringify({ credentialHeaders: ["X-Tenant-Key"], backups: [{ service: "b", headers: { authorization: "Bearer mine" } }] });
+    expect(lines(w.replayHeaders(withKey, 0, client))).toEqual([":method=POST", ":path=/v1/chat/completions", "x-kept=1", "authorization=Bearer mine"]);
+    const listedOwn = JSON.stringify({ credentialHeaders: ["x-tenant-key"], backups: [{ service: "b", headers: { "x-tenant-key": "mine" } }] });
+    expect(lines(w.replayHeaders(listedOwn, 0, client))).toEqual([":method=POST", ":path=/v1/chat/completions", "x-kept=1", "x-tenant-key=mine"]);
+  });
+
+  test("kept without the field, and for a backup without a credential of its own", () => {
+    const unlisted = JSON.stringify({ backups: [{ service: "b", headers: { authorization: "Bearer mine" } }] });
+    expect(lines(w.replayHeaders(unlisted, 0, client))).toContain("x-tenant-key=client-secret");
+    const passThrough = JSON.stringify({ credentialHeaders: ["x-tenant-key"], backups: [{ service: "b" }] });
+    expect(lines(w.replayHeaders(passThrough, 0, client))).toEqual(client.map(([n, v]) => `${n}=${v}`));
   });
 });
 

@@ -31,6 +31,35 @@ describe("streamed mode: per-attempt header edits of a backup's upstream filter"
     ]);
   });
 
+  test("credentialHeaders (from the plugin configuration) are removed for a backup with its own credential, and count as one", () => {
+    const client = [...CLIENT, ["x-tenant-key", "client-secret"]];
+    const attempt = (backup, extra = {}) => JSON.stringify({ attempt: 2, attempts: 2, ...extra, backup });
+    expect(lines(w.attemptEdits(attempt({ service: "b", headers: { "x-goog-api-key": "mine" } }, { credentialHeaders: ["X-Tenant-Key"] }), client)))
+      .toEqual(["-authorization", "-cookie", "-x-api-key", "-x-tenant-key", ":path=/v1/chat/completions?x=1", "x-goog-api-key=mine"]);
+    expect(lines(w.attemptEdits(attempt({ service: "b", headers: { "x-tenant-key": "mine" } }, { credentialHeaders: ["x-tenant-key"] }), client)))
+      .toEqual(["-authorization", "-cookie", "-x-api-key", ":path=/v1/chat/completions?x=1", "x-tenant-key=mine"]);
+    // Not listed: a header like any other.
+    expect(lines(w.attemptEdits(attempt({ service: "b", headers: { "x-tenant-key": "mine" } }), client))).toEqual(["x-tenant-key=mine"]);
+  });
+
+  test("the headers earlier backups set are removed unless this backup sets them itself, present or not", () => {
+    const config = { attempt: 4, attempts: 4, earlierBackupHeaders: ["ocp-apim-subscription-key", "X-Other-Key", "x-mine"], backup: { service: "b3", headers: { "x-mine": "3" } } };
+    expect(lines(w.attemptEdits(JSON.stringify(config), CLIENT))).toEqual(["-ocp-apim-subscription-key", "-x-other-key", "x-mine=3"]);
+    const passThrough = { ...config, backup: { service: "b3" } };
+    expect(lines(w.attemptEdits(JSON.stringify(passThrough), CLIENT))).toEqual(["-ocp-apim-subscription-key", "-x-other-key", "-x-mine"]);
+    // A name both earlier and a credential this backup replaces is removed once.
+    const overlap = { attempt: 3, attempts: 3, earlierBackupHeaders: ["authorization"], backup: { service: "b2", headers: { "x-api-key": "2" } } };
+    expect(lines(w.attemptEdits(JSON.stringify(overlap), CLIENT))).toEqual(["-authorization", "-cookie", ":path=/v1/chat/completions?x=1", "x-api-key=2"]);
+  });
+
+  test("credentialHeaders and earlierBackupHeaders are checked as header names, naming the field", () => {
+    const bad = (extra) => w.attemptEdits(JSON.stringify({ attempt: 2, backup: { service: "b" }, ...extra }), CLIENT);
+    expect(bad({ credentialHeaders: [":path"] })).toMatch(/^error: credentialHeaders\[0\]: must name an ordinary header/);
+    expect(bad({ earlierBackupHeaders: "x" })).toMatch(/^error: earlierBackupHeaders: must be an array of header names/);
+    expect(bad({ earlierBackupHeaders: ["ok", "host"] })).toMatch(/^error: earlierBackupHeaders\[1\]: must name an ordinary header/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, earlierBackupHeaders: ["x"] }))).toMatch(/^error: earlierBackupHeaders: only on a backup's attempt/);
+  });
+
   test("a pass-through backup without settings changes nothing", () => {
     expect(lines(w.upstreamEdits(JSON.stringify({ service: "b" }), CLIENT))).toEqual([]);
   });
@@ -171,7 +200,8 @@ describe("streamed mode: the generated Envoy configuration", () => {
     const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
     const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
     expect(configOf(out.clusters[0])).toEqual({ attempt: 1, attempts: 3, triggerStatuses: ["5xx", 429] });
-    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], backup: plugin.backups[1] });
+    // The second backup's filter removes the first's header (Envoy keeps one header map for all attempts).
+    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
     const filters = opts(out.clusters[1]).http_filters;
     expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
     expect(filters[0].typed_config.config.root_id).toBe("ai-fallback-upstream");
@@ -189,7 +219,7 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(out.http_filters).toEqual([]);
     const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
     expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, backup: plugin.backups[0] });
-    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, backup: plugin.backups[1] });
+    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
     // The same route: the priority groups, the retry policy and the methods split do not change.
     const full = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
     expect(out.route).toEqual(full.route);
@@ -244,6 +274,33 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(JSON.parse(opts(put.clusters[0]).http_filters[0].typed_config.config.configuration.value).methods).toEqual(["POST", "PUT"]);
     expect(() => lib.streamedConfig({ ...plugin, methods: ["post"] }, clusters)).toThrow(/^methods\[0\]: must be an upper-case HTTP method/);
     expect(() => lib.streamedConfig({ ...plugin, methods: [] }, clusters)).toThrow(/^methods: must list at least one/);
+  });
+
+  test("each backup's filter is given the header names the backups before it set and it does not; credentialHeaders goes to every backup", () => {
+    const three = {
+      credentialHeaders: ["X-Tenant-Key"],
+      backups: [
+        { service: "b1", headers: { "OCP-Apim-Subscription-Key": "k1", "x-shared": "1" } },
+        { service: "b2", headers: { "x-tenant-key": "k2", "x-shared": "2" } },
+        { service: "b3", headers: { "x-goog-api-key": "k3" } },
+      ],
+    };
+    const cl = { primary: "p", addresses: { p: "127.0.0.1:1", b1: "127.0.0.1:2", b2: "127.0.0.1:3", b3: "127.0.0.1:4" } };
+    const configs = lib.streamedConfig(three, cl, { wasmPath: "/x.wasm" }).clusters
+      .map((c) => JSON.parse(c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config.config.configuration.value));
+    expect(configs.map((c) => c.earlierBackupHeaders)).toEqual([undefined, undefined, ["ocp-apim-subscription-key"], ["ocp-apim-subscription-key", "x-shared", "x-tenant-key"]]);
+    expect(configs.map((c) => c.credentialHeaders)).toEqual([undefined, ["X-Tenant-Key"], ["X-Tenant-Key"], ["X-Tenant-Key"]]);
+  });
+
+  test("credentialHeaders counts for a backup's own credential, and is checked as the module checks it", () => {
+    const listed = { credentialHeaders: ["x-tenant-key"], backups: [{ service: "b1", headers: { "x-tenant-key": "1" } }, { service: "b2" }] };
+    expect(() => lib.streamedConfig(listed, clusters)).toThrow(/^backups\[1\]\.headers: streamed mode: must set its own credential/);
+    expect(() => lib.streamedConfig({ ...listed, credentialHeaders: undefined }, clusters)).not.toThrow();
+    expect(() => lib.streamedConfig({ ...plugin, credentialHeaders: "x" }, clusters)).toThrow(/^credentialHeaders: must be an array of header names/);
+    expect(() => lib.streamedConfig({ ...plugin, credentialHeaders: [1] }, clusters)).toThrow(/^credentialHeaders\[0\]: must be a string/);
+    for (const bad of [":path", "Host", "content-length", "transfer-encoding", "x y", ""]) {
+      expect(() => lib.streamedConfig({ ...plugin, credentialHeaders: ["x-ok", bad] }, clusters)).toThrow(/^credentialHeaders\[1\]: must name an ordinary header/);
+    }
   });
 
   test("orders whose header edits would leak into a later attempt are refused, naming the field", () => {

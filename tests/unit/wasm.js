@@ -72,6 +72,8 @@ function load() {
     answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     upstreamEdits: (entry, pairs) =>
       call(() => readStr(x.upstreamEdits(buf(entry), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
+    attemptEdits: (json, pairs) =>
+      call(() => readStr(x.attemptEdits(buf(json), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     guardSummary: (json) => JSON.parse(call(() => readStr(x.guardSummary(buf(json))))),
     guardReadsStatus: (json, timed, endOfStream) => call(() => x.guardReadsStatus(buf(json), timed ? 1 : 0, endOfStream ? 1 : 0) === 1),
     guardWarnings: (json) => call(() => readStr(x.guardWarnings(buf(json)))),
@@ -82,6 +84,7 @@ function load() {
       call(() => readStr(x.guardReply(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     perTryTimeout: (json, method, streaming) => call(() => x.perTryTimeout(buf(json), str(method), streaming ? 1 : 0)),
     upstreamConfigSummary: (json) => call(() => readStr(x.upstreamConfigSummary(buf(json)))),
+    builtInCredentialHeaders: () => call(() => readStr(x.builtInCredentialHeaders()).split("\n")),
     upstreamReadsClientHeaders: (entry) => call(() => x.upstreamReadsClientHeaders(buf(entry)) !== 0),
     attemptLogScript: (lines) => call(() => readStr(x.attemptLogScript(str(lines.join("\n")))).split("\n")),
     attemptTrigger: (result) => call(() => readStr(x.attemptTrigger(str(result)))),
