@@ -5,12 +5,11 @@ import {
   Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf,
 } from "./policy";
 
-/** The model an attempt reports when its override could not be written into the body. */
-export const NOT_REWRITTEN = "not-rewritten";
-
 /** Attempt results of a backup Envoy would not call (no call was dispatched). */
 export const UNKNOWN_CLUSTER = "unknown_cluster";
 export const REFUSED = "refused";
+/** The attempt result of a backup with a model override skipped because the body's model could not be rewritten. */
+export const NOT_REWRITABLE = "not_rewritable";
 
 /** Our clock (monotonic, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
@@ -126,8 +125,6 @@ export class FallbackMachine {
   triggerKind: TriggerKind = TriggerKind.Status;
   attempts: Attempt[] = [];
   currentBackup: Backup | null = null;
-  /** The model the current backup is asked for, as reported: its label, or NOT_REWRITTEN. */
-  currentModel: string = "";
   callTimeoutMs: u32 = 0;
   /** A backup answered with an HTTP error; the glue keeps the latest such answer. */
   haveBackupError: bool = false;
@@ -322,7 +319,6 @@ export class FallbackMachine {
     if (this.nextIndex < this.policy.backups.length && nowMs + TIMEOUT_CLOCK_MARGIN_MS < this.chainDeadlineMs) {
       const backup = this.policy.backups[this.nextIndex++];
       this.currentBackup = backup;
-      this.currentModel = backup.modelLabel;
       const remaining = this.chainDeadlineMs - nowMs;
       this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
       this.callStartedMs = nowMs;
@@ -345,9 +341,15 @@ export class FallbackMachine {
     return Step.ResumePrimary;
   }
 
-  /** The current backup's override model could not be written into this body: it goes as it is. */
-  bodyNotRewritten(): void {
-    this.currentModel = NOT_REWRITTEN;
+  /**
+   * The current backup's override model cannot be written into this body (not a JSON object, or no
+   * top-level "model"): it is not called (sent as it is, it would serve the client's model on the
+   * backup's account). Recorded as `not_rewritable`, and the chain goes on.
+   */
+  notRewritable(nowMs: u64): Step {
+    if (this.phase != Phase.FallingBack) return Step.Continue;
+    this.record(NOT_REWRITABLE);
+    return this.advance(nowMs);
   }
 
   /** Envoy would not call the current backup: `result` is UNKNOWN_CLUSTER or REFUSED (no call went out). */
@@ -391,7 +393,7 @@ export class FallbackMachine {
 
   private record(result: string): void {
     const backup = this.currentBackup!;
-    this.attempts.push(new Attempt(backup.serviceLabel, this.currentModel, result));
+    this.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, result));
   }
 
   private reply(step: Step): Step {

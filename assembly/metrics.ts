@@ -12,6 +12,8 @@ export const COUNTER_BACKUP_CALLS = "ai_fallback.backup_calls";
 export const COUNTER_TRIGGER_STATUS = "ai_fallback.trigger.status";
 export const COUNTER_TRIGGER_UPSTREAM_FAILURE = "ai_fallback.trigger.upstream_failure";
 export const COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT = "ai_fallback.trigger.first_packet_timeout";
+/** Backups with a model override skipped: the request body's model could not be rewritten. */
+export const COUNTER_NOT_REWRITABLE = "ai_fallback.not_rewritable";
 
 export class Metrics {
   readonly started: u32 = defineMetric(MetricType.Counter, COUNTER_STARTED);
@@ -19,6 +21,7 @@ export class Metrics {
   readonly exhausted: u32 = defineMetric(MetricType.Counter, COUNTER_EXHAUSTED);
   readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
   readonly preempted: u32 = defineMetric(MetricType.Counter, "ai_fallback.preempted");
+  readonly notRewritable: u32 = defineMetric(MetricType.Counter, COUNTER_NOT_REWRITABLE);
   readonly backupCalls: u32 = defineMetric(MetricType.Counter, COUNTER_BACKUP_CALLS);
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);

@@ -12,6 +12,8 @@ export const HEADER_SERVICE = "x-ai-fallback-service";
 export const HEADER_MODEL = "x-ai-fallback-model";
 export const HEADER_TRIGGER = "x-ai-fallback-trigger";
 export const HEADER_ATTEMPTS = "x-ai-fallback-attempts";
+/** The report headers' common prefix: a backup's own (a chained gateway's) never reach the client. */
+export const REPORT_HEADER_PREFIX = "x-ai-fallback-";
 
 /** Connection-level headers that never cross a hop, plus framing the host recomputes. */
 export function isHopByHop(name: string): bool {
@@ -187,12 +189,16 @@ function hexDigit(c: i32): i32 {
   return -1;
 }
 
-/** A backup answer's headers as the client gets them (the status travels separately). */
+/**
+ * A backup answer's headers as the client gets them (the status travels separately): without its
+ * own report headers (a chained gateway's), which would contradict this filter's or name clusters
+ * `hideTopology` hides.
+ */
 export function clientResponseHeaders(answer: Header[]): Header[] {
   const out = new Array<Header>();
   for (let i = 0; i < answer.length; i++) {
     const h = answer[i];
-    if (h.name.startsWith(":") || isHopByHop(h.name)) continue;
+    if (h.name.startsWith(":") || isHopByHop(h.name) || h.name.startsWith(REPORT_HEADER_PREFIX)) continue;
     out.push(h);
   }
   return out;
@@ -221,7 +227,7 @@ export function exhaustedErrorBody(status: i32, attempts: Attempt[], hideTopolog
  * as written: never a control byte), else "pass-through".
  */
 export function askedModel(modelLabel: string, body: usize, length: i32): string {
-  // An override that was written, or NOT_REWRITTEN.
+  // An override (a backup is only called once it was written).
   if (modelLabel != PASS_THROUGH) return modelLabel;
   const scan = scanTopLevel(body, length);
   if (!scan.isObject || scan.modelValues.length == 0) return PASS_THROUGH;

@@ -55,6 +55,8 @@ const enum Dispatch {
   Refused = 2,
   /** The memory budget could not hold the model-override copy. */
   OverBudget = 3,
+  /** The backup has a model override and the body's model cannot be rewritten: not called. */
+  NotRewritable = 4,
 }
 
 /** The `content-length` of serialized request headers; -1 when absent or not a plain decimal. */
@@ -526,8 +528,9 @@ export class FallbackStream extends HttpContext {
       const sent = this.dispatch(machine, machine.currentBackup!, machine.callTimeoutMs);
       if (sent == Dispatch.Sent) return step;
       const now = host.monotonicMs();
-      step = sent == Dispatch.OverBudget ? machine.overBudget(now)
-        : machine.dispatchFailed(sent == Dispatch.UnknownCluster ? UNKNOWN_CLUSTER : REFUSED, now);
+      if (sent == Dispatch.OverBudget) step = machine.overBudget(now);
+      else if (sent == Dispatch.NotRewritable) step = machine.notRewritable(now);
+      else step = machine.dispatchFailed(sent == Dispatch.UnknownCluster ? UNKNOWN_CLUSTER : REFUSED, now);
     }
     if (step == Step.ServeBackup) {
       const answer = this.lastAnswer!;
@@ -561,11 +564,11 @@ export class FallbackStream extends HttpContext {
 
   /**
    * Dispatches the request to `backup`. A model override is written into a copy that lives only
-   * while the host takes its own copy of it (budgeted, freed at once). An unknown cluster or a call
-   * Envoy refused at once is not a backup call (not counted).
+   * while the host takes its own copy of it (budgeted, freed at once); a body it cannot be written
+   * into is never sent to that backup (fail closed: the client's model would be served on the
+   * backup's account). An unknown cluster or a call Envoy refused at once is not a backup call (not counted).
    */
   private dispatch(machine: FallbackMachine, backup: Backup, timeoutMs: u32): Dispatch {
-    const headers = backupRequestPairs(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, backup);
     let body = this.requestBody.ptr;
     let bodySize = this.requestBody.length;
     let copy: usize = 0;
@@ -574,23 +577,24 @@ export class FallbackStream extends HttpContext {
     if (literal !== null) {
       const plan = planRewrite(body, bodySize, literal.byteLength);
       if (plan.outcome != RewriteOutcome.Rewritten) {
-        machine.bodyNotRewritten();
+        this.metrics().count(this.metrics().notRewritable);
         const why = plan.outcome == RewriteOutcome.NotJsonObject ? "is not a JSON object" : "has no top-level \"model\"";
-        host.logBytes(LogLevel.Info, "request body " + why + ": model " + backup.modelLabel + " not written; sent to " +
-          backup.serviceLabel + " unchanged" + this.requestIdSuffix());
-      } else {
-        if (!this.share.tryTake(plan.size)) {
-          this.fallbackRoot.overBudget("no room for a " + plan.size.toString() + "-byte model-override copy for " +
-            backup.serviceLabel + "; the chain goes on", this.requestIdSuffix());
-          return Dispatch.OverBudget;
-        }
-        copySize = plan.size;
-        copy = heap.alloc(copySize);
-        writeRewrite(plan, body, bodySize, literal, copy);
-        body = copy;
-        bodySize = copySize;
+        host.logBytes(LogLevel.Info, "request body " + why + ": model " + backup.modelLabel + " cannot be written; " +
+          backup.serviceLabel + " is not called, the chain goes on" + this.requestIdSuffix());
+        return Dispatch.NotRewritable;
       }
+      if (!this.share.tryTake(plan.size)) {
+        this.fallbackRoot.overBudget("no room for a " + plan.size.toString() + "-byte model-override copy for " +
+          backup.serviceLabel + "; the chain goes on", this.requestIdSuffix());
+        return Dispatch.OverBudget;
+      }
+      copySize = plan.size;
+      copy = heap.alloc(copySize);
+      writeRewrite(plan, body, bodySize, literal, copy);
+      body = copy;
+      bodySize = copySize;
     }
+    const headers = backupRequestPairs(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, backup);
     const call = host.httpCall(backup.serviceBytes, headers, body, bodySize, timeoutMs);
     if (copy != 0) {
       heap.free(copy);

@@ -129,6 +129,30 @@ export function findSerializedHeader(ptr: usize, size: usize, lowerName: string)
   return null;
 }
 
+/**
+ * The names (byte strings) that start with `lowerPrefix`, straight from the wire format: only those
+ * names are decoded. Empty for a malformed buffer.
+ */
+export function serializedNamesWithPrefix(ptr: usize, size: usize, lowerPrefix: string): string[] {
+  const out = new Array<string>();
+  if (size < 4) return out;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return out;
+  const end = ptr + size;
+  const prefixLength = <usize>lowerPrefix.length;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return new Array<string>();
+    if (nameSize >= prefixLength && bytesEqual(data, lowerPrefix)) out.push(byteStringFromMemory(data, nameSize));
+    data += nameSize + valueSize + 2;
+  }
+  return out;
+}
+
 function bytesEqual(ptr: usize, ascii: string): bool {
   for (let i = 0; i < ascii.length; i++) {
     if (<u32>load<u8>(ptr + i) != <u32>ascii.charCodeAt(i)) return false;

@@ -5,6 +5,7 @@ import { MetricType } from "../abi/enums";
 import { defineMetric, incrementMetric } from "../abi/hostcalls";
 import {
   COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
+  COUNTER_NOT_REWRITABLE,
 } from "../metrics";
 
 export class UpstreamMetrics {
@@ -15,6 +16,7 @@ export class UpstreamMetrics {
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT);
+  readonly notRewritable: u32 = defineMetric(MetricType.Counter, COUNTER_NOT_REWRITABLE);
   /** This backup's answers that ended the chain (a status outside triggerStatuses). */
   readonly answered: u32;
   /** This backup's attempts that failed (a trigger status, or no answer). */

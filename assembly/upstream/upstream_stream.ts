@@ -1,25 +1,29 @@
 // The streamed mode's per-attempt glue: an upstream HTTP filter on one cluster of the chain.
 // Retrying and streaming the answer are Envoy's router's; this filter
 // - on a backup, rewrites the attempt's request for that backup (path, authority, credentials,
-//   headers; the body's model at its end);
+//   headers; the body's model at its end), or, when the body's model cannot be rewritten for its
+//   override, empties the body and answers the attempt itself (skipped_attempt.ts);
 // - on every attempt, notes its result in the request's attempt record (attempt_log.ts) when it
 //   fails, for the next attempt;
 // - on a backup's answer, reports the fallback in the response headers and counters.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import {
-  getHeader, getHeaders, log, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, setBufferBytes, takeBufferBytes,
+  getHeader, getHeaders, getHeadersRaw, log, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
+  setBufferBytes, takeBufferBytes,
 } from "../abi/hostcalls";
+import { serializedNamesWithPrefix } from "../abi/header_pairs";
 import { ByteSink } from "../byte_sink";
 import { BudgetShare } from "../memory_budget";
 import { overBudget, vmBudget } from "../vm_budget";
 import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
-import { Attempt, formatAttempts } from "../fallback_machine";
+import { Attempt, NOT_REWRITABLE, formatAttempts } from "../fallback_machine";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
-import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER } from "../replay";
+import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
 import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
+import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./skipped_attempt";
 import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
 
 const PRIMARY_LABEL = "primary";
@@ -36,6 +40,8 @@ function recordsAround(config: UpstreamConfig): bool {
 
 /** rewriteBody's outcome when the VM's budget could not hold the body and its rewrite. */
 const BODY_OVER_BUDGET: i32 = -1;
+/** The attempt result of a backup skipped because the VM's budget could not hold its body's rewrite (as in the dispatch mode). */
+const RESULT_OVER_BUDGET = "over_budget";
 
 /**
  * Rewrites the buffered request body's top-level model (`size` bytes) with `literal`. The body's
@@ -74,6 +80,8 @@ export class UpstreamStream extends HttpContext {
   private settled: bool = false;
   /** The primary's 2xx headers came; its end has not. */
   private unfinished2xx: bool = false;
+  /** This override backup's attempt is skipped ("" = not): its result, e.g. not_rewritable. */
+  private skipped: string = "";
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
@@ -110,13 +118,24 @@ export class UpstreamStream extends HttpContext {
       metrics.count(metrics.started);
       metrics.countTrigger(record.trigger());
     }
-    metrics.count(metrics.backupCalls);
 
     const current = editsReadClientHeaders(backup) ? getHeaders(MapType.HttpRequestHeaders) : NO_HEADERS;
     const edits = attemptHeaderEdits(current, backup, config.earlierBackupHeaders);
     for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
     for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
-    this.rewriting = backup.modelLiteral !== null && !endOfStream;
+    // Only calls that go out count (an override backup's, once its body's model is written).
+    if (backup.modelLiteral === null) {
+      metrics.count(metrics.backupCalls);
+      return HeadersAction.Continue;
+    }
+    if (endOfStream) {
+      // No body: no model to rewrite.
+      this.skipNotRewritable(config);
+      return HeadersAction.Continue;
+    }
+    // The headers go on (holding them would need allow_on_headers_stop_iteration, or no body would
+    // come); the body waits for its rewrite, and one not rewritten never leaves.
+    this.rewriting = true;
     return HeadersAction.Continue;
   }
 
@@ -125,15 +144,60 @@ export class UpstreamStream extends HttpContext {
     // The model may sit anywhere in the body: rewrite it whole, once it is all here.
     if (!endOfStream) return DataAction.StopIterationAndBuffer;
     this.rewriting = false;
-    const backup = this.upstreamRoot.config!.backup!;
+    const config = this.upstreamRoot.config!;
+    const backup = config.backup!;
     const outcome = rewriteBody(bodySize, backup.modelLiteral!);
+    // Fail closed: a body that still carries the client's model never reaches an override backup.
     if (outcome == RewriteOutcome.NotJsonObject || outcome == RewriteOutcome.NoModel) {
-      log(LogLevel.Info, "streamed backup " + backup.service + ": body sent as it is (no top-level JSON \"model\")");
-    } else if (outcome == BODY_OVER_BUDGET) {
-      overBudget("streamed backup " + backup.service + ": no room to rewrite the model of a " + bodySize.toString() +
-        "-byte body; it is sent as it is", this.requestId.length > 0 ? " x-request-id=" + this.requestId : "");
+      this.skipNotRewritable(config);
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      return DataAction.Continue;
     }
+    if (outcome == BODY_OVER_BUDGET) {
+      overBudget("streamed backup " + backup.serviceLabel + ": no room to rewrite the model of a " + bodySize.toString() +
+        "-byte body; it gets an empty body, its answer is dropped, the chain goes on", this.requestIdSuffix());
+      this.skipped = RESULT_OVER_BUDGET;
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      return DataAction.Continue;
+    }
+    const metrics = this.upstreamRoot.metrics!;
+    metrics.count(metrics.backupCalls);
     return DataAction.Continue;
+  }
+
+  private skipNotRewritable(config: UpstreamConfig): void {
+    const metrics = this.upstreamRoot.metrics!;
+    metrics.count(metrics.notRewritable);
+    log(LogLevel.Info, "streamed backup " + config.backup!.serviceLabel + ": the request body has no top-level JSON \"model\" to rewrite to " +
+      config.backup!.modelLabel + "; it gets an empty body, its answer is dropped, the chain goes on" + this.requestIdSuffix());
+    this.skipped = NOT_REWRITABLE;
+  }
+
+  /**
+   * The answer to a skipped attempt (its body was emptied: Envoy 1.40 lets an upstream filter neither
+   * end an attempt before it is sent nor have a local reply of the request path retried, so the attempt
+   * goes out empty) never reaches the client: on the last attempt this filter's error takes its place,
+   * else its status becomes one the router retries on the next backup.
+   */
+  private answerSkipped(config: UpstreamConfig, record: AttemptRecord): HeadersAction {
+    const backup = config.backup!;
+    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, this.skipped));
+    const status = skippedReplyStatus(config);
+    this.settle(config, record, true, false);
+    if (config.attempt < config.attempts) {
+      replaceHeader(MapType.HttpResponseHeaders, ":status", status.toString());
+      return HeadersAction.Continue;
+    }
+    const headers: Header[] = [new Header("content-type", "application/json"), new Header(HEADER_TRIGGER, record.trigger())];
+    if (!config.hideTopology) headers.push(new Header(HEADER_ATTEMPTS, formatAttempts(record.attempts)));
+    const why = this.skipped == NOT_REWRITABLE ? "its model could not be rewritten into the request body" : "no memory to rewrite the request's model";
+    const body = skippedReplyBody(status, why);
+    sendLocalResponse(<u32>status, SKIPPED_REPLY_DETAILS, changetype<usize>(body), body.byteLength, headers);
+    return HeadersAction.StopIteration;
+  }
+
+  private requestIdSuffix(): string {
+    return this.requestId.length > 0 ? " x-request-id=" + this.requestId : "";
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
@@ -151,7 +215,12 @@ export class UpstreamStream extends HttpContext {
       return HeadersAction.Continue;
     }
     const record = this.record!;
+    if (this.skipped.length > 0) return this.answerSkipped(config, record);
     record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, status.toString()));
+    // The backup's own report headers (a chained gateway's) never reach the client.
+    const own = getHeadersRaw(MapType.HttpResponseHeaders);
+    const reported = serializedNamesWithPrefix(changetype<usize>(own), own.byteLength, REPORT_HEADER_PREFIX);
+    for (let i = 0; i < reported.length; i++) removeHeader(MapType.HttpResponseHeaders, reported[i]);
     // On an answer the router retries these are dropped with it; on the one the client gets, they tell.
     replaceHeader(MapType.HttpResponseHeaders, HEADER_MODEL, backup.modelLabel);
     replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
@@ -195,12 +264,16 @@ export class UpstreamStream extends HttpContext {
     }
     const record = this.record;
     if (record == null) return; // ended before its request headers
-    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, RESULT_NO_RESPONSE));
-    this.settle(config, record, true);
+    const skipped = this.skipped.length > 0;
+    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, skipped ? this.skipped : RESULT_NO_RESPONSE));
+    this.settle(config, record, true, !skipped);
   }
 
-  /** A backup's attempt is over: count it, and hand the record on or log the outcome. */
-  private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool): void {
+  /**
+   * A backup's attempt is over: count it, and hand the record on or log the outcome. `called`: the
+   * backup was called (a skipped one did not fail).
+   */
+  private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool, called: bool = true): void {
     const metrics = this.upstreamRoot.metrics!;
     if (!failed) {
       metrics.count(metrics.answered);
@@ -208,7 +281,7 @@ export class UpstreamStream extends HttpContext {
       this.logOutcome("served by " + config.backup!.serviceLabel, record);
       return;
     }
-    metrics.count(metrics.failed);
+    if (called) metrics.count(metrics.failed);
     if (config.attempt < config.attempts) {
       this.store(record);
       return;

@@ -27,6 +27,8 @@ const UNIT_STREAMED = "tests/unit/streamed.test.js";
 const E2E_PRIMARY_GUARD = "tests/e2e/primary_guard.test.js";
 const UNIT_GUARD = "tests/unit/guard.test.js";
 const E2E_BACKUP_CREDENTIALS = "tests/e2e/backup_credentials.test.js";
+const E2E_NOT_REWRITABLE = "tests/e2e/not_rewritable.test.js";
+const E2E_BACKUP_REPORT_HEADERS = "tests/e2e/backup_report_headers.test.js";
 
 export const MUTATIONS = [
   {
@@ -296,18 +298,46 @@ export const MUTATIONS = [
     tests: [E2E_SECURITY],
   },
   {
-    name: "a body that starts with a UTF-8 byte order mark is not rewritten (reported not-rewritten)",
+    name: "a body that starts with a UTF-8 byte order mark is not rewritten (its override backup skipped as not_rewritable)",
     file: "assembly/json_scan.ts",
     find: "new Scanner(base, startsWithBom(base, length) ? 3 : 0, length);",
     replace: "new Scanner(base, 0, length);",
     tests: [UNIT_REWRITE, E2E_FALLBACK],
   },
   {
-    name: "an override that could not be written is still reported as the model asked for",
+    name: "dispatch: a body whose model could not be rewritten is sent to the override backup anyway",
     file: "assembly/stream_context.ts",
-    find: "        machine.bodyNotRewritten();\n",
+    find: "        return Dispatch.NotRewritable;\n",
     replace: "",
-    tests: [E2E_FALLBACK],
+    tests: [E2E_NOT_REWRITABLE, E2E_FALLBACK],
+  },
+  {
+    name: "streamed: a body whose model could not be rewritten reaches the override backup as it is",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "      this.skipNotRewritable(config);\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n",
+    replace: "      this.skipNotRewritable(config);\n",
+    tests: [E2E_NOT_REWRITABLE],
+  },
+  {
+    name: "streamed: a body over the memory budget reaches the override backup as it is",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "      this.skipped = RESULT_OVER_BUDGET;\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n",
+    replace: "      this.skipped = RESULT_OVER_BUDGET;\n",
+    tests: [E2E_STREAMED_FIRST_PACKET],
+  },
+  {
+    name: "dispatch: a backup's own x-ai-fallback-* headers reach the client",
+    file: "assembly/replay.ts",
+    find: " || h.name.startsWith(REPORT_HEADER_PREFIX)) continue;",
+    replace: ") continue;",
+    tests: [E2E_BACKUP_REPORT_HEADERS],
+  },
+  {
+    name: "streamed: a backup's own x-ai-fallback-* headers reach the client",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    for (let i = 0; i < reported.length; i++) removeHeader(MapType.HttpResponseHeaders, reported[i]);\n",
+    replace: "",
+    tests: [E2E_BACKUP_REPORT_HEADERS],
   },
   {
     name: "a call Envoy refused at once is reported as an unknown cluster",

@@ -111,24 +111,25 @@ describe("fallback in a real Envoy", () => {
     expect(m.backupB.requests[0].headers["content-length"]).toBe(String(Buffer.byteLength(raw.replace('"gpt-4o"', '"qwen-plus"'))));
   });
 
-  test("a body that is not JSON is sent as it is, reported as not rewritten, with a log line", async () => {
+  test("a body that is not JSON is not sent to a backup with a model override: skipped as not_rewritable, with a log line", async () => {
     m.primary.behave({ status: 500 });
-    m.backupA.behave({ status: 500 });
+    m.backupA.behave({ status: 500, body: "a down" });
     const res = await request(envoy.port, { headers: { "content-type": "text/plain" }, body: "model=gpt-4o, not json" });
-    expect(res.status).toBe(200);
-    expect(m.backupB.requests[0].body.toString()).toBe("model=gpt-4o, not json");
-    expect(res.headers["x-ai-fallback-model"]).toBe("not-rewritten");
-    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-b;model=not-rewritten;result=200$/);
-    expect(envoy.logs()).toMatch(/request body is not a JSON object: model qwen-plus not written; sent to backup-b unchanged/);
+    expect(res.status).toBe(500);
+    expect(res.text).toBe("a down");
+    expect(m.backupA.requests[0].body.toString()).toBe("model=gpt-4o, not json");
+    expect(m.backupB.requests).toHaveLength(0);
+    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-b;model=qwen-plus;result=not_rewritable$/);
+    expect(envoy.logs()).toMatch(/request body is not a JSON object: model qwen-plus cannot be written; backup-b is not called, the chain goes on/);
   });
 
-  test("a JSON body without a model is reported as not rewritten; a BOM-prefixed one is rewritten after the mark", async () => {
+  test("a JSON body without a model is not sent to the override backup; a BOM-prefixed one is rewritten after the mark", async () => {
     m.primary.behave({ status: 500 });
     m.backupA.behave({ status: 500 });
     const noModel = await request(envoy.port, { body: { messages: [] } });
-    expect(noModel.headers["x-ai-fallback-model"]).toBe("not-rewritten");
-    expect(envoy.logs()).toMatch(/request body has no top-level "model": model qwen-plus not written; sent to backup-b unchanged/);
-    m.backupB.reset();
+    expect(noModel.headers["x-ai-fallback-attempts"]).toMatch(/backup-b;model=qwen-plus;result=not_rewritable$/);
+    expect(m.backupB.requests).toHaveLength(0);
+    expect(envoy.logs()).toMatch(/request body has no top-level "model": model qwen-plus cannot be written; backup-b is not called/);
     const bom = Buffer.from([0xef, 0xbb, 0xbf]);
     const res = await request(envoy.port, { headers: { "content-type": "application/json" }, body: Buffer.concat([bom, Buffer.from(JSON.stringify(CHAT))]) });
     expect(res.status).toBe(200);

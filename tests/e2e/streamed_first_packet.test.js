@@ -266,15 +266,18 @@ describe("streamed mode: a backup's model rewrite counts against the VM's one bu
     expect(sentModel()).toBe("backup-model-a");
   });
 
-  test("one whose copy and rewrite it cannot hold is sent as it is (counted, logged); the backup still answers", async () => {
+  test("one whose copy and rewrite it cannot hold never reaches an override backup (over_budget, counted, logged)", async () => {
     m.primary.behave({ status: 503 });
     const before = counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget");
     // About 5 KB: the role's scan of it fits in the budget, the body and its rewrite together do not.
     const res = await request(tight.port, { body: body(Math.round(BUDGET * 0.6)), headers: { "x-request-id": "rewrite-over-budget" } });
-    expect(res.status).toBe(200);
-    expect(res.headers["x-ai-fallback-service"]).toBe("backup-a");
-    expect(sentModel()).toBe("gpt-4o");
-    expect(counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget") - before).toBe(1);
-    expect(tight.logs()).toMatch(/over the memory budget \(maxKeptBytesPerWorker 8192, in use 0\): streamed backup backup-a: no room to rewrite the model of a \d+-byte body; it is sent as it is x-request-id=rewrite-over-budget/);
+    // Both backups have an override: each attempt goes out with an empty body, its answer replaced.
+    expect(res.status).toBe(502);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe(
+      "primary;result=503, backup-a;model=backup-model-a;result=over_budget, backup-b;model=backup-model-b;result=over_budget");
+    expect(m.backupA.requests.map((r) => r.body.length)).toEqual([0]);
+    expect(m.backupB.requests.map((r) => r.body.length)).toEqual([0]);
+    expect(counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget") - before).toBe(2);
+    expect(tight.logs()).toMatch(/over the memory budget \(maxKeptBytesPerWorker 8192, in use 0\): streamed backup backup-a: no room to rewrite the model of a \d+-byte body; it gets an empty body, its answer is dropped, the chain goes on x-request-id=rewrite-over-budget/);
   });
 });

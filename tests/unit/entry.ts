@@ -414,8 +414,7 @@ export function runMachine(json: ArrayBuffer, script: string): string {
       out += line + " -> " + (machine.replayable ? "replayable" : "not replayable: " + machine.notReplayableReason) + "\n";
       continue;
     } else if (verb == "norewrite") {
-      machine.bodyNotRewritten();
-      continue;
+      step = machine.notRewritable(now);
     } else {
       return "bad script line: " + line;
     }

@@ -37,9 +37,18 @@ describe("fallback state machine", () => {
     expect(out).toContain("attempts: primary;result=503, b1;model=pass-through;result=unknown_cluster, b2;model=m2;result=refused");
   });
 
-  test("an override that could not be written is reported as not-rewritten, not as the model asked for", () => {
-    const out = run(two, "end\nheaders 503\nanswer 500\nnorewrite\nanswer 200");
-    expect(out).toContain("attempts: primary;result=503, b1;model=pass-through;result=500, b2;model=not-rewritten;result=200");
+  test("an override that cannot be written skips its backup (not_rewritable) and the chain goes on", () => {
+    const out = run(two, "end\nheaders 503\nanswer 500\nnorewrite");
+    // b2 was the last: b1's error is the last answer at hand.
+    expect(out).toContain("norewrite -> serve-last-error");
+    expect(out).toContain("attempts: primary;result=503, b1;model=pass-through;result=500, b2;model=m2;result=not_rewritable");
+  });
+
+  test("a skipped override backup is followed by the next backup", () => {
+    const overrideFirst = { backups: [{ service: "b1", model: "m1" }, { service: "b2" }] };
+    const out = run(overrideFirst, "end\nheaders 503\nnorewrite\nanswer 200");
+    expect(out).toMatch(/norewrite -> dispatch b2 \d+ \(falling-back\)/);
+    expect(out).toContain("attempts: primary;result=503, b1;model=m1;result=not_rewritable, b2;model=pass-through;result=200");
   });
 
   test("a call that comes back after its timeout is recorded as a timeout", () => {
