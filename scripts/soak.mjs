@@ -4,6 +4,12 @@
 //
 //   SOAK_FALLBACKS=100000 SOAK_CONCURRENCY=100 npm run soak
 //
+// Then, in each mode (dispatch, streamed, lean streamed), SOAK_ABORTS (100,000) streaming requests whose
+// primary fails (503) and whose client leaves while the first backup holds them (there a streamed
+// attempt would leave its result for the second backup): Envoy's RSS and `ai_fallback.kept_bytes` flat, and the
+// module's tables empty at the end (kept_bytes 0 covers the streamed attempt table, whose every entry
+// is counted; the dispatch mode's streams and pending backup calls 0).
+//
 // Bodies vary (200 B to 512 KiB, some chunked without content-length, some model overrides) so that
 // the budget, the allocator and the garbage collector see sizes come and go.
 import fs from "node:fs";
@@ -12,10 +18,12 @@ import os from "node:os";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
-const { startEnvoy, counter } = require("../tests/e2e/envoy.js");
+const { startEnvoy, counter, WASM_PATH } = require("../tests/e2e/envoy.js");
 const { startMock, stopAllMocks } = require("../tests/e2e/mock_model.js");
+const { streamedBootstrap } = require("./streamed_config_lib.cjs");
 
 const TOTAL = Number(process.env.SOAK_FALLBACKS ?? 100000);
+const ABORTS = Number(process.env.SOAK_ABORTS ?? 100000);
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 100);
 const WARMUP = Math.min(10000, Math.ceil(TOTAL / 10));
 const SAMPLES = 5;
@@ -40,10 +48,10 @@ function adminJson(port, path) {
   });
 }
 
-async function sample(envoy, label, done) {
+async function sample(envoy, label, done, unit = "fallbacks") {
   const mem = await adminJson(envoy.adminPort, "/memory");
   const s = { label, done, heapAllocated: Number(mem.allocated), heapSize: Number(mem.heap_size), rss: rss(envoy.pid) };
-  console.log(`${label.padEnd(12)} ${String(done).padStart(7)} fallbacks  Envoy heap allocated ${MiB(s.heapAllocated)}, heap size ${MiB(s.heapSize)}, RSS ${MiB(s.rss)}`);
+  console.log(`${label.padEnd(12)} ${String(done).padStart(7)} ${unit}  Envoy heap allocated ${MiB(s.heapAllocated)}, heap size ${MiB(s.heapSize)}, RSS ${MiB(s.rss)}`);
   return s;
 }
 
@@ -134,9 +142,110 @@ try {
     counter(stats, "wasmcustom.ai_fallback.streams") === 0 && counter(stats, "wasmcustom.ai_fallback.kept_bytes") === 0 &&
     last.heapAllocated - first.heapAllocated < FLAT_BYTES && last.rss - first.rss < FLAT_BYTES;
   if (failures.length) console.log("first failures:", JSON.stringify(failures.slice(0, 5)));
-  console.log(ok ? "soak: PASS" : "soak: FAIL");
+  console.log(ok ? "soak (fallbacks): PASS" : "soak (fallbacks): FAIL");
 } finally {
   await envoy.stop();
+}
+
+/**
+ * `count` streaming requests, CONCURRENCY at a time, each closed by its client as soon as `holder`
+ * (which never answers) has it. Returns how many reached it.
+ */
+async function aborts(envoy, holder, from, count) {
+  const waiting = new Map();
+  holder.behave((entry) => {
+    const arrived = waiting.get(entry.headers["x-n"]);
+    if (arrived) arrived();
+    return { hang: true };
+  });
+  const payload = JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] });
+  let next = from;
+  let reached = 0;
+  const one = (n) => new Promise((resolve) => {
+    const req = http.request({ host: "127.0.0.1", port: envoy.port, method: "POST", path: "/v1/chat/completions", agent: false,
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), "x-n": String(n), "x-request-id": `abort-${n}-${"i".repeat(1000)}` } });
+    const done = (arrived) => {
+      clearTimeout(timer);
+      waiting.delete(String(n));
+      if (arrived) reached++;
+      req.destroy();
+      resolve();
+    };
+    const timer = setTimeout(() => done(false), 10000);
+    waiting.set(String(n), () => done(true));
+    req.on("error", () => {});
+    req.end(payload);
+  });
+  const worker = async () => {
+    while (next < from + count) {
+      await one(next++);
+      if (holder.requests.length > 1000) holder.requests.length = 0;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  holder.requests.length = 0;
+  return reached;
+}
+
+/** Gauges read after Envoy has handled the last closes (they settle within a second). */
+async function settledStats(envoy, names) {
+  let stats = await envoy.stats();
+  for (let i = 0; i < 50 && names.some((n) => counter(stats, n) !== 0); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    stats = await envoy.stats();
+  }
+  return stats;
+}
+
+async function abortSoak(mode, startOptions, gauges) {
+  const target = await startEnvoy({ ...startOptions, logLevel: "warning", componentLogLevel: "wasm:warning" });
+  const started = Date.now();
+  try {
+    const warmup = Math.min(10000, Math.ceil(ABORTS / 10));
+    let reached = await aborts(target, backup, 0, warmup);
+    await settledStats(target, gauges);
+    const samples = [{ ...(await sample(target, `${mode} after warm-up`, warmup, "aborts")) }];
+    const step = Math.ceil(ABORTS / SAMPLES);
+    for (let done = 0; done < ABORTS; done += step) {
+      const to = Math.min(ABORTS, done + step);
+      reached += await aborts(target, backup, warmup + done, to - done);
+      samples.push(await sample(target, mode, to, "aborts"));
+    }
+    const stats = await settledStats(target, gauges);
+    const first = samples[0];
+    const last = samples[samples.length - 1];
+    const vmFailed = /Function: proxy_on_\w+ failed|wasm trap|RuntimeError/.test(target.logs());
+    const values = gauges.map((n) => `${n.replace("wasmcustom.", "")} ${counter(stats, n)}`).join(", ");
+    console.log(`${mode}: ${warmup + ABORTS} client aborts in ${((Date.now() - started) / 1000).toFixed(0)} s, ${reached} reached the first backup; ` +
+      `${values}; VM failure ${vmFailed ? "YES" : "none"}; Envoy heap allocated ${MiB(first.heapAllocated)} -> ${MiB(last.heapAllocated)}, ` +
+      `RSS ${MiB(first.rss)} -> ${MiB(last.rss)}`);
+    const pass = reached === warmup + ABORTS && !vmFailed && gauges.every((n) => counter(stats, n) === 0) &&
+      last.heapAllocated - first.heapAllocated < FLAT_BYTES && last.rss - first.rss < FLAT_BYTES;
+    console.log(pass ? `soak (${mode} aborts): PASS` : `soak (${mode} aborts): FAIL`);
+    return pass;
+  } finally {
+    await target.stop();
+  }
+}
+
+try {
+  primary.behave({ status: 503 });
+  const secondBackup = await startMock("backup-2", { recordBodies: false });
+  const plugin = { backups: [{ service: "backup" }, { service: "backup-2" }] };
+  const streamedFor = (generatorOptions) => ({ admin, listener }) => streamedBootstrap(plugin,
+    { primary: "primary", addresses: { primary: `127.0.0.1:${primary.port}`, backup: `127.0.0.1:${backup.port}`, "backup-2": `127.0.0.1:${secondBackup.port}` } },
+    { wasmPath: WASM_PATH, listenAddress: "127.0.0.1", listenPort: listener, adminPort: admin, ...generatorOptions });
+  // The dispatch mode's backup call outlives its client (Envoy does not cancel it): a 1 s timeout ends it.
+  const dispatch = await abortSoak("dispatch", {
+    pluginConfig: { backups: [{ service: "backup", timeout: 1000 }, { service: "backup-2" }] },
+    clusters: { primary: primary.port, backup: backup.port, "backup-2": secondBackup.port },
+    routeTimeoutMs: 0,
+  }, ["wasmcustom.ai_fallback.kept_bytes", "wasmcustom.ai_fallback.streams", "wasmcustom.ai_fallback.pending_backup_calls"]);
+  const streamed = await abortSoak("streamed", { bootstrap: streamedFor({}) }, ["wasmcustom.ai_fallback.kept_bytes"]);
+  const lean = await abortSoak("lean", { bootstrap: streamedFor({ primaryFilter: false }) }, ["wasmcustom.ai_fallback.kept_bytes"]);
+  ok = ok && dispatch && streamed && lean;
+} finally {
   await stopAllMocks();
 }
+console.log(ok ? "soak: PASS" : "soak: FAIL");
 process.exit(ok ? 0 : 1);

@@ -331,8 +331,25 @@ function streamedConfig(plugin, clusters, opts = {}) {
   };
 }
 
-/** A whole Envoy bootstrap around streamedConfig: one listener, the retrying route for `methods`, then the primary alone. */
-function streamedBootstrap(plugin, clusters, opts) {
+/**
+ * The connection manager's view of clients: Envoy takes the client's address from the connection
+ * (use_remote_address), or from the x-forwarded-for entry `xffNumTrustedHops` proxies in front of it
+ * added, and then replaces any x-request-id an external client sends with its own (it is what the log
+ * lines name; the module's attempt table never uses it).
+ */
+function clientAddressOptions(xffNumTrustedHops) {
+  if (xffNumTrustedHops === undefined) return { use_remote_address: true };
+  if (!Number.isInteger(xffNumTrustedHops) || xffNumTrustedHops < 0) {
+    refuse("xffNumTrustedHops", `must be an integer >= 0 (the proxies in front of Envoy that add to x-forwarded-for), got ${JSON.stringify(xffNumTrustedHops)}`);
+  }
+  return { use_remote_address: true, xff_num_trusted_hops: xffNumTrustedHops };
+}
+
+/**
+ * A whole Envoy bootstrap around streamedConfig: one listener, the retrying route for `methods`, then the primary alone.
+ * opts also: adminPort, listenAddress, listenPort, xffNumTrustedHops (clientAddressOptions).
+ */
+function streamedBootstrap(plugin, clusters, opts = {}) {
   const { route, method_match, primary_only_route, request_body_buffer_limit, virtual_host_options, local_reply_config, clusters: cl, http_filters } =
     streamedConfig(plugin, clusters, opts);
   const routes = [
@@ -350,6 +367,7 @@ function streamedBootstrap(plugin, clusters, opts) {
           typed_config: {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             stat_prefix: "ingress",
+            ...clientAddressOptions(opts.xffNumTrustedHops),
             local_reply_config,
             route_config: { virtual_hosts: [{ name: "models", domains: ["*"], ...virtual_host_options, routes }] },
             http_filters: [...http_filters, { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],

@@ -4,11 +4,13 @@
 // Envoy gives an upstream filter no channel to the next attempt: request-header edits made while
 // the answer comes back (or when the attempt ends) do not reach it, and the router's retry says
 // nothing about why. But every attempt of a request runs on the same worker, so in the same VM:
-// a table in the module, keyed by the request's x-request-id, carries the list. An entry lives only
-// between two attempts (the next attempt takes it); one that no attempt takes (the client left, or
-// the router did not retry) is dropped by the first sweep after RECORD_TTL_MS, and the table never
-// holds more than MAX_RECORDS.
+// a table in the module carries the list, keyed by the request's identity as only Envoy sets it
+// (RequestIdentity: no client can choose, share or grow a key). An entry lives only between two
+// attempts (the next attempt takes it; an attempt that ends because the client left leaves none); one
+// that no attempt takes (the router did not retry) is dropped by the first sweep after RECORD_TTL_MS.
+// The table holds at most MAX_RECORDS, and every entry's bytes are taken from the VM's budget.
 import { Attempt } from "../fallback_machine";
+import { MemoryBudget } from "../memory_budget";
 
 /** An attempt that ended without response headers: connect failure, reset, refused stream or a per-try timeout (Envoy does not tell the filter which). */
 export const RESULT_NO_RESPONSE = "no_response";
@@ -16,14 +18,63 @@ export const RESULT_NO_RESPONSE = "no_response";
 export const RESULT_FIRST_PACKET_TIMEOUT = "first_packet_timeout";
 /** The lean streamed mode's primary (no filter on its cluster): the router retried it, why is not known. */
 export const RESULT_RETRY = "retry";
-/** An earlier attempt that left no entry (no x-request-id, or the table was full). */
+/** An earlier attempt that left no entry (Envoy named no request, or the table or the budget was full). */
 export const RESULT_UNKNOWN = "unknown";
 export const RECORD_TTL_MS: u64 = 60_000;
 export const MAX_RECORDS: i32 = 4096;
+/**
+ * What one entry costs the budget, at most: its slot in the table (a map of 8-byte keys at a quarter
+ * full at worst), the record, its identity and its list (AssemblyScript's allocator: 4 bytes of block
+ * header, 16 of object header, blocks of 16 bytes), and per listed attempt its object and its result
+ * string ("503", or "attempt-N" for a stand-in). Labels of services and models are the configuration's.
+ */
+export const ENTRY_BYTES: i64 = 320;
+export const ATTEMPT_BYTES: i64 = 96;
+
+/** The bytes an entry with `attempts` listed attempts takes from the budget. */
+export function entryBytes(attempts: i32): i64 {
+  return ENTRY_BYTES + ATTEMPT_BYTES * <i64>attempts;
+}
+
+/** Whether `put` kept the record. */
+export const enum Kept {
+  Yes = 0,
+  /** MAX_RECORDS entries, even after dropping stale ones. */
+  Full = 1,
+  /** The VM's budget could not hold the entry. */
+  OverBudget = 2,
+  /** Another request's entry has the same digest: it stays, this one is not kept (neither sees the other's). */
+  Collision = 3,
+}
+
+/**
+ * Which downstream request attempts belong to: the downstream connection's id and the request's start
+ * time (ns), both Envoy's (request_identity.ts reads them). Two live requests share both only if they
+ * started in the same nanosecond on the same connection.
+ */
+export class RequestIdentity {
+  constructor(public connectionId: u64, public startNs: u64) {}
+
+  /** The table's key: a fixed-size digest of both (splitmix64's finalizer); `sameAs` tells collisions apart. */
+  digest(): u64 {
+    let h = (this.connectionId * 0x9e3779b97f4a7c15) ^ this.startNs;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111eb;
+    return h ^ (h >> 31);
+  }
+
+  sameAs(other: RequestIdentity): bool {
+    return this.connectionId == other.connectionId && this.startNs == other.startNs;
+  }
+}
 
 export class AttemptRecord {
   attempts: Attempt[] = [];
   storedMs: u64 = 0;
+  /** Whose record it is (set when it is kept). */
+  owner: RequestIdentity | null = null;
+  /** What it holds of the budget while it is in the table. */
+  chargedBytes: i64 = 0;
 
   /** What started the fallback, as `x-ai-fallback-trigger` says it in the dispatch mode. */
   trigger(): string {
@@ -32,7 +83,7 @@ export class AttemptRecord {
   }
 
   /**
-   * Stands in for attempts before `attempt` that left no entry (no x-request-id then, or an upstream
+   * Stands in for attempts before `attempt` that left no entry (none could be kept, or an upstream
    * cluster without this filter), so that the list keeps its positions. `primaryResult` is what the
    * primary's stand-in says: "unknown", or "retry" when its cluster has no filter (lean mode).
    */
@@ -60,27 +111,44 @@ function isDigits(s: string): bool {
 }
 
 export class AttemptLog {
-  private readonly records: Map<string, AttemptRecord> = new Map<string, AttemptRecord>();
+  private readonly records: Map<u64, AttemptRecord> = new Map<u64, AttemptRecord>();
   private lastSweepMs: u64 = 0;
+  /** Bytes the entries hold of the budget. */
+  heldBytes: i64 = 0;
 
-  /** The record the previous attempt of `requestId` left, removed from the table; null when none. */
-  take(requestId: string): AttemptRecord | null {
-    if (!this.records.has(requestId)) return null;
-    const record = this.records.get(requestId);
-    this.records.delete(requestId);
+  constructor(private readonly budget: MemoryBudget) {}
+
+  /** The record the previous attempt of `owner` left, removed from the table; null when none. */
+  take(owner: RequestIdentity): AttemptRecord | null {
+    const key = owner.digest();
+    if (!this.records.has(key)) return null;
+    const record = this.records.get(key);
+    if (!record.owner!.sameAs(owner)) return null; // another request's: it stays for its owner
+    this.remove(key, record);
     return record;
   }
 
-  /** Leaves `record` for the next attempt; false (not kept) when the table is full even after dropping stale entries. */
-  put(requestId: string, record: AttemptRecord, nowMs: u64): bool {
+  /** Leaves `record` for the next attempt of `owner`, its bytes taken from the budget. */
+  put(owner: RequestIdentity, record: AttemptRecord, nowMs: u64): Kept {
     record.storedMs = nowMs;
+    record.owner = owner;
     if (this.records.size >= MAX_RECORDS || nowMs - this.lastSweepMs >= RECORD_TTL_MS) {
       this.dropOlderThan(nowMs);
       this.lastSweepMs = nowMs;
     }
-    if (this.records.size >= MAX_RECORDS) return false;
-    this.records.set(requestId, record);
-    return true;
+    const key = owner.digest();
+    if (this.records.has(key)) {
+      const earlier = this.records.get(key);
+      if (!earlier.owner!.sameAs(owner)) return Kept.Collision;
+      this.remove(key, earlier);
+    }
+    if (this.records.size >= MAX_RECORDS) return Kept.Full;
+    const bytes = entryBytes(record.attempts.length);
+    if (!this.budget.tryTake(bytes)) return Kept.OverBudget;
+    record.chargedBytes = bytes;
+    this.heldBytes += bytes;
+    this.records.set(key, record);
+    return Kept.Yes;
   }
 
   get size(): i32 {
@@ -90,7 +158,15 @@ export class AttemptLog {
   dropOlderThan(nowMs: u64): void {
     const keys = this.records.keys();
     for (let i = 0; i < keys.length; i++) {
-      if (nowMs - this.records.get(keys[i]).storedMs >= RECORD_TTL_MS) this.records.delete(keys[i]);
+      const record = this.records.get(keys[i]);
+      if (nowMs - record.storedMs >= RECORD_TTL_MS) this.remove(keys[i], record);
     }
+  }
+
+  private remove(key: u64, record: AttemptRecord): void {
+    this.records.delete(key);
+    this.budget.give(record.chargedBytes);
+    this.heldBytes -= record.chargedBytes;
+    record.chargedBytes = 0;
   }
 }

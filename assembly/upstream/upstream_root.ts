@@ -7,7 +7,7 @@ import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
 import { UpstreamConfig, parseUpstreamConfig } from "../config";
 import { LogLimiter } from "../log_limiter";
-import { defineBudgetMetrics } from "../vm_budget";
+import { defineBudgetMetrics, vmBudget } from "../vm_budget";
 import { AttemptLog } from "./attempt_log";
 import { GuardConfig, parseGuardConfig } from "./guard_config";
 import { GuardStream } from "./guard_stream";
@@ -16,8 +16,8 @@ import { UpstreamStream } from "./upstream_stream";
 
 export const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
 
-/** One per VM (so per worker), shared by every cluster's filter: all attempts of a request run on one worker. */
-export const attemptLog = new AttemptLog();
+/** One per VM (so per worker), shared by every cluster's filter: all attempts of a request run on one worker. Its entries count against the VM's budget. */
+export const attemptLog = new AttemptLog(vmBudget);
 /** A full attempt log is said at most once a minute per worker. */
 export const attemptLogFull = new LogLimiter(60_000);
 

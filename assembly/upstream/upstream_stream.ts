@@ -15,18 +15,23 @@ import {
 import { serializedNamesWithPrefix } from "../abi/header_pairs";
 import { ByteSink } from "../byte_sink";
 import { BudgetShare } from "../memory_budget";
-import { overBudget, vmBudget } from "../vm_budget";
+import { overBudget, showKeptBytes, vmBudget } from "../vm_budget";
 import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
 import { Attempt, NOT_REWRITABLE, formatAttempts } from "../fallback_machine";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
-import { AttemptRecord, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
+import {
+  AttemptRecord, Kept, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity,
+} from "./attempt_log";
+import { clientLeft, requestIdentity } from "./request_identity";
 import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./skipped_attempt";
 import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
 
 const PRIMARY_LABEL = "primary";
+/** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
+const LOGGED_ID_CHARS = 128;
 /** A backup whose edits do not depend on the client's headers reads none. */
 const NO_HEADERS: Header[] = [];
 
@@ -72,7 +77,11 @@ function rewriteBody(size: u32, literal: ArrayBuffer): i32 {
 
 export class UpstreamStream extends HttpContext {
   private rewriting: bool = false;
-  /** The request's x-request-id: the key of its attempt record ("" = none, nothing is recorded). */
+  /** The primary's request is one the route retries: a failed attempt leaves a record. */
+  private recordable: bool = false;
+  /** The request the attempt belongs to, once read (the key of its attempt record). */
+  private owner: RequestIdentity | null = null;
+  /** The request's x-request-id for the log lines, at most LOGGED_ID_CHARS ("" = none or not logged). */
   private requestId: string = "";
   /** The earlier attempts' results, taken from the log (backups only). */
   private record: AttemptRecord | null = null;
@@ -97,19 +106,23 @@ export class UpstreamStream extends HttpContext {
     const backup = config.backup;
     if (backup == null) {
       // The primary: a request the route does not retry leaves no record (it would wait for nobody).
+      // Which request it is is read only if it fails (the happy path reads nothing more).
       const method = getHeader(MapType.HttpRequestHeaders, ":method");
-      if (method === null || !config.methods.includes(method)) return HeadersAction.Continue;
+      this.recordable = method !== null && config.methods.includes(method);
+      return HeadersAction.Continue;
     }
-    // The key of the attempt record, and the log line's: read only when this attempt has a record to
-    // take (no filter recorded the primary's result in the lean mode), a record to leave, or a line to write.
-    if (backup == null || recordsAround(config) || logs(LogLevel.Info)) {
+    // A backup: the fallback is under way. The log line's id, then what the attempts before this one left.
+    if (logs(LogLevel.Info)) {
       const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
-      if (requestId !== null) this.requestId = requestId;
+      if (requestId !== null) this.requestId = requestId.length > LOGGED_ID_CHARS ? requestId.slice(0, LOGGED_ID_CHARS) + "..." : requestId;
     }
-    if (backup == null) return HeadersAction.Continue;
-
-    // A backup: the fallback is under way. Take what the attempts before this one left.
-    let record: AttemptRecord | null = this.requestId.length > 0 ? attemptLog.take(this.requestId) : null;
+    let record: AttemptRecord | null = null;
+    if (recordsAround(config)) {
+      const owner = requestIdentity();
+      this.owner = owner;
+      if (owner !== null) record = attemptLog.take(owner);
+      if (record !== null) showKeptBytes();
+    }
     if (record == null) record = new AttemptRecord();
     record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
     this.record = record;
@@ -183,7 +196,7 @@ export class UpstreamStream extends HttpContext {
     const backup = config.backup!;
     record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, this.skipped));
     const status = skippedReplyStatus(config);
-    this.settle(config, record, true, false);
+    this.settle(config, record, true, false, false);
     if (config.attempt < config.attempts) {
       replaceHeader(MapType.HttpResponseHeaders, ":status", status.toString());
       return HeadersAction.Continue;
@@ -209,7 +222,7 @@ export class UpstreamStream extends HttpContext {
     const backup = config.backup;
     if (backup == null) {
       // The primary: only a failure is worth a record (the happy path allocates nothing).
-      if (failed) this.leaveForNext(config, new AttemptRecord(), status.toString());
+      if (failed) this.leaveForNext(config, new AttemptRecord(), status.toString(), false);
       // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
       else if (status >= 200 && status < 300 && !endOfStream) this.unfinished2xx = true;
       return HeadersAction.Continue;
@@ -228,7 +241,7 @@ export class UpstreamStream extends HttpContext {
       replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
       replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));
     }
-    this.settle(config, record, failed);
+    this.settle(config, record, failed, true, false);
     return HeadersAction.Continue;
   }
 
@@ -249,9 +262,9 @@ export class UpstreamStream extends HttpContext {
       // The primary's 2xx was cut before its end. If a next attempt follows, the router gave it up
       // while the guard still held its headers (firstPacketTimeout): a late first packet. (The guard
       // counts SSE keep-alives as it is configured to; this filter, before it, need not.) If the
-      // 2xx had reached the client, nothing follows and the entry is swept.
+      // client left mid-stream, nothing is left; if the 2xx had reached it otherwise, the entry is swept.
       this.unfinished2xx = false;
-      this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT);
+      this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT, true);
       return;
     }
     if (this.settled) return;
@@ -259,21 +272,21 @@ export class UpstreamStream extends HttpContext {
     // No response headers: the connection failed, was reset, or the router gave up the attempt.
     const backup = config.backup;
     if (backup == null) {
-      this.leaveForNext(config, new AttemptRecord(), RESULT_NO_RESPONSE);
+      this.leaveForNext(config, new AttemptRecord(), RESULT_NO_RESPONSE, true);
       return;
     }
     const record = this.record;
     if (record == null) return; // ended before its request headers
     const skipped = this.skipped.length > 0;
     record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, skipped ? this.skipped : RESULT_NO_RESPONSE));
-    this.settle(config, record, true, !skipped);
+    this.settle(config, record, true, !skipped, true);
   }
 
   /**
    * A backup's attempt is over: count it, and hand the record on or log the outcome. `called`: the
-   * backup was called (a skipped one did not fail).
+   * backup was called (a skipped one did not fail); `atEnd`: at the attempt's teardown.
    */
-  private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool, called: bool = true): void {
+  private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool, called: bool, atEnd: bool): void {
     const metrics = this.upstreamRoot.metrics!;
     if (!failed) {
       metrics.count(metrics.answered);
@@ -283,7 +296,7 @@ export class UpstreamStream extends HttpContext {
     }
     if (called) metrics.count(metrics.failed);
     if (config.attempt < config.attempts) {
-      this.store(record);
+      this.store(record, atEnd);
       return;
     }
     metrics.count(metrics.exhausted);
@@ -291,18 +304,30 @@ export class UpstreamStream extends HttpContext {
   }
 
   /** The primary failed: start the record the first backup's filter takes. */
-  private leaveForNext(config: UpstreamConfig, record: AttemptRecord, result: string): void {
-    if (config.attempt >= config.attempts) return;
+  private leaveForNext(config: UpstreamConfig, record: AttemptRecord, result: string, atEnd: bool): void {
+    if (config.attempt >= config.attempts || !this.recordable) return;
     record.attempts.push(new Attempt(PRIMARY_LABEL, "", result));
-    this.store(record);
+    this.store(record, atEnd);
   }
 
-  private store(record: AttemptRecord): void {
-    if (this.requestId.length == 0) return;
+  /**
+   * Leaves `record` for the request's next attempt. At an attempt's teardown Envoy says whether the
+   * client left (then no attempt follows, and nothing is left to wait for one).
+   */
+  private store(record: AttemptRecord, atEnd: bool): void {
+    if (atEnd && clientLeft()) return;
+    let owner = this.owner;
+    if (owner === null) owner = requestIdentity();
+    if (owner === null) return;
     const now = monotonicMs();
-    if (!attemptLog.put(this.requestId, record, now) && attemptLogFull.allow(now)) {
-      log(LogLevel.Warn, "streamed fallback: attempt log full (" + MAX_RECORDS.toString() + " requests between attempts); the next attempt of x-request-id " +
-        this.requestId + " will not know this one's result (" + attemptLogFull.takeSuppressed().toString() + " more since the last line)");
+    const kept = attemptLog.put(owner, record, now);
+    if (kept == Kept.Yes) {
+      showKeptBytes();
+    } else if (kept == Kept.OverBudget) {
+      overBudget("streamed fallback: an attempt's result is not kept for the next attempt, which reports result=unknown for it", this.requestIdSuffix());
+    } else if (kept == Kept.Full && attemptLogFull.allow(now)) {
+      log(LogLevel.Warn, "streamed fallback: attempt log full (" + MAX_RECORDS.toString() + " requests between attempts); the next attempt" +
+        this.requestIdSuffix() + " will not know this one's result (" + attemptLogFull.takeSuppressed().toString() + " more since the last line)");
     }
   }
 

@@ -178,7 +178,8 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
     }
   }
 
-  const server = http.createServer((req, res) => {
+  // Headers as large as Envoy lets through (its max_request_headers_kb, at most 8 MiB), not Node's 16 KiB.
+  const server = http.createServer({ maxHeaderSize: 8 * 1024 * 1024 }, (req, res) => {
     const entry = {
       method: req.method,
       path: req.url,

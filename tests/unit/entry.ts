@@ -22,7 +22,7 @@ import { HeaderEdits, attemptHeaderEdits, editsReadClientHeaders } from "../../a
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
-import { AttemptLog, AttemptRecord, triggerOf } from "../../assembly/upstream/attempt_log";
+import { AttemptLog, AttemptRecord, Kept, RequestIdentity, triggerOf } from "../../assembly/upstream/attempt_log";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -262,13 +262,34 @@ export function upstreamConfigSummary(json: ArrayBuffer): string {
     " backup=" + (backup == null ? "none" : backup.service) + (c.primaryFilter ? "" : " primaryFilter=false");
 }
 
+/** An identity whose digest is every other one's: a collision, which is too rare to find at 64 bits. */
+class CollidingIdentity extends RequestIdentity {
+  digest(): u64 {
+    return 42;
+  }
+}
+
+/** "<connection>/<startNs>" -> the request identity; a bare "<n>" is connection n, started at n; "c<n>" collides. */
+function identityOf(word: string): RequestIdentity {
+  if (word.startsWith("c")) {
+    const n = U64.parseInt(word.slice(1));
+    return new CollidingIdentity(n, n);
+  }
+  const parts = word.split("/");
+  const connection = U64.parseInt(parts[0]);
+  return new RequestIdentity(connection, parts.length > 1 ? U64.parseInt(parts[1]) : connection);
+}
+
 /**
- * Drives one AttemptLog through a script, one command a line; returns one answer a line:
- *   put <id> <ms> <result>[,<result>...]   -> ok | full        take <id> -> <attempts> | none
- *   fill <id> <attempt> [<primary result>]  (take, fill the gaps before <attempt>, answer the list)  size -> <n>
+ * Drives one AttemptLog (over a budget of `budgetBytes`) through a script, one command a line; returns one answer a line:
+ *   put <id> <ms> <result>[,<result>...]   -> ok | full | over_budget | collision        take <id> -> <attempts> | none
+ *   fill <id> <attempt> [<primary result>]  (take, fill the gaps before <attempt>, answer the list)
+ *   size -> <n>     bytes -> <the budget's bytes in use> <the table's>
+ * An id is "<connection>/<startNs>" or "<n>" (identityOf).
  */
-export function attemptLogScript(script: string): string {
-  const log = new AttemptLog();
+export function attemptLogScript(script: string, budgetBytes: i32): string {
+  const budget = new MemoryBudget(budgetBytes);
+  const log = new AttemptLog(budget);
   const lines = script.split("\n");
   let out = "";
   for (let i = 0; i < lines.length; i++) {
@@ -278,9 +299,10 @@ export function attemptLogScript(script: string): string {
       const record = new AttemptRecord();
       const results = words[3].split(",");
       for (let k = 0; k < results.length; k++) record.attempts.push(new Attempt(k == 0 ? "primary" : "b" + k.toString(), "", results[k]));
-      answer = log.put(words[1], record, U64.parseInt(words[2])) ? "ok" : "full";
+      const kept = log.put(identityOf(words[1]), record, U64.parseInt(words[2]));
+      answer = kept == Kept.Yes ? "ok" : kept == Kept.Full ? "full" : kept == Kept.OverBudget ? "over_budget" : "collision";
     } else if (words[0] == "take" || words[0] == "fill") {
-      let record = log.take(words[1]);
+      let record = log.take(identityOf(words[1]));
       if (words[0] == "fill") {
         if (record == null) record = new AttemptRecord();
         if (words.length > 3) record.fillTo(I32.parseInt(words[2]), words[3]);
@@ -289,6 +311,8 @@ export function attemptLogScript(script: string): string {
       answer = record == null ? "none" : formatAttempts(record.attempts) + " trigger=" + record.trigger();
     } else if (words[0] == "size") {
       answer = log.size.toString();
+    } else if (words[0] == "bytes") {
+      answer = budget.used.toString() + " " + log.heldBytes.toString();
     }
     out += (i > 0 ? "\n" : "") + answer;
   }

@@ -125,3 +125,43 @@ describe("filter module", () => {
     expect(text).not.toMatch(/\bv128\b|\bi8x16\b|\bi32x4\b|\bf32x4\b|\bi64x2\b/);
   });
 });
+
+describe("filter module's context registry, driven as a host drives it", () => {
+  /** The module with every host function answering Ok (0) and no property found: the dispatch role. */
+  function instantiate() {
+    const logs = [];
+    let memory;
+    const env = {};
+    for (const i of WebAssembly.Module.imports(mod)) {
+      if (i.module !== "env") continue;
+      env[i.name] = () => 0;
+    }
+    env.proxy_get_property = () => 1; // NotFound
+    env.proxy_log = (level, ptr, len) => { logs.push(Buffer.from(memory.buffer, ptr, len).toString("utf8")); return 0; };
+    const instance = new WebAssembly.Instance(mod, { env, wasi_snapshot_preview1: { clock_time_get: () => 0 } });
+    memory = instance.exports.memory;
+    instance.exports._initialize();
+    return { x: instance.exports, logs };
+  }
+
+  test("proxy_on_log after proxy_on_delete (HTTP/3 deferred logging), twice, or for an id never created is harmless", () => {
+    const { x, logs } = instantiate();
+    x.proxy_on_context_create(1, 0);
+    x.proxy_on_context_create(2, 1);
+    x.proxy_on_request_headers(2, 0, 1);
+    x.proxy_on_delete(2);
+    // Envoy's HTTP/3 codec may log a stream after its filters were destroyed: the context is gone.
+    expect(() => x.proxy_on_log(2)).not.toThrow();
+    expect(() => x.proxy_on_log(2)).not.toThrow();
+    expect(() => x.proxy_on_log(99)).not.toThrow();
+    expect(() => x.proxy_on_delete(2)).not.toThrow();
+    // A context created only to log ends at its log, once.
+    x.proxy_on_context_create(3, 1);
+    expect(() => x.proxy_on_log(3)).not.toThrow();
+    expect(() => x.proxy_on_delete(3)).not.toThrow();
+    // The VM still works: a new stream on the same root.
+    x.proxy_on_context_create(4, 1);
+    expect(x.proxy_on_request_headers(4, 0, 1)).toBe(0);
+    expect(logs.filter((l) => l.startsWith("abort"))).toEqual([]);
+  });
+});

@@ -113,37 +113,58 @@ describe("streamed mode: the upstream role's configuration (one per attempt)", (
 
 describe("streamed mode: the attempt log that carries results from one attempt to the next", () => {
   test("an attempt takes what the one before left, once", () => {
-    expect(w.attemptLogScript(["put r1 0 503", "take r1", "take r1", "size"]))
+    expect(w.attemptLogScript(["put 7/100 0 503", "take 7/100", "take 7/100", "size"]))
       .toEqual(["ok", "primary;result=503 trigger=status=503", "none", "0"]);
   });
 
-  test("requests do not see each other's records", () => {
-    expect(w.attemptLogScript(["put r1 0 503", "put r2 0 no_response", "take r2", "take r1"]))
-      .toEqual(["ok", "ok", "primary;result=no_response trigger=upstream_failure", "primary;result=503 trigger=status=503"]);
+  test("requests do not see each other's records: another connection, or the same connection started at another time", () => {
+    expect(w.attemptLogScript(["put 1/100 0 503", "put 2/100 0 no_response", "put 1/101 0 429", "take 2/100", "take 1/101", "take 1/100"]))
+      .toEqual(["ok", "ok", "ok", "primary;result=no_response trigger=upstream_failure", "primary;result=429 trigger=status=429",
+        "primary;result=503 trigger=status=503"]);
   });
 
   test("a record no attempt takes is dropped after 60 s, at the next sweep", () => {
-    expect(w.attemptLogScript(["put old 0 503", "put r2 59999 503", "size", "put r3 60000 503", "size", "take old"]))
+    expect(w.attemptLogScript(["put 1 0 503", "put 2 59999 503", "size", "put 3 60000 503", "size", "take 1"]))
       .toEqual(["ok", "ok", "2", "ok", "2", "none"]);
   });
 
   test("the table never holds more than 4096 records; a full table refuses", () => {
-    const puts = Array.from({ length: 4097 }, (_, i) => `put r${i} 1 503`);
-    const out = w.attemptLogScript([...puts, "size", "put late 60001 503", "size"]);
+    const puts = Array.from({ length: 4097 }, (_, i) => `put ${i + 1} 1 503`);
+    const out = w.attemptLogScript([...puts, "size", "put 9999 60001 503", "size"]);
     expect(out.slice(0, 4096).every((a) => a === "ok")).toBe(true);
     expect(out[4096]).toBe("full");
     expect(out.slice(4097)).toEqual(["4096", "ok", "1"]);
   });
 
+  test("every entry's bytes are taken from the budget (320 + 96 per attempt) and given back when taken or swept", () => {
+    expect(w.attemptLogScript(["put 1 0 503", "bytes", "put 2 0 retry,503", "bytes", "take 1", "bytes", "put 3 60000 503", "bytes", "take 3", "bytes"]))
+      .toEqual(["ok", "416 416", "ok", "928 928", "primary;result=503 trigger=status=503", "512 512", "ok", "416 416",
+        "primary;result=503 trigger=status=503", "0 0"]);
+    // A full table at its bound: 4096 entries of one attempt each.
+    const out = w.attemptLogScript([...Array.from({ length: 4096 }, (_, i) => `put ${i + 1} 1 503`), "bytes"]);
+    expect(out[4096]).toBe(`${4096 * 416} ${4096 * 416}`);
+  });
+
+  test("past the budget an entry is not kept (the next attempt reports unknown), and nothing is taken from it", () => {
+    expect(w.attemptLogScript(["put 1 0 503", "put 2 0 503", "bytes", "take 2", "fill 2 2"], 800))
+      .toEqual(["ok", "over_budget", "416 416", "none", "primary;result=unknown trigger=unknown"]);
+  });
+
+  test("an entry whose key digest another request shares is neither taken nor replaced by it", () => {
+    // "c<n>": identities whose digest is made to collide (the unit host's stand-in for a 64-bit collision).
+    expect(w.attemptLogScript(["put c1 0 503", "put c2 0 429", "take c2", "size", "take c1", "bytes"]))
+      .toEqual(["ok", "collision", "none", "1", "primary;result=503 trigger=status=503", "0 0"]);
+  });
+
   test("attempts that left no record keep their places as unknown", () => {
-    expect(w.attemptLogScript(["fill none 3"])).toEqual(["primary;result=unknown, attempt-2;result=unknown trigger=unknown"]);
-    expect(w.attemptLogScript(["put r 0 429", "fill r 3"])).toEqual(["ok", "primary;result=429, attempt-2;result=unknown trigger=status=429"]);
+    expect(w.attemptLogScript(["fill 1 3"])).toEqual(["primary;result=unknown, attempt-2;result=unknown trigger=unknown"]);
+    expect(w.attemptLogScript(["put 2 0 429", "fill 2 3"])).toEqual(["ok", "primary;result=429, attempt-2;result=unknown trigger=status=429"]);
   });
 
   test("lean mode: the primary's place says the router retried it (its cluster has no filter to say why)", () => {
-    expect(w.attemptLogScript(["fill none 2 retry"])).toEqual(["primary;result=retry trigger=retry"]);
-    expect(w.attemptLogScript(["fill none 3 retry"])).toEqual(["primary;result=retry, attempt-2;result=unknown trigger=retry"]);
-    expect(w.attemptLogScript(["put r 0 retry,503", "fill r 3 retry"])).toEqual(["ok", "primary;result=retry, b1;result=503 trigger=retry"]);
+    expect(w.attemptLogScript(["fill 1 2 retry"])).toEqual(["primary;result=retry trigger=retry"]);
+    expect(w.attemptLogScript(["fill 1 3 retry"])).toEqual(["primary;result=retry, attempt-2;result=unknown trigger=retry"]);
+    expect(w.attemptLogScript(["put 2 0 retry,503", "fill 2 3 retry"])).toEqual(["ok", "primary;result=retry, b1;result=503 trigger=retry"]);
   });
 
   test("the trigger is named as in the dispatch mode", () => {
@@ -301,6 +322,17 @@ describe("streamed mode: the generated Envoy configuration", () => {
     for (const bad of [":path", "Host", "content-length", "transfer-encoding", "x y", ""]) {
       expect(() => lib.streamedConfig({ ...plugin, credentialHeaders: ["x-ok", bad] }, clusters)).toThrow(/^credentialHeaders\[1\]: must name an ordinary header/);
     }
+  });
+
+  test("the connection manager takes the client's address from the connection (or xffNumTrustedHops proxies) and replaces clients' x-request-id", () => {
+    const hcm = (b) => b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    const boot = hcm(lib.streamedBootstrap(plugin, clusters, { wasmPath: "/x.wasm" }));
+    expect(boot.use_remote_address).toBe(true);
+    expect(boot.xff_num_trusted_hops).toBeUndefined();
+    expect(boot.preserve_external_request_id).toBeUndefined();
+    const behind = hcm(lib.streamedBootstrap(plugin, clusters, { wasmPath: "/x.wasm", xffNumTrustedHops: 1 }));
+    expect(behind).toMatchObject({ use_remote_address: true, xff_num_trusted_hops: 1 });
+    expect(() => lib.streamedBootstrap(plugin, clusters, { xffNumTrustedHops: -1 })).toThrow(/^xffNumTrustedHops: must be an integer >= 0/);
   });
 
   test("orders whose header edits would leak into a later attempt are refused, naming the field", () => {

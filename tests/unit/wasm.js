@@ -86,7 +86,7 @@ function load() {
     upstreamConfigSummary: (json) => call(() => readStr(x.upstreamConfigSummary(buf(json)))),
     builtInCredentialHeaders: () => call(() => readStr(x.builtInCredentialHeaders()).split("\n")),
     upstreamReadsClientHeaders: (entry) => call(() => x.upstreamReadsClientHeaders(buf(entry)) !== 0),
-    attemptLogScript: (lines) => call(() => readStr(x.attemptLogScript(str(lines.join("\n")))).split("\n")),
+    attemptLogScript: (lines, budgetBytes = 1 << 30) => call(() => readStr(x.attemptLogScript(str(lines.join("\n")), budgetBytes)).split("\n")),
     attemptTrigger: (result) => call(() => readStr(x.attemptTrigger(str(result)))),
     stripCredentialParameters: (path) => call(() => readStr(x.stripCredentialParameters(str(path)))),
     errorBody: (status, hide) => JSON.parse(call(() => readStr(x.errorBody(status, hide ? 1 : 0)))),
