@@ -31,8 +31,37 @@ const UNIT_GUARD = "tests/unit/guard.test.js";
 const E2E_BACKUP_CREDENTIALS = "tests/e2e/backup_credentials.test.js";
 const E2E_NOT_REWRITABLE = "tests/e2e/not_rewritable.test.js";
 const E2E_BACKUP_REPORT_HEADERS = "tests/e2e/backup_report_headers.test.js";
+const E2E_EXAMPLES_PROVIDERS = "tests/e2e/examples_providers.test.js";
 
 export const MUTATIONS = [
+  {
+    name: "examples, streamed: a provider's certificate is not checked against its host name",
+    file: "examples/streamed.mjs",
+    find: '      match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.sni } }],\n',
+    replace: "",
+    tests: [E2E_EXAMPLES_PROVIDERS],
+  },
+  {
+    name: "examples, streamed: OpenAI gets the client's Host",
+    file: "examples/streamed.mjs",
+    find: "if (primary.authority) route.route.host_rewrite_literal = primary.authority;",
+    replace: "",
+    tests: [E2E_EXAMPLES_PROVIDERS],
+  },
+  {
+    name: "examples, dispatch: Azure's certificate is not checked against its host name",
+    file: "examples/openai-azure-dashscope/envoy.yaml",
+    find: '              match_typed_subject_alt_names: [{ san_type: DNS, matcher: { exact: "${AZURE_OPENAI_RESOURCE}.openai.azure.com" } }]\n',
+    replace: "",
+    tests: [E2E_EXAMPLES_PROVIDERS],
+  },
+  {
+    name: "examples, dispatch: OpenAI gets the client's key instead of the gateway's",
+    file: "examples/openai-azure-dashscope/envoy.yaml",
+    find: "append_action: OVERWRITE_IF_EXISTS_OR_ADD",
+    replace: "append_action: ADD_IF_ABSENT",
+    tests: [E2E_EXAMPLES_PROVIDERS],
+  },
   {
     name: "the request hold's deadline is never disarmed (a slow healthy primary is replaced when backendErrorsOnly is off)",
     file: "assembly/stream_context.ts",
