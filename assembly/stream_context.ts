@@ -158,8 +158,11 @@ export class FallbackStream extends HttpContext {
   }
 
   /**
-   * With a content-length the body's copy is allocated once at its exact size (no doubling, no
-   * spare capacity); a body over maxRequestBodyBytes is known not to be replayable before it comes.
+   * A content-length over maxRequestBodyBytes is known not to be replayable before the body comes.
+   * Otherwise it only caps the copy's growth: the copy grows with the bytes that actually arrived
+   * (budgeted as it grows, budgeted_reads.ts), so an upload that announces much and sends little
+   * holds what it sent, not what it announced; a body that comes whole in one chunk is still
+   * allocated once, at its exact size.
    */
   private reserveBody(machine: FallbackMachine): void {
     const length = contentLength(this.requestHeaders);
@@ -168,11 +171,7 @@ export class FallbackStream extends HttpContext {
       machine.refuseReplay("request body over maxRequestBodyBytes (" + machine.policy.maxRequestBodyBytes.toString() + ")");
       return;
     }
-    if (!this.share.tryTake(length)) {
-      this.refuseOverBudget(machine, "a request body of " + length.toString() + " bytes is not kept");
-      return;
-    }
-    this.requestBody.resize(<i32>length);
+    this.requestBody.limit = <i32>length;
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {

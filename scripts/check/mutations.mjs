@@ -14,6 +14,7 @@ const E2E_TRIGGERS = "tests/e2e/triggers.test.js";
 const E2E_STREAMING = "tests/e2e/streaming.test.js";
 const E2E_SECURITY = "tests/e2e/security.test.js";
 const E2E_NEIGHBOURS = "tests/e2e/neighbours.test.js";
+const E2E_HOSTILE_CLIENTS = "tests/e2e/hostile_clients.test.js";
 const UNIT_CONFIG = "tests/unit/config.test.js";
 const UNIT_REPLAY = "tests/unit/replay.test.js";
 const UNIT_MACHINE = "tests/unit/machine.test.js";
@@ -656,6 +657,18 @@ export const MUTATIONS = [
     find: "    if (earlier.length > 0) config.earlierBackupHeaders = earlier;\n",
     replace: "",
     tests: [UNIT_STREAMED, E2E_BACKUP_CREDENTIALS],
+    name: "an announced content-length is taken from the budget at the request's headers (idle uploads pin it)",
+    file: "assembly/stream_context.ts",
+    find: "    this.requestBody.limit = <i32>length;\n",
+    replace: "    if (this.share.tryTake(length)) this.requestBody.resize(<i32>length);\n",
+    tests: [E2E_HOSTILE_CLIENTS],
+  },
+  {
+    name: "the dispatch mode's model-override copy is made outside the budget",
+    file: "assembly/stream_context.ts",
+    find: "        if (!this.share.tryTake(plan.size)) {\n",
+    replace: "        if (false) {\n",
+    tests: [E2E_HOSTILE_CLIENTS],
   },
   {
     name: "streamed mode's attempt table: an entry's bytes are not counted in the VM's budget",

@@ -1,0 +1,78 @@
+// Issue 21 end to end: nothing a client sends holds the memory budget beyond what it sent. Uploads
+// that announce a large body and then go idle hold only the bytes that arrived, so the other
+// clients of the worker still get their fallbacks.
+const net = require("node:net");
+const { startEnvoy, counter } = require("./envoy");
+const { request } = require("./client");
+const { useMocks } = require("./fixtures");
+
+const m = useMocks({ primary: "primary", backup: "backup" });
+const BUDGET = 4 * 1024 * 1024;
+
+/** Opens a connection that sends request headers announcing `announced` body bytes, then `sent` of them, and idles. */
+function idleUpload(port, announced, sent) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n` +
+        `content-length: ${announced}\r\n\r\n` + '{"model":"m","messages":[{"role":"user","content":"'.slice(0, sent));
+      resolve(socket);
+    });
+    socket.on("error", reject);
+  });
+}
+
+async function gauge(envoy, name, until) {
+  let value = counter(await envoy.stats(), name);
+  for (let i = 0; i < 40 && !until(value); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    value = counter(await envoy.stats(), name);
+  }
+  return value;
+}
+
+describe("uploads that announce a large body and go idle", () => {
+  test("hold only what they sent: with the budget announced away, a normal request still falls back", async () => {
+    const envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }], maxKeptBytesPerWorker: BUDGET },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
+    });
+    const sockets = [];
+    try {
+      // 2 MiB, 1 MiB, ... 1 byte announced: together the whole budget; at most 50 bytes of each are sent.
+      for (let size = 2 * 1024 * 1024; size >= 1; size >>= 1) sockets.push(await idleUpload(envoy.port, size, Math.min(50, size - 1)));
+      // Every upload has reached the primary (the filter has seen its headers and first bytes).
+      for (let i = 0; i < 40 && m.primary.requests.length < sockets.length; i++) await new Promise((r) => setTimeout(r, 50));
+      m.primary.behave({ status: 503 });
+      const res = await request(envoy.port, { body: { model: "m", messages: [{ role: "user", content: "x".repeat(8192) }] } });
+      expect(res.status).toBe(200);
+      expect(res.headers["x-ai-fallback-service"]).toBe("backup");
+      expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.over_budget")).toBe(0);
+      for (const s of sockets) s.destroy();
+      expect(await gauge(envoy, "wasmcustom.ai_fallback.kept_bytes", (v) => v === 0)).toBe(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await envoy.stop();
+    }
+  });
+});
+
+describe("every copy the budget promises to count is counted", () => {
+  test("a model-override copy the budget cannot hold is not made: that backup is skipped as over_budget, the next one answers", async () => {
+    const envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup", model: "big-model" }, { service: "backup" }], maxKeptBytesPerWorker: 1024 * 1024 },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
+    });
+    try {
+      m.primary.behave({ status: 503 });
+      // The request's copy (600 KB) fits in the 1 MiB budget; a second, rewritten copy of it does not.
+      const res = await request(envoy.port, { body: { model: "m", messages: [{ role: "user", content: "x".repeat(600 * 1000) }] } });
+      expect(res.status).toBe(200);
+      expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=big-model;result=over_budget, backup;model=pass-through;result=200");
+      expect(m.backup.requests.length).toBe(1);
+      expect(JSON.parse(m.backup.requests[0].body).model).toBe("m");
+      expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.over_budget")).toBe(1);
+    } finally {
+      await envoy.stop();
+    }
+  });
+});
