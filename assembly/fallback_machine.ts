@@ -103,6 +103,8 @@ export class FallbackMachine {
    * not reached the primary, and is never replayed by the timer.
    */
   awaitingUpstream: bool = false;
+  /** A streaming 2xx's headers may be held for its first packet (false where Envoy would not show their body). */
+  holdsFirstPacketHeaders: bool = true;
   /** The primary's response headers are paused in Envoy. */
   primaryHeld: bool = false;
   /** ... with every frame after them (Step.HoldWhole): its body will be replayed to this filter. */
@@ -238,7 +240,7 @@ export class FallbackMachine {
       return this.start(triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
     }
     // A headers-only 2xx is complete: there is no first packet to wait for.
-    if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream) {
+    if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream && this.holdsFirstPacketHeaders) {
       this.phase = Phase.HoldingFirstPacket;
       // Only the headers are held: its body must reach this filter to count as the first packet.
       this.holdPrimary(status, false, false);

@@ -27,6 +27,8 @@ export class Metrics {
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
   readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT);
+  /** Envoy was found not to honour this filter's header pause (allow_on_headers_stop_iteration unset): once per worker. */
+  readonly pauseNotHonoured: u32 = defineMetric(MetricType.Counter, "ai_fallback.pause_not_honoured");
   // Work in flight, summed over workers: each returns to 0 when nothing waits (a leak would show).
   readonly pendingBackupCalls: InFlightGauge = new InFlightGauge("ai_fallback.pending_backup_calls");
   readonly streamTimers: InFlightGauge = new InFlightGauge("ai_fallback.timers");

@@ -5,6 +5,7 @@ import { HttpContext, RootContext } from "./abi/context";
 import { getBufferBytes, log, monotonicMs, setEffectiveContext, setTickPeriodMs } from "./abi/hostcalls";
 import { httpContext } from "./abi/registry";
 import { Config, parseConfig } from "./config";
+import { HeaderPause } from "./header_pause";
 import { MemoryBudget } from "./memory_budget";
 import { Metrics } from "./metrics";
 import { defineBudgetMetrics, forgetBudgetLimit, overBudget, setBudgetLimit, showKeptBytes, vmBudget } from "./vm_budget";
@@ -24,8 +25,8 @@ export class FallbackRoot extends RootContext {
   metrics: Metrics | null = null;
   /** A held 2xx has delivered body to this filter: Envoy shows bodies after paused headers. */
   heldBodySeen: bool = false;
-  /** The hint about allow_on_headers_stop_iteration was logged for a held request (once a worker). */
-  holdHintLogged: bool = false;
+  /** Whether Envoy honours this filter's pause at the headers (allow_on_headers_stop_iteration). */
+  readonly pause: HeaderPause = new HeaderPause();
   /** Every byte this VM allocates for in-flight requests is taken from here first (one for the whole VM). */
   readonly budget: MemoryBudget = vmBudget;
   /** stream id -> first-packet deadline (ms). */

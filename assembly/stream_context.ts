@@ -13,6 +13,7 @@ import { Backup, Config, Policy } from "./config";
 import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
 import { Header, findHeader } from "./headers";
 import { tellFirstPacketTimed } from "./first_packet_signal";
+import { PauseEvidence, WITHHELD_BODY_MS } from "./header_pause";
 import { isStreamingRequest } from "./json_scan";
 import { RewriteOutcome, planRewrite, writeRewrite } from "./model_rewrite";
 import { Metrics } from "./metrics";
@@ -96,8 +97,14 @@ export class FallbackStream extends HttpContext {
   private served: Answer | null = null;
   /** The request is held until its body is copied (see onRequestHeaders). */
   private holdingRequest: bool = false;
+  /** ... until its body is copied (backendErrorsOnly: false), not only until its first chunk (a probe). */
+  private holdUntilBody: bool = false;
   /** ... and some of its body has reached this filter while held. */
   private heldRequestBodySeen: bool = false;
+  /** This request is the worker's probe of Envoy's header pause (header_pause.ts). */
+  private probing: bool = false;
+  /** When a hold ended without having seen any body (0 = it did not): body right after it was withheld. */
+  private releasedBlindAtMs: u64 = 0;
   /** The body outgrew maxRequestBodyBytes and its copy was dropped. */
   private bodyDropped: bool = false;
   /** The first-packet deadline is armed in the root. */
@@ -150,11 +157,23 @@ export class FallbackStream extends HttpContext {
     // for at most REQUEST_HOLD_MS (a slow client, or an Envoy that shows no body to a filter paused at
     // the headers: without allow_on_headers_stop_iteration the body would never come).
     if (!policy.backendErrorsOnly) {
-      this.holdingRequest = true;
-      this.arm(host.monotonicMs() + REQUEST_HOLD_MS);
-      return HeadersAction.StopIteration;
+      this.holdUntilBody = true;
+      return this.holdRequest();
+    }
+    // A first-packet timeout holds 2xx headers, which works only where Envoy honours a pause: the
+    // first such request on the worker is held until its first body chunk to find out (probe).
+    if (policy.firstPacketTimeoutMs > 0 && this.fallbackRoot.pause.wantsProbe) {
+      this.probing = true;
+      this.fallbackRoot.pause.probing = true;
+      return this.holdRequest();
     }
     return HeadersAction.Continue;
+  }
+
+  private holdRequest(): HeadersAction {
+    this.holdingRequest = true;
+    this.arm(host.monotonicMs() + REQUEST_HOLD_MS);
+    return HeadersAction.StopIteration;
   }
 
   /**
@@ -175,6 +194,7 @@ export class FallbackStream extends HttpContext {
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
+    if (this.releasedBlindAtMs != 0) this.judgeBlindRelease();
     const machine = this.machine;
     if (machine === null || machine.phase != Phase.Request) return DataAction.Continue;
     if (machine.requestBodyChunk(bodySize)) this.copyChunk(machine, bodySize);
@@ -187,7 +207,8 @@ export class FallbackStream extends HttpContext {
     }
     if (this.holdingRequest) {
       this.heldRequestBodySeen = true;
-      if (!endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {
+      this.fallbackRoot.pause.honoured();
+      if (this.holdUntilBody && !endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {
         return DataAction.StopIterationAndWatermark;
       }
       this.stopHolding();
@@ -220,7 +241,27 @@ export class FallbackStream extends HttpContext {
 
   private stopHolding(): void {
     this.holdingRequest = false;
+    this.endProbe();
     this.disarm();
+  }
+
+  private endProbe(): void {
+    if (!this.probing) return;
+    this.probing = false;
+    this.fallbackRoot.pause.probing = false;
+  }
+
+  /**
+   * Body came after a hold that saw none ended: at once (Envoy hands the filter what it buffered when
+   * it continues) means Envoy withheld it during the pause; later, a slow client (nothing known).
+   */
+  private judgeBlindRelease(): void {
+    const withheld = host.monotonicMs() - this.releasedBlindAtMs <= WITHHELD_BODY_MS;
+    this.releasedBlindAtMs = 0;
+    if (!withheld) return;
+    if (this.fallbackRoot.pause.notHonoured(REQUEST_HOLD_MS, HIGRESS_HOLD_NOTE, this.requestIdSuffix())) {
+      this.metrics().count(this.metrics().pauseNotHonoured);
+    }
   }
 
   onRequestTrailers(trailerCount: u32): HeadersAction {
@@ -240,6 +281,8 @@ export class FallbackStream extends HttpContext {
     }
     machine.requestEnded(isStreamingRequest(this.requestBody.ptr, this.requestBody.length));
     if (!machine.awaitingUpstream) return;
+    // Where Envoy does not honour a pause, held 2xx headers would never see their body: not held.
+    if (this.fallbackRoot.pause.evidence == PauseEvidence.NotHonoured) machine.holdsFirstPacketHeaders = false;
     // Its first packet is timed: the primary guard, if any, holds its 2xx headers for it.
     tellFirstPacketTimed(machine.policy.keepAliveIsNotFirstPacket);
     this.watchUpstream(machine, host.monotonicMs());
@@ -431,6 +474,7 @@ export class FallbackStream extends HttpContext {
     if (this.ended) return;
     this.ended = true;
     this.disarm();
+    this.endProbe();
     if (this.pendingToken != 0) {
       forgetCall(this.pendingToken);
       this.pendingToken = 0;
@@ -461,13 +505,9 @@ export class FallbackStream extends HttpContext {
   /** The request hold's time is up: let the request go on as far as it has come. */
   private releaseHeldRequest(machine: FallbackMachine): void {
     this.holdingRequest = false;
+    this.endProbe();
+    if (!this.heldRequestBodySeen) this.releasedBlindAtMs = host.monotonicMs();
     host.continueStream(StreamType.Request);
-    if (!this.heldRequestBodySeen && !this.fallbackRoot.holdHintLogged) {
-      this.fallbackRoot.holdHintLogged = true;
-      host.logBytes(LogLevel.Info, "a request held for its body got none in " + REQUEST_HOLD_MS.toString() +
-        " ms; with backendErrorsOnly: false, set allow_on_headers_stop_iteration: true in the wasm plugin config" +
-        HIGRESS_HOLD_NOTE + ", or a gateway reply to a request with a body cannot be replayed" + this.requestIdSuffix());
-    }
   }
 
   private arm(deadlineMs: u64): void {

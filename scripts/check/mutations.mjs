@@ -66,8 +66,8 @@ export const MUTATIONS = [
   {
     name: "the request hold's deadline is never disarmed (a slow healthy primary is replaced when backendErrorsOnly is off)",
     file: "assembly/stream_context.ts",
-    find: "  private stopHolding(): void {\n    this.holdingRequest = false;\n    this.disarm();\n  }",
-    replace: "  private stopHolding(): void {\n    this.holdingRequest = false;\n  }",
+    find: "  private stopHolding(): void {\n    this.holdingRequest = false;\n    this.endProbe();\n    this.disarm();\n  }",
+    replace: "  private stopHolding(): void {\n    this.holdingRequest = false;\n    this.endProbe();\n  }",
     tests: [E2E_TRIGGERS],
   },
   {
@@ -162,9 +162,9 @@ export const MUTATIONS = [
     tests: [E2E_STREAMING],
   },
   {
-    name: "the allow_on_headers_stop_iteration hint is logged for every held request, not once per worker",
-    file: "assembly/stream_context.ts",
-    find: "      this.fallbackRoot.holdHintLogged = true;\n",
+    name: "the allow_on_headers_stop_iteration error is logged and counted for every held request, not once per worker",
+    file: "assembly/header_pause.ts",
+    find: "    if (this.evidence == PauseEvidence.NotHonoured) return false;\n",
     replace: "",
     tests: [E2E_TRIGGERS],
   },
@@ -199,8 +199,8 @@ export const MUTATIONS = [
   {
     name: "maxHeldRequestBytes is ignored: a request is held until its body is complete",
     file: "assembly/stream_context.ts",
-    find: "if (!endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {",
-    replace: "if (!endOfStream && machine.replayable) {",
+    find: "if (this.holdUntilBody && !endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {",
+    replace: "if (this.holdUntilBody && !endOfStream && machine.replayable) {",
     tests: [E2E_TRIGGERS],
   },
   {
@@ -262,7 +262,7 @@ export const MUTATIONS = [
   {
     name: "a streaming primary's 2xx headers are not held until its first packet (the client sees headers that are then replaced)",
     file: "assembly/fallback_machine.ts",
-    find: "if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream) {",
+    find: "if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream && this.holdsFirstPacketHeaders) {",
     replace: "if (false) {",
     tests: [E2E_STREAMING, UNIT_MACHINE],
   },
@@ -704,5 +704,26 @@ export const MUTATIONS = [
     find: "  if (!streams.has(id)) return false;\n",
     replace: "",
     tests: [UNIT_MODULE],
+  },
+  {
+    name: "where Envoy does not honour the header pause, 2xx headers are still held for their first packet (healthy slow streams fall back)",
+    file: "assembly/stream_context.ts",
+    find: "    if (this.fallbackRoot.pause.evidence == PauseEvidence.NotHonoured) machine.holdsFirstPacketHeaders = false;\n",
+    replace: "",
+    tests: [E2E_STREAMING],
+  },
+  {
+    name: "no timed request probes whether Envoy honours the header pause",
+    file: "assembly/stream_context.ts",
+    find: "    if (policy.firstPacketTimeoutMs > 0 && this.fallbackRoot.pause.wantsProbe) {\n",
+    replace: "    if (false) {\n",
+    tests: [E2E_STREAMING],
+  },
+  {
+    name: "a body shown only after a blind release is not taken as Envoy withholding it (no error line, no count)",
+    file: "assembly/stream_context.ts",
+    find: "    const withheld = host.monotonicMs() - this.releasedBlindAtMs <= WITHHELD_BODY_MS;\n",
+    replace: "    const withheld = false;\n",
+    tests: [E2E_TRIGGERS, E2E_STREAMING],
   },
 ];

@@ -173,17 +173,42 @@ describe("first packet timeout", () => {
 });
 
 describe("the Envoy setting firstPacketTimeout needs", () => {
-  test("without allow_on_headers_stop_iteration a healthy stream cannot be watched: it falls back, and the log says why", async () => {
+  // Without allow_on_headers_stop_iteration Envoy shows no body to a filter paused at the headers,
+  // so held 2xx headers would never see their first packet. The first timed request of a worker is
+  // held at its headers to find out; where Envoy does not honour the pause, 2xx headers are not held.
+  test("without allow_on_headers_stop_iteration a healthy stream slower than the timeout is never replaced: an error line and a count once", async () => {
     const unset = await startEnvoy({
       pluginConfig: { backups: [{ service: "backup" }], firstPacketTimeout: 300 },
       clusters: { primary: m.primary.port, backup: m.backup.port },
       allowOnHeadersStopIteration: false,
     });
-    m.primary.behave({ sse: { events: ["a", "b"], intervalMs: 20 } });
-    const res = await request(unset.port, { body: STREAM_CHAT });
-    expect(res.headers["x-served-by"]).toBe("backup");
-    expect(unset.logs()).toMatch(/first packet timeout after 2xx headers, and no held response has shown a body on this worker yet: .*set allow_on_headers_stop_iteration: true/);
-    await unset.stop();
+    try {
+      // Its first byte 500 ms after its 2xx headers: healthy, only slower than firstPacketTimeout.
+      m.primary.behave({ sse: { events: ["a", "b"], firstDelayMs: 500, intervalMs: 20 } });
+      for (let i = 0; i < 3; i++) {
+        const res = await request(unset.port, { body: STREAM_CHAT });
+        expect([i, res.headers["x-served-by"], res.text]).toEqual([i, "primary", "data: a\n\ndata: b\n\ndata: [DONE]\n\n"]);
+      }
+      expect(m.backup.requests.length).toBe(0);
+      expect(unset.logs().match(/\[error\].*allow_on_headers_stop_iteration is not set in this filter's wasm plugin config/g)).toHaveLength(1);
+      expect(counter(await unset.stats(), "wasmcustom.ai_fallback.pause_not_honoured")).toBe(1);
+      // A primary silent before its headers still falls back: nothing has reached the client.
+      m.primary.behave({ hang: true });
+      const silent = await request(unset.port, { body: STREAM_CHAT });
+      expect([silent.headers["x-served-by"], silent.headers["x-ai-fallback-trigger"]]).toEqual(["backup", "first_packet_timeout"]);
+    } finally {
+      await unset.stop();
+    }
+  });
+
+  test("with it the first timed request is held at its headers only until its body shows (no count), and a stall after 2xx headers falls back", async () => {
+    m.primary.behave({ sse: { events: ["a"], firstDelayMs: 50 } });
+    const healthy = await request(envoy.port, { body: STREAM_CHAT });
+    expect(healthy.headers["x-served-by"]).toBe("primary");
+    m.primary.behave({ sse: { stallAfterHeaders: true } });
+    const stalled = await request(envoy.port, { body: STREAM_CHAT });
+    expect([stalled.headers["x-served-by"], stalled.headers["x-ai-fallback-trigger"]]).toEqual(["backup", "first_packet_timeout"]);
+    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.pause_not_honoured")).toBe(0);
   });
 });
 

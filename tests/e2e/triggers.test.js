@@ -1,6 +1,6 @@
 // Issue 3 end to end: who triggers a fallback, one policy per Model API, per-backup request shaping,
 // and what operators are told (headers, metrics, logs).
-const { startEnvoy, growth } = require("./envoy");
+const { startEnvoy, growth, counter } = require("./envoy");
 const { startMock } = require("./mock_model");
 const { request, chunkedRequest } = require("./client");
 const { useMocks } = require("./fixtures");
@@ -133,7 +133,7 @@ describe("backend errors only", () => {
     expect(await envoy.logsWhen(line)).toMatch(line);
   });
 
-  test("off: an Envoy without allow_on_headers_stop_iteration shows no body to a held request: released after 1 s, with a hint once per worker", async () => {
+  test("off: an Envoy without allow_on_headers_stop_iteration shows no body to a held request: released after 1 s, an error line and a count once per worker", async () => {
     const unset = await startEnvoy({
       pluginConfig: { backups: [{ service: "backup-a" }], backendErrorsOnly: false },
       clusters: clusters(),
@@ -150,8 +150,9 @@ describe("backend errors only", () => {
     expect(took).toBeLessThan(REQUEST_HOLD_MS + 10 + 14 + 150);
     const second = await request(unset.port, { body: CHAT });
     expect(second.status).toBe(200);
-    const hint = /a request held for its body got none in 1000 ms; with backendErrorsOnly: false, set allow_on_headers_stop_iteration: true/g;
-    expect(unset.logs().match(hint)).toHaveLength(1); // one worker (concurrency 1): one hint
+    const hint = /\[error\].*allow_on_headers_stop_iteration is not set in this filter's wasm plugin config: Envoy showed it no request body while the request's headers waited/g;
+    expect(unset.logs().match(hint)).toHaveLength(1); // one worker (concurrency 1): one error line
+    expect(counter(await unset.stats(), "wasmcustom.ai_fallback.pause_not_honoured")).toBe(1);
     await unset.stop();
   });
 
