@@ -111,6 +111,13 @@ export class FallbackMachine {
   primaryHeldWhole: bool = false;
   /** ... and they ended the stream: no body callback will follow them. */
   primaryHeadersOnly: bool = false;
+  /**
+   * A held error's body (or its end) has not all reached Envoy yet (the glue asks Envoy: slow, or
+   * stalled): swapped in, the answer would wait for it, so it goes straight to the client instead.
+   */
+  primaryBodyPending: bool = false;
+  /** ... or it announced trailers, and may end with them and no body that could carry the answer. */
+  primaryMayLackBody: bool = false;
   primaryStatus: i32 = 0;
   /** How the answer reaches the client (set when one is served). */
   delivery: Delivery = Delivery.Direct;
@@ -145,6 +152,11 @@ export class FallbackMachine {
   /** Nothing is decided yet: no answer has passed, no fallback has started. */
   get undecided(): bool {
     return this.phase == Phase.Request || this.phase == Phase.AwaitingResponse || this.phase == Phase.HoldingFirstPacket;
+  }
+
+  /** A held error whose body (or end) is still to come: whether it has all reached Envoy matters to the delivery. */
+  get awaitsHeldErrorBody(): bool {
+    return this.primaryHeldWhole && !this.primaryHeadersOnly && this.primaryStatus >= 400;
   }
 
   get replayable(): bool {
@@ -415,7 +427,7 @@ export class FallbackMachine {
     // A held error's body (or its end) is still to be replayed to this filter. A held 2xx is a
     // stream that may send nothing more for long: the answer's body would wait for it, and the
     // client's response would end only when the primary's does.
-    if (this.primaryHeldWhole && !this.primaryHeadersOnly && this.primaryStatus >= 400) return Delivery.SwapInPlace;
+    if (this.awaitsHeldErrorBody && !this.primaryBodyPending && !this.primaryMayLackBody) return Delivery.SwapInPlace;
     return Delivery.Direct;
   }
 

@@ -78,6 +78,13 @@ const DECODED_HEADERS_FACTOR: i64 = 3;
 
 /** Readable once Envoy's router has picked the primary's upstream host. */
 const UPSTREAM_ADDRESS = host.propertyPath(["upstream", "address"]);
+/**
+ * A held error announcing a body larger than this is taken to be stopped by Envoy's buffer limit
+ * (flow control), not slow: Higress's default per-connection limit is 32 KiB, Envoy's 1 MiB.
+ */
+const FLOW_CONTROLLED_BODY_BYTES: i32 = 16 * 1024;
+/** Set once the upstream response's last byte has arrived: the held primary response is complete. */
+const BACKEND_LATENCY = host.propertyPath(["response", "backend_latency"]);
 /** Who answered an error: Envoy's response code details (policy.ts classifyOrigin). */
 const CODE_DETAILS = host.propertyPath(["response", "code_details"]);
 
@@ -109,6 +116,8 @@ export class FallbackStream extends HttpContext {
   private bodyDropped: bool = false;
   /** The first-packet deadline is armed in the root. */
   private deadlineArmed: bool = false;
+  /** The held primary response was found complete in Envoy (notePrimaryBody). */
+  private primaryComplete: bool = false;
 
   constructor(id: u32, root: FallbackRoot) {
     super(id, root);
@@ -318,6 +327,9 @@ export class FallbackStream extends HttpContext {
     const wasAwaitingUpstream = machine.awaitingUpstream;
     const step = machine.responseHeaders(status, origin, endOfStream,
       error || wasAwaitingUpstream ? host.monotonicMs() : 0);
+    // A held error that announces trailers may have no body to carry an answer (the ABI cannot add
+    // a body at the trailers): asked only of an error held for a fallback.
+    if (machine.awaitsHeldErrorBody) machine.primaryMayLackBody = host.getHeader(MapType.HttpResponseHeaders, "trailer") !== null;
     // A 2xx that came before a tick saw the upstream: its first-packet timer starts now.
     if (wasAwaitingUpstream && machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
     this.afterStep(machine);
@@ -438,6 +450,7 @@ export class FallbackStream extends HttpContext {
     if (machine === null || token != this.pendingToken) return;
     this.pendingToken = 0;
     this.metrics().pendingBackupCalls.down();
+    this.notePrimaryBody(machine);
     let status = 0;
     if (headerCount > 0) {
       const raw = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
@@ -566,6 +579,7 @@ export class FallbackStream extends HttpContext {
     while (step == Step.Dispatch) {
       const sent = this.dispatch(machine, machine.currentBackup!, machine.callTimeoutMs);
       if (sent == Dispatch.Sent) return step;
+      this.notePrimaryBody(machine);
       const now = host.monotonicMs();
       if (sent == Dispatch.OverBudget) step = machine.overBudget(now);
       else if (sent == Dispatch.NotRewritable) step = machine.notRewritable(now);
@@ -649,6 +663,25 @@ export class FallbackStream extends HttpContext {
     recordCall(call.token, this.id);
     this.metrics().pendingBackupCalls.up();
     return Dispatch.Sent;
+  }
+
+  /**
+   * Before an answer may be served: has the held primary error's response all reached Envoy? Envoy
+   * knows `response.backend_latency` only once the upstream's last byte came; until then its body is
+   * slow or stalled, and an answer swapped into it would wait for it (fallbackDeadline or not).
+   * Asked only on a fallback, and no more once the response is complete.
+   */
+  private notePrimaryBody(machine: FallbackMachine): void {
+    if (!machine.awaitsHeldErrorBody || this.primaryComplete) return;
+    this.primaryComplete = host.getPropertyAt(BACKEND_LATENCY) !== null;
+    // A large error is incomplete because Envoy stopped reading it at its buffer limit while it is
+    // held (flow control), not because it is slow: it flows as soon as the stream continues.
+    machine.primaryBodyPending = !this.primaryComplete && !this.announcesLargeBody();
+  }
+
+  private announcesLargeBody(): bool {
+    const length = host.getHeader(MapType.HttpResponseHeaders, "content-length");
+    return length !== null && (length.length > 9 || I32.parseInt(length) > FLOW_CONTROLLED_BODY_BYTES);
   }
 
   /** Carries an answer (headers as the client gets them) to the client the way the machine chose. */

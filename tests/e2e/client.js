@@ -47,7 +47,7 @@ function finish(result) {
 
 /**
  * Sends one request to 127.0.0.1:port. Resolves with
- * { status, headers, rawHeaders, body, text, json(), chunks: [{ at, data }], complete, error? }:
+ * { status, headers, rawHeaders, body, text, json(), chunks: [{ at, data }], complete, trailers, error? }:
  * error is 'reset' when the connection broke before the response was complete (status 0 when no
  * response head arrived) and 'timeout' when it took longer than timeoutMs. Rejects only when the
  * connection is refused.
@@ -77,7 +77,10 @@ function request(port, opts = {}) {
     const req = http.request(options, (r) => {
       res = r;
       record(result, r, start, opts.onChunk);
-      r.on("end", () => settle(r.complete ? undefined : "reset"));
+      r.on("end", () => {
+        result.trailers = r.trailers;
+        settle(r.complete ? undefined : "reset");
+      });
       r.on("aborted", () => settle("reset"));
       r.on("error", () => settle("reset"));
       r.on("close", () => settle(r.complete ? undefined : "reset"));
