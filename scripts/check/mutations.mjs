@@ -15,6 +15,7 @@ const E2E_STREAMING = "tests/e2e/streaming.test.js";
 const E2E_SECURITY = "tests/e2e/security.test.js";
 const E2E_NEIGHBOURS = "tests/e2e/neighbours.test.js";
 const E2E_HOSTILE_CLIENTS = "tests/e2e/hostile_clients.test.js";
+const E2E_SLOW_PRIMARY = "tests/e2e/slow_primary.test.js";
 const UNIT_CONFIG = "tests/unit/config.test.js";
 const UNIT_REPLAY = "tests/unit/replay.test.js";
 const UNIT_MACHINE = "tests/unit/machine.test.js";
@@ -381,7 +382,7 @@ export const MUTATIONS = [
   {
     name: "a held primary error is answered by a local reply straight to the client (CORS and compression before the filter miss the answer)",
     file: "assembly/fallback_machine.ts",
-    find: "    if (this.primaryHeldWhole && !this.primaryHeadersOnly && this.primaryStatus >= 400) return Delivery.SwapInPlace;\n",
+    find: "    if (this.awaitsHeldErrorBody && !this.primaryBodyPending && !this.primaryMayLackBody) return Delivery.SwapInPlace;\n",
     replace: "",
     tests: [E2E_FILTER_CHAIN],
   },
@@ -666,7 +667,7 @@ export const MUTATIONS = [
   {
     name: "the dispatch mode's model-override copy is made outside the budget",
     file: "assembly/stream_context.ts",
-    find: "        if (!this.share.tryTake(plan.size)) {\n",
+    find: "      if (!this.share.tryTake(plan.size)) {\n",
     replace: "        if (false) {\n",
     tests: [E2E_HOSTILE_CLIENTS],
   },
@@ -725,5 +726,26 @@ export const MUTATIONS = [
     find: "    const withheld = host.monotonicMs() - this.releasedBlindAtMs <= WITHHELD_BODY_MS;\n",
     replace: "    const withheld = false;\n",
     tests: [E2E_TRIGGERS, E2E_STREAMING],
+  },
+  {
+    name: "an answer is swapped into a held primary error whose body is still coming (it waits for that body)",
+    file: "assembly/stream_context.ts",
+    find: "    machine.primaryBodyPending = !this.primaryComplete && !this.announcesLargeBody();\n",
+    replace: "    machine.primaryBodyPending = false;\n",
+    tests: [E2E_SLOW_PRIMARY],
+  },
+  {
+    name: "a held primary error announcing trailers is swapped into like any (ending with trailers and no body, the client gets an empty body)",
+    file: "assembly/stream_context.ts",
+    find: '    if (machine.awaitsHeldErrorBody) machine.primaryMayLackBody = host.getHeader(MapType.HttpResponseHeaders, "trailer") !== null;\n',
+    replace: "",
+    tests: [E2E_SLOW_PRIMARY],
+  },
+  {
+    name: "a swapped-in answer carries the primary error's trailers to the client",
+    file: "assembly/stream_context.ts",
+    find: "    if (machine !== null && machine.phase == Phase.Answering) host.setHeaders(MapType.HttpResponseTrailers, []);\n",
+    replace: "",
+    tests: [E2E_SLOW_PRIMARY],
   },
 ];

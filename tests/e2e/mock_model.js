@@ -155,7 +155,9 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
       defaults["content-type"] = "application/json";
     }
     // With trailers the body goes chunked (trailers need chunked transfer encoding).
-    if (b.trailers) defaults.trailer = Object.keys(b.trailers).join(", ");
+    // announceTrailers: false leaves out the `trailer` header (HTTP/1.1 lets a sender not announce them).
+    if (b.trailers && b.announceTrailers !== false) defaults.trailer = Object.keys(b.trailers).join(", ");
+    else if (b.trailers) defaults["transfer-encoding"] = "chunked";
     else defaults["content-length"] = String(payload.length);
     const headers = mergeHeaders(defaults, b.headers);
 
