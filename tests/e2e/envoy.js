@@ -84,11 +84,12 @@ function duration(ms) {
   return `${ms / 1000}s`;
 }
 
-// A cluster spec: a port, or { port, connectTimeoutMs, trailers, upstreamFilters }, or { noEndpoints: true }
+// A cluster spec: a port, or { port, connectTimeoutMs, trailers, http2, upstreamFilters }, or { noEndpoints: true }
 // (a cluster with no host at all: Envoy answers its requests with 503 no_healthy_upstream).
+// http2: the hosts speak plaintext HTTP/2 (a gRPC service, e.g. mock_ext_proc.js).
 // upstreamFilters: upstream HTTP filters (e.g. http_filters.js primaryGuard), before the upstream codec.
 function staticCluster(name, spec) {
-  const { port, connectTimeoutMs = 1000, trailers = false, noEndpoints = false, upstreamFilters = null } = typeof spec === "number" ? { port: spec } : spec;
+  const { port, connectTimeoutMs = 1000, trailers = false, http2 = false, noEndpoints = false, upstreamFilters = null } = typeof spec === "number" ? { port: spec } : spec;
   if (!noEndpoints && !Number.isInteger(port)) throw new Error(`cluster ${name}: port must be an integer, got ${JSON.stringify(spec)}`);
   const endpoints = noEndpoints ? [] :
     [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }];
@@ -104,7 +105,7 @@ function staticCluster(name, spec) {
     typed_extension_protocol_options: {
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        explicit_http_config: { http_protocol_options: trailers ? { enable_trailers: true } : {} },
+        explicit_http_config: http2 ? { http2_protocol_options: {} } : { http_protocol_options: trailers ? { enable_trailers: true } : {} },
         ...(upstreamFilters ? { http_filters: [...upstreamFilters, UPSTREAM_CODEC] } : {}),
       },
     },

@@ -1,10 +1,12 @@
 // Issue 20 end to end: a backup answers only what the gateway let through, whatever the filters
 // around ai-fallback do. A neighbour behind it that refuses a request (with response details or none,
-// as the Rust and Go proxy-wasm SDKs send), and one that sends the request to another route.
+// as the Rust and Go proxy-wasm SDKs send, or an ext_proc processor's ImmediateResponse without
+// details), and one that sends the request to another route.
 const path = require("node:path");
 const { startEnvoy } = require("./envoy");
 const { request } = require("./client");
 const { useMocks } = require("./fixtures");
+const { startExtProc, extProcFilter, REFUSE_HEADER, REFUSAL_BODY } = require("./mock_ext_proc");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
 const REFUSER_WASM = path.join(__dirname, "..", "..", "build", "refuser.wasm");
@@ -76,6 +78,45 @@ describe("a neighbour's refusal is the gateway's, with response details or none"
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
     expect(res.headers["x-ai-fallback-trigger"]).toBe("status=403");
+    expect(m.backupA.requests.length).toBe(1);
+  });
+});
+
+describe("ext_proc behind the filter: an ImmediateResponse without details is the gateway's", () => {
+  let envoy;
+  let processor;
+  beforeAll(async () => {
+    processor = await startExtProc();
+    envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a", headers: { authorization: "Bearer backup-key" } }] },
+      clusters: { ...clusters(), "ext-proc": { port: processor.port, http2: true } },
+      extraHttpFiltersAfter: [extProcFilter("ext-proc")],
+    });
+  });
+  afterAll(async () => {
+    if (envoy) await envoy.stop();
+    if (processor) await processor.stop();
+  });
+  beforeEach(() => processor.reset());
+
+  test("[pass-through] ext_proc refusing the whole body with a 403 and no details: the client gets it, no backup sees the request", async () => {
+    const res = await request(envoy.port, { headers: { [REFUSE_HEADER]: "1", "x-request-id": "ext-proc-refused-1" }, body: CHAT });
+    expect([res.status, res.text]).toEqual([403, REFUSAL_BODY]);
+    expect(res.headers["x-ai-fallback-trigger"]).toBeUndefined();
+    // The processor refused after it had the whole body (so the filter held a complete copy to replay).
+    expect(processor.streams.map((s) => [s.refused, s.bodies.join("")])).toEqual([[true, JSON.stringify(CHAT)]]);
+    expect(m.primary.requests.length).toBe(0);
+    noBackupCalled();
+  });
+
+  test("a request the processor lets through, whose primary answers 503, falls back to the backup", async () => {
+    m.primary.behave({ status: 503 });
+    const res = await request(envoy.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-a");
+    expect(res.headers["x-ai-fallback-trigger"]).toBe("status=503");
+    expect(processor.streams.map((s) => [s.refused, s.bodies.join("")])).toEqual([[false, JSON.stringify(CHAT)]]);
+    expect(m.primary.requests.length).toBe(1);
     expect(m.backupA.requests.length).toBe(1);
   });
 });
