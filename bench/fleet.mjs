@@ -45,7 +45,7 @@ const SSE = ['{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"
 export const HAPPY_CONFIG = { backups: [{ service: "backup", model: "qwen-plus" }] };
 export const FPT_CONFIG = { backups: [{ service: "backup", model: "qwen-plus" }], firstPacketTimeout: 30000 };
 export const FALLBACK_CONFIG = { backups: [{ service: "backup", model: "qwen-plus", path: CHAT_PATH }] };
-// The streamed mode (README "Streamed mode"): the same fallback configuration, turned into a route
+// The streamed mode (docs/streamed-mode.md): the same fallback configuration, turned into a route
 // and clusters by scripts/streamed_config_lib.cjs; the client calls FAIL_PATH for a fallback.
 export const STREAMED_CONFIG = FALLBACK_CONFIG;
 
@@ -102,7 +102,7 @@ export function startFront(upstreamPort, kind, pluginConfig = {}, wasmPath = FIL
   const clusters = { primary: upstreamPort, backup: upstreamPort };
   if (kind === "plain") return start({ withFilter: false, clusters });
   const paths = { noop: NOOP_WASM_PATH, floor: FLOOR_WASM_PATH };
-  // The primary guard (README "The primary guard") on the primary's cluster, in the filter's VM.
+  // The primary guard (docs/primary-guard.md) on the primary's cluster, in the filter's VM.
   if (guard) clusters.primary = { port: upstreamPort, upstreamFilters: [primaryGuard({}, { wasmPath })] };
   return start({ wasmPath: paths[kind] ?? wasmPath, pluginConfig, clusters });
 }

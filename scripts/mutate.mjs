@@ -1,5 +1,5 @@
 // npm run mutate: the suite's own mutation check. Each mutation of scripts/check/mutations.mjs (a
-// small source edit that breaks one README promise) is applied to a scratch copy of the project,
+// small source edit that breaks one promise of README.md or docs/) is applied to a scratch copy of the project,
 // built, and run against its tests; a mutation no test notices is a survivor.
 //
 // For each mutation: the edit must apply exactly once (else: error, the list needs updating for the

@@ -69,7 +69,7 @@ if (!line) {
 console.log(line);
 
 // With --test-tools (npm test): gcc for the wall-clock test, and the Debian packages the registry test
-// (tests/e2e/oci_registry.test.js) needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which the README offers
+// (tests/e2e/oci_registry.test.js) needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which docs/publishing.md offers
 // for pushing the image. Installed with apt-get only when a command is missing; the demo and the
 // benchmarks do not ask for them, so they still set up on machines without apt-get.
 const DEBIAN_PACKAGES = [

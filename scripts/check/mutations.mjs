@@ -1,5 +1,5 @@
 // The mutations `npm run mutate` applies, one at a time: small source edits that each break one
-// promise of README.md. Every one must be killed (some test fails). Each is tied to a behaviour, not
+// promise of README.md or docs/. Every one must be killed (some test fails). Each is tied to a behaviour, not
 // to a line: when the source changes so that `find` no longer occurs exactly once, mutate reports an
 // error and the entry must be rewritten for the new code (never dropped because it stopped applying).
 //
@@ -34,6 +34,9 @@ const E2E_BACKUP_CREDENTIALS = "tests/e2e/backup_credentials.test.js";
 const E2E_NOT_REWRITABLE = "tests/e2e/not_rewritable.test.js";
 const E2E_BACKUP_REPORT_HEADERS = "tests/e2e/backup_report_headers.test.js";
 const E2E_EXAMPLES_PROVIDERS = "tests/e2e/examples_providers.test.js";
+const E2E_README_CONFIG = "tests/e2e/readme_config.test.js";
+const UNIT_EXAMPLE = "tests/unit/example.test.js";
+const UNIT_DOC_COMMANDS = "tests/unit/doc_commands.test.js";
 
 export const MUTATIONS = [
   {
@@ -747,5 +750,26 @@ export const MUTATIONS = [
     find: "    if (machine !== null && machine.phase == Phase.Answering) host.setHeaders(MapType.HttpResponseTrailers, []);\n",
     replace: "",
     tests: [E2E_SLOW_PRIMARY],
+  },
+  {
+    name: "docs: the README's configuration to copy gives the route a timeout shorter than firstPacketTimeout + fallbackDeadline",
+    file: "README.md",
+    find: "route: { cluster: primary, timeout: 120s }",
+    replace: "route: { cluster: primary, timeout: 30s }",
+    tests: [UNIT_EXAMPLE],
+  },
+  {
+    name: "docs: the README's configuration to copy gives its backup no key of its own (it gets the client's)",
+    file: "README.md",
+    find: '"headers": { "authorization": "Bearer sk-backup-key" } }',
+    replace: '"headers": { "x-backup": "no key" } }',
+    tests: [E2E_README_CONFIG],
+  },
+  {
+    name: "docs: a page prints the streamed generator's command in a form the suite does not run (npm's banner lands in envoy.json)",
+    file: "docs/streamed-mode.md",
+    find: "node scripts/streamed-config.mjs envoy/streamed/plugin.json envoy/streamed/clusters.json > envoy.json",
+    replace: "npm run streamed-config -- envoy/streamed/plugin.json envoy/streamed/clusters.json > envoy.json",
+    tests: [UNIT_DOC_COMMANDS],
   },
 ];

@@ -51,7 +51,7 @@ const jsonLocalReplies = {
 };
 
 /**
- * The module's primary guard (README "The primary guard"): an upstream filter for the primary's
+ * The module's primary guard (docs/primary-guard.md): an upstream filter for the primary's
  * cluster (a cluster spec's upstreamFilters). `guard`: the guard's fields, e.g. { holdFirstPacket: false }.
  * allowOnHeadersStopIteration: false shows what a guard without it does (its held streams never see a body).
  */

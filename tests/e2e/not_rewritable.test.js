@@ -1,5 +1,5 @@
 // A backup with a model override is never called with a body its model could not be written into
-// (README "What a backup receives"): a strict primary refuses such a body (a NaN member, trailing
+// (docs/security.md): a strict primary refuses such a body (a NaN member, trailing
 // bytes) with a 400, which triggers; a lenient backup would serve the client's own model on the
 // backup's account. The override backup is skipped (result not_rewritable), the chain goes on, and a
 // pass-through backup still gets the body. Both modes: in the streamed mode the attempt still goes out

@@ -1,4 +1,4 @@
-// Issue 10 items 1, 2 and 4 end to end, with the primary guard (README "The primary guard") on the
+// Issue 10 items 1, 2 and 4 end to end, with the primary guard (docs/primary-guard.md) on the
 // primary's cluster: the two cases where, without it, Envoy sends a backup's answer straight to the
 // client (tests/e2e/filter_chain.test.js pins those) now reach the client through every encoder
 // filter. One Envoy: CORS first (route policy), a header mutation and gzip before ai-fallback,

@@ -1,4 +1,4 @@
-// Issue 12 end to end: the streamed mode (README "Streamed mode"). Envoy's router retries on the
+// Issue 12 end to end: the streamed mode (docs/streamed-mode.md). Envoy's router retries on the
 // next priority group's cluster; the module's upstream role rewrites each backup attempt; the
 // backup's SSE reaches the client as the backup writes it.
 const { startEnvoy, counter, growth } = require("./envoy");

@@ -1,4 +1,4 @@
-// The streamed mode's attempt table (README "Reliability", "Streamed mode"): keyed by what only Envoy
+// The streamed mode's attempt table (docs/reliability.md, docs/streamed-mode.md): keyed by what only Envoy
 // sets (the downstream connection and the request's start), so a client's x-request-id can neither
 // grow, share nor collide with a key; every entry counted in the VM's budget; none left by a request
 // whose client went away. Envoy keeps a client's x-request-id when told to (preserve_external_request_id,

@@ -1,4 +1,4 @@
-// Issue 12 item 3, the first-packet timeout of the streamed mode (README "Streamed mode"): the
+// Issue 12 item 3, the first-packet timeout of the streamed mode (docs/streamed-mode.md): the
 // generated configuration puts the primary guard on the primary's cluster and the module's
 // "ai-fallback-streamed" role before the router, which gives streaming requests the router's per-try
 // timeout = firstPacketTimeout. A primary that sends no headers, or 200 headers and then nothing,

@@ -1,5 +1,5 @@
 // What the streamed-mode e2e tests share: the request, the backups' SSE events, the two-backup
-// plugin configuration and the generated bootstrap for a primary port (README "Streamed mode").
+// plugin configuration and the generated bootstrap for a primary port (docs/streamed-mode.md).
 const { WASM_PATH } = require("./envoy");
 const { streamedBootstrap } = require("../../scripts/streamed_config_lib.cjs");
 

@@ -1,4 +1,4 @@
-// The lean streamed mode (README "Streamed mode", `--no-primary-filter`): the primary's cluster has
+// The lean streamed mode (docs/streamed-mode.md, `--no-primary-filter`): the primary's cluster has
 // no filter at all, so a healthy request never enters the module. The backups' filters still rewrite
 // their attempts and report; what only the primary's filter knew (why it was left) is "retry", and
 // Envoy's own cluster stats tell the rest.
@@ -112,7 +112,7 @@ describe("lean streamed mode (no filter on the primary's cluster)", () => {
     expect(grew("wasmcustom.ai_fallback.served_by_backup")).toBe(2);
     // Only the primary's filter knew the trigger: not counted in this mode.
     for (const t of ["status", "upstream_failure", "first_packet_timeout"]) expect(grew(`wasmcustom.ai_fallback.trigger.${t}`)).toBe(0);
-    // Envoy's own stats (README "Streamed mode") have the primary's side. A retried answer is counted
+    // Envoy's own stats (docs/streamed-mode.md) have the primary's side. A retried answer is counted
     // under the cluster's retry. prefix (trigger.status), a reset as a remote close with a request in
     // flight (trigger.upstream_failure); upstream_rq_retry counts the retries that went to a cluster
     // (on the first backup: started), upstream_rq_retry_success the retries it answered.

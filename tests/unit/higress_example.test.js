@@ -1,5 +1,5 @@
-// The README's Higress WasmPlugin, turned into the configuration Higress's controller writes from it,
-// is accepted by the filter and does what the README says of it.
+// docs/higress.md's WasmPlugin, turned into the configuration Higress's controller writes from it,
+// is accepted by the filter and does what the page says of it.
 const fs = require("node:fs");
 const path = require("node:path");
 const yaml = require("js-yaml");
@@ -7,13 +7,12 @@ const { load } = require("./wasm");
 const { controllerConfig } = require("./higress_controller");
 
 const w = load();
-const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
-const higress = readme.slice(readme.indexOf("\n## Higress\n"));
+const higress = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "higress.md"), "utf8");
 const plugin = yaml.safeLoad(higress.split("```yaml\n").map((b) => b.split("```")[0]).find((b) => b.includes("kind: WasmPlugin")));
 const config = controllerConfig(plugin.spec);
 const json = JSON.stringify(config);
 
-describe("the README's Higress WasmPlugin", () => {
+describe("docs/higress.md's WasmPlugin", () => {
   test("is accepted as the controller writes it", () => {
     expect(w.configSummary(json).error).toBeUndefined();
   });

@@ -187,7 +187,7 @@ describe("streamed mode: the generated Envoy configuration", () => {
     const shared = { ...plugin, fallbackDeadline: 60000, maxKeptBytesPerWorker: 1 << 28, backups: [{ ...plugin.backups[0], timeout: 30000 }, plugin.backups[1]] };
     expect(lib.ignoredFields(plugin)).toEqual([]);
     expect(lib.ignoredFields(shared).map((f) => f.field)).toEqual(["fallbackDeadline", "maxKeptBytesPerWorker", "backups[0].timeout"]);
-    // With firstPacketTimeout the streamed role's body scan is budgeted by it (README "One memory budget per VM").
+    // With firstPacketTimeout the streamed role's body scan is budgeted by it (docs/reliability.md, "One memory budget per VM").
     expect(lib.ignoredFields({ ...shared, firstPacketTimeout: 600 }).map((f) => f.field)).toEqual(["fallbackDeadline", "backups[0].timeout"]);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "streamed-cli-"));
     try {
