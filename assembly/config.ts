@@ -7,6 +7,7 @@ import { firstJsonError } from "./json_scan";
 import { jsonStringLiteral } from "./model_rewrite";
 import { DomainPattern, RuleMatch, hostOf } from "./rule_match";
 import { StatusSet } from "./status_set";
+import { STRING_VALUE_HINT, Unit, integerWhy, notJsonWhy, unknownFieldWhy } from "./config_messages";
 
 // Defaults, documented in README.md's configuration table.
 export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
@@ -169,11 +170,9 @@ const PLUGIN_ID_KEY = "_plugin_id_";
 
 /** Parses and validates the plugin configuration. */
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
-  if (bytes.byteLength == 0) return fail("configuration: empty; a JSON object with \"backups\" is required");
+  if (bytes.byteLength == 0) return fail("configuration: empty; a JSON object with \"backups\" is required: " + STRING_VALUE_HINT);
   const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
-  if (syntaxError >= 0) {
-    return fail("configuration: not valid JSON, or nested over 1024 levels (error at byte " + syntaxError.toString() + ")");
-  }
+  if (syntaxError >= 0) return fail(notJsonWhy(bytes, syntaxError, ", or nested over 1024 levels"));
   // Decoding malformed UTF-8 would hand the parser a garbled text.
   const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
   if (badByte >= 0) return fail("configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
@@ -189,7 +188,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   // Before the backups: a backup whose headers name one of them brings its own credential.
   if (!parser.readCredentialHeaders(obj)) return fail(parser.error);
   if (obj.has("maxKeptBytesPerWorker")) {
-    const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER);
+    const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER, Unit.Bytes);
     if (n < 0) return fail(parser.error);
     config.maxKeptBytesPerWorker = <u32>n;
   }
@@ -310,7 +309,7 @@ export class BackupResult {
 export function parseBackupEntry(bytes: ArrayBuffer, field: string): BackupResult {
   if (bytes.byteLength == 0) return new BackupResult(null, field + ": empty; a JSON object with \"service\" is required");
   const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
-  if (syntaxError >= 0) return new BackupResult(null, field + ": not valid JSON (error at byte " + syntaxError.toString() + ")");
+  if (syntaxError >= 0) return new BackupResult(null, field + ": " + notJsonWhy(bytes, syntaxError, ""));
   const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
   if (badByte >= 0) return new BackupResult(null, field + ": not valid UTF-8 (at byte " + badByte.toString() + ")");
   if (!startsWithObject(bytes)) return new BackupResult(null, field + ": must be a JSON object");
@@ -364,7 +363,7 @@ const UPSTREAM_KEYS = [
 export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
   if (bytes.byteLength == 0) return new UpstreamConfigResult(null, "configuration: empty; a JSON object with \"attempt\" is required");
   const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
-  if (syntaxError >= 0) return new UpstreamConfigResult(null, "configuration: not valid JSON (error at byte " + syntaxError.toString() + ")");
+  if (syntaxError >= 0) return new UpstreamConfigResult(null, notJsonWhy(bytes, syntaxError, ""));
   const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
   if (badByte >= 0) return new UpstreamConfigResult(null, "configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
   if (!startsWithObject(bytes)) return new UpstreamConfigResult(null, "configuration: must be a JSON object");
@@ -433,7 +432,7 @@ class Parser {
     const keys = obj.keys();
     for (let i = 0; i < keys.length; i++) {
       if (!known.includes(keys[i])) {
-        return this.refuse(prefix + keyAsWritten(keys[i]), "unknown field (known: " + known.join(", ") + ")");
+        return this.refuse(prefix + keyAsWritten(keys[i]), unknownFieldWhy(keys[i], known));
       }
     }
     return true;
@@ -503,17 +502,17 @@ class Parser {
       policy.hideTopology = v.get<bool>();
     }
     if (obj.has("maxRequestBodyBytes")) {
-      const n = this.readInteger(obj.get("maxRequestBodyBytes")!, prefix + "maxRequestBodyBytes", 1, MAX_REQUEST_BODY_BYTES);
+      const n = this.readInteger(obj.get("maxRequestBodyBytes")!, prefix + "maxRequestBodyBytes", 1, MAX_REQUEST_BODY_BYTES, Unit.Bytes);
       if (n < 0) return false;
       policy.maxRequestBodyBytes = <u32>n;
     }
     if (obj.has("maxHeldRequestBytes")) {
-      const n = this.readInteger(obj.get("maxHeldRequestBytes")!, prefix + "maxHeldRequestBytes", 1, MAX_REQUEST_BODY_BYTES);
+      const n = this.readInteger(obj.get("maxHeldRequestBytes")!, prefix + "maxHeldRequestBytes", 1, MAX_REQUEST_BODY_BYTES, Unit.Bytes);
       if (n < 0) return false;
       policy.maxHeldRequestBytes = <u32>n;
     }
     if (obj.has("firstPacketTimeout")) {
-      const n = this.readInteger(obj.get("firstPacketTimeout")!, prefix + "firstPacketTimeout", 0);
+      const n = this.readInteger(obj.get("firstPacketTimeout")!, prefix + "firstPacketTimeout", 0, 2147483647, Unit.Milliseconds);
       if (n < 0) return false;
       policy.firstPacketTimeoutMs = <u32>n;
     }
@@ -523,7 +522,7 @@ class Parser {
       policy.keepAliveIsNotFirstPacket = v.get<bool>();
     }
     if (obj.has("fallbackDeadline")) {
-      const n = this.readInteger(obj.get("fallbackDeadline")!, prefix + "fallbackDeadline", 1);
+      const n = this.readInteger(obj.get("fallbackDeadline")!, prefix + "fallbackDeadline", 1, 2147483647, Unit.Milliseconds);
       if (n < 0) return false;
       policy.fallbackDeadlineMs = <u32>n;
     }
@@ -531,8 +530,8 @@ class Parser {
   }
 
   /** A whole number in [min, max]; -1 after refusing. */
-  readInteger(v: JSON.Value, field: string, min: i64, max: i64 = 2147483647): i64 {
-    const why = "must be an integer from " + min.toString() + " to " + max.toString() + ", got " + v.toString();
+  readInteger(v: JSON.Value, field: string, min: i64, max: i64 = 2147483647, unit: Unit = Unit.None): i64 {
+    const why = integerWhy(v, min, max, unit);
     if (!isNumber(v)) {
       this.refuse(field, why);
       return -1;
@@ -609,7 +608,7 @@ class Parser {
       }
     }
     if (obj.has("timeout")) {
-      const n = this.readInteger(obj.get("timeout")!, field + ".timeout", 1);
+      const n = this.readInteger(obj.get("timeout")!, field + ".timeout", 1, 2147483647, Unit.Milliseconds);
       if (n < 0) return null;
       backup.timeoutMs = <u32>n;
     }

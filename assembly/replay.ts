@@ -73,8 +73,12 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
       let written = valueSize;
       if (name == ":path" && backup.replacesCredentials) {
         const stripped = withoutCredentialParameters(byteStringFromMemory(data + nameSize + 1, valueSize));
-        if (replaced === null) replaced = new StaticArray<string | null>(count);
-        replaced![i] = stripped;
+        let values = replaced;
+        if (values === null) {
+          values = new StaticArray<string | null>(count);
+          replaced = values;
+        }
+        values[i] = stripped;
         written = <usize>stripped.length;
       }
       size += 8 + nameSize + written + 2;
@@ -102,7 +106,8 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
     if (kept[i]) {
       memory.copy(to, data, nameSize + 1);
       store<u32>(sizes, <u32>nameSize);
-      const value = replaced !== null ? replaced![i] : null;
+      const values = replaced;
+      const value = values !== null ? values[i] : null;
       if (value !== null) {
         writeByteString(value, to + nameSize + 1);
         store<u8>(to + nameSize + 1 + <usize>value.length, 0);

@@ -38,7 +38,8 @@ export class FallbackRoot extends RootContext {
   onConfigure(size: u32): bool {
     const result = parseConfig(getBufferBytes(BufferType.PluginConfiguration, 0, size));
     if (result.config == null) {
-      log(LogLevel.Error, "invalid configuration: " + result.error);
+      // Critical: the one line that says what to fix sits among the critical lines Envoy ends its start with.
+      log(LogLevel.Critical, "invalid configuration: " + result.error);
       return false;
     }
     for (let i = 0; i < result.warnings.length; i++) log(LogLevel.Warn, "configuration warning: " + result.warnings[i]);

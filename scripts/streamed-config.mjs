@@ -1,38 +1,98 @@
 #!/usr/bin/env node
-// npm run streamed-config -- plugin.json clusters.json [--wasm PATH] [--port N] [--xff-num-trusted-hops N] [--no-primary-filter]
-// Prints an Envoy bootstrap (JSON, also valid YAML) for the streamed mode. See README "Streamed mode".
+// node scripts/streamed-config.mjs plugin.json clusters.json [--out FILE] [options]: the streamed mode's Envoy
+// bootstrap (JSON, also valid YAML), on stdout (nothing else is written there) or into FILE. The plugin
+// configuration and every filter configuration generated from it first go through the built module's own
+// check (scripts/module_config_check.cjs), so what the filter would refuse is refused here, with its message.
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import lib from "./streamed_config_lib.cjs";
+import check from "./module_config_check.cjs";
 
 const { streamedBootstrap, StreamedConfigError, ignoredFields } = lib;
+const { loadModuleCheck, checkStreamed, ModuleMissingError } = check;
+
+const USAGE = `usage: node scripts/streamed-config.mjs plugin.json clusters.json [--out FILE]
+  [--wasm PATH]            the module's path as Envoy will load it (default build/ai_fallback.wasm)
+  [--check-wasm PATH]      the built module that checks the configuration here (default: --wasm's file if it exists, else build/ai_fallback.wasm)
+  [--port N]               the listener's port (default 10000)
+  [--listen-address ADDR]  the listener's address (default 0.0.0.0)
+  [--admin-port N]         Envoy's admin port on 127.0.0.1 (default 9901)
+  [--xff-num-trusted-hops N] [--no-primary-filter]`;
+
+function fail(message, code = 1) {
+  console.error(message);
+  process.exit(code);
+}
 
 const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const wasmPath = path.resolve(opt("--wasm", "build/ai_fallback.wasm"));
-const listenPort = Number(opt("--port", "10000"));
-// Proxies in front of Envoy that add to x-forwarded-for (README "Streamed mode"); none by default.
-const hops = opt("--xff-num-trusted-hops", undefined);
+const VALUED = ["--out", "--wasm", "--check-wasm", "--port", "--listen-address", "--admin-port", "--xff-num-trusted-hops"];
+const options = {};
+const files = [];
+let lean = false;
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a === "--no-primary-filter") lean = true;
+  else if (VALUED.includes(a)) {
+    if (i + 1 >= args.length) fail(`${a}: needs a value\n${USAGE}`, 2);
+    options[a] = args[++i];
+  } else if (a.startsWith("--")) fail(`${a}: unknown option\n${USAGE}`, 2);
+  else files.push(a);
+}
+if (files.length !== 2) fail(USAGE, 2);
+
+function port(option, dflt) {
+  const text = options[option];
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) fail(`${option}: must be a port number from 1 to 65535, got ${JSON.stringify(text)}`, 2);
+  return n;
+}
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const builtModule = path.join(root, "build", "ai_fallback.wasm");
+const wasmPath = path.resolve(options["--wasm"] ?? builtModule);
+const checkWasm = options["--check-wasm"] ?? (fs.existsSync(wasmPath) ? wasmPath : builtModule);
+const listenPort = port("--port", 10000);
+const adminPort = port("--admin-port", 9901);
+const listenAddress = options["--listen-address"] ?? "0.0.0.0";
+// Proxies in front of Envoy that add to x-forwarded-for; none by default.
+const hops = options["--xff-num-trusted-hops"];
 const xffNumTrustedHops = hops === undefined ? undefined : Number(hops);
-// The lean streamed mode: no filter on the primary's cluster (README "Streamed mode").
-const lean = args.indexOf("--no-primary-filter");
-if (lean >= 0) args.splice(lean, 1);
-if (args.length !== 2) {
-  console.error("usage: npm run streamed-config -- plugin.json clusters.json [--wasm PATH] [--port N] [--xff-num-trusted-hops N] [--no-primary-filter]");
-  process.exit(2);
-}
+
+const read = (file) => {
+  let text;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    fail(`${file}: ${e.message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    fail(`${file}: not valid JSON: ${e.message}`);
+  }
+};
+const [plugin, clusters] = files.map(read);
+
+let bootstrap, warnings;
 try {
-  const [plugin, clusters] = args.map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
-  process.stdout.write(JSON.stringify(streamedBootstrap(plugin, clusters, { wasmPath, listenPort, primaryFilter: lean < 0, xffNumTrustedHops }), null, 2) + "\n");
-  // Fields the dispatch mode uses and this mode cannot: said, so that nobody relies on them silently.
-  for (const { field, why } of ignoredFields(plugin)) console.error(`note: ${field} is ignored in streamed mode: ${why}`);
+  const moduleCheck = loadModuleCheck(checkWasm);
+  // The module's verdict on the plugin configuration first: the same message as Envoy would log.
+  const pluginVerdict = moduleCheck.check("ai-fallback", JSON.stringify(plugin));
+  if (!pluginVerdict.accepted) fail(pluginVerdict.errors.join("\n") || "invalid configuration (the module refused it without a message)");
+  bootstrap = streamedBootstrap(plugin, clusters, { wasmPath, listenPort, adminPort, listenAddress, primaryFilter: !lean, xffNumTrustedHops });
+  // Then each generated filter's configuration, as its role (root_id) will read it.
+  warnings = [...pluginVerdict.warnings, ...checkStreamed(moduleCheck, bootstrap)];
 } catch (e) {
-  console.error(e instanceof StreamedConfigError ? `invalid configuration: ${e.message}` : e.message);
-  process.exit(1);
+  if (e instanceof StreamedConfigError) fail(`invalid configuration: ${e.message}`);
+  if (e instanceof ModuleMissingError || e instanceof check.ModuleRefusedError) fail(e.message);
+  throw e;
 }
+
+const text = JSON.stringify(bootstrap, null, 2) + "\n";
+if (options["--out"] !== undefined) fs.writeFileSync(options["--out"], text);
+else process.stdout.write(text);
+for (const w of warnings) console.error(w);
+// Fields the dispatch mode uses and this mode cannot: said, so that nobody relies on them silently.
+for (const { field, why } of ignoredFields(plugin)) console.error(`note: ${field} is ignored in streamed mode: ${why}`);

@@ -17,7 +17,8 @@ export class StreamedRoot extends RootContext {
   onConfigure(size: u32): bool {
     const result = parseConfig(getBufferBytes(BufferType.PluginConfiguration, 0, size));
     if (result.config == null) {
-      log(LogLevel.Error, "invalid configuration (" + STREAMED_ROOT_ID + "): " + result.error);
+      // Critical: the one line that says what to fix sits among the critical lines Envoy ends its start with.
+      log(LogLevel.Critical, "invalid configuration (" + STREAMED_ROOT_ID + "): " + result.error);
       return false;
     }
     this.policy = result.config!.global;

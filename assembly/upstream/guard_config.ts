@@ -5,6 +5,7 @@ import { JSON, keyAsWritten } from "../json_value";
 import { firstInvalidUtf8 } from "../bytes";
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES, startsWithObject } from "../config";
 import { firstJsonError } from "../json_scan";
+import { Unit, integerWhy, unknownFieldWhy } from "../config_messages";
 
 const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket"];
 
@@ -56,7 +57,7 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
   const obj = value.get<JSON.Obj>();
   const fields = obj.keys();
   for (let i = 0; i < fields.length; i++) {
-    if (!GUARD_KEYS.includes(fields[i])) return refuse("guard." + keyAsWritten(fields[i]), "unknown field (known: " + GUARD_KEYS.join(", ") + ")");
+    if (!GUARD_KEYS.includes(fields[i])) return refuse("guard." + keyAsWritten(fields[i]), unknownFieldWhy(fields[i], GUARD_KEYS));
   }
   const guard = new GuardConfig();
   if (obj.has("holdFirstPacket")) {
@@ -76,7 +77,7 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
   }
   if (obj.has("maxRequestBodyBytes")) {
     const v = obj.get("maxRequestBodyBytes")!;
-    const why = "must be an integer from 1 to " + MAX_REQUEST_BODY_BYTES.toString() + ", got " + v.toString();
+    const why = integerWhy(v, 1, MAX_REQUEST_BODY_BYTES, Unit.Bytes);
     if (v.type < JSON.Types.U8 || v.type > JSON.Types.F64) return refuse("guard.maxRequestBodyBytes", why);
     const f = v.get<f64>();
     if (f != Math.floor(f) || f < 1 || f > <f64>MAX_REQUEST_BODY_BYTES) return refuse("guard.maxRequestBodyBytes", why);

@@ -53,7 +53,8 @@ export class UpstreamRoot extends RootContext {
   }
 
   private refuse(error: string): bool {
-    log(LogLevel.Error, "invalid configuration (" + UPSTREAM_ROOT_ID + "): " + error);
+    // Critical: the one line that says what to fix sits among the critical lines Envoy ends its start with.
+    log(LogLevel.Critical, "invalid configuration (" + UPSTREAM_ROOT_ID + "): " + error);
     return false;
   }
 

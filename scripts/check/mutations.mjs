@@ -37,8 +37,65 @@ const E2E_EXAMPLES_PROVIDERS = "tests/e2e/examples_providers.test.js";
 const E2E_README_CONFIG = "tests/e2e/readme_config.test.js";
 const UNIT_EXAMPLE = "tests/unit/example.test.js";
 const UNIT_DOC_COMMANDS = "tests/unit/doc_commands.test.js";
+const E2E_CONFIG_MESSAGES = "tests/e2e/config_messages.test.js";
 
 export const MUTATIONS = [
+  {
+    name: "config messages: a misspelt field gets the whole list, not the name meant",
+    file: "assembly/config_messages.ts",
+    find: "if (meant.length > 0) return \"unknown field; did you mean \"",
+    replace: "if (false) return \"unknown field; did you mean \"",
+    tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "config messages: an integer field's refusal does not say its unit",
+    file: "assembly/config_messages.ts",
+    find: "const kind = unit == Unit.Milliseconds ?",
+    replace: "const kind = unit == Unit.None ?",
+    tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "config messages: a duration or size written with its unit is not translated to the number meant",
+    file: "assembly/config_messages.ts",
+    find: "const factor = unitFactor(suffix, unit);",
+    replace: "const factor: f64 = 0;",
+    tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "config messages: a google.protobuf.Struct configuration is called invalid JSON, with no word of StringValue",
+    file: "assembly/config_messages.ts",
+    find: "if (looksLikeProtobufStruct(bytes)) {",
+    replace: "if (false) {",
+    tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "config messages: the refusal is an error line above Envoy's critical ones, not the first critical line",
+    file: "assembly/root_context.ts",
+    find: "log(LogLevel.Critical, \"invalid configuration: \"",
+    replace: "log(LogLevel.Error, \"invalid configuration: \"",
+    tests: [E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "streamed generator: the plugin configuration is not run through the module's check (it accepts what the filter refuses)",
+    file: "scripts/streamed-config.mjs",
+    find: "if (!pluginVerdict.accepted) fail(",
+    replace: "if (false) fail(",
+    tests: [E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "streamed generator: --out is ignored (the bootstrap goes to stdout)",
+    file: "scripts/streamed-config.mjs",
+    find: "if (options[\"--out\"] !== undefined) fs.writeFileSync(options[\"--out\"], text);",
+    replace: "if (false) fs.writeFileSync(options[\"--out\"], text);",
+    tests: [E2E_CONFIG_MESSAGES],
+  },
+  {
+    name: "streamed generator: --admin-port is ignored",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "port_value: opts.adminPort ?? 9901",
+    replace: "port_value: 9901",
+    tests: [E2E_CONFIG_MESSAGES],
+  },
   {
     name: "examples, streamed: a provider's certificate is not checked against its host name",
     file: "examples/streamed.mjs",

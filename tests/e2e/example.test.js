@@ -46,14 +46,22 @@ test("the streamed example (envoy/streamed/) generates a bootstrap Envoy accepts
   const good = validate(generate(path.join(dir, "plugin.json")));
   expect(good.out).toMatch(/configuration .* OK/);
   expect(good.ok).toBe(true);
-  // A backup path the generator passes through is refused by the module's upstream role, naming the field.
+  // A bad backup path is refused by the generator, which runs the module's own check, with the module's message ...
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ai-fallback-streamed-"));
   try {
     const broken = JSON.parse(fs.readFileSync(path.join(dir, "plugin.json"), "utf8"));
     broken.backups[0].path = "v1/chat/completions";
     broken.backups[1].path = "/v1/chat/completions";
     fs.writeFileSync(path.join(tmp, "plugin.json"), JSON.stringify(broken));
-    const bad = validate(generate(path.join(tmp, "plugin.json")));
+    expect(() => generate(path.join(tmp, "plugin.json"))).toThrow(/invalid configuration: backups\[0\]\.path: must start with "\/"/);
+    // ... and a bootstrap edited after generation is refused by the module's upstream role in Envoy, naming the field.
+    const edited = JSON.parse(generate(path.join(dir, "plugin.json")));
+    const wasm = edited.static_resources.clusters[1].typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+      .http_filters[0].typed_config.config;
+    const entry = JSON.parse(wasm.configuration.value);
+    entry.backup.path = "v1/chat/completions";
+    wasm.configuration.value = JSON.stringify(entry);
+    const bad = validate(JSON.stringify(edited));
     expect(bad.ok).toBe(false);
     expect(bad.out).toMatch(/invalid configuration \(ai-fallback-upstream\): backup\.path: must start with "\/"/);
   } finally {

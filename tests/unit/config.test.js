@@ -152,9 +152,9 @@ describe("configuration", () => {
     ["empty service", { backups: [{ service: "" }] }, /^backups\[0\]\.service: must not be empty/],
     ["service not a string", { backups: [{ service: 7 }] }, /^backups\[0\]\.service: must be a string, got 7/],
     ["model not a string", { backups: [{ service: "a", model: 1 }] }, /^backups\[0\]\.model: must be a string/],
-    ["timeout not an integer", { backups: [{ service: "a" }, { service: "b", timeout: 1.5 }] }, /^backups\[1\]\.timeout: must be an integer from 1/],
+    ["timeout not an integer", { backups: [{ service: "a" }, { service: "b", timeout: 1.5 }] }, /^backups\[1\]\.timeout: must be an integer number of milliseconds from 1/],
     ["timeout as text", { backups: [{ service: "a", timeout: "5s" }] }, /^backups\[0\]\.timeout: must be an integer/],
-    ["zero timeout", { backups: [{ service: "a", timeout: 0 }] }, /^backups\[0\]\.timeout: must be an integer from 1/],
+    ["zero timeout", { backups: [{ service: "a", timeout: 0 }] }, /^backups\[0\]\.timeout: must be an integer number of milliseconds from 1/],
     ["unknown backup key", { backups: [{ service: "a", modle: "m" }] }, /^backups\[0\]\.modle: unknown field/],
     ["unknown top-level key", { backups: [{ service: "a" }], fallback: true }, /^fallback: unknown field/],
     ["path without slash", { backups: [{ service: "a", path: "v1" }] }, /^backups\[0\]\.path: must start with "\/"/],
@@ -168,10 +168,10 @@ describe("configuration", () => {
     ["bad status", { backups: [{ service: "a" }], triggerStatuses: [200] }, /^triggerStatuses\[0\]: must be a non-empty array/],
     ["bad status class", { backups: [{ service: "a" }], triggerStatuses: ["3xx"] }, /^triggerStatuses\[0\]:/],
     ["empty statuses", { backups: [{ service: "a" }], triggerStatuses: [] }, /^triggerStatuses: must be a non-empty array/],
-    ["negative first packet timeout", { backups: [{ service: "a" }], firstPacketTimeout: -1 }, /^firstPacketTimeout: must be an integer from 0/],
-    ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer from 1/],
-    ["body limit over 256 MiB", { backups: [{ service: "a" }], maxRequestBodyBytes: 268435457 }, /^maxRequestBodyBytes: must be an integer from 1 to 268435456/],
-    ["zero held limit", { backups: [{ service: "a" }], maxHeldRequestBytes: 0 }, /^maxHeldRequestBytes: must be an integer from 1/],
+    ["negative first packet timeout", { backups: [{ service: "a" }], firstPacketTimeout: -1 }, /^firstPacketTimeout: must be an integer number of milliseconds from 0/],
+    ["zero body limit", { backups: [{ service: "a" }], maxRequestBodyBytes: 0 }, /^maxRequestBodyBytes: must be an integer number of bytes from 1/],
+    ["body limit over 256 MiB", { backups: [{ service: "a" }], maxRequestBodyBytes: 268435457 }, /^maxRequestBodyBytes: must be an integer number of bytes from 1 to 268435456/],
+    ["zero held limit", { backups: [{ service: "a" }], maxHeldRequestBytes: 0 }, /^maxHeldRequestBytes: must be an integer number of bytes from 1/],
     ["a status class as a gateway trigger", { backups: [{ service: "a" }], gatewayTriggerStatuses: ["4xx"] }, /^gatewayTriggerStatuses\[0\]: must be an array of status codes 400..599 \(no classes/],
     ["gateway triggers not an array", { backups: [{ service: "a" }], gatewayTriggerStatuses: 429 }, /^gatewayTriggerStatuses: must be an array/],
     ["a 2xx gateway trigger", { backups: [{ service: "a" }], gatewayTriggerStatuses: [200] }, /^gatewayTriggerStatuses\[0\]:/],
@@ -183,12 +183,12 @@ describe("configuration", () => {
     ["rule without match", { backups: [{ service: "a" }], _rules_: [{ backups: [{ service: "b" }] }] }, /^_rules_\[0\]: needs a non-empty _match_route_, _match_domain_, _match_service_ or _match_route_prefix_/],
     ["rule with unknown key", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], x: 1 }] }, /^_rules_\[0\]\.x: unknown field/],
     ["worker budget inside a rule", { backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], maxKeptBytesPerWorker: 5 }] }, /^_rules_\[0\]\.maxKeptBytesPerWorker: unknown field/],
-    ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer from 1/],
+    ["zero worker budget", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 0 }, /^maxKeptBytesPerWorker: must be an integer number of bytes from 1/],
     ["a JSON value that is not an object", "true", /^configuration: must be a JSON object/],
     ["a JSON string", '"backups"', /^configuration: must be a JSON object/],
     ["malformed UTF-8", Buffer.from('{"backups":[{"service":"a\xae"}]}', "latin1"), /^configuration: not valid UTF-8 \(at byte 25\)/],
     ["a control character quoted in an error stays escaped (one log line)", '{"backups":[{"service":"a"}],"_rules_":"\\r\\n"}', /^_rules_: must be an array, got .*\\u000d\\u000a/],
-    ["worker budget over what the VM can hold", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 536870913 }, /^maxKeptBytesPerWorker: must be an integer from 1 to 536870912, got 536870913/],
+    ["worker budget over what the VM can hold", { backups: [{ service: "a" }], maxKeptBytesPerWorker: 536870913 }, /^maxKeptBytesPerWorker: must be an integer number of bytes from 1 to 536870912, got 536870913/],
     ["space in a path", { backups: [{ service: "a", path: "/v1/chat completions" }] }, /^backups\[0\]\.path: must be a URL path \(and query\), percent-encoded: a space at character 8 is not allowed/],
     ["fragment in a path", { backups: [{ service: "a", path: "/v1#x" }] }, /^backups\[0\]\.path: .*"#" at character 3/],
     ["non-ASCII in a path", { backups: [{ service: "a", path: "/v1/modèle" }] }, /^backups\[0\]\.path: .*"è" at character 7/],
@@ -263,5 +263,44 @@ describe("credentialHeaders: credential headers of the operator's own", () => {
   test("top level only: a rule cannot set it", () => {
     expect(cfg({ backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], credentialHeaders: ["x"] }] }).error)
       .toMatch(/^_rules_\[0\]\.credentialHeaders: unknown field/);
+  });
+});
+
+describe("refusals that teach: the unit, the number meant, the field meant", () => {
+  const { CONFIG_MISTAKES, STRUCT_MESSAGE } = require("../shared/config_mistakes");
+  test.each(CONFIG_MISTAKES.map((m) => [m.name, m]))("%s", (_, { plugin, message }) => {
+    expect(cfg(plugin).error).toBe(message);
+  });
+
+  test.each([
+    ["1.5s", "(write 1500 for 1.5 s)"], ["250ms", "(write 250 for 250 ms)"], ["2m", "(write 120000 for 2 m)"], ["1h", "(write 3600000 for 1 h)"],
+  ])("a duration %s is translated to milliseconds", (text, hint) => {
+    expect(cfg({ backups: [{ service: "a" }], fallbackDeadline: text }).error).toContain(hint);
+  });
+
+  test("no hint where none is sure: an unknown unit, a fraction of a millisecond, a number", () => {
+    for (const v of ["10 parsecs", "0.5ms", 1.5, "abc"]) {
+      expect(cfg({ backups: [{ service: "a", timeout: v }] }).error).toBe(
+        `backups[0].timeout: must be an integer number of milliseconds from 1 to 2147483647, got ${JSON.stringify(v)}`);
+    }
+  });
+
+  test("a field name is suggested when one edit or two away, or written in another case, and only then", () => {
+    expect(cfg({ backups: [{ service: "a" }], BackendErrorsOnly: true }).error).toBe("BackendErrorsOnly: unknown field; did you mean backendErrorsOnly?");
+    expect(cfg({ backups: [{ service: "a" }], hidetopolgy: true }).error).toBe("hidetopolgy: unknown field; did you mean hideTopology?");
+    expect(cfg({ backups: [{ service: "a", servcie: "b" }] }).error).toBe("backups[0].servcie: unknown field; did you mean service?");
+    expect(cfg({ backups: [{ service: "a", x: 1 }] }).error).toMatch(/^backups\[0\]\.x: unknown field \(known: service, model, timeout/);
+    expect(cfg({ backups: [{ service: "a" }], _rules_: [{ _match_route_: ["r"], firstPacketTimeot: 1 }] }).error)
+      .toBe("_rules_[0].firstPacketTimeot: unknown field; did you mean firstPacketTimeout?");
+  });
+
+  test("a google.protobuf.Struct's bytes are recognised and the StringValue form is shown", () => {
+    // Struct { fields: { "a": Value { string_value: "b" } } } as protobuf: 0a 08 | 0a 01 'a' 12 03 | 1a 01 'b'.
+    const struct = Buffer.from([0x0a, 0x08, 0x0a, 0x01, 0x61, 0x12, 0x03, 0x1a, 0x01, 0x62]);
+    expect(cfg(struct).error).toBe(STRUCT_MESSAGE);
+    expect(w.upstreamConfigSummary(struct)).toBe("error: " + STRUCT_MESSAGE);
+    // Other bytes that are not JSON keep the plain answer.
+    expect(cfg(Buffer.from([0x0a, 0x08, 0x0a])).error).toMatch(/^configuration: not valid JSON, or nested over 1024 levels \(error at byte 1\)/);
+    expect(cfg("").error).toMatch(/^configuration: empty; a JSON object with "backups" is required: give it as "configuration": \{"@type": "type.googleapis.com\/google.protobuf.StringValue"/);
   });
 });

@@ -29,7 +29,7 @@ describe("primary guard: configuration", () => {
   test("bad guard fields are refused, naming the field", () => {
     expect(w.guardSummary(guard({ holdFirstPacket: "yes" })).error).toBe("guard.holdFirstPacket: must be true or false, got \"yes\"");
     expect(w.guardSummary(guard({ replyToHeadersOnlyErrors: 1 })).error).toMatch(/^guard\.replyToHeadersOnlyErrors: must be true or false/);
-    expect(w.guardSummary(guard({ maxRequestBodyBytes: 0 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer from 1 to 268435456/);
+    expect(w.guardSummary(guard({ maxRequestBodyBytes: 0 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer number of bytes from 1 to 268435456/);
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 1.5 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer/);
     expect(w.guardSummary(guard({ firstPacketTimeout: 300 })).error).toBe(
       "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket)");

@@ -1,0 +1,45 @@
+// Common configuration mistakes and the exact refusal each gets (after "invalid configuration: "),
+// shared by the unit tests (the parser), the e2e tests (a started Envoy's log, the generator's
+// output side by side) and quoted in docs/troubleshooting.md.
+const ONE = [{ service: "backup-a" }];
+
+const CONFIG_MISTAKES = [
+  {
+    name: "a duration written as a string",
+    plugin: { backups: [{ service: "backup-a", timeout: "10s" }] },
+    message: 'backups[0].timeout: must be an integer number of milliseconds from 1 to 2147483647, got "10s" (write 10000 for 10 s)',
+  },
+  {
+    name: "a misspelt field",
+    plugin: { backups: ONE, firstPacketTimout: 3000 },
+    message: "firstPacketTimout: unknown field; did you mean firstPacketTimeout?",
+  },
+  {
+    name: "a misspelt backup field",
+    plugin: { backups: [{ service: "backup-a", modle: "qwen-plus" }] },
+    message: "backups[0].modle: unknown field; did you mean model?",
+  },
+  {
+    name: "a size written with its unit",
+    plugin: { backups: ONE, maxRequestBodyBytes: "10MiB" },
+    message: 'maxRequestBodyBytes: must be an integer number of bytes from 1 to 268435456, got "10MiB" (write 10485760 for 10 MiB)',
+  },
+  {
+    name: "a number in quotes",
+    plugin: { backups: ONE, firstPacketTimeout: "3000" },
+    message: 'firstPacketTimeout: must be an integer number of milliseconds from 0 to 2147483647, got "3000" (write 3000 without quotes)',
+  },
+  {
+    name: "an unknown field far from any known one",
+    plugin: { backups: ONE, retries: 3 },
+    message: "retries: unknown field (known: backups, backendErrorsOnly, triggerStatuses, gatewayTriggerStatuses, methods, hideTopology, " +
+      "maxRequestBodyBytes, maxHeldRequestBytes, firstPacketTimeout, keepAliveIsNotFirstPacket, fallbackDeadline, _rules_, " +
+      "maxKeptBytesPerWorker, credentialHeaders, _plugin_id_)",
+  },
+];
+
+/** The refusal of a configuration given as a google.protobuf.Struct (Envoy hands the module its protobuf bytes). */
+const STRUCT_MESSAGE = "configuration: arrived as protobuf, not JSON text: it was given as a google.protobuf.Struct; give it as " +
+  '"configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": "{\\"backups\\": [...]}"} (the JSON as one string in value)';
+
+module.exports = { CONFIG_MISTAKES, STRUCT_MESSAGE };
