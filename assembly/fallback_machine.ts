@@ -1,9 +1,31 @@
 // The per-request fallback state machine. Pure: the stream glue feeds it host events and carries
 // out the Step it returns, so every transition is reachable from unit tests without a proxy.
 import { Backup, Policy } from "./config";
+import { RESULT_NO_RESPONSE } from "./fallback_outcome";
 import {
   Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf,
 } from "./policy";
+
+/**
+ * The primary's attempt result, in the streamed mode's words: Envoy's own reply when the primary gave no
+ * answer is not the primary's status: its 504 is the route's timeout, any other no answer at all.
+ */
+function primaryResult(kind: TriggerKind, status: i32): string {
+  if (kind == TriggerKind.FirstPacketTimeout) return "first_packet_timeout";
+  if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;
+  return status.toString();
+}
+
+/** The chain's own entry when `fallbackDeadline` stopped it (`chain;result=deadline_exceeded`): no backup's. */
+const DEADLINE_EXCEEDED = "deadline_exceeded";
+
+/** Whether a backup's attempt result means it was called (not skipped before any call went out, nor the chain's own entry). */
+export function wasCalled(result: string): bool {
+  return result != UNKNOWN_CLUSTER && result != REFUSED && result != NOT_REWRITABLE && result != "over_budget" && result != DEADLINE_EXCEEDED;
+}
+
+/** A call or route timeout passed before an answer (dispatch mode: a backup's `timeout`, the primary's route timeout). */
+export const RESULT_TIMEOUT = "timeout";
 
 /** Attempt results of a backup Envoy would not call (no call was dispatched). */
 export const UNKNOWN_CLUSTER = "unknown_cluster";
@@ -249,7 +271,8 @@ export class FallbackMachine {
       // Held whole: an answer swapped in later takes the place of its body (Delivery.SwapInPlace).
       this.holdPrimary(status, endOfStream, true);
       const kind = triggerKindOf(origin);
-      return this.start(triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
+      // Envoy's own reply for a primary that gave no answer: its status is not the primary's (the attempt's result says what happened).
+      return this.start(kind == TriggerKind.UpstreamFailure ? triggerKindName(kind) : triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
     }
     // A headers-only 2xx is complete: there is no first packet to wait for.
     if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream && this.holdsFirstPacketHeaders) {
@@ -322,8 +345,7 @@ export class FallbackMachine {
     this.trigger = trigger;
     this.triggerKind = kind;
     this.chainDeadlineMs = nowMs + this.policy.fallbackDeadlineMs;
-    this.attempts.push(new Attempt("primary", "",
-      kind == TriggerKind.FirstPacketTimeout ? "first_packet_timeout" : this.primaryStatus.toString()));
+    this.attempts.push(new Attempt("primary", "", primaryResult(kind, this.primaryStatus)));
     return this.advance(nowMs);
   }
 
@@ -339,7 +361,7 @@ export class FallbackMachine {
       return Step.Dispatch;
     }
     if (this.nextIndex < this.policy.backups.length) {
-      this.attempts.push(new Attempt("chain", "", "deadline_exceeded"));
+      this.attempts.push(new Attempt("chain", "", DEADLINE_EXCEEDED));
     }
     this.currentBackup = null;
     // A held 2xx primary (its first packet was late, or it answered after the timer) is still a
@@ -383,16 +405,17 @@ export class FallbackMachine {
   }
 
   /** The current backup's answer: `status` 0 = no response (reset, or over the size cap). */
-  backupAnswered(status: i32, nowMs: u64): Step {
+  backupAnswered(status: i32, nowMs: u64, envoyNoAnswer: bool = false): Step {
     if (this.phase != Phase.FallingBack) return Step.Continue;
     // Envoy's own timer ends a call that timed out with a 504 of its own; our clock may read a
     // few ms short of it, hence the margin.
     const timedOut = nowMs - this.callStartedMs + TIMEOUT_CLOCK_MARGIN_MS >= <u64>this.callTimeoutMs;
     if (status == 0) {
-      this.record(timedOut ? "timeout" : "reset");
+      this.record(timedOut ? RESULT_TIMEOUT : RESULT_NO_RESPONSE);
       return this.advance(nowMs);
     }
-    this.record(timedOut && status == 504 ? "timeout" : status.toString());
+    // Envoy's own 503 for a call that got no answer keeps its place as the answer, but the result says what happened.
+    this.record(timedOut && status == 504 ? RESULT_TIMEOUT : envoyNoAnswer ? RESULT_NO_RESPONSE : status.toString());
     if (isBackupSuccess(status)) return this.answer(Step.ServeBackup);
     this.haveBackupError = true;
     return this.advance(nowMs);

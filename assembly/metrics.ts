@@ -15,6 +15,21 @@ export const COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT = "ai_fallback.trigger.first_p
 /** Backups with a model override skipped: the request body's model could not be rewritten. */
 export const COUNTER_NOT_REWRITABLE = "ai_fallback.not_rewritable";
 
+/** A backup's own counter: `ai_fallback.backup.<service>.answered` (its answer ended the chain) or `.failed` (called, and failed). */
+export function backupCounterName(service: string, what: string): string {
+  return "ai_fallback.backup." + service + "." + what;
+}
+
+/** One backup's two counters (both modes). */
+export class BackupCounters {
+  readonly answered: u32;
+  readonly failed: u32;
+  constructor(service: string) {
+    this.answered = defineMetric(MetricType.Counter, backupCounterName(service, "answered"));
+    this.failed = defineMetric(MetricType.Counter, backupCounterName(service, "failed"));
+  }
+}
+
 export class Metrics {
   readonly started: u32 = defineMetric(MetricType.Counter, COUNTER_STARTED);
   readonly servedByBackup: u32 = defineMetric(MetricType.Counter, COUNTER_SERVED_BY_BACKUP);
@@ -36,8 +51,18 @@ export class Metrics {
   readonly streams: InFlightGauge = new InFlightGauge("ai_fallback.streams");
   // ai_fallback.over_budget and ai_fallback.kept_bytes belong to the VM's one budget (vm_budget.ts).
 
+  /** Per backup, defined at its first fallback (a backup never tried costs no metric). */
+  private backups: Map<string, BackupCounters> = new Map<string, BackupCounters>();
+
   count(id: u32): void {
     incrementMetric(id, 1);
+  }
+
+  backup(service: string): BackupCounters {
+    if (this.backups.has(service)) return this.backups.get(service);
+    const counters = new BackupCounters(service);
+    this.backups.set(service, counters);
+    return counters;
   }
 
   countTrigger(kind: TriggerKind): void {

@@ -10,7 +10,9 @@ import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "./budgeted_
 import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
 import { Backup, Config, Policy } from "./config";
-import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts } from "./fallback_machine";
+import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts, wasCalled } from "./fallback_machine";
+import { EVERY_SERVICE_FAILED, STREAM_ENDED_FIRST, isEnvoyNoAnswerReply, outcomeLogLine, outcomeText, servedBy } from "./fallback_outcome";
+import { publishOutcome } from "./outcome_state";
 import { Header, findHeader } from "./headers";
 import { tellFirstPacketTimed } from "./first_packet_signal";
 import { PauseEvidence, WITHHELD_BODY_MS } from "./header_pause";
@@ -452,6 +454,7 @@ export class FallbackStream extends HttpContext {
     this.metrics().pendingBackupCalls.down();
     this.notePrimaryBody(machine);
     let status = 0;
+    let envoyNoAnswer = false;
     if (headerCount > 0) {
       const raw = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
       const headers = deserializeHeaders(changetype<usize>(raw), raw.byteLength);
@@ -469,9 +472,10 @@ export class FallbackStream extends HttpContext {
         const body = new ByteSink();
         host.takeBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize, body);
         this.lastAnswer = new Answer(status, headers, body, bytes);
+        envoyNoAnswer = isEnvoyNoAnswerReply(status, body.ptr, body.length);
       }
     }
-    this.perform(machine.backupAnswered(status, host.monotonicMs()), false);
+    this.perform(machine.backupAnswered(status, host.monotonicMs(), envoyNoAnswer), false);
   }
 
   onDone(): void {
@@ -498,7 +502,7 @@ export class FallbackStream extends HttpContext {
       // The stream ended under a running chain: the client went away, or Envoy answered for the
       // held primary (its route timeout, or a reset after its headers) before a backup did.
       this.metrics().count(this.metrics().preempted);
-      this.logDecision(machine, "the stream ended before the fallback did", "", "; attempts so far: ");
+      this.logDecision(machine, STREAM_ENDED_FIRST, false);
     }
     if (machine !== null) machine.finish();
     this.release();
@@ -593,7 +597,7 @@ export class FallbackStream extends HttpContext {
       headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
       this.serve(machine, this.takeAnswer(answer, headers));
       this.metrics().count(this.metrics().servedByBackup);
-      this.logDecision(machine, "served by ", answered.service);
+      this.logDecision(machine, servedBy(answered.service, answered.model), true);
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
       this.serve(machine, this.takeAnswer(answer, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide)));
@@ -736,7 +740,7 @@ export class FallbackStream extends HttpContext {
 
   private exhausted(machine: FallbackMachine, what: string): void {
     this.metrics().count(this.metrics().exhausted);
-    this.logDecision(machine, "every backup failed; the client gets ", what);
+    this.logDecision(machine, EVERY_SERVICE_FAILED + ", the client gets " + what, false);
   }
 
   /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
@@ -755,14 +759,26 @@ export class FallbackStream extends HttpContext {
   }
 
   /**
-   * The decision's line (info, Envoy's default level): `trigger -> outcome subject attempts: ...`.
-   * Its text (the attempts formatted again, the request id looked up) is built only when Envoy
-   * would write it.
+   * The decision, in the streamed mode's words too (fallback_outcome.ts): filter state for the access
+   * log, and a line at info (Envoy's default level) with the request id, looked up only when Envoy would write it.
    */
-  private logDecision(machine: FallbackMachine, outcome: string, subject: string, attemptsLabel: string = " attempts: "): void {
+  private logDecision(machine: FallbackMachine, outcome: string, served: bool): void {
+    this.countBackups(machine, served);
+    const text = outcomeText(outcome, machine.trigger, formatAttempts(machine.attempts));
+    publishOutcome(text);
     if (!host.logs(LogLevel.Info)) return;
-    host.logBytes(LogLevel.Info, machine.trigger + " -> " + outcome + subject + attemptsLabel +
-      formatAttempts(machine.attempts) + this.requestIdSuffix());
+    host.logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));
+  }
+
+  /** Each backup tried, on its own counters (the streamed mode's names): the one that served answered, the others called failed. */
+  private countBackups(machine: FallbackMachine, served: bool): void {
+    const metrics = this.metrics();
+    const attempts = machine.attempts;
+    for (let i = 1; i < attempts.length; i++) {
+      const a = attempts[i];
+      if (served && i == attempts.length - 1) metrics.count(metrics.backup(a.service).answered);
+      else if (wasCalled(a.result)) metrics.count(metrics.backup(a.service).failed);
+    }
   }
 
   private requestIdSuffix(): string {

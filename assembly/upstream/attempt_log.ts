@@ -10,10 +10,11 @@
 // that no attempt takes (the router did not retry) is dropped by the first sweep after RECORD_TTL_MS.
 // The table holds at most MAX_RECORDS, and every entry's bytes are taken from the VM's budget.
 import { Attempt } from "../fallback_machine";
+import { RESULT_NO_RESPONSE as NO_RESPONSE } from "../fallback_outcome";
 import { MemoryBudget } from "../memory_budget";
 
 /** An attempt that ended without response headers: connect failure, reset, refused stream or a per-try timeout (Envoy does not tell the filter which). */
-export const RESULT_NO_RESPONSE = "no_response";
+export const RESULT_NO_RESPONSE = NO_RESPONSE;
 /** The primary's 2xx was given up before its end while its headers were held: the router's per-try timeout (firstPacketTimeout) with the primary guard. */
 export const RESULT_FIRST_PACKET_TIMEOUT = "first_packet_timeout";
 /** The lean streamed mode's primary (no filter on its cluster): the router retried it, why is not known. */

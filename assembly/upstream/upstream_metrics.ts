@@ -5,7 +5,7 @@ import { MetricType } from "../abi/enums";
 import { defineMetric, incrementMetric } from "../abi/hostcalls";
 import {
   COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
-  COUNTER_NOT_REWRITABLE,
+  COUNTER_NOT_REWRITABLE, BackupCounters,
 } from "../metrics";
 
 export class UpstreamMetrics {
@@ -23,8 +23,9 @@ export class UpstreamMetrics {
   readonly failed: u32;
 
   constructor(service: string) {
-    this.answered = defineMetric(MetricType.Counter, "ai_fallback.backup." + service + ".answered");
-    this.failed = defineMetric(MetricType.Counter, "ai_fallback.backup." + service + ".failed");
+    const own = new BackupCounters(service);
+    this.answered = own.answered;
+    this.failed = own.failed;
   }
 
   count(id: u32): void {

@@ -9,7 +9,7 @@
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import {
-  getHeader, getHeaders, getHeadersRaw, log, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
+  getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
   setBufferBytes, takeBufferBytes,
 } from "../abi/hostcalls";
 import { serializedNamesWithPrefix } from "../abi/header_pairs";
@@ -19,6 +19,8 @@ import { overBudget, showKeptBytes, vmBudget } from "../vm_budget";
 import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
 import { Attempt, NOT_REWRITABLE, formatAttempts } from "../fallback_machine";
+import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../fallback_outcome";
+import { publishOutcome } from "../outcome_state";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
@@ -291,7 +293,7 @@ export class UpstreamStream extends HttpContext {
     if (!failed) {
       metrics.count(metrics.answered);
       metrics.count(metrics.servedByBackup);
-      this.logOutcome("served by " + config.backup!.serviceLabel, record);
+      this.logOutcome(servedBy(config.backup!.serviceLabel, config.backup!.modelLabel), record);
       return;
     }
     if (called) metrics.count(metrics.failed);
@@ -300,7 +302,7 @@ export class UpstreamStream extends HttpContext {
       return;
     }
     metrics.count(metrics.exhausted);
-    this.logOutcome("every model service failed", record);
+    this.logOutcome(EVERY_SERVICE_FAILED, record);
   }
 
   /** The primary failed: start the record the first backup's filter takes. */
@@ -331,9 +333,11 @@ export class UpstreamStream extends HttpContext {
     }
   }
 
+  /** The outcome in the dispatch mode's words (fallback_outcome.ts): filter state for the access log, and the info line. */
   private logOutcome(outcome: string, record: AttemptRecord): void {
-    if (!logs(LogLevel.Info)) return; // Envoy would drop it: its text is not built
-    log(LogLevel.Info, "streamed fallback (x-request-id " + (this.requestId.length > 0 ? this.requestId : "none") + "): " + outcome +
-      "; trigger " + record.trigger() + "; attempts " + formatAttempts(record.attempts));
+    const text = outcomeText(outcome, record.trigger(), formatAttempts(record.attempts));
+    publishOutcome(text);
+    if (!logs(LogLevel.Info)) return;
+    logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));
   }
 }

@@ -38,8 +38,51 @@ const E2E_README_CONFIG = "tests/e2e/readme_config.test.js";
 const UNIT_EXAMPLE = "tests/unit/example.test.js";
 const UNIT_DOC_COMMANDS = "tests/unit/doc_commands.test.js";
 const E2E_CONFIG_MESSAGES = "tests/e2e/config_messages.test.js";
+const E2E_OUTCOME_VOCABULARY = "tests/e2e/outcome_vocabulary.test.js";
 
 export const MUTATIONS = [
+  {
+    name: "one vocabulary: the dispatch mode's fallback line is in words of its own",
+    file: "assembly/stream_context.ts",
+    find: "host.logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));",
+    replace: "host.logBytes(LogLevel.Info, \"decision: \" + text + this.requestIdSuffix());",
+    tests: [E2E_OUTCOME_VOCABULARY],
+  },
+  {
+    name: "one vocabulary: the dispatch mode leaves the outcome out of the access log (no filter state)",
+    file: "assembly/stream_context.ts",
+    find: "    publishOutcome(text);\n    if (!host.logs(LogLevel.Info)) return;",
+    replace: "    if (!host.logs(LogLevel.Info)) return;",
+    tests: [E2E_OUTCOME_VOCABULARY],
+  },
+  {
+    name: "one vocabulary: the streamed mode leaves the outcome out of the access log (no filter state)",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    publishOutcome(text);\n    if (!logs(LogLevel.Info)) return;",
+    replace: "    if (!logs(LogLevel.Info)) return;",
+    tests: [E2E_OUTCOME_VOCABULARY],
+  },
+  {
+    name: "one vocabulary: the dispatch mode counts no per-backup answered counter",
+    file: "assembly/stream_context.ts",
+    find: "if (served && i == attempts.length - 1) metrics.count(metrics.backup(a.service).answered);",
+    replace: "if (served && i == attempts.length - 1) {}",
+    tests: [E2E_OUTCOME_VOCABULARY],
+  },
+  {
+    name: "one vocabulary: the dispatch mode reports a backup that reset as Envoy's 503, not no_response",
+    file: "assembly/stream_context.ts",
+    find: "envoyNoAnswer = isEnvoyNoAnswerReply(status, body.ptr, body.length);",
+    replace: "envoyNoAnswer = false;",
+    tests: [E2E_OUTCOME_VOCABULARY, E2E_FALLBACK],
+  },
+  {
+    name: "one vocabulary: the dispatch mode reports a primary that gave no answer as Envoy's status, not no_response",
+    file: "assembly/fallback_machine.ts",
+    find: "if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;",
+    replace: "",
+    tests: [E2E_OUTCOME_VOCABULARY, E2E_TRIGGERS],
+  },
   {
     name: "config messages: a misspelt field gets the whole list, not the name meant",
     file: "assembly/config_messages.ts",

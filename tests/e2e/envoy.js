@@ -242,6 +242,8 @@ async function startEnvoy(opts = {}) {
     "-l", opts.logLevel ?? "info",
     "--component-log-level", opts.componentLogLevel ?? "wasm:debug",
     "--concurrency", String(opts.concurrency ?? 1),
+    // e.g. ["--file-flush-interval-msec", "50"]: access log files written at once.
+    ...(opts.extraArgs ?? []),
   ];
   // opts.env: more environment variables for Envoy (e.g. LD_PRELOAD for a faked wall clock).
   const child = spawn(ENVOY_BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...(opts.env ?? {}) } });

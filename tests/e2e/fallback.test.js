@@ -210,7 +210,7 @@ describe("fallback in a real Envoy", () => {
     const res = await request(envoy.port, { body: CHAT });
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-b");
-    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-a;model=pass-through;result=503, /); // Envoy answers a reset call with its 503
+    expect(res.headers["x-ai-fallback-attempts"]).toMatch(/backup-a;model=pass-through;result=no_response, /); // Envoy answers a reset call with its own 503
   });
 
   test("the body is copied as it streams past: the primary gets the request before the client has finished", async () => {
@@ -435,7 +435,7 @@ describe("the last backup gives no good answer", () => {
     const res = await request(single.port, { body: CHAT });
     expect(res.status).toBe(503);
     expect(res.text).toMatch(/^upstream connect error or disconnect\/reset before headers/);
-    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=500, backup-a;model=pass-through;result=503");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=500, backup-a;model=pass-through;result=no_response");
   });
 
   test("its answer is over Envoy's 32 MiB cap: no HTTP answer, so the client gets the primary's own error", async () => {
@@ -444,7 +444,7 @@ describe("the last backup gives no good answer", () => {
     const res = await request(single.port, { body: CHAT, timeoutMs: 20000 });
     expect(res.status).toBe(503);
     expect(res.text).toBe("primary says no");
-    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=pass-through;result=reset");
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup-a;model=pass-through;result=no_response");
   });
 
   test("an answer just under the cap is served", async () => {

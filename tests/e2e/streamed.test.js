@@ -143,7 +143,7 @@ describe("streamed mode", () => {
     expect(grew("wasmcustom.ai_fallback.trigger.upstream_failure")).toBe(1);
     expect(grew("wasmcustom.ai_fallback.backup.backup-b.failed")).toBe(1);
     const logs = await envoy.logsWhen(/every model service failed; trigger upstream_failure; attempts primary;result=no_response, backup-a;model=backup-model-a;result=no_response, backup-b;model=backup-model-b;result=no_response/);
-    expect(logs).toMatch(/streamed fallback \(x-request-id [0-9a-f-]+\): every model service failed; trigger upstream_failure/);
+    expect(logs).toMatch(/\[info\]\[wasm\].* fallback: every model service failed; trigger upstream_failure; attempts .* x-request-id=[0-9a-f-]+$/m);
   }, 20000);
 
   test("counters: per backup answered and failed, and the dispatch mode's fallback counters; a healthy primary counts nothing", async () => {

@@ -281,7 +281,7 @@ describe("a held primary that Envoy itself ends", () => {
     expect(res.status).not.toBe(200);
     await sleep(200);
     expect(counter(await short.stats(), "wasmcustom.ai_fallback.preempted")).toBe(1);
-    expect(short.logs()).toMatch(/first_packet_timeout -> the stream ended before the fallback did; attempts so far: primary;result=first_packet_timeout x-request-id=preempted-1/);
+    expect(short.logs()).toMatch(/fallback: the stream ended before the fallback did; trigger first_packet_timeout; attempts primary;result=first_packet_timeout x-request-id=preempted-1/);
     await short.stop();
   });
 });

@@ -28,7 +28,7 @@ describe("fallback state machine", () => {
     const out = run(two, "end\nheaders 502\nrefuse\nanswer 0");
     expect(out).toContain("refuse -> dispatch b2 120000 (falling-back)");
     expect(out).toContain("answer 0 -> resume-primary (resumed)");
-    expect(out).toContain("attempts: primary;result=502, b1;model=pass-through;result=unknown_cluster, b2;model=m2;result=reset");
+    expect(out).toContain("attempts: primary;result=502, b1;model=pass-through;result=unknown_cluster, b2;model=m2;result=no_response");
   });
 
   test("an unknown cluster and a call Envoy refused at once are told apart", () => {
