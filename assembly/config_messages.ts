@@ -2,6 +2,7 @@
 // the unit of a number and the number meant when a unit was written into it, and what a
 // configuration that arrived as protobuf (a google.protobuf.Struct) should have been. Pure.
 import { JSON } from "./json_value";
+import { asciiLower } from "./bytes";
 
 /** How a StringValue configuration is written (what a Struct, or nothing, should have been). */
 export const STRING_VALUE_HINT = "give it as \"configuration\": {\"@type\": \"type.googleapis.com/google.protobuf.StringValue\", " +
@@ -19,11 +20,11 @@ export function unknownFieldWhy(key: string, known: string[]): string {
  * 6 characters or more; a swap of neighbours is one edit); "" when none is that close.
  */
 export function nearestName(key: string, known: string[]): string {
-  const lowerKey = key.toLowerCase();
+  const lowerKey = asciiLower(key);
   let best = "";
   let bestDistance = key.length < 6 ? 2 : 3;
   for (let i = 0; i < known.length; i++) {
-    const d = editDistance(lowerKey, known[i].toLowerCase());
+    const d = editDistance(lowerKey, asciiLower(known[i]));
     if (d < bestDistance) {
       bestDistance = d;
       best = known[i];
@@ -36,23 +37,22 @@ export function nearestName(key: string, known: string[]): string {
 function editDistance(a: string, b: string): i32 {
   const n = a.length, m = b.length;
   if (abs(n - m) > 2) return 3;
-  const rows = new Array<Int32Array>(n + 1);
-  for (let i = 0; i <= n; i++) {
-    rows[i] = new Int32Array(m + 1);
-    rows[i][0] = i;
-  }
-  for (let j = 0; j <= m; j++) rows[0][j] = j;
+  // One row-major table of (n + 1) x (m + 1) cells.
+  const w = m + 1;
+  const cells = new StaticArray<i32>((n + 1) * w);
+  for (let i = 0; i <= n; i++) cells[i * w] = i;
+  for (let j = 0; j <= m; j++) cells[j] = j;
   for (let i = 1; i <= n; i++) {
     for (let j = 1; j <= m; j++) {
       const cost = a.charCodeAt(i - 1) == b.charCodeAt(j - 1) ? 0 : 1;
-      let d = min(min(rows[i - 1][j] + 1, rows[i][j - 1] + 1), rows[i - 1][j - 1] + cost);
+      let d = min(min(cells[(i - 1) * w + j] + 1, cells[i * w + j - 1] + 1), cells[(i - 1) * w + j - 1] + cost);
       if (i > 1 && j > 1 && a.charCodeAt(i - 1) == b.charCodeAt(j - 2) && a.charCodeAt(i - 2) == b.charCodeAt(j - 1)) {
-        d = min(d, rows[i - 2][j - 2] + 1);
+        d = min(d, cells[(i - 2) * w + j - 2] + 1);
       }
-      rows[i][j] = d;
+      cells[i * w + j] = d;
     }
   }
-  return rows[n][m];
+  return cells[n * w + m];
 }
 
 /** The unit of an integer field, said in its refusal. */
@@ -71,7 +71,7 @@ export function integerWhy(v: JSON.Value, min: i64, max: i64, unit: Unit): strin
 /** For a string that holds a number (with a unit, e.g. "10s", "2MiB"): " (write N for ...)"; else "". */
 function meantNumber(v: JSON.Value, unit: Unit): string {
   if (v.type != JSON.Types.String) return "";
-  const text = v.get<string>().trim();
+  const text = v.get<string>();
   // The leading number: digits with at most one decimal point.
   let end = 0;
   let dot = false;
@@ -83,17 +83,39 @@ function meantNumber(v: JSON.Value, unit: Unit): string {
   }
   if (end == 0 || (dot && end == 1)) return "";
   const number = text.substring(0, end);
-  const suffix = text.substring(end).trim();
+  let from = end;
+  while (from < text.length && text.charCodeAt(from) == 0x20) from++;
+  const suffix = text.substring(from);
   if (suffix.length == 0) return dot ? "" : " (write " + number + " without quotes)";
   const factor = unitFactor(suffix, unit);
   if (factor == 0) return "";
-  const value = parseFloat(number) * factor;
-  if (value != Math.floor(value) || value > 2147483647) return "";
-  return " (write " + (<i64>value).toString() + " for " + number + " " + suffix + ")";
+  const value = decimalTimes(number, factor);
+  if (value < 0) return "";
+  return " (write " + value.toString() + " for " + number + " " + suffix + ")";
+}
+
+/** `number` (digits, at most one ".") times `factor` when that is a whole number up to 2147483647; else -1. */
+function decimalTimes(number: string, factor: i64): i64 {
+  let digits: i64 = 0;
+  let scale: i64 = 1;
+  let afterDot = false;
+  for (let i = 0; i < number.length; i++) {
+    const c = number.charCodeAt(i);
+    if (c == 0x2e) {
+      afterDot = true;
+      continue;
+    }
+    if (digits > 100_000_000_000) return -1;
+    digits = digits * 10 + (c - 0x30);
+    if (afterDot) scale *= 10;
+  }
+  const product = digits * factor;
+  if (product % scale != 0 || product / scale > 2147483647) return -1;
+  return product / scale;
 }
 
 /** How many of the field's unit one `suffix` is (0: not a unit of this field). */
-function unitFactor(suffix: string, unit: Unit): f64 {
+function unitFactor(suffix: string, unit: Unit): i64 {
   if (unit == Unit.Milliseconds) {
     if (suffix == "ms") return 1;
     if (suffix == "s") return 1000;

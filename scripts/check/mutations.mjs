@@ -101,7 +101,7 @@ export const MUTATIONS = [
     name: "config messages: a duration or size written with its unit is not translated to the number meant",
     file: "assembly/config_messages.ts",
     find: "const factor = unitFactor(suffix, unit);",
-    replace: "const factor: f64 = 0;",
+    replace: "const factor: i64 = 0;",
     tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
   },
   {
