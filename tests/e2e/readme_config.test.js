@@ -55,7 +55,7 @@ describe("the README's Envoy configuration, as printed", () => {
     expect(got.headers.authorization).toBe("Bearer sk-backup-key");
     expect(JSON.parse(got.body)).toEqual({ ...JSON.parse(curl.body), model: "qwen-plus" });
     // The log line and the counters the README names.
-    const line = /status=503 -> served by backup attempts: primary;result=503, backup;model=qwen-plus;result=200 x-request-id=readme-1/;
+    const line = /fallback: served by backup \(model qwen-plus\); trigger status=503; attempts primary;result=503, backup;model=qwen-plus;result=200 x-request-id=readme-1/;
     expect(await envoy.logsWhen(line)).toMatch(line);
     const grew = growth(before, await envoy.stats());
     expect(grew("wasmcustom.ai_fallback.started")).toBe(1);
