@@ -872,4 +872,32 @@ export const MUTATIONS = [
     replace: "npm run streamed-config -- envoy/streamed/plugin.json envoy/streamed/clusters.json > envoy.json",
     tests: [UNIT_DOC_COMMANDS],
   },
+  {
+    name: "a request body's copy grows outside the budget",
+    file: "assembly/budgeted_reads.ts",
+    find: "  if (!share.tryTake(after)) return false;\n",
+    replace: "",
+    tests: [E2E_HOSTILE_CLIENTS],
+  },
+  {
+    name: "a request's header copy is kept outside the budget",
+    file: "assembly/stream_context.ts",
+    find: "    if (!this.share.tryTake(requestHeaders.byteLength)) {\n",
+    replace: "    if (false) {\n",
+    tests: [E2E_HOSTILE_CLIENTS],
+  },
+  {
+    name: "a backup's answer is kept outside the budget",
+    file: "assembly/stream_context.ts",
+    find: "      if (status > 0 && !this.share.tryTake(bytes)) {\n",
+    replace: "      if (false) {\n",
+    tests: [E2E_HOSTILE_CLIENTS],
+  },
+  {
+    name: "a held response body is read for keep-alives outside the budget",
+    file: "assembly/budgeted_reads.ts",
+    find: "  if (!share.tryTake(size)) return HeldBody.OverBudget;\n",
+    replace: "",
+    tests: [E2E_STREAMING, E2E_PRIMARY_GUARD],
+  },
 ];

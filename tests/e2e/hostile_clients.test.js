@@ -6,7 +6,8 @@ const { startEnvoy, counter } = require("./envoy");
 const { request } = require("./client");
 const { useMocks } = require("./fixtures");
 
-const m = useMocks({ primary: "primary", backup: "backup" });
+const m = useMocks({ primary: "primary", backup: "backup", backupB: "backup-b" });
+const CHAT_BODY = { model: "m", messages: [{ role: "user", content: "hello" }] };
 const BUDGET = 4 * 1024 * 1024;
 
 /** Opens a connection that sends request headers announcing `announced` body bytes, then `sent` of them, and idles. */
@@ -74,5 +75,50 @@ describe("every copy the budget promises to count is counted", () => {
     } finally {
       await envoy.stop();
     }
+  });
+});
+
+describe("every copy the budget promises to count is counted (the request, a backup's answer)", () => {
+  let envoy;
+  beforeAll(async () => {
+    envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }, { service: "backup-b" }], maxKeptBytesPerWorker: 1024 * 1024 },
+      clusters: { primary: m.primary.port, backup: m.backup.port, "backup-b": m.backupB.port },
+    });
+  });
+  afterAll(() => envoy.stop());
+  const overBudget = async () => counter(await envoy.stats(), "wasmcustom.ai_fallback.over_budget");
+
+  test("a request body past the budget is not copied: the primary's error passes through, counted", async () => {
+    const before = await overBudget();
+    m.primary.behave({ status: 503, body: "primary down" });
+    const res = await request(envoy.port, { body: { model: "m", messages: [{ role: "user", content: "x".repeat(1500 * 1000) }] } });
+    expect([res.status, res.text]).toEqual([503, "primary down"]);
+    expect(m.backup.requests.length + m.backupB.requests.length).toBe(0);
+    expect(await overBudget()).toBe(before + 1);
+  });
+
+  test("request headers past the budget are not copied either", async () => {
+    const small = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }], maxKeptBytesPerWorker: 16 * 1024 },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
+    });
+    try {
+      m.primary.behave({ status: 503, body: "primary down" });
+      const res = await request(small.port, { headers: { "x-large": "h".repeat(20 * 1024) }, body: CHAT_BODY });
+      expect([res.status, res.text]).toEqual([503, "primary down"]);
+      expect(m.backup.requests.length).toBe(0);
+      expect(counter(await small.stats(), "wasmcustom.ai_fallback.over_budget")).toBe(1);
+    } finally {
+      await small.stop();
+    }
+  });
+
+  test("a backup answer the budget cannot hold is not kept: that attempt is over_budget, the next backup answers", async () => {
+    m.primary.behave({ status: 503 });
+    m.backup.behave({ status: 200, body: "y".repeat(1500 * 1000) });
+    const res = await request(envoy.port, { body: CHAT_BODY });
+    expect(res.status).toBe(200);
+    expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=pass-through;result=over_budget, backup-b;model=pass-through;result=200");
   });
 });
