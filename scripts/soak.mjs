@@ -20,6 +20,7 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const { startEnvoy, counter, WASM_PATH } = require("../tests/e2e/envoy.js");
 const { startMock, stopAllMocks } = require("../tests/e2e/mock_model.js");
+const { sendCancelled } = require("../tests/e2e/cancelled_requests.js");
 const { streamedBootstrap } = require("./streamed_config_lib.cjs");
 
 const TOTAL = Number(process.env.SOAK_FALLBACKS ?? 100000);
@@ -151,40 +152,8 @@ try {
  * `count` streaming requests, CONCURRENCY at a time, each closed by its client as soon as `holder`
  * (which never answers) has it. Returns how many reached it.
  */
-async function aborts(envoy, holder, from, count) {
-  const waiting = new Map();
-  holder.behave((entry) => {
-    const arrived = waiting.get(entry.headers["x-n"]);
-    if (arrived) arrived();
-    return { hang: true };
-  });
-  const payload = JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] });
-  let next = from;
-  let reached = 0;
-  const one = (n) => new Promise((resolve) => {
-    const req = http.request({ host: "127.0.0.1", port: envoy.port, method: "POST", path: "/v1/chat/completions", agent: false,
-      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), "x-n": String(n), "x-request-id": `abort-${n}-${"i".repeat(1000)}` } });
-    const done = (arrived) => {
-      clearTimeout(timer);
-      waiting.delete(String(n));
-      if (arrived) reached++;
-      req.destroy();
-      resolve();
-    };
-    const timer = setTimeout(() => done(false), 10000);
-    waiting.set(String(n), () => done(true));
-    req.on("error", () => {});
-    req.end(payload);
-  });
-  const worker = async () => {
-    while (next < from + count) {
-      await one(next++);
-      if (holder.requests.length > 1000) holder.requests.length = 0;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  holder.requests.length = 0;
-  return reached;
+function aborts(envoy, holder, from, count) {
+  return sendCancelled({ port: envoy.port, mock: holder, from, count, concurrency: CONCURRENCY, requestId: (n) => `abort-${n}-${"i".repeat(1000)}` });
 }
 
 /** Gauges read after Envoy has handled the last closes (they settle within a second). */

@@ -3,11 +3,11 @@
 // grow, share nor collide with a key; every entry counted in the VM's budget; none left by a request
 // whose client went away. Envoy keeps a client's x-request-id when told to (preserve_external_request_id,
 // or from trusted addresses): most tests here tell it to, so that the module alone must hold.
-const http = require("node:http");
 const { startEnvoy, counter } = require("./envoy");
 const { request } = require("./client");
 const { useMocks } = require("./fixtures");
 const { STREAM_CHAT, TWO_BACKUPS, streamedBootstrapFor } = require("./streamed_fixtures");
+const { sendCancelled } = require("./cancelled_requests");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 
@@ -44,48 +44,13 @@ async function statsWhen(envoy, ready) {
 }
 
 /**
- * `count` streaming requests, `concurrency` at a time, each with its own `idBytes`-long x-request-id;
- * `mock` (where they hang) is told which arrived, and each client then closes its connection. Returns
- * how many reached the mock.
+ * `count` streaming requests, `concurrency` at a time, each with its own `idBytes`-long x-request-id,
+ * each closed by its client once `mock` (where they hang) has it. Returns how many reached the mock.
  */
-async function cancelled(envoy, mock, { from = 0, count, concurrency = 50, idBytes = MAX_ID_BYTES }) {
-  const waiting = new Map();
-  mock.behave((entry) => {
-    const arrived = waiting.get(entry.headers["x-n"]);
-    if (arrived) arrived();
-    return { hang: true };
-  });
-  const body = JSON.stringify(STREAM_CHAT);
+function cancelled(envoy, mock, { from = 0, count, concurrency = 50, idBytes = MAX_ID_BYTES }) {
   const pad = "i".repeat(idBytes - 12);
-  let next = from;
-  let reached = 0;
-  const one = (n) => new Promise((resolve) => {
-    const req = http.request({
-      host: "127.0.0.1", port: envoy.port, method: "POST", path: "/v1/chat/completions", agent: false,
-      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-n": String(n),
-        "x-request-id": `${String(n).padStart(10, "0")}-${pad}` },
-    });
-    const done = (arrived) => {
-      clearTimeout(timer);
-      waiting.delete(String(n));
-      if (arrived) reached++;
-      req.destroy();
-      resolve();
-    };
-    const timer = setTimeout(() => done(false), 10000);
-    waiting.set(String(n), () => done(true));
-    req.on("error", () => {});
-    req.end(body);
-  });
-  const worker = async () => {
-    while (next < from + count) {
-      await one(next++);
-      if (mock.requests.length > 1000) mock.requests.length = 0; // their 59 KiB ids, not the test's to keep
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  mock.requests.length = 0;
-  return reached;
+  return sendCancelled({ port: envoy.port, mock, from, count, concurrency, body: JSON.stringify(STREAM_CHAT),
+    requestId: (n) => `${String(n).padStart(10, "0")}-${pad}` });
 }
 
 describe("streamed mode's attempt table: clients cannot grow it", () => {
