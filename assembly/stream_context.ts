@@ -4,7 +4,8 @@ import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, W
 import { HttpContext } from "./abi/context";
 import { deserializeHeaders, findSerializedHeader, serializeResponseHeaders } from "./abi/header_pairs";
 import * as host from "./abi/hostcalls";
-import { forgetCall, recordCall } from "./abi/registry";
+import { abandonCall, recordCall } from "./abi/registry";
+import { holdAbandonedCall } from "./abandoned_calls";
 import { ByteSink } from "./byte_sink";
 import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "./budgeted_reads";
 import { refusedCallText } from "./call_refusal";
@@ -95,6 +96,8 @@ export class FallbackStream extends HttpContext {
   private requestHeaders: ArrayBuffer = NO_HEADERS;
   private requestBody: ByteSink = new ByteSink();
   private pendingToken: u32 = 0;
+  /** The request bytes Envoy copied for the pending call (its headers and body). */
+  private pendingCallBytes: i64 = 0;
   private lastAnswer: Answer | null = null;
   /** What this stream holds of its VM's memory budget; all of it goes back in teardown(). */
   private share: BudgetShare;
@@ -493,7 +496,8 @@ export class FallbackStream extends HttpContext {
     this.disarm();
     this.endProbe();
     if (this.pendingToken != 0) {
-      forgetCall(this.pendingToken);
+      // Envoy carries the call on: what it holds stays counted until its answer (abandoned_calls.ts).
+      holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);
       this.pendingToken = 0;
       this.metrics().pendingBackupCalls.down();
     }
@@ -664,7 +668,8 @@ export class FallbackStream extends HttpContext {
     }
     this.metrics().count(this.metrics().backupCalls);
     this.pendingToken = call.token;
-    recordCall(call.token, this.id);
+    this.pendingCallBytes = <i64>headers.byteLength + <i64>bodySize;
+    recordCall(this.root.id, call.token, this.id);
     this.metrics().pendingBackupCalls.up();
     return Dispatch.Sent;
   }

@@ -95,7 +95,7 @@ export function proxy_on_response_trailers(contextId: u32, trailerCount: u32): H
 export function proxy_on_http_call_response(
   rootContextId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
   enter();
-  registry.deliverCallResponse(token, headerCount, bodySize, trailerCount);
+  registry.deliverCallResponse(rootContextId, token, headerCount, bodySize, trailerCount);
   leave(0);
 }
 

@@ -6,7 +6,16 @@ import { setEffectiveContext } from "./hostcalls";
 let rootFactory: ((id: u32) => RootContext) | null = null;
 const roots = new Map<u32, RootContext>();
 const streams = new Map<u32, HttpContext>();
-const callOwners = new Map<u32, u32>();
+/** (root context id, call token) -> the id of the stream that dispatched the call, or ABANDONED. */
+const callOwners = new Map<u64, u32>();
+/** The owner of a call whose stream ended before its answer came (no context has id 0). */
+const ABANDONED: u32 = 0;
+let abandonedAnswered: ((key: u64) => void) | null = null;
+
+/** Envoy numbers each root context's calls on its own: a call is its root's id and its token. */
+function callKey(rootId: u32, token: u32): u64 {
+  return (<u64>rootId << 32) | <u64>token;
+}
 
 export function setRootContextFactory(factory: (id: u32) => RootContext): void {
   rootFactory = factory;
@@ -53,23 +62,39 @@ export function deleteContext(id: u32): void {
 }
 
 /** Remembers which stream owns a dispatched call. */
-export function recordCall(token: u32, streamId: u32): void {
-  callOwners.set(token, streamId);
+export function recordCall(rootId: u32, token: u32, streamId: u32): void {
+  callOwners.set(callKey(rootId, token), streamId);
 }
 
-/** Forgets a call whose answer the stream no longer wants (the stream is ending). */
-export function forgetCall(token: u32): void {
-  if (callOwners.has(token)) callOwners.delete(token);
+/**
+ * The stream ended before its call's answer. The ABI cannot cancel a call: Envoy carries it on to
+ * its answer or its timeout, and that answer goes to the handler set below. Returns the call's key.
+ */
+export function abandonCall(rootId: u32, token: u32): u64 {
+  const key = callKey(rootId, token);
+  callOwners.set(key, ABANDONED);
+  return key;
+}
+
+/** What happens when an abandoned call's answer comes (the filter gives back what it held for it). */
+export function setAbandonedCallHandler(handler: (key: u64) => void): void {
+  abandonedAnswered = handler;
 }
 
 /**
  * Routes a call's answer: the entry is dropped first, the effective context becomes the owning
  * stream, and an answer whose stream is gone is ignored.
  */
-export function deliverCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
-  if (!callOwners.has(token)) return;
-  const streamId = callOwners.get(token);
-  callOwners.delete(token);
+export function deliverCallResponse(rootId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  const key = callKey(rootId, token);
+  if (!callOwners.has(key)) return;
+  const streamId = callOwners.get(key);
+  callOwners.delete(key);
+  if (streamId == ABANDONED) {
+    const handler = abandonedAnswered;
+    if (handler !== null) handler(key);
+    return;
+  }
   if (!streams.has(streamId)) return;
   setEffectiveContext(streamId);
   streams.get(streamId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);

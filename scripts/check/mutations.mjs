@@ -900,4 +900,18 @@ export const MUTATIONS = [
     replace: "",
     tests: [E2E_STREAMING, E2E_PRIMARY_GUARD],
   },
+  {
+    name: "a backup call whose client left is forgotten: what Envoy holds for it is not counted (aborting clients pile up calls)",
+    file: "assembly/stream_context.ts",
+    find: "      holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);\n",
+    replace: "      abandonCall(this.root.id, this.pendingToken);\n",
+    tests: [E2E_HOSTILE_CLIENTS],
+  },
+  {
+    name: "an abandoned call's answer does not give its bytes back to the budget",
+    file: "assembly/abandoned_calls.ts",
+    find: "  vmBudget.give(held.get(key));\n",
+    replace: "",
+    tests: [E2E_HOSTILE_CLIENTS],
+  },
 ];

@@ -122,3 +122,46 @@ describe("every copy the budget promises to count is counted (the request, a bac
     expect(res.headers["x-ai-fallback-attempts"]).toBe("primary;result=503, backup;model=pass-through;result=over_budget, backup-b;model=pass-through;result=200");
   });
 });
+
+describe("clients that leave while a backup call is pending", () => {
+  test("Envoy carries the call on, and what it holds stays counted until its answer: past the budget, no more calls pile up", async () => {
+    const envoy = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup" }], maxKeptBytesPerWorker: 1024 * 1024 },
+      clusters: { primary: m.primary.port, backup: m.backup.port },
+    });
+    try {
+      m.primary.behave({ status: 503, body: "primary down" });
+      const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "x".repeat(200 * 1000) }] });
+      const outcomes = [];
+      for (let n = 0; n < 10; n++) {
+        // Each client leaves as soon as the backup has its request (which hangs); past the budget there is none.
+        outcomes.push(await new Promise((resolve) => {
+          m.backup.behave((entry) => {
+            if (entry.headers["x-n"] === String(n)) setImmediate(() => { req.destroy(); resolve("left"); });
+            return { hang: true };
+          });
+          const req = require("node:http").request({ host: "127.0.0.1", port: envoy.port, method: "POST", path: "/v1/chat/completions", agent: false,
+            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-n": String(n) } }, (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode));
+          });
+          req.on("error", () => {});
+          req.end(body);
+        }));
+      }
+      // Each abandoned call holds its ~200 KB request and Envoy's own ~8 KiB: five fill the 1 MiB budget.
+      expect(outcomes).toEqual(["left", "left", "left", "left", "left", 503, 503, 503, 503, 503]);
+      const stats = await envoy.stats();
+      expect(counter(stats, "cluster.backup.upstream_rq_active")).toBe(5);
+      expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBeGreaterThan(5 * 200 * 1000);
+      // The backup lets go of them: their answers (resets) come, the budget is free again, fallbacks work.
+      m.backup.dropConnections();
+      m.backup.behave({});
+      expect(await gauge(envoy, "wasmcustom.ai_fallback.kept_bytes", (v) => v === 0)).toBe(0);
+      const res = await request(envoy.port, { body: CHAT_BODY });
+      expect([res.status, res.headers["x-ai-fallback-service"]]).toEqual([200, "backup"]);
+    } finally {
+      await envoy.stop();
+    }
+  });
+});

@@ -263,6 +263,11 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
       current = {};
       return mock;
     },
+    // Close every open connection (hung requests end with a reset); the server keeps listening.
+    dropConnections() {
+      for (const s of sockets) s.destroy();
+      return mock;
+    },
     stop() {
       if (!stopped) {
         stopped = new Promise((resolve) => {
