@@ -261,8 +261,8 @@ export const MUTATIONS = [
   {
     name: "pending_backup_calls is not decremented when the client leaves during a call",
     file: "assembly/stream_context.ts",
-    find: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n      this.metrics().pendingBackupCalls.down();\n",
-    replace: "      forgetCall(this.pendingToken);\n      this.pendingToken = 0;\n",
+    find: "      this.pendingToken = 0;\n      this.metrics().pendingBackupCalls.down();\n    }\n",
+    replace: "      this.pendingToken = 0;\n    }\n",
     tests: [E2E_STREAMING],
   },
   {
