@@ -12,7 +12,11 @@ const callOwners = new Map<u64, u32>();
 const ABANDONED: u32 = 0;
 let abandonedAnswered: ((key: u64) => void) | null = null;
 
-/** Envoy numbers each root context's calls on its own: a call is its root's id and its token. */
+/**
+ * A call is known by the root context its answer arrives on and its token: the ABI leaves the tokens'
+ * numbering to the host (Envoy 1.40 numbers them across the VM), so keyed by both an answer can never
+ * reach another root's stream, whatever a host does.
+ */
 function callKey(rootId: u32, token: u32): u64 {
   return (<u64>rootId << 32) | <u64>token;
 }
