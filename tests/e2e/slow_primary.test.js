@@ -14,6 +14,8 @@ describe("a held primary error whose body is slow or stalled", () => {
       pluginConfig: { backups: [{ service: "backup" }], fallbackDeadline: 2000 },
       clusters: { primary: { port: m.primary.port, trailers: true }, backup: m.backup.port },
       routeTimeoutMs: 30000,
+      // The client's side takes trailers too: a primary's trailer that leaked would reach it.
+      connectionManager: { http_protocol_options: { enable_trailers: true } },
     });
   });
 
