@@ -2,10 +2,11 @@
 // node examples/streamed.mjs DIR [--wasm PATH] [--port N] [--out OUT]
 // The streamed mode's Envoy bootstrap for an example folder that talks to real HTTPS providers:
 //   1. DIR/plugin.json and DIR/clusters.json, with each ${NAME} taken from the environment
-//      (examples/render.mjs), go through the generator, `node scripts/streamed-config.mjs`;
+//      (examples/render.mjs), go through the generator, `node scripts/streamed-config.mjs`, with
+//      `--ca-bundle` from DIR/streamed-extras.json's `caBundle` (every https cluster checks its
+//      provider's certificate against it and the cluster's host name);
 //   2. DIR/streamed-extras.json adds what the generator does not set: the primary's host name and key
-//      (on the route: a backup's filter replaces them with its own) and, on every https cluster, the
-//      certificate check against `caBundle` and the cluster's SNI name;
+//      (on the route: a backup's filter replaces them with its own);
 //   3. the listener is moved to 127.0.0.1 (the gateway holds your keys).
 // OUT is readable by you alone (it holds your keys); without --out the bootstrap is printed.
 import { execFileSync } from "node:child_process";
@@ -16,7 +17,6 @@ import { fileURLToPath } from "node:url";
 import { renderText, takeOut, writePrivate } from "./render.mjs";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-const TLS_CONTEXT = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 
 function fail(message) {
   console.error(message);
@@ -43,21 +43,6 @@ const read = (name) => {
   }
 };
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ai-fallback-example-"));
-let bootstrap;
-try {
-  // Rendered files hold keys: only this process may read them, and they are removed at once.
-  for (const name of ["plugin.json", "clusters.json"]) fs.writeFileSync(path.join(tmp, name), read(name), { mode: 0o600 });
-  const generated = execFileSync(process.execPath, [
-    path.join(ROOT, "scripts", "streamed-config.mjs"), path.join(tmp, "plugin.json"), path.join(tmp, "clusters.json"), ...options,
-  ], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  bootstrap = JSON.parse(generated);
-} catch (e) {
-  fail(e.status !== undefined ? "scripts/streamed-config.mjs refused the example (its message is above)" : e.message);
-} finally {
-  fs.rmSync(tmp, { recursive: true, force: true });
-}
-
 let extras;
 try {
   extras = JSON.parse(read("streamed-extras.json"));
@@ -66,6 +51,21 @@ try {
 }
 const { primary = {}, caBundle } = extras;
 if (typeof caBundle !== "string" || caBundle === "") fail("streamed-extras.json: caBundle: required, the path of the CA bundle, e.g. /etc/ssl/certs/ca-certificates.crt");
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ai-fallback-example-"));
+let bootstrap;
+try {
+  // Rendered files hold keys: only this process may read them, and they are removed at once.
+  for (const name of ["plugin.json", "clusters.json"]) fs.writeFileSync(path.join(tmp, name), read(name), { mode: 0o600 });
+  const generated = execFileSync(process.execPath, [
+    path.join(ROOT, "scripts", "streamed-config.mjs"), path.join(tmp, "plugin.json"), path.join(tmp, "clusters.json"), "--ca-bundle", caBundle, ...options,
+  ], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  bootstrap = JSON.parse(generated);
+} catch (e) {
+  fail(e.status !== undefined ? "scripts/streamed-config.mjs refused the example (its message is above)" : e.message);
+} finally {
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
 
 // The gateway spends your keys: it listens on this machine only (the generator listens on every address).
 for (const listener of bootstrap.static_resources.listeners) listener.address.socket_address.address = "127.0.0.1";
@@ -86,19 +86,6 @@ for (const listener of bootstrap.static_resources.listeners) {
       }
     }
   }
-}
-
-// Every https cluster checks its provider's certificate: signed by a CA of the bundle, for the SNI name.
-for (const cluster of bootstrap.static_resources.clusters) {
-  const tls = cluster.transport_socket?.typed_config;
-  if (!tls || tls["@type"] !== TLS_CONTEXT) continue;
-  tls.common_tls_context = {
-    ...(tls.common_tls_context ?? {}),
-    validation_context: {
-      trusted_ca: { filename: caBundle },
-      match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.sni } }],
-    },
-  };
 }
 
 writePrivate(outFile, JSON.stringify(bootstrap, null, 2) + "\n");

@@ -14,6 +14,8 @@ const { loadModuleCheck, checkStreamed, ModuleMissingError } = check;
 
 const USAGE = `usage: node scripts/streamed-config.mjs plugin.json clusters.json [--out FILE]
   [--wasm PATH]            the module's path as Envoy will load it (default build/ai_fallback.wasm)
+  [--ca-bundle FILE]       the CA bundle https clusters check their server's certificate against
+                           (default: clusters.json's "caBundle", else /etc/ssl/certs/ca-certificates.crt)
   [--check-wasm PATH]      the built module that checks the configuration here (default: --wasm's file if it exists, else build/ai_fallback.wasm)
   [--port N]               the listener's port (default 10000)
   [--listen-address ADDR]  the listener's address (default 0.0.0.0)
@@ -26,7 +28,7 @@ function fail(message, code = 1) {
 }
 
 const args = process.argv.slice(2);
-const VALUED = ["--out", "--wasm", "--check-wasm", "--port", "--listen-address", "--admin-port", "--xff-num-trusted-hops"];
+const VALUED = ["--out", "--wasm", "--ca-bundle", "--check-wasm", "--port", "--listen-address", "--admin-port", "--xff-num-trusted-hops"];
 const options = {};
 const files = [];
 let lean = false;
@@ -81,7 +83,7 @@ try {
   // The module's verdict on the plugin configuration first: the same message as Envoy would log.
   const pluginVerdict = moduleCheck.check("ai-fallback", JSON.stringify(plugin));
   if (!pluginVerdict.accepted) fail(pluginVerdict.errors.join("\n") || "invalid configuration (the module refused it without a message)");
-  bootstrap = streamedBootstrap(plugin, clusters, { wasmPath, listenPort, adminPort, listenAddress, primaryFilter: !lean, xffNumTrustedHops });
+  bootstrap = streamedBootstrap(plugin, clusters, { wasmPath, listenPort, adminPort, listenAddress, primaryFilter: !lean, xffNumTrustedHops, caBundle: options["--ca-bundle"] });
   // Then each generated filter's configuration, as its role (root_id) will read it.
   warnings = [...pluginVerdict.warnings, ...checkStreamed(moduleCheck, bootstrap)];
 } catch (e) {

@@ -13,6 +13,8 @@ const STREAMED_ROOT_ID = "ai-fallback-streamed";
 const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Retries one cluster may have in flight (Envoy's default, 3, overflows under concurrency). */
 const DEFAULT_MAX_RETRIES = 1024;
+/** The CA bundle an https cluster checks its server's certificate against (Debian/Ubuntu; Fedora/RHEL: /etc/pki/tls/certs/ca-bundle.crt). */
+const DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers", "dropHeaders"];
 // The module's built-in credential headers (assembly/config.ts CREDENTIAL_HEADERS, where each is explained).
@@ -134,6 +136,11 @@ function parseAddress(text, field) {
   return { host: m[1].replace(/^\[|\]$/g, ""), port, tls };
 }
 
+/** An IPv4 or IPv6 address (as parseAddress returns it), not a host name. */
+function isIpAddress(host) {
+  return /^[0-9.]+$|:/.test(host);
+}
+
 /** The module as an HTTP filter (downstream or upstream: the same shape) with `rootId` and `configuration` (JSON). */
 function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false) {
   const config = {
@@ -217,7 +224,42 @@ function firstPacketTimeoutMs(plugin) {
   return v;
 }
 
-function cluster(name, address, filters, maxRetries) {
+/**
+ * The CA bundle's path: opts.caBundle (--ca-bundle), else clusters.caBundle, else DEFAULT_CA_BUNDLE.
+ * A given but empty value is refused: an https cluster must not connect without checking its server.
+ */
+function caBundlePath(clusters, opts) {
+  const [field, value] = opts.caBundle !== undefined ? ["--ca-bundle", opts.caBundle] : ["clusters.caBundle", clusters.caBundle];
+  if (value === undefined) return DEFAULT_CA_BUNDLE;
+  if (typeof value !== "string" || value.trim() === "") {
+    refuse(field, `must be the path of a CA bundle file (PEM), e.g. ${JSON.stringify(DEFAULT_CA_BUNDLE)}; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/**
+ * TLS to an https cluster: the server's certificate must come from a CA of `caBundle` and name `host`
+ * (Envoy's DNS match also accepts a wildcard certificate, *.example.com, for x.example.com; an IP
+ * address must be among the certificate's IP addresses). Without
+ * the validation context Envoy accepts any certificate, and the provider's key goes to whoever answers.
+ */
+function upstreamTls(host, caBundle) {
+  return {
+    name: "envoy.transport_sockets.tls",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: host,
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: caBundle },
+          match_typed_subject_alt_names: [{ san_type: isIpAddress(host) ? "IP_ADDRESS" : "DNS", matcher: { exact: host } }],
+        },
+      },
+    },
+  };
+}
+
+function cluster(name, address, filters, maxRetries, caBundle) {
   const protocolOptions = {
     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     explicit_http_config: { http_protocol_options: {} },
@@ -230,7 +272,7 @@ function cluster(name, address, filters, maxRetries) {
   }
   const out = {
     name,
-    type: /^[0-9.]+$|:/.test(address.host) ? "STATIC" : "STRICT_DNS",
+    type: isIpAddress(address.host) ? "STATIC" : "STRICT_DNS",
     connect_timeout: "5s",
     circuit_breakers: { thresholds: [{ priority: "DEFAULT", max_retries: maxRetries }] },
     load_assignment: {
@@ -239,19 +281,15 @@ function cluster(name, address, filters, maxRetries) {
     },
     typed_extension_protocol_options: { "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": protocolOptions },
   };
-  if (address.tls) {
-    out.transport_socket = {
-      name: "envoy.transport_sockets.tls",
-      typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", sni: address.host },
-    };
-  }
+  if (address.tls) out.transport_socket = upstreamTls(address.host, caBundle);
   return out;
 }
 
 /**
  * { route, clusters }: the route action (priority groups + retry policy) and every cluster.
- * `clusters` is { primary: "<cluster name>", addresses: { "<cluster name>": "host:port" | "https://host[:port]" } }.
- * opts: wasmPath, maxRetries, requestBufferBytes, and primaryFilter (default true; false = the lean
+ * `clusters` is { primary: "<cluster name>", addresses: { "<cluster name>": "host:port" | "https://host[:port]" },
+ * caBundle?: "<CA bundle path>" }.
+ * opts: wasmPath, caBundle (overrides clusters.caBundle), maxRetries, requestBufferBytes, and primaryFilter (default true; false = the lean
  * streamed mode: no filter on the primary's cluster, so the happy path never enters the module, and
  * a backup's report cannot say why the primary was left: trigger "retry"; needs firstPacketTimeout off).
  */
@@ -270,6 +308,7 @@ function streamedConfig(plugin, clusters, opts = {}) {
   if (new Set(names).size !== names.length) refuse("backups", "streamed mode: every attempt needs its own cluster (a cluster has one upstream filter configuration); names repeat: " + names.join(", "));
   for (const n of names) if (addresses[n] === undefined) refuse(`clusters.addresses.${n}`, "required: \"host:port\" or \"https://host[:port]\"");
   const wasmPath = opts.wasmPath ?? "ai_fallback.wasm";
+  const caBundle = caBundlePath(clusters, opts);
   const maxRetries = opts.maxRetries ?? DEFAULT_MAX_RETRIES;
   const methods = retriedMethods(plugin.methods);
   const route = {
@@ -308,7 +347,7 @@ function streamedConfig(plugin, clusters, opts = {}) {
     let filters = [upstreamWasmFilter(plugin, i + 1, wasmPath, primaryFilter)];
     if (i === 0 && firstPacket) filters.unshift(primaryGuardFilter(plugin, wasmPath));
     if (i === 0 && !primaryFilter) filters = null;
-    return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries);
+    return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries, caBundle);
   });
   // The connection manager's filters before the router.
   const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
@@ -407,4 +446,4 @@ function ignoredFields(plugin) {
 }
 
 module.exports = {
-  CREDENTIAL_HEADERS, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+  CREDENTIAL_HEADERS, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

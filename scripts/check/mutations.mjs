@@ -140,11 +140,18 @@ export const MUTATIONS = [
     tests: [E2E_CONFIG_MESSAGES],
   },
   {
-    name: "examples, streamed: a provider's certificate is not checked against its host name",
-    file: "examples/streamed.mjs",
-    find: '      match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: tls.sni } }],\n',
+    name: "streamed generator: an https cluster's certificate is not checked against its host name",
+    file: "scripts/streamed_config_lib.cjs",
+    find: '          match_typed_subject_alt_names: [{ san_type: isIpAddress(host) ? "IP_ADDRESS" : "DNS", matcher: { exact: host } }],\n',
     replace: "",
-    tests: [E2E_EXAMPLES_PROVIDERS],
+    tests: [UNIT_STREAMED, E2E_EXAMPLES_PROVIDERS],
+  },
+  {
+    name: "streamed generator: an https cluster accepts any certificate (no validation context)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "      common_tls_context: {\n",
+    replace: "      common_tls_context: undefined && {\n",
+    tests: [UNIT_STREAMED, E2E_EXAMPLES_PROVIDERS],
   },
   {
     name: "examples, streamed: OpenAI gets the client's Host",

@@ -233,6 +233,30 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(out.request_body_buffer_limit).toBe(lib.DEFAULT_REQUEST_BUFFER_BYTES);
   });
 
+  test("an https cluster checks its server: certificate from the CA bundle (default, clusters.caBundle, --ca-bundle) and naming its host", () => {
+    const tlsOf = (out) => out.clusters[2].transport_socket.typed_config;
+    const validationOf = (out) => tlsOf(out).common_tls_context.validation_context;
+    const dflt = lib.streamedConfig(plugin, clusters, {});
+    expect(tlsOf(dflt).sni).toBe("api.example.com");
+    expect(validationOf(dflt)).toEqual({
+      trusted_ca: { filename: "/etc/ssl/certs/ca-certificates.crt" },
+      match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: "api.example.com" } }],
+    });
+    // Plain clusters have no TLS at all.
+    expect(dflt.clusters[0].transport_socket).toBeUndefined();
+    const fromFile = lib.streamedConfig(plugin, { ...clusters, caBundle: "/etc/pki/tls/certs/ca-bundle.crt" }, {});
+    expect(validationOf(fromFile).trusted_ca).toEqual({ filename: "/etc/pki/tls/certs/ca-bundle.crt" });
+    // The option wins over the file.
+    const fromOption = lib.streamedConfig(plugin, { ...clusters, caBundle: "/etc/pki/tls/certs/ca-bundle.crt" }, { caBundle: "/tmp/ca.pem" });
+    expect(validationOf(fromOption).trusted_ca).toEqual({ filename: "/tmp/ca.pem" });
+    // An IP address is matched among the certificate's IP addresses.
+    const byIp = lib.streamedConfig(plugin, { ...clusters, addresses: { ...clusters.addresses, b2: "https://10.0.0.7:8443" } }, {});
+    expect(validationOf(byIp).match_typed_subject_alt_names).toEqual([{ san_type: "IP_ADDRESS", matcher: { exact: "10.0.0.7" } }]);
+    expect(() => lib.streamedConfig(plugin, { ...clusters, caBundle: "" }, {})).toThrow(/^clusters\.caBundle: must be the path of a CA bundle file/);
+    expect(() => lib.streamedConfig(plugin, { ...clusters, caBundle: 7 }, {})).toThrow(/^clusters\.caBundle: /);
+    expect(() => lib.streamedConfig(plugin, clusters, { caBundle: " " })).toThrow(/^--ca-bundle: must be the path of a CA bundle file/);
+  });
+
   test("lean (primaryFilter: false, --no-primary-filter): the primary's cluster has no filter at all; the backups keep theirs and are told", () => {
     const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm", primaryFilter: false });
     const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
