@@ -11,6 +11,9 @@ import { FallbackStream } from "./stream_context";
 import { getStringProperty } from "./abi/hostcalls";
 import { UPSTREAM_ROOT_ID, UpstreamRoot } from "./upstream/upstream_root";
 import { STREAMED_ROOT_ID, StreamedRoot } from "./streamed/streamed_root";
+import { StreamedStream } from "./streamed/streamed_stream";
+import { GuardStream } from "./upstream/guard_stream";
+import { UpstreamStream } from "./upstream/upstream_stream";
 
 export {
   // The order of these names is the module's export order, which picks the ABI (see exports.ts).
@@ -33,5 +36,20 @@ function createStream(id: u32, root: FallbackRoot): HttpContext {
   return new FallbackStream(id, root);
 }
 
+function createGuardStream(id: u32, root: UpstreamRoot): HttpContext {
+  return new GuardStream(id, root);
+}
+
+function createAttemptStream(id: u32, root: UpstreamRoot): HttpContext {
+  return new UpstreamStream(id, root);
+}
+
+function createStreamedStream(id: u32, root: StreamedRoot): HttpContext {
+  return new StreamedStream(id, root);
+}
+
 FallbackRoot.streamFactory = createStream;
+UpstreamRoot.guardStreamFactory = createGuardStream;
+UpstreamRoot.attemptStreamFactory = createAttemptStream;
+StreamedRoot.streamFactory = createStreamedStream;
 setRootContextFactory(createRoot);

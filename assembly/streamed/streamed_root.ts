@@ -7,11 +7,14 @@ import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
 import { Policy, parseConfig } from "../config";
 import { defineBudgetMetrics, forgetBudgetLimit, setBudgetLimit } from "../vm_budget";
-import { StreamedStream } from "./streamed_stream";
 
 export const STREAMED_ROOT_ID = "ai-fallback-streamed";
 
 export class StreamedRoot extends RootContext {
+  /** Makes its streams; set by the entry point (main.ts), so that the root does not import the stream that imports it. */
+  static streamFactory: (id: u32, root: StreamedRoot) => HttpContext = (id: u32, root: StreamedRoot): HttpContext =>
+    new HttpContext(id, root);
+
   policy: Policy | null = null;
 
   onConfigure(size: u32): bool {
@@ -32,6 +35,6 @@ export class StreamedRoot extends RootContext {
   }
 
   createHttpContext(id: u32): HttpContext {
-    return new StreamedStream(id, this);
+    return StreamedRoot.streamFactory(id, this);
   }
 }

@@ -10,9 +10,7 @@ import { LogLimiter } from "../log_limiter";
 import { defineBudgetMetrics, vmBudget } from "../vm_budget";
 import { AttemptLog } from "./attempt_log";
 import { GuardConfig, parseGuardConfig } from "./guard_config";
-import { GuardStream } from "./guard_stream";
 import { UpstreamMetrics } from "./upstream_metrics";
-import { UpstreamStream } from "./upstream_stream";
 
 export const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
 
@@ -22,6 +20,13 @@ export const attemptLog = new AttemptLog(vmBudget);
 export const attemptLogFull = new LogLimiter(60_000);
 
 export class UpstreamRoot extends RootContext {
+  // The streams of its two rooms, set by the entry point (main.ts), so that the root does not import
+  // the streams that import it.
+  static guardStreamFactory: (id: u32, root: UpstreamRoot) => HttpContext = (id: u32, root: UpstreamRoot): HttpContext =>
+    new HttpContext(id, root);
+  static attemptStreamFactory: (id: u32, root: UpstreamRoot) => HttpContext = (id: u32, root: UpstreamRoot): HttpContext =>
+    new HttpContext(id, root);
+
   /** An attempt of the streamed mode's chain. */
   config: UpstreamConfig | null = null;
   /** Null on the primary's filter, which counts nothing. */
@@ -59,7 +64,7 @@ export class UpstreamRoot extends RootContext {
   }
 
   createHttpContext(id: u32): HttpContext {
-    if (this.guard !== null) return new GuardStream(id, this);
-    return new UpstreamStream(id, this);
+    if (this.guard !== null) return UpstreamRoot.guardStreamFactory(id, this);
+    return UpstreamRoot.attemptStreamFactory(id, this);
   }
 }
