@@ -2,6 +2,8 @@
 // out the Step it returns, so every transition is reachable from unit tests without a proxy.
 import { Backup, Policy } from "./config";
 import { RESULT_NO_RESPONSE } from "./fallback_outcome";
+import { Attempt, DEADLINE_EXCEEDED, NOT_REWRITABLE, REFUSED, RESULT_TIMEOUT, UNKNOWN_CLUSTER } from "./attempts";
+import { Delivery, Phase, Step } from "./fallback_steps";
 import {
   Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf,
 } from "./policy";
@@ -16,102 +18,8 @@ function primaryResult(kind: TriggerKind, status: i32): string {
   return status.toString();
 }
 
-/** The chain's own entry when `fallbackDeadline` stopped it (`chain;result=deadline_exceeded`): no backup's. */
-const DEADLINE_EXCEEDED = "deadline_exceeded";
-
-/** Whether a backup's attempt result means it was called (not skipped before any call went out, nor the chain's own entry). */
-export function wasCalled(result: string): bool {
-  return result != UNKNOWN_CLUSTER && result != REFUSED && result != NOT_REWRITABLE && result != "over_budget" && result != DEADLINE_EXCEEDED;
-}
-
-/** A call or route timeout passed before an answer (dispatch mode: a backup's `timeout`, the primary's route timeout). */
-export const RESULT_TIMEOUT = "timeout";
-
-/** Attempt results of a backup Envoy would not call (no call was dispatched). */
-export const UNKNOWN_CLUSTER = "unknown_cluster";
-export const REFUSED = "refused";
-/** The attempt result of a backup with a model override skipped because the body's model could not be rewritten. */
-export const NOT_REWRITABLE = "not_rewritable";
-
 /** Our clock (monotonic, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
-
-export const enum Phase {
-  /** The request is still streaming in; its body is being copied. */
-  Request = 0,
-  /** The request is complete; no response yet. */
-  AwaitingResponse = 1,
-  /** A streaming request's 2xx headers are held until its first body packet (or the timer). */
-  HoldingFirstPacket = 2,
-  /** The primary response flows to the client; nothing more to decide. */
-  PassThrough = 3,
-  /** Backups are being tried; the primary response (if any) is held. */
-  FallingBack = 4,
-  /** This filter's local reply is on its way (its own callbacks must let it pass): its own error,
-   *  or an answer Envoy sends straight to the client (Delivery.Direct). */
-  Replying = 5,
-  /** The held primary response was resumed after every backup failed. */
-  Resumed = 6,
-  /** The stream is finished. */
-  Done = 7,
-  /** An answer is being written into the response that leaves through the encoder filters
-   *  (Delivery.SwapInPlace or Delivery.ThroughFilterChain). */
-  Answering = 8,
-}
-
-/**
- * How an answer (a backup's, or the last error) reaches the client. Envoy decides what is possible:
- * a held response can only take a new body in a body callback of its own, and a local reply sent
- * while the primary's headers are held goes straight to the codec, past every encoder filter.
- */
-export const enum Delivery {
-  /** The held primary response (an error with a body to come) becomes the answer: its status and
-   *  headers are replaced, the stream continues, and its first body callback carries the answer's
-   *  body. The answer leaves through the remaining encoder filters like an upstream response. */
-  SwapInPlace = 0,
-  /** No primary response exists: a local reply runs through the whole encoder chain, and this
-   *  filter's own callbacks rewrite it to the answer (undoing local_reply_config), so the filters
-   *  before this one see the answer exactly. */
-  ThroughFilterChain = 1,
-  /** The primary's headers are held but no body callback of it can follow (a headers-only
-   *  response, or a held 2xx): a local reply, which Envoy sends straight to the client. */
-  Direct = 2,
-}
-
-export const enum Step {
-  /** Let the primary's headers or body continue. */
-  Continue = 0,
-  /** Pause the primary's response (its headers, or its body with flow control). */
-  Hold = 1,
-  /** Dispatch `machine.currentBackup` with `machine.callTimeoutMs`. */
-  Dispatch = 2,
-  /** Send the backup's answer as the response. */
-  ServeBackup = 3,
-  /** Every backup failed: send the last backup error answer. */
-  ServeLastError = 4,
-  /** No backup served: let the held primary response continue (a held 2xx, or the only answer at hand). */
-  ResumePrimary = 5,
-  /** Every backup failed and no HTTP answer is at hand: send the filter's own error. */
-  ReplyError = 6,
-  /** Pause the primary's body and keep it in one buffer, to be read whole with the next chunk. */
-  HoldBuffered = 7,
-  /** Pause the primary's headers and every frame after them, unseen (Envoy buffers the body with
-   *  flow control); continuing later replays the body to this filter. */
-  HoldWhole = 8,
-  /** Replace these response headers (this filter's own local reply) with the answer's. */
-  WriteHeaders = 9,
-  /** Replace this body chunk with the answer's body, and continue. */
-  WriteBody = 10,
-  /** Empty this body chunk (the rest of a replaced response), and continue. */
-  DropChunk = 11,
-  /** Let the held 2xx headers go on, unmarked: the request's final route times no first packet. */
-  ReleasePrimary = 12,
-}
-
-/** One try of the chain, as reported to operators (byte strings). */
-export class Attempt {
-  constructor(public service: string, public model: string, public result: string) {}
-}
 
 export class FallbackMachine {
   phase: Phase = Phase.Request;
@@ -460,41 +368,4 @@ export class FallbackMachine {
     this.declined = reason;
     return Step.Continue;
   }
-}
-
-const ATTEMPT_SEPARATOR = ", ";
-const MODEL_PREFIX = ";model=";
-const RESULT_PREFIX = ";result=";
-
-/**
- * The attempts as one header value: `primary;result=503, svc;model=m;result=timeout, ...`. Measured,
- * then written into one string (a fallback formats it for its report header: one allocation, not
- * one per piece).
- */
-export function formatAttempts(attempts: Attempt[]): string {
-  let length = 0;
-  for (let i = 0; i < attempts.length; i++) {
-    const a = attempts[i];
-    if (i > 0) length += ATTEMPT_SEPARATOR.length;
-    length += a.service.length + RESULT_PREFIX.length + a.result.length;
-    if (a.model.length > 0) length += MODEL_PREFIX.length + a.model.length;
-  }
-  if (length == 0) return "";
-  const out = changetype<string>(__new(<usize>length << 1, idof<string>()));
-  let at = changetype<usize>(out);
-  for (let i = 0; i < attempts.length; i++) {
-    const a = attempts[i];
-    if (i > 0) at = put(at, ATTEMPT_SEPARATOR);
-    at = put(at, a.service);
-    if (a.model.length > 0) at = put(put(at, MODEL_PREFIX), a.model);
-    at = put(put(at, RESULT_PREFIX), a.result);
-  }
-  return out;
-}
-
-/** Copies `s` (UTF-16) to `at`; returns the end. */
-function put(at: usize, s: string): usize {
-  const bytes = <usize>s.length << 1;
-  memory.copy(at, changetype<usize>(s), bytes);
-  return at + bytes;
 }

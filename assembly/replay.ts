@@ -3,7 +3,7 @@
 import { Header, findHeader } from "./headers";
 import { writePair } from "./abi/header_pairs";
 import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote, writeByteString } from "./bytes";
-import { Attempt, formatAttempts } from "./fallback_machine";
+import { Attempt, formatAttempts } from "./attempts";
 import { Backup, PASS_THROUGH } from "./config";
 import { scanTopLevel } from "./json_scan";
 

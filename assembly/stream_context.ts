@@ -1,5 +1,6 @@
-// The glue between one HTTP stream's host callbacks and its FallbackMachine: it keeps the copy of
-// the request, asks the machine what to do, and carries out each Step with host calls.
+// The response side of one HTTP stream of the dispatch mode: it hands the primary's response to the
+// FallbackMachine, carries out each Step with host calls (hold, dispatch, serve, resume, reply) and
+// tears the stream down. The request side is request_keeper.ts; a backup call, backup_caller.ts.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "./abi/enums";
 import { HttpContext } from "./abi/context";
 import { deserializeHeaders, findSerializedHeader, serializeResponseHeaders } from "./abi/header_pairs";
@@ -11,7 +12,9 @@ import { HeldBody, appendRequestChunk, checkHeldResponseBody } from "./budgeted_
 import { refusedCallText } from "./call_refusal";
 import { BudgetShare } from "./memory_budget";
 import { Backup, Config, Policy } from "./config";
-import { Delivery, FallbackMachine, Phase, REFUSED, Step, UNKNOWN_CLUSTER, formatAttempts, wasCalled } from "./fallback_machine";
+import { REFUSED, UNKNOWN_CLUSTER, formatAttempts, wasCalled } from "./attempts";
+import { FallbackMachine } from "./fallback_machine";
+import { Delivery, Phase, Step } from "./fallback_steps";
 import { EVERY_SERVICE_FAILED, STREAM_ENDED_FIRST, isEnvoyNoAnswerReply, outcomeLogLine, outcomeText, servedBy } from "./fallback_outcome";
 import { publishOutcome } from "./outcome_state";
 import { Header, findHeader } from "./headers";
@@ -26,19 +29,8 @@ import {
   backupRequestPairs, clientResponseHeaders, exhaustedErrorBody, parseStatus,
 } from "./replay";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./root_context";
-
-/**
- * An upgrade (WebSocket) or CONNECT stream, by its serialized request headers: a tunnel, not a
- * request to replay. The filter stays out of it (holding it would also stall it: its request never
- * ends before the response).
- */
-function isTunnel(headers: ArrayBuffer, method: string | null): bool {
-  if (method !== null && method == "CONNECT") return true;
-  return findSerializedHeader(changetype<usize>(headers), headers.byteLength, "upgrade") !== null;
-}
-
-/** The request headers' place before a request is kept, and after its teardown. */
-const NO_HEADERS = new ArrayBuffer(0);
+import { HIGRESS_HOLD_NOTE, NO_HEADERS } from "./request_keeper";
+import { BackupCaller, Dispatch } from "./backup_caller";
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 class Answer {
@@ -46,41 +38,10 @@ class Answer {
   constructor(public status: i32, public headers: Header[], public body: ByteSink, public bytes: i64) {}
 }
 
-// Higress has no allow_on_headers_stop_iteration: its host honours a header pause for modules that
-// declare ABI 0.2.100, as this one does (abi/exports.ts).
-const HIGRESS_HOLD_NOTE = " (Higress has no such field and needs none: its host honours the pause for this module's ABI 0.2.100)";
-
-/** What became of a dispatch. */
-const enum Dispatch {
-  Sent = 0,
-  /** Envoy has no cluster of that name. */
-  UnknownCluster = 1,
-  /** Envoy failed the call at once (no healthy upstream, circuit breaker overflow). */
-  Refused = 2,
-  /** The memory budget could not hold the model-override copy. */
-  OverBudget = 3,
-  /** The backup has a model override and the body's model cannot be rewritten: not called. */
-  NotRewritable = 4,
-}
-
-/** The `content-length` of serialized request headers; -1 when absent or not a plain decimal. */
-function contentLength(headers: ArrayBuffer): i64 {
-  const value = findSerializedHeader(changetype<usize>(headers), headers.byteLength, "content-length");
-  if (value === null || value.length == 0 || value.length > 15) return -1;
-  let n: i64 = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return -1;
-    n = n * 10 + (c - 0x30);
-  }
-  return n;
-}
 
 /** A header map's decoded copy (Header strings are UTF-16) weighs about this many times its wire bytes. */
 const DECODED_HEADERS_FACTOR: i64 = 3;
 
-/** Readable once Envoy's router has picked the primary's upstream host. */
-const UPSTREAM_ADDRESS = host.propertyPath(["upstream", "address"]);
 /**
  * A held error announcing a body larger than this is taken to be stopped by Envoy's buffer limit
  * (flow control), not slow: Higress's default per-connection limit is 32 KiB, Envoy's 1 MiB.
@@ -91,231 +52,18 @@ const BACKEND_LATENCY = host.propertyPath(["response", "backend_latency"]);
 /** Who answered an error: Envoy's response code details (policy.ts classifyOrigin). */
 const CODE_DETAILS = host.propertyPath(["response", "code_details"]);
 
-export class FallbackStream extends HttpContext {
-  private machine: FallbackMachine | null = null;
-  private requestHeaders: ArrayBuffer = NO_HEADERS;
-  private requestBody: ByteSink = new ByteSink();
-  private pendingToken: u32 = 0;
-  /** The request bytes Envoy copied for the pending call (its headers and body). */
-  private pendingCallBytes: i64 = 0;
+export class FallbackStream extends BackupCaller {
+  constructor(id: u32, root: FallbackRoot) {
+    super(id, root);
+  }
+
   private lastAnswer: Answer | null = null;
-  /** What this stream holds of its VM's memory budget; all of it goes back in teardown(). */
-  private share: BudgetShare;
-  /** A request copy was refused for want of memory (logged by the root, rate-limited). */
-  private refusedOverBudget: bool = false;
   /** teardown() has run. */
   private ended: bool = false;
   /** The answer as the client gets it (report headers added), while it is written into the response. */
   private served: Answer | null = null;
-  /** The request is held until its body is copied (see onRequestHeaders). */
-  private holdingRequest: bool = false;
-  /** ... until its body is copied (backendErrorsOnly: false), not only until its first chunk (a probe). */
-  private holdUntilBody: bool = false;
-  /** ... and some of its body has reached this filter while held. */
-  private heldRequestBodySeen: bool = false;
-  /** This request is the worker's probe of Envoy's header pause (header_pause.ts). */
-  private probing: bool = false;
-  /** When a hold ended without having seen any body (0 = it did not): body right after it was withheld. */
-  private releasedBlindAtMs: u64 = 0;
-  /** The body outgrew maxRequestBodyBytes and its copy was dropped. */
-  private bodyDropped: bool = false;
-  /** The first-packet deadline is armed in the root. */
-  private deadlineArmed: bool = false;
   /** The held primary response was found complete in Envoy (notePrimaryBody). */
   private primaryComplete: bool = false;
-
-  constructor(id: u32, root: FallbackRoot) {
-    super(id, root);
-    this.share = new BudgetShare(root.budget);
-  }
-
-  private get fallbackRoot(): FallbackRoot {
-    return this.root as FallbackRoot;
-  }
-
-  // --- request phase: keep a copy ---
-
-  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    const config = this.fallbackRoot.config;
-    if (config === null) return HeadersAction.Continue;
-    let policy: Policy = config.global;
-    if (config.rules.length > 0) {
-      const authority = host.getHeader(MapType.HttpRequestHeaders, ":authority");
-      policy = this.ruleFor(config, authority === null ? "" : authority);
-    }
-    if (policy.backups.length == 0) return HeadersAction.Continue;
-    const requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
-    const method = findSerializedHeader(changetype<usize>(requestHeaders), requestHeaders.byteLength, ":method");
-    if (isTunnel(requestHeaders, method)) return HeadersAction.Continue;
-    if (!this.share.tryTake(requestHeaders.byteLength)) {
-      this.fallbackRoot.overBudget("a request's headers (" + requestHeaders.byteLength.toString() +
-        " bytes) are not kept; it passes through without fallback", this.requestIdSuffixOf(requestHeaders));
-      return HeadersAction.Continue;
-    }
-    // Only model-API requests are replayed (methods, POST by default): a GET of /v1/models or
-    // /v1/files answered by a backup would show the client the backup account's data.
-    if (method === null || !policy.methods.includes(method)) return HeadersAction.Continue;
-    const machine = new FallbackMachine(policy);
-    this.machine = machine;
-    this.requestHeaders = requestHeaders;
-    this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
-    if (!endOfStream) this.reserveBody(machine);
-    if (endOfStream) {
-      machine.requestEnded(false);
-      return HeadersAction.Continue;
-    }
-    // A gateway reply (a rate limiter or authorisation filter behind this one) comes at the
-    // request's headers, and after it Envoy gives this filter no more of the body. When such replies
-    // may trigger a fallback, the request waits here until its body has been copied, up to
-    // maxHeldRequestBytes (beyond Envoy's buffer limit it would stop reading and never finish), and
-    // for at most REQUEST_HOLD_MS (a slow client, or an Envoy that shows no body to a filter paused at
-    // the headers: without allow_on_headers_stop_iteration the body would never come).
-    if (!policy.backendErrorsOnly) {
-      this.holdUntilBody = true;
-      return this.holdRequest();
-    }
-    // A first-packet timeout holds 2xx headers, which works only where Envoy honours a pause: the
-    // first such request on the worker is held until its first body chunk to find out (probe).
-    if (policy.firstPacketTimeoutMs > 0 && this.fallbackRoot.pause.wantsProbe) {
-      this.probing = true;
-      this.fallbackRoot.pause.probing = true;
-      return this.holdRequest();
-    }
-    return HeadersAction.Continue;
-  }
-
-  private holdRequest(): HeadersAction {
-    this.holdingRequest = true;
-    this.arm(host.monotonicMs() + REQUEST_HOLD_MS);
-    return HeadersAction.StopIteration;
-  }
-
-  /**
-   * A content-length over maxRequestBodyBytes is known not to be replayable before the body comes.
-   * Otherwise it only caps the copy's growth: the copy grows with the bytes that actually arrived
-   * (budgeted as it grows, budgeted_reads.ts), so an upload that announces much and sends little
-   * holds what it sent, not what it announced; a body that comes whole in one chunk is still
-   * allocated once, at its exact size.
-   */
-  private reserveBody(machine: FallbackMachine): void {
-    const length = contentLength(this.requestHeaders);
-    if (length <= 0) return;
-    if (length > <i64>machine.policy.maxRequestBodyBytes) {
-      machine.refuseReplay("request body over maxRequestBodyBytes (" + machine.policy.maxRequestBodyBytes.toString() + ")");
-      return;
-    }
-    this.requestBody.limit = <i32>length;
-  }
-
-  onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
-    if (this.releasedBlindAtMs != 0) this.judgeBlindRelease();
-    const machine = this.machine;
-    if (machine === null || machine.phase != Phase.Request) return DataAction.Continue;
-    if (machine.requestBodyChunk(bodySize)) this.copyChunk(machine, bodySize);
-    if (!machine.replayable && !this.bodyDropped) {
-      this.bodyDropped = true;
-      this.clearBody();
-      if (host.logs(LogLevel.Debug)) {
-        host.logBytes(LogLevel.Debug, "not keeping the request for replay: " + machine.notReplayableReason + this.requestIdSuffix());
-      }
-    }
-    if (this.holdingRequest) {
-      this.heldRequestBodySeen = true;
-      this.fallbackRoot.pause.honoured();
-      if (this.holdUntilBody && !endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {
-        return DataAction.StopIterationAndWatermark;
-      }
-      this.stopHolding();
-    }
-    if (endOfStream) this.endRequest(machine);
-    return DataAction.Continue;
-  }
-
-  /** Appends a body chunk to the copy, within the budget (budgeted_reads.ts). */
-  private copyChunk(machine: FallbackMachine, size: u32): void {
-    if (!appendRequestChunk(this.requestBody, this.share, size)) {
-      this.refuseOverBudget(machine, "a request body past " + this.requestBody.length.toString() + " bytes is not kept");
-    }
-  }
-
-  /** The body is complete: a copy that grew by doubling gives its spare capacity back (shrunk in place). */
-  private trimBody(): void {
-    const sink = this.requestBody;
-    const spare = sink.capacity - sink.length;
-    if (spare <= 0 || sink.length == 0) return;
-    sink.resize(sink.length);
-    this.share.give(spare);
-  }
-
-  private refuseOverBudget(machine: FallbackMachine, what: string): void {
-    this.refusedOverBudget = true;
-    machine.refuseReplay("over the memory budget (maxKeptBytesPerWorker)");
-    this.fallbackRoot.overBudget(what + "; it passes through without fallback", this.requestIdSuffix());
-  }
-
-  private stopHolding(): void {
-    this.holdingRequest = false;
-    this.endProbe();
-    this.disarm();
-  }
-
-  private endProbe(): void {
-    if (!this.probing) return;
-    this.probing = false;
-    this.fallbackRoot.pause.probing = false;
-  }
-
-  /**
-   * Body came after a hold that saw none ended: at once (Envoy hands the filter what it buffered when
-   * it continues) means Envoy withheld it during the pause; later, a slow client (nothing known).
-   */
-  private judgeBlindRelease(): void {
-    const withheld = host.monotonicMs() - this.releasedBlindAtMs <= WITHHELD_BODY_MS;
-    this.releasedBlindAtMs = 0;
-    if (!withheld) return;
-    if (this.fallbackRoot.pause.notHonoured(REQUEST_HOLD_MS, HIGRESS_HOLD_NOTE, this.requestIdSuffix())) {
-      this.metrics().count(this.metrics().pauseNotHonoured);
-    }
-  }
-
-  onRequestTrailers(trailerCount: u32): HeadersAction {
-    const machine = this.machine;
-    // Continuing from the trailers releases a held request too.
-    if (this.holdingRequest) this.stopHolding();
-    if (machine !== null) this.endRequest(machine);
-    return HeadersAction.Continue;
-  }
-
-  private endRequest(machine: FallbackMachine): void {
-    this.trimBody();
-    // The body is scanned for "stream": true only when a first-packet timeout could use it.
-    if (machine.policy.firstPacketTimeoutMs == 0 || !machine.replayable) {
-      machine.requestEnded(false);
-      return;
-    }
-    machine.requestEnded(isStreamingRequest(this.requestBody.ptr, this.requestBody.length));
-    if (!machine.awaitingUpstream) return;
-    // Where Envoy does not honour a pause, held 2xx headers would never see their body: not held.
-    if (this.fallbackRoot.pause.evidence == PauseEvidence.NotHonoured) machine.holdsFirstPacketHeaders = false;
-    // Its first packet is timed: the primary guard, if any, holds its 2xx headers for it.
-    tellFirstPacketTimed(machine.policy.keepAliveIsNotFirstPacket);
-    this.watchUpstream(machine, host.monotonicMs());
-  }
-
-  /**
-   * The first-packet timer counts from when the request left for the primary. A downstream filter
-   * gets no callback when Envoy's router picks the upstream, but `upstream.address` becomes readable
-   * then: read it now (usually it is already there), else again on each tick until it appears or
-   * the stream ends (a filter behind this one, such as ext_authz, still holds the request).
-   */
-  private watchUpstream(machine: FallbackMachine, nowMs: u64): void {
-    if (host.getPropertyAt(UPSTREAM_ADDRESS) !== null) {
-      machine.upstreamStarted(nowMs);
-      this.arm(machine.firstPacketDeadlineMs);
-    } else {
-      this.arm(nowMs + TICK_PERIOD_MS);
-    }
-  }
 
   // --- the primary's response ---
 
@@ -523,25 +271,6 @@ export class FallbackStream extends HttpContext {
     if (machine.phase == Phase.PassThrough) this.release();
   }
 
-  /** The request hold's time is up: let the request go on as far as it has come. */
-  private releaseHeldRequest(machine: FallbackMachine): void {
-    this.holdingRequest = false;
-    this.endProbe();
-    if (!this.heldRequestBodySeen) this.releasedBlindAtMs = host.monotonicMs();
-    host.continueStream(StreamType.Request);
-  }
-
-  private arm(deadlineMs: u64): void {
-    this.fallbackRoot.armDeadline(this.id, deadlineMs);
-    this.deadlineArmed = true;
-  }
-
-  private disarm(): void {
-    if (!this.deadlineArmed) return;
-    this.deadlineArmed = false;
-    this.fallbackRoot.disarmDeadline(this.id);
-  }
-
   /**
    * Drops the body copy and any kept answer: nothing will be replayed or served any more. The
    * header copy (small) stays for the request id in log lines.
@@ -550,11 +279,6 @@ export class FallbackStream extends HttpContext {
     this.clearBody();
     this.dropAnswer();
     this.dropServed();
-  }
-
-  private clearBody(): void {
-    this.share.give(this.requestBody.capacity);
-    this.requestBody.clear();
   }
 
   /** The kept answer with the headers the client gets; it takes over the answer's share of the budget. */
@@ -624,57 +348,6 @@ export class FallbackStream extends HttpContext {
   }
 
   /**
-   * Dispatches the request to `backup`. A model override is written into a copy that lives only
-   * while the host takes its own copy of it (budgeted, freed at once); a body it cannot be written
-   * into is never sent to that backup (fail closed: the client's model would be served on the
-   * backup's account). An unknown cluster or a call Envoy refused at once is not a backup call (not counted).
-   */
-  private dispatch(machine: FallbackMachine, backup: Backup, timeoutMs: u32): Dispatch {
-    let body = this.requestBody.ptr;
-    let bodySize = this.requestBody.length;
-    let copy: usize = 0;
-    let copySize = 0;
-    const literal = backup.modelLiteral;
-    if (literal !== null) {
-      const plan = planRewrite(body, bodySize, literal.byteLength);
-      if (plan.outcome != RewriteOutcome.Rewritten) {
-        this.metrics().count(this.metrics().notRewritable);
-        const why = plan.outcome == RewriteOutcome.NotJsonObject ? "is not a JSON object" : "has no top-level \"model\"";
-        host.logBytes(LogLevel.Info, "request body " + why + ": model " + backup.modelLabel + " cannot be written; " +
-          backup.serviceLabel + " is not called, the chain goes on" + this.requestIdSuffix());
-        return Dispatch.NotRewritable;
-      }
-      if (!this.share.tryTake(plan.size)) {
-        this.fallbackRoot.overBudget("no room for a " + plan.size.toString() + "-byte model-override copy for " +
-          backup.serviceLabel + "; the chain goes on", this.requestIdSuffix());
-        return Dispatch.OverBudget;
-      }
-      copySize = plan.size;
-      copy = heap.alloc(copySize);
-      writeRewrite(plan, body, bodySize, literal, copy);
-      body = copy;
-      bodySize = copySize;
-    }
-    const headers = backupRequestPairs(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, backup);
-    const call = host.httpCall(backup.serviceBytes, headers, body, bodySize, timeoutMs);
-    if (copy != 0) {
-      heap.free(copy);
-      this.share.give(copySize);
-    }
-    if (call.status != WasmResult.Ok) {
-      // One log line per kind, its text in call_refusal.ts.
-      host.logBytes(LogLevel.Warn, refusedCallText(backup.serviceLabel, call.status) + this.requestIdSuffix());
-      return call.status == WasmResult.BadArgument ? Dispatch.UnknownCluster : Dispatch.Refused;
-    }
-    this.metrics().count(this.metrics().backupCalls);
-    this.pendingToken = call.token;
-    this.pendingCallBytes = <i64>headers.byteLength + <i64>bodySize;
-    recordCall(this.root.id, call.token, this.id);
-    this.metrics().pendingBackupCalls.up();
-    return Dispatch.Sent;
-  }
-
-  /**
    * Before an answer may be served: has the held primary error's response all reached Envoy? Envoy
    * knows `response.backend_latency` only once the upstream's last byte came; until then its body is
    * slow or stalled, and an answer swapped into it would wait for it (fallbackDeadline or not).
@@ -737,110 +410,4 @@ export class FallbackStream extends HttpContext {
     }
     this.release();
   }
-
-  private startedFallback(machine: FallbackMachine): void {
-    this.metrics().count(this.metrics().started);
-    this.metrics().countTrigger(machine.triggerKind);
-  }
-
-  private exhausted(machine: FallbackMachine, what: string): void {
-    this.metrics().count(this.metrics().exhausted);
-    this.logDecision(machine, EVERY_SERVICE_FAILED + ", the client gets " + what, false);
-  }
-
-  /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
-  private logDeclined(machine: FallbackMachine, status: i32, details: string | null): void {
-    if (machine.declinedIntercepted) {
-      if (!host.logs(LogLevel.Debug)) return;
-      const from = details === null ? "" : " (" + details + ")";
-      host.logBytes(LogLevel.Debug, "status=" + status.toString() + from + " passed through: " + machine.declined + this.requestIdSuffix());
-      return;
-    }
-    this.metrics().count(this.metrics().notReplayable);
-    // Over-budget refusals come in floods; the root has logged them already, rate-limited.
-    const level = this.refusedOverBudget ? LogLevel.Debug : LogLevel.Info;
-    if (!host.logs(level)) return;
-    host.logBytes(level, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
-  }
-
-  /**
-   * The decision, in the streamed mode's words too (fallback_outcome.ts): filter state for the access
-   * log, and a line at info (Envoy's default level) with the request id, looked up only when Envoy would write it.
-   */
-  private logDecision(machine: FallbackMachine, outcome: string, served: bool): void {
-    this.countBackups(machine, served);
-    const text = outcomeText(outcome, machine.trigger, formatAttempts(machine.attempts));
-    publishOutcome(text);
-    if (!host.logs(LogLevel.Info)) return;
-    host.logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));
-  }
-
-  /** Each backup tried, on its own counters (the streamed mode's names): the one that served answered, the others called failed. */
-  private countBackups(machine: FallbackMachine, served: bool): void {
-    const metrics = this.metrics();
-    const attempts = machine.attempts;
-    for (let i = 1; i < attempts.length; i++) {
-      const a = attempts[i];
-      if (served && i == attempts.length - 1) metrics.count(metrics.backup(a.service).answered);
-      else if (wasCalled(a.result)) metrics.count(metrics.backup(a.service).failed);
-    }
-  }
-
-  private requestIdSuffix(): string {
-    return this.requestIdSuffixOf(this.requestHeaders);
-  }
-
-  private requestIdSuffixOf(headers: ArrayBuffer): string {
-    const id = findSerializedHeader(changetype<usize>(headers), headers.byteLength, "x-request-id");
-    return id === null ? "" : " x-request-id=" + id;
-  }
-
-  /** The rule for this request's route, `authority` its host as the client sent it. */
-  private ruleFor(config: Config, authority: string): Policy {
-    const service = config.matchesServices ? this.upstreamService() : "";
-    return config.policyFor(this.routeName(), authority, service);
-  }
-
-  /**
-   * A filter behind this one may have sent the request to another route (a body-based model router
-   * that sets a header and clears the route cache): when a fallback is at stake, the rule of the
-   * route the request finally took applies. Read only then (an error, the first-packet deadline),
-   * so the happy path pays nothing. The host is the one the client asked for, from the kept headers
-   * (the router may have rewritten :authority for the upstream since).
-   */
-  private followRoute(machine: FallbackMachine): void {
-    const config = this.fallbackRoot.config;
-    if (config === null || config.rules.length == 0 || !machine.undecided) return;
-    const kept = this.requestHeaders;
-    const authority = findSerializedHeader(changetype<usize>(kept), kept.byteLength, ":authority");
-    const policy = this.ruleFor(config, authority === null ? "" : authority);
-    if (policy === machine.policy) return;
-    const method = findSerializedHeader(changetype<usize>(kept), kept.byteLength, ":method");
-    machine.followRoute(policy, method !== null && policy.methods.includes(method));
-    if (host.logs(LogLevel.Debug)) {
-      host.logBytes(LogLevel.Debug, "the request's route changed after its headers (now " + this.routeName() +
-        "): its rule applies" + this.requestIdSuffix());
-    }
-  }
-
-  // The names Higress's own plugins read (higress-group/wasm-go pkg/matcher/rule_matcher.go); Higress's
-  // Envoy answers route_name for direct responses too. Envoy's xds.* names are the fallback.
-  private upstreamService(): string {
-    return firstNonEmptyProperty(["cluster_name"], ["xds", "cluster_name"]);
-  }
-
-  private routeName(): string {
-    return firstNonEmptyProperty(["route_name"], ["xds", "route_name"]);
-  }
-
-  private metrics(): Metrics {
-    return this.fallbackRoot.metrics!;
-  }
-}
-
-function firstNonEmptyProperty(path: string[], fallback: string[]): string {
-  const value = host.getStringProperty(path);
-  if (value !== null && value.length > 0) return value;
-  const other = host.getStringProperty(fallback);
-  return other === null ? "" : other;
 }

@@ -5,7 +5,8 @@
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { Policy, parseConfig } from "../config";
+import { Policy } from "../config";
+import { parseConfig } from "../config_parse";
 import { defineBudgetMetrics, forgetBudgetLimit, setBudgetLimit } from "../vm_budget";
 
 export const STREAMED_ROOT_ID = "ai-fallback-streamed";

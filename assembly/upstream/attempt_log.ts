@@ -9,7 +9,7 @@
 // attempts (the next attempt takes it; an attempt that ends because the client left leaves none); one
 // that no attempt takes (the router did not retry) is dropped by the first sweep after RECORD_TTL_MS.
 // The table holds at most MAX_RECORDS, and every entry's bytes are taken from the VM's budget.
-import { Attempt } from "../fallback_machine";
+import { Attempt } from "../attempts";
 import { RESULT_NO_RESPONSE as NO_RESPONSE } from "../fallback_outcome";
 import { MemoryBudget } from "../memory_budget";
 

@@ -3,7 +3,8 @@
 // GuardConfig or an error naming the field out. Pure.
 import { JSON, keyAsWritten } from "../json_value";
 import { firstInvalidUtf8 } from "../bytes";
-import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES, startsWithObject } from "../config";
+import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from "../config";
+import { startsWithObject } from "../config_checks";
 import { firstJsonError } from "../json_scan";
 import { Unit, integerWhy, unknownFieldWhy } from "../config_messages";
 

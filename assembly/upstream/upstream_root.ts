@@ -5,7 +5,8 @@
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { UpstreamConfig, parseUpstreamConfig } from "../config";
+import { UpstreamConfig } from "../config";
+import { parseUpstreamConfig } from "../config_parse";
 import { LogLimiter } from "../log_limiter";
 import { defineBudgetMetrics, vmBudget } from "../vm_budget";
 import { AttemptLog } from "./attempt_log";

@@ -18,7 +18,7 @@ import { BudgetShare } from "../memory_budget";
 import { overBudget, showKeptBytes, vmBudget } from "../vm_budget";
 import { UpstreamConfig } from "../config";
 import { Header } from "../headers";
-import { Attempt, NOT_REWRITABLE, formatAttempts } from "../fallback_machine";
+import { Attempt, NOT_REWRITABLE, formatAttempts } from "../attempts";
 import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../fallback_outcome";
 import { publishOutcome } from "../outcome_state";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
