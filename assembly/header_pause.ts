@@ -15,8 +15,13 @@ export const enum PauseEvidence {
   NotHonoured = 2,
 }
 
-/** A body that arrives within this long after a blind release was Envoy's, held back from the filter. */
-export const WITHHELD_BODY_MS: u64 = 1;
+/**
+ * A body that arrives within this long after a blind release was Envoy's, held back from the filter:
+ * Envoy hands it over right after the release (the same event), a few ms late on a loaded worker; a
+ * client silent for the whole hold that sends its body within this window is the rare exception
+ * (it would only make this worker stop holding 2xx headers: the safe side).
+ */
+export const WITHHELD_BODY_MS: u64 = 50;
 
 export class HeaderPause {
   evidence: PauseEvidence = PauseEvidence.Unknown;
