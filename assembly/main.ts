@@ -5,9 +5,10 @@
 // Loaded so that --use abort=assembly/abi/abort/onAbort can name it.
 import "./abi/abort";
 import { HttpContext, RootContext } from "./abi/context";
-import { setRootContextFactory } from "./abi/registry";
-import { FallbackRoot } from "./root_context";
-import { FallbackStream } from "./stream_context";
+import { setAbandonedCallHandler, setRootContextFactory } from "./abi/registry";
+import { FallbackRoot } from "./dispatch/fallback_root";
+import { FallbackStream } from "./dispatch/fallback_stream";
+import { abandonedCallAnswered } from "./dispatch/abandoned_calls";
 import { getStringProperty } from "./abi/hostcalls";
 import { UPSTREAM_ROOT_ID, UpstreamRoot } from "./upstream/upstream_root";
 import { STREAMED_ROOT_ID, StreamedRoot } from "./streamed/streamed_root";
@@ -52,4 +53,5 @@ FallbackRoot.streamFactory = createStream;
 UpstreamRoot.guardStreamFactory = createGuardStream;
 UpstreamRoot.attemptStreamFactory = createAttemptStream;
 StreamedRoot.streamFactory = createStreamedStream;
+setAbandonedCallHandler(abandonedCallAnswered);
 setRootContextFactory(createRoot);

@@ -7,9 +7,9 @@ import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
-const { startEnvoy, stopAllEnvoys, FILTER_WASM_PATH, NOOP_WASM_PATH } = require("../tests/e2e/envoy.js");
+const { startEnvoy, stopAllEnvoys, FILTER_WASM_PATH, NOOP_WASM_PATH } = require("../tests/e2e/support/envoy.js");
 const { streamedBootstrap } = require("../scripts/streamed_config_lib.cjs");
-const { primaryGuard } = require("../tests/e2e/http_filters.js");
+const { primaryGuard } = require("../tests/e2e/support/http_filters.js");
 export { FILTER_WASM_PATH, NOOP_WASM_PATH };
 
 /** The dispatch fallback's floor (bench/floor/main.ts): a module doing only what the fallback needs. */

@@ -4,9 +4,9 @@ import { createRequire } from "node:module";
 import { f, header, note, nowMs, summary, table } from "./stats.mjs";
 
 const require = createRequire(import.meta.url);
-const { startEnvoy } = require("../tests/e2e/envoy.js");
-const { startMock } = require("../tests/e2e/mock_model.js");
-const { request } = require("../tests/e2e/client.js");
+const { startEnvoy } = require("../tests/e2e/support/envoy.js");
+const { startMock } = require("../tests/e2e/support/mock_model.js");
+const { request } = require("../tests/e2e/support/client.js");
 
 const FPT_VALUES_MS = [100, 250, 1000];
 const FPT_WARMUP = 1;

@@ -9,8 +9,8 @@ import { RTRACE_WASM, buildTraced, inFlightBytes } from "./host_calls.mjs";
 import { bytes, chatBody, header, note, nowMs, sleep, table } from "./stats.mjs";
 
 const require = createRequire(import.meta.url);
-const { startEnvoy } = require("../tests/e2e/envoy.js");
-const { startMock } = require("../tests/e2e/mock_model.js");
+const { startEnvoy } = require("../tests/e2e/support/envoy.js");
+const { startMock } = require("../tests/e2e/support/mock_model.js");
 
 const signed = (n) => (n < 0 ? `-${bytes(Math.round(-n))}` : `+${bytes(Math.round(n))}`);
 

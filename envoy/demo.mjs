@@ -4,9 +4,9 @@
 // Everything stops at the end.
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
-const { startEnvoy, stopAllEnvoys, WASM_PATH } = require("../tests/e2e/envoy.js");
-const { startMock, stopAllMocks } = require("../tests/e2e/mock_model.js");
-const { request } = require("../tests/e2e/client.js");
+const { startEnvoy, stopAllEnvoys, WASM_PATH } = require("../tests/e2e/support/envoy.js");
+const { startMock, stopAllMocks } = require("../tests/e2e/support/mock_model.js");
+const { request } = require("../tests/e2e/support/client.js");
 const { streamedBootstrap } = require("../scripts/streamed_config_lib.cjs");
 
 const show = (title, res) => {

@@ -3,7 +3,7 @@
 // STATUS (default 200) is what it answers to every request; 503 makes a failing primary.
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
-const { startMock } = require("../tests/e2e/mock_model.js");
+const { startMock } = require("../tests/e2e/support/mock_model.js");
 
 const [name = "mock", port = "8000", status = "200"] = process.argv.slice(2);
 const mock = await startMock(name, { port: Number(port), host: process.env.MOCK_HOST ?? "127.0.0.1" });

@@ -69,13 +69,13 @@ if (!line) {
 console.log(line);
 
 // With --test-tools (npm test): gcc for the wall-clock test, and the Debian packages the registry test
-// (tests/e2e/oci_registry.test.js) needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which docs/publishing.md offers
+// (tests/e2e/product/oci_registry.test.js) needs, the reference registry (`docker-registry`, distribution 2.8) and `skopeo`, which docs/publishing.md offers
 // for pushing the image. Installed with apt-get only when a command is missing; the demo and the
 // benchmarks do not ask for them, so they still set up on machines without apt-get.
 const DEBIAN_PACKAGES = [
   { command: "docker-registry", pkg: "docker-registry" },
   { command: "skopeo", pkg: "skopeo" },
-  // The wall-clock shim of tests/e2e/clock.test.js is compiled at test time (libc6-dev: its headers).
+  // The wall-clock shim of tests/e2e/dispatch/clock.test.js is compiled at test time (libc6-dev: its headers).
   { command: "gcc", pkg: "gcc libc6-dev" },
 ];
 

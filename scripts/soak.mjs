@@ -18,9 +18,9 @@ import os from "node:os";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
-const { startEnvoy, counter, WASM_PATH } = require("../tests/e2e/envoy.js");
-const { startMock, stopAllMocks } = require("../tests/e2e/mock_model.js");
-const { sendCancelled } = require("../tests/e2e/cancelled_requests.js");
+const { startEnvoy, counter, WASM_PATH } = require("../tests/e2e/support/envoy.js");
+const { startMock, stopAllMocks } = require("../tests/e2e/support/mock_model.js");
+const { sendCancelled } = require("../tests/e2e/support/cancelled_requests.js");
 const { streamedBootstrap } = require("./streamed_config_lib.cjs");
 
 const TOTAL = Number(process.env.SOAK_FALLBACKS ?? 100000);

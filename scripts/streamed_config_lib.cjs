@@ -17,7 +17,7 @@ const DEFAULT_MAX_RETRIES = 1024;
 const DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 const BACKUP_KEYS = ["service", "model", "timeout", "path", "authority", "headers", "dropHeaders"];
-// The module's built-in credential headers (assembly/config.ts CREDENTIAL_HEADERS, where each is explained).
+// The module's built-in credential headers (assembly/core/config/config.ts CREDENTIAL_HEADERS, where each is explained).
 const CREDENTIAL_HEADERS = [
   "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key",
   "x-amz-security-token", "x-amz-date", "x-amz-content-sha256",
@@ -156,7 +156,7 @@ function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false)
 
 /**
  * The upstream filter of attempt `attempt` (1 = the primary): the module's upstream role with that
- * attempt's configuration (assembly/config.ts parseUpstreamConfig): on the primary it records a
+ * attempt's configuration (assembly/core/config/config.ts parseUpstreamConfig): on the primary it records a
  * failed attempt's result for the next one; on a backup it also rewrites the attempt's request and
  * reports the fallback on the answer.
  */

@@ -2,10 +2,10 @@
 // error result; memory the host hands back (allocated through our malloc export) is copied and freed.
 import * as imports from "./imports";
 import { BufferType, LogLevel, MapType, MetricType, StreamType, WasiClock, WasmResult } from "./enums";
-import { Header } from "../headers";
-import { deserializeHeaders, serializeHeaders } from "./header_pairs";
-import { byteStringFromMemory, byteStringToBuffer, statusCodeAt } from "../bytes";
-import { ByteSink } from "../byte_sink";
+import { Header } from "../core/headers";
+import { deserializeHeaders, serializeHeaders } from "../core/header_pairs";
+import { byteStringFromMemory, byteStringToBuffer, statusCodeAt } from "../core/bytes";
+import { ByteSink } from "../core/byte_sink";
 import { allocatedLarge } from "./collector";
 
 // Scratch words the host writes results into (one call at a time: wasm is single-threaded).

@@ -5,7 +5,7 @@
 // header sets it per request: streaming requests of the methods that fall back get firstPacketTimeout;
 // every other request none (a slow non-streaming answer is not a late first packet, and a request the
 // route does not retry would only be cut off), so a client's own value is removed.
-import { Policy } from "../config";
+import { Policy } from "../core/config/config";
 
 /** Envoy reads it at the router's request headers (and strips it from external clients' requests). */
 export const PER_TRY_TIMEOUT_HEADER = "x-envoy-upstream-rq-per-try-timeout-ms";

@@ -5,9 +5,9 @@
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { Policy } from "../config";
-import { parseConfig } from "../config_parse";
-import { defineBudgetMetrics, forgetBudgetLimit, setBudgetLimit } from "../vm_budget";
+import { Policy } from "../core/config/config";
+import { parseConfig } from "../core/config/config_parse";
+import { defineBudgetMetrics, forgetBudgetLimit, setBudgetLimit } from "../host/vm_budget";
 
 export const STREAMED_ROOT_ID = "ai-fallback-streamed";
 

@@ -6,11 +6,11 @@
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
-import { ByteSink } from "../byte_sink";
-import { tellFirstPacketTimed } from "../first_packet_signal";
-import { isStreamingRequest } from "../json_scan";
-import { BudgetShare } from "../memory_budget";
-import { overBudget, vmBudget } from "../vm_budget";
+import { ByteSink } from "../core/byte_sink";
+import { tellFirstPacketTimed } from "../host/first_packet_signal";
+import { isStreamingRequest } from "../core/json_scan";
+import { BudgetShare } from "../core/memory_budget";
+import { overBudget, vmBudget } from "../host/vm_budget";
 import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";
 import { StreamedRoot } from "./streamed_root";
 

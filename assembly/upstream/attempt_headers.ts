@@ -5,9 +5,9 @@
 // this attempt sees them, a backup removes the headers earlier backups set and it does not (the
 // generator lists them), and the generator (scripts/streamed-config.mjs) refuses orders whose
 // leftovers would be wrong (a backup keeping the client's credentials after one that replaced them).
-import { Header, findHeader } from "../headers";
-import { Backup } from "../config";
-import { withoutCredentialParameters } from "../replay";
+import { Header, findHeader } from "../core/headers";
+import { Backup } from "../core/config/config";
+import { withoutCredentialParameters } from "../core/replay";
 
 export class HeaderEdits {
   removals: string[] = [];

@@ -9,9 +9,9 @@
 // attempts (the next attempt takes it; an attempt that ends because the client left leaves none); one
 // that no attempt takes (the router did not retry) is dropped by the first sweep after RECORD_TTL_MS.
 // The table holds at most MAX_RECORDS, and every entry's bytes are taken from the VM's budget.
-import { Attempt } from "../attempts";
-import { RESULT_NO_RESPONSE as NO_RESPONSE } from "../fallback_outcome";
-import { MemoryBudget } from "../memory_budget";
+import { Attempt } from "../core/attempts";
+import { RESULT_NO_RESPONSE as NO_RESPONSE } from "../core/fallback_outcome";
+import { MemoryBudget } from "../core/memory_budget";
 
 /** An attempt that ended without response headers: connect failure, reset, refused stream or a per-try timeout (Envoy does not tell the filter which). */
 export const RESULT_NO_RESPONSE = NO_RESPONSE;

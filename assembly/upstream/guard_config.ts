@@ -1,12 +1,12 @@
 // The primary guard's configuration: `{"guard": {...}}` as the upstream role's configuration on
 // the PRIMARY cluster (the backups' filters take a backup entry instead). Bytes in, an immutable
 // GuardConfig or an error naming the field out. Pure.
-import { JSON, keyAsWritten } from "../json_value";
-import { firstInvalidUtf8 } from "../bytes";
-import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from "../config";
-import { startsWithObject } from "../config_checks";
-import { firstJsonError } from "../json_scan";
-import { Unit, integerWhy, unknownFieldWhy } from "../config_messages";
+import { JSON, keyAsWritten } from "../core/config/json_value";
+import { firstInvalidUtf8 } from "../core/bytes";
+import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from "../core/config/config";
+import { startsWithObject } from "../core/config/config_checks";
+import { firstJsonError } from "../core/json_scan";
+import { Unit, integerWhy, unknownFieldWhy } from "../core/config/config_messages";
 
 const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket"];
 

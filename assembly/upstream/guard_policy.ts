@@ -8,7 +8,7 @@
 // answered yet; first_packet_signal.ts says how it learns which requests are timed), and turns a
 // headers-only error into a local reply with the same status and a body (an upstream filter's local
 // reply is the downstream stream's, and runs through the whole downstream filter chain).
-import { Header } from "../headers";
+import { Header } from "../core/headers";
 import { GuardConfig } from "./guard_config";
 
 export const enum GuardStep {

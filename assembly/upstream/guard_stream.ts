@@ -5,11 +5,11 @@
 import { DataAction, HeadersAction, LogLevel, MapType, WasmResult } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
-import { HeldBody, checkHeldResponseBody } from "../budgeted_reads";
-import { FirstPacketTiming, readFirstPacketTiming } from "../first_packet_signal";
-import { BudgetShare } from "../memory_budget";
-import { GUARD_REPLY_DETAILS } from "../policy";
-import { overBudget, vmBudget } from "../vm_budget";
+import { HeldBody, checkHeldResponseBody } from "../host/budgeted_reads";
+import { FirstPacketTiming, readFirstPacketTiming } from "../host/first_packet_signal";
+import { BudgetShare } from "../core/memory_budget";
+import { GUARD_REPLY_DETAILS } from "../core/policy";
+import { overBudget, vmBudget } from "../host/vm_budget";
 import { GuardConfig } from "./guard_config";
 import { GuardStep, guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "./guard_policy";
 import { UpstreamRoot } from "./upstream_root";

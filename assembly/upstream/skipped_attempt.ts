@@ -2,8 +2,8 @@
 // be rewritten for the backup's override (or the VM's budget had no room to rewrite it). Envoy's router
 // takes an upstream filter's local reply as the attempt's answer: with a status it retries, it goes on
 // to the next backup; on the last attempt, the client gets this reply. Pure.
-import { UpstreamConfig } from "../config";
-import { byteStringToBuffer, jsonQuote } from "../bytes";
+import { UpstreamConfig } from "../core/config/config";
+import { byteStringToBuffer, jsonQuote } from "../core/bytes";
 
 /** The local reply's response code details (Envoy's access log %RESPONSE_CODE_DETAILS%). */
 export const SKIPPED_REPLY_DETAILS = "ai_fallback_skipped";

@@ -1,4 +1,4 @@
-// The streamed mode's counters, named as the dispatch mode's (metrics.ts) where they mean the same,
+// The streamed mode's counters, named as the dispatch mode's (host/shared_counters.ts) where they mean the same,
 // so that one dashboard serves both modes. Defined by the backups' upstream filters only: the
 // primary's filter counts nothing, so the happy path costs no metric update.
 import { MetricType } from "../abi/enums";
@@ -6,7 +6,7 @@ import { defineMetric, incrementMetric } from "../abi/hostcalls";
 import {
   COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
   COUNTER_NOT_REWRITABLE, BackupCounters,
-} from "../metrics";
+} from "../host/shared_counters";
 
 export class UpstreamMetrics {
   readonly started: u32 = defineMetric(MetricType.Counter, COUNTER_STARTED);

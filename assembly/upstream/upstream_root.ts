@@ -5,10 +5,10 @@
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { UpstreamConfig } from "../config";
-import { parseUpstreamConfig } from "../config_parse";
-import { LogLimiter } from "../log_limiter";
-import { defineBudgetMetrics, vmBudget } from "../vm_budget";
+import { UpstreamConfig } from "../core/config/config";
+import { parseUpstreamConfig } from "../core/config/config_parse";
+import { LogLimiter } from "../core/log_limiter";
+import { defineBudgetMetrics, vmBudget } from "../host/vm_budget";
 import { AttemptLog } from "./attempt_log";
 import { GuardConfig, parseGuardConfig } from "./guard_config";
 import { UpstreamMetrics } from "./upstream_metrics";

@@ -12,17 +12,17 @@ import {
   getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
   setBufferBytes, takeBufferBytes,
 } from "../abi/hostcalls";
-import { serializedNamesWithPrefix } from "../abi/header_pairs";
-import { ByteSink } from "../byte_sink";
-import { BudgetShare } from "../memory_budget";
-import { overBudget, showKeptBytes, vmBudget } from "../vm_budget";
-import { UpstreamConfig } from "../config";
-import { Header } from "../headers";
-import { Attempt, NOT_REWRITABLE, formatAttempts } from "../attempts";
-import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../fallback_outcome";
-import { publishOutcome } from "../outcome_state";
-import { RewriteOutcome, planRewrite, writeRewrite } from "../model_rewrite";
-import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../replay";
+import { serializedNamesWithPrefix } from "../core/header_pairs";
+import { ByteSink } from "../core/byte_sink";
+import { BudgetShare } from "../core/memory_budget";
+import { overBudget, showKeptBytes, vmBudget } from "../host/vm_budget";
+import { UpstreamConfig } from "../core/config/config";
+import { Header } from "../core/headers";
+import { Attempt, NOT_REWRITABLE, formatAttempts } from "../core/attempts";
+import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../core/fallback_outcome";
+import { publishOutcome } from "../host/outcome_state";
+import { RewriteOutcome, planRewrite, writeRewrite } from "../core/model_rewrite";
+import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../core/replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
 import {
   AttemptRecord, Kept, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity,

@@ -74,7 +74,7 @@ export async function listE2eTests(cwd) {
 
 /**
  * Runs one e2e test alone (its file's hooks included); resolves with { status, failure, loaded }:
- * `loaded` says whether it started an Envoy with the module under test (tests/e2e/envoy.js tells).
+ * `loaded` says whether it started an Envoy with the module under test (tests/e2e/support/envoy.js tells).
  */
 export async function runOneTest(cwd, test, env = {}) {
   const dir = mkdtempSync(join(tmpdir(), "ai-fallback-loads-"));

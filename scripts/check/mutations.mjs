@@ -9,48 +9,48 @@
 //   replace  what it becomes
 //   tests    the test files expected to kill it (run first; the whole suite runs if they do not)
 
-const E2E_FALLBACK = "tests/e2e/fallback.test.js";
-const E2E_TRIGGERS = "tests/e2e/triggers.test.js";
-const E2E_STREAMING = "tests/e2e/streaming.test.js";
-const E2E_SECURITY = "tests/e2e/security.test.js";
-const E2E_NEIGHBOURS = "tests/e2e/neighbours.test.js";
-const E2E_HOSTILE_CLIENTS = "tests/e2e/hostile_clients.test.js";
-const E2E_SLOW_PRIMARY = "tests/e2e/slow_primary.test.js";
-const UNIT_CONFIG = "tests/unit/config.test.js";
-const UNIT_REPLAY = "tests/unit/replay.test.js";
-const UNIT_MACHINE = "tests/unit/machine.test.js";
-const UNIT_POLICY = "tests/unit/policy.test.js";
-const UNIT_REWRITE = "tests/unit/model_rewrite.test.js";
-const E2E_FILTER_CHAIN = "tests/e2e/filter_chain.test.js";
-const E2E_STREAMED = "tests/e2e/streamed.test.js";
-const E2E_STREAMED_FIRST_PACKET = "tests/e2e/streamed_first_packet.test.js";
-const E2E_STREAMED_LEAN = "tests/e2e/streamed_lean.test.js";
-const UNIT_STREAMED = "tests/unit/streamed.test.js";
-const E2E_PRIMARY_GUARD = "tests/e2e/primary_guard.test.js";
-const E2E_ATTEMPT_TABLE = "tests/e2e/streamed_attempt_table.test.js";
-const UNIT_MODULE = "tests/unit/module.test.js";
-const UNIT_GUARD = "tests/unit/guard.test.js";
-const E2E_BACKUP_CREDENTIALS = "tests/e2e/backup_credentials.test.js";
-const E2E_NOT_REWRITABLE = "tests/e2e/not_rewritable.test.js";
-const E2E_BACKUP_REPORT_HEADERS = "tests/e2e/backup_report_headers.test.js";
-const E2E_EXAMPLES_PROVIDERS = "tests/e2e/examples_providers.test.js";
-const E2E_README_CONFIG = "tests/e2e/readme_config.test.js";
-const UNIT_EXAMPLE = "tests/unit/example.test.js";
-const UNIT_DOC_COMMANDS = "tests/unit/doc_commands.test.js";
-const E2E_CONFIG_MESSAGES = "tests/e2e/config_messages.test.js";
-const E2E_OUTCOME_VOCABULARY = "tests/e2e/outcome_vocabulary.test.js";
+const E2E_FALLBACK = "tests/e2e/dispatch/fallback.test.js";
+const E2E_TRIGGERS = "tests/e2e/dispatch/triggers.test.js";
+const E2E_STREAMING = "tests/e2e/dispatch/streaming.test.js";
+const E2E_SECURITY = "tests/e2e/dispatch/security.test.js";
+const E2E_NEIGHBOURS = "tests/e2e/dispatch/neighbours.test.js";
+const E2E_HOSTILE_CLIENTS = "tests/e2e/dispatch/hostile_clients.test.js";
+const E2E_SLOW_PRIMARY = "tests/e2e/dispatch/slow_primary.test.js";
+const UNIT_CONFIG = "tests/unit/core/config.test.js";
+const UNIT_REPLAY = "tests/unit/core/replay.test.js";
+const UNIT_MACHINE = "tests/unit/core/machine.test.js";
+const UNIT_POLICY = "tests/unit/core/policy.test.js";
+const UNIT_REWRITE = "tests/unit/core/model_rewrite.test.js";
+const E2E_FILTER_CHAIN = "tests/e2e/dispatch/filter_chain.test.js";
+const E2E_STREAMED = "tests/e2e/streamed/streamed.test.js";
+const E2E_STREAMED_FIRST_PACKET = "tests/e2e/streamed/streamed_first_packet.test.js";
+const E2E_STREAMED_LEAN = "tests/e2e/streamed/streamed_lean.test.js";
+const UNIT_STREAMED = "tests/unit/streamed/streamed.test.js";
+const E2E_PRIMARY_GUARD = "tests/e2e/upstream/primary_guard.test.js";
+const E2E_ATTEMPT_TABLE = "tests/e2e/streamed/streamed_attempt_table.test.js";
+const UNIT_MODULE = "tests/unit/abi/module.test.js";
+const UNIT_GUARD = "tests/unit/upstream/guard.test.js";
+const E2E_BACKUP_CREDENTIALS = "tests/e2e/both_modes/backup_credentials.test.js";
+const E2E_NOT_REWRITABLE = "tests/e2e/both_modes/not_rewritable.test.js";
+const E2E_BACKUP_REPORT_HEADERS = "tests/e2e/both_modes/backup_report_headers.test.js";
+const E2E_EXAMPLES_PROVIDERS = "tests/e2e/product/examples_providers.test.js";
+const E2E_README_CONFIG = "tests/e2e/product/readme_config.test.js";
+const UNIT_EXAMPLE = "tests/unit/docs/example.test.js";
+const UNIT_DOC_COMMANDS = "tests/unit/docs/doc_commands.test.js";
+const E2E_CONFIG_MESSAGES = "tests/e2e/both_modes/config_messages.test.js";
+const E2E_OUTCOME_VOCABULARY = "tests/e2e/both_modes/outcome_vocabulary.test.js";
 
 export const MUTATIONS = [
   {
     name: "one vocabulary: the dispatch mode's fallback line is in words of its own",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "host.logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));",
     replace: "host.logBytes(LogLevel.Info, \"decision: \" + text + this.requestIdSuffix());",
     tests: [E2E_OUTCOME_VOCABULARY],
   },
   {
     name: "one vocabulary: the dispatch mode leaves the outcome out of the access log (no filter state)",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "    publishOutcome(text);\n    if (!host.logs(LogLevel.Info)) return;",
     replace: "    if (!host.logs(LogLevel.Info)) return;",
     tests: [E2E_OUTCOME_VOCABULARY],
@@ -64,56 +64,56 @@ export const MUTATIONS = [
   },
   {
     name: "one vocabulary: the dispatch mode counts no per-backup answered counter",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "if (served && i == attempts.length - 1) metrics.count(metrics.backup(a.service).answered);",
     replace: "if (served && i == attempts.length - 1) {}",
     tests: [E2E_OUTCOME_VOCABULARY],
   },
   {
     name: "one vocabulary: the dispatch mode reports a backup that reset as Envoy's 503, not no_response",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "envoyNoAnswer = isEnvoyNoAnswerReply(status, body.ptr, body.length);",
     replace: "envoyNoAnswer = false;",
     tests: [E2E_OUTCOME_VOCABULARY, E2E_FALLBACK],
   },
   {
     name: "one vocabulary: the dispatch mode reports a primary that gave no answer as Envoy's status, not no_response",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;",
     replace: "",
     tests: [E2E_OUTCOME_VOCABULARY, E2E_TRIGGERS],
   },
   {
     name: "config messages: a misspelt field gets the whole list, not the name meant",
-    file: "assembly/config_messages.ts",
+    file: "assembly/core/config/config_messages.ts",
     find: "if (meant.length > 0) return \"unknown field; did you mean \"",
     replace: "if (false) return \"unknown field; did you mean \"",
     tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
   },
   {
     name: "config messages: an integer field's refusal does not say its unit",
-    file: "assembly/config_messages.ts",
+    file: "assembly/core/config/config_messages.ts",
     find: "const kind = unit == Unit.Milliseconds ?",
     replace: "const kind = unit == Unit.None ?",
     tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
   },
   {
     name: "config messages: a duration or size written with its unit is not translated to the number meant",
-    file: "assembly/config_messages.ts",
+    file: "assembly/core/config/config_messages.ts",
     find: "const factor = unitFactor(suffix, unit);",
     replace: "const factor: i64 = 0;",
     tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
   },
   {
     name: "config messages: a google.protobuf.Struct configuration is called invalid JSON, with no word of StringValue",
-    file: "assembly/config_messages.ts",
+    file: "assembly/core/config/config_messages.ts",
     find: "if (looksLikeProtobufStruct(bytes)) {",
     replace: "if (false) {",
     tests: [UNIT_CONFIG, E2E_CONFIG_MESSAGES],
   },
   {
     name: "config messages: the refusal is an error line above Envoy's critical ones, not the first critical line",
-    file: "assembly/root_context.ts",
+    file: "assembly/dispatch/fallback_root.ts",
     find: "log(LogLevel.Critical, \"invalid configuration: \"",
     replace: "log(LogLevel.Error, \"invalid configuration: \"",
     tests: [E2E_CONFIG_MESSAGES],
@@ -176,280 +176,280 @@ export const MUTATIONS = [
   },
   {
     name: "the request hold's deadline is never disarmed (a slow healthy primary is replaced when backendErrorsOnly is off)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "  protected stopHolding(): void {\n    this.holdingRequest = false;\n    this.endProbe();\n    this.disarm();\n  }",
     replace: "  protected stopHolding(): void {\n    this.holdingRequest = false;\n    this.endProbe();\n  }",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "the credential list is cut to authorization and x-api-key",
-    file: "assembly/config.ts",
+    file: "assembly/core/config/config.ts",
     find: '  "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "ocp-apim-subscription-key",\n  "x-amz-security-token", "x-amz-date", "x-amz-content-sha256",\n  "openai-organization", "openai-project", "x-goog-user-project", "x-dashscope-workspace",\n',
     replace: '  "authorization", "x-api-key",\n',
     tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_FALLBACK],
   },
   {
     name: "a backup's own credential no longer replaces the client's",
-    file: "assembly/replay.ts",
+    file: "assembly/core/replay.ts",
     find: "  if (backup.replacesCredentials && (backup.isCredentialHeader(name) || name == \"cookie\")) return false;\n",
     replace: "",
     tests: [UNIT_REPLAY, E2E_FALLBACK, E2E_TRIGGERS],
   },
   {
     name: "hop-by-hop headers keep-alive, proxy-connection, upgrade and trailer are copied to backups",
-    file: "assembly/replay.ts",
+    file: "assembly/core/replay.ts",
     find: 'return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||\n    name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "trailer" ||',
     replace: 'return name == "connection" ||\n    name == "transfer-encoding" || name == "te" ||',
     tests: [UNIT_REPLAY, E2E_FALLBACK],
   },
   {
     name: "host may be set in backups[].headers",
-    file: "assembly/config_checks.ts",
+    file: "assembly/core/config/config_checks.ts",
     find: 'lowerName == "transfer-encoding" ||\n    lowerName == "host";',
     replace: 'lowerName == "transfer-encoding";',
     tests: [UNIT_CONFIG],
   },
   {
     name: "the tick runs every 100 ms instead of 10 ms",
-    file: "assembly/root_context.ts",
+    file: "assembly/dispatch/fallback_root.ts",
     find: "export const TICK_PERIOD_MS: u32 = 10;",
     replace: "export const TICK_PERIOD_MS: u32 = 100;",
     tests: [E2E_STREAMING],
   },
   {
     name: "the tunnel check is removed (WebSocket and CONNECT streams are held and watched)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    if (isTunnel(requestHeaders, method)) return HeadersAction.Continue;\n",
     replace: "",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "a CONNECT request is not recognised as a tunnel",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: '  if (method !== null && method == "CONNECT") return true;\n',
     replace: "",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "a WebSocket upgrade is not recognised as a tunnel",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: '  return findSerializedHeader(changetype<usize>(headers), headers.byteLength, "upgrade") !== null;',
     replace: "  return false;",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "maxRequestBodyBytes is off by one as the body streams in (a body of exactly the limit is dropped)",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "if (this.bodyBytes > <u64>this.policy.maxRequestBodyBytes) {",
     replace: "if (this.bodyBytes >= <u64>this.policy.maxRequestBodyBytes) {",
     tests: [E2E_FALLBACK, UNIT_MACHINE],
   },
   {
     name: "maxRequestBodyBytes is off by one for a content-length known up front",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "if (length > <i64>machine.policy.maxRequestBodyBytes) {",
     replace: "if (length >= <i64>machine.policy.maxRequestBodyBytes) {",
     tests: [E2E_FALLBACK],
   },
   {
     name: "the body-drop line is logged at info (the happy path logs above debug)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: 'host.logBytes(LogLevel.Debug, "not keeping the request for replay: "',
     replace: 'host.logBytes(LogLevel.Info, "not keeping the request for replay: "',
     tests: [E2E_FALLBACK],
   },
   {
     name: "a stream that ends (a client that leaves mid-fallback) keeps its share of the memory budget",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "    this.share.releaseAll();\n",
     replace: "",
     tests: [E2E_STREAMING, E2E_FALLBACK],
   },
   {
     name: "pending_backup_calls is not decremented when the client leaves during a call",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "      this.pendingToken = 0;\n      this.metrics().pendingBackupCalls.down();\n    }\n",
     replace: "      this.pendingToken = 0;\n    }\n",
     tests: [E2E_STREAMING],
   },
   {
     name: "the allow_on_headers_stop_iteration error is logged and counted for every held request, not once per worker",
-    file: "assembly/header_pause.ts",
+    file: "assembly/dispatch/header_pause.ts",
     find: "    if (this.evidence == PauseEvidence.NotHonoured) return false;\n",
     replace: "",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "a primary that answers before the request is complete triggers a fallback with a partial body",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: '      if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");\n',
     replace: "",
     tests: [E2E_FALLBACK, E2E_TRIGGERS, UNIT_MACHINE],
   },
   {
     name: "a route timeout (response_timeout) counts as a gateway reply",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: '"response_timeout", ',
     replace: "",
     tests: [UNIT_POLICY, E2E_TRIGGERS],
   },
   {
     name: "no healthy upstream counts as a gateway reply",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: '"no_healthy_upstream", ',
     replace: "",
     tests: [UNIT_POLICY, E2E_TRIGGERS],
   },
   {
     name: "gateway replies trigger a fallback although backendErrorsOnly is on",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: "  if (policy.backendErrorsOnly || origin == Origin.NotRouted) return false;\n",
     replace: "  if (origin == Origin.NotRouted) return false;\n",
     tests: [UNIT_POLICY, E2E_TRIGGERS],
   },
   {
     name: "maxHeldRequestBytes is ignored: a request is held until its body is complete",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "if (this.holdUntilBody && !endOfStream && machine.replayable && this.requestBody.length < <i32>machine.policy.maxHeldRequestBytes) {",
     replace: "if (this.holdUntilBody && !endOfStream && machine.replayable) {",
     tests: [E2E_TRIGGERS],
   },
   {
     name: "keep-alives count as the first packet although keepAliveIsNotFirstPacket is on",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "if (first && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {",
     replace: "if (false) {",
     tests: [E2E_STREAMING],
   },
   {
     name: "firstPacketTimeout applies to non-streaming requests too",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "this.awaitingUpstream = streaming && this.policy.firstPacketTimeoutMs > 0 && this.replayable;",
     replace: "this.awaitingUpstream = this.policy.firstPacketTimeoutMs > 0 && this.replayable;",
     tests: [E2E_STREAMING, UNIT_MACHINE],
   },
   {
     name: "a backup call's timeout is not cut to what is left of fallbackDeadline",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;",
     replace: "this.callTimeoutMs = backup.timeoutMs;",
     tests: [E2E_STREAMING, UNIT_MACHINE],
   },
   {
     name: "a held 2xx primary no longer beats backup errors",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "    if (this.primaryHeld && this.primaryStatus >= 200 && this.primaryStatus < 300) return this.resume();\n",
     replace: "",
     tests: [E2E_STREAMING, UNIT_MACHINE],
   },
   {
     name: "with no backup HTTP answer the client gets a 502 of the filter's instead of the primary's own error",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "    if (this.primaryHeld) return this.resume();\n",
     replace: "",
     tests: [E2E_FALLBACK, UNIT_MACHINE],
   },
   {
     name: "a held primary's trailers release it (the fallback is lost)",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "    if (machine !== null && machine.primaryHeld &&\n        (machine.phase == Phase.HoldingFirstPacket || machine.phase == Phase.FallingBack)) {",
     replace: "    if (false) {",
     tests: [E2E_FALLBACK],
   },
   {
     name: "a backup's model override is not written into the body",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "    const literal = backup.modelLiteral;\n",
     replace: "    const literal: ArrayBuffer | null = null;\n",
     tests: [E2E_FALLBACK, E2E_TRIGGERS],
   },
   {
     name: "the primary's own error response, resumed after every backup failed, does not say what was tried",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "      if (!hide) host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));\n",
     replace: "",
     tests: [E2E_FALLBACK],
   },
   {
     name: "a streaming primary's 2xx headers are not held until its first packet (the client sees headers that are then replaced)",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream && this.holdsFirstPacketHeaders) {",
     replace: "if (false) {",
     tests: [E2E_STREAMING, UNIT_MACHINE],
   },
   {
     name: "a backup answer's hop-by-hop headers are passed to the client",
-    file: "assembly/replay.ts",
+    file: "assembly/core/replay.ts",
     find: 'if (h.name.startsWith(":") || isHopByHop(h.name) || h.name',
     replace: 'if (h.name.startsWith(":") || h.name',
     tests: [UNIT_REPLAY, E2E_FALLBACK],
   },
   {
     name: "the first-packet clock starts when the request passed this filter, not when Envoy sent it to the primary",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    this.watchUpstream(machine, host.monotonicMs());\n",
     replace: "    machine.upstreamStarted(host.monotonicMs());\n    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);\n",
     tests: [E2E_SECURITY, E2E_STREAMING],
   },
   {
     name: "credential query parameters (?key=, ?access_token=...) reach a backup with its own credential",
-    file: "assembly/replay.ts",
+    file: "assembly/core/replay.ts",
     find: "    if (!CREDENTIAL_QUERY_PARAMETERS.includes(name)) kept.push(param);\n",
     replace: "    kept.push(param);\n",
     tests: [UNIT_REPLAY, E2E_SECURITY],
   },
   {
     name: "the client's cookie reaches a backup with its own credential",
-    file: "assembly/replay.ts",
+    file: "assembly/core/replay.ts",
     find: "(backup.isCredentialHeader(name) || name == \"cookie\")",
     replace: "backup.isCredentialHeader(name)",
     tests: [UNIT_REPLAY, E2E_SECURITY],
   },
   {
     name: "methods defaults to POST and GET (a GET of /v1/models is replayed with the backup's key)",
-    file: "assembly/config.ts",
+    file: "assembly/core/config/config.ts",
     find: 'export const DEFAULT_METHODS = ["POST"];',
     replace: 'export const DEFAULT_METHODS = ["POST", "GET"];',
     tests: [UNIT_CONFIG, E2E_SECURITY],
   },
   {
     name: "gatewayTriggerStatuses defaults to 403 as well as 429 and 503 (an authorizer's refusal is replayed)",
-    file: "assembly/config.ts",
+    file: "assembly/core/config/config.ts",
     find: "export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [429, 503];",
     replace: "export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [403, 429, 503];",
     tests: [UNIT_CONFIG, UNIT_POLICY, E2E_SECURITY],
   },
   {
     name: "a reply for no route or a direct_response triggers like any gateway reply",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: "  if (policy.backendErrorsOnly || origin == Origin.NotRouted) return false;\n",
     replace: "  if (policy.backendErrorsOnly) return false;\n",
     tests: [UNIT_POLICY, E2E_SECURITY],
   },
   {
     name: "an authorizer failing closed with a listed status (503) is replayed",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: "  return origin != Origin.Refused || status == 401 || status == 403;\n",
     replace: "  return true;\n",
     tests: [UNIT_POLICY, E2E_SECURITY],
   },
   {
     name: "hideTopology still names the answering service in x-ai-fallback-service",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));\n",
     replace: "      headers.push(new Header(HEADER_SERVICE, answered.service));\n",
     tests: [E2E_SECURITY],
   },
   {
     name: "a body that starts with a UTF-8 byte order mark is not rewritten (its override backup skipped as not_rewritable)",
-    file: "assembly/json_scan.ts",
+    file: "assembly/core/json_scan.ts",
     find: "new Scanner(base, startsWithBom(base, length) ? 3 : 0, length);",
     replace: "new Scanner(base, 0, length);",
     tests: [UNIT_REWRITE, E2E_FALLBACK],
   },
   {
     name: "dispatch: a body whose model could not be rewritten is sent to the override backup anyway",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "        return Dispatch.NotRewritable;\n",
     replace: "",
     tests: [E2E_NOT_REWRITABLE, E2E_FALLBACK],
@@ -470,7 +470,7 @@ export const MUTATIONS = [
   },
   {
     name: "dispatch: a backup's own x-ai-fallback-* headers reach the client",
-    file: "assembly/replay.ts",
+    file: "assembly/core/replay.ts",
     find: " || h.name.startsWith(REPORT_HEADER_PREFIX)) continue;",
     replace: ") continue;",
     tests: [E2E_BACKUP_REPORT_HEADERS],
@@ -484,49 +484,49 @@ export const MUTATIONS = [
   },
   {
     name: "a call Envoy refused at once is reported as an unknown cluster",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "      return call.status == WasmResult.BadArgument ? Dispatch.UnknownCluster : Dispatch.Refused;\n",
     replace: "      return Dispatch.UnknownCluster;\n",
     tests: [E2E_SECURITY],
   },
   {
     name: "a held primary error is answered by a local reply straight to the client (CORS and compression before the filter miss the answer)",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "    if (this.awaitsHeldErrorBody && !this.primaryBodyPending && !this.primaryMayLackBody) return Delivery.SwapInPlace;\n",
     replace: "",
     tests: [E2E_FILTER_CHAIN],
   },
   {
     name: "this filter's own local reply is not rewritten to the answer (local_reply_config wraps a backup's SSE answer)",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "        this.answerHeadersWritten = true;\n        return Step.WriteHeaders;\n",
     replace: "        return Step.Continue;\n",
     tests: [E2E_FILTER_CHAIN],
   },
   {
     name: "a swapped answer's body is not written (the client gets the primary's error body under the answer's headers)",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "        write ? served!.body.ptr : 0, write ? served!.body.length : 0);\n",
     replace: "        0, 0);\n",
     tests: [E2E_FILTER_CHAIN],
   },
   {
     name: "an in-flight gauge shows a new high only when it falls (the streams gauge reads 0 while requests wait)",
-    file: "assembly/metrics.ts",
+    file: "assembly/dispatch/metrics.ts",
     find: "    if (this.count > this.shown) this.show();\n",
     replace: "",
     tests: [E2E_FALLBACK],
   },
   {
     name: "a JSON string's escapes are not decoded in the configuration (a \\u escape in a key or value stays as written)",
-    file: "assembly/json_value.ts",
+    file: "assembly/core/config/json_value.ts",
     find: "    if (text.charCodeAt(this.at) == 0x22) return text.substring(start, this.at++);\n",
     replace: "    while (text.charCodeAt(this.at) != 0x22) this.at += text.charCodeAt(this.at) == 0x5c ? 2 : 1;\n    return text.substring(start, this.at++);\n",
     tests: [UNIT_CONFIG],
   },
   {
     name: "a repeated configuration key keeps its first value (JSON.parse takes the last)",
-    file: "assembly/json_value.ts",
+    file: "assembly/core/config/json_value.ts",
     find: "      if (!this.values.has(key)) this.names.push(key);\n      this.values.set(key, value);\n",
     replace: "      if (this.values.has(key)) return;\n      this.names.push(key);\n      this.values.set(key, value);\n",
     tests: [UNIT_CONFIG],
@@ -589,7 +589,7 @@ export const MUTATIONS = [
   },
   {
     name: "primary guard: its reply counts as a gateway reply (a headers-only model error no longer triggers)",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: " || d == GUARD_REPLY_DETAILS) return Origin.Backend;",
     replace: ") return Origin.Backend;",
     tests: [UNIT_POLICY, E2E_PRIMARY_GUARD],
@@ -617,7 +617,7 @@ export const MUTATIONS = [
   },
   {
     name: "ai-fallback does not tell the guard that a streaming request's first packet is timed (a stall after 200 goes past CORS)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    tellFirstPacketTimed(machine.policy.keepAliveIsNotFirstPacket);\n",
     replace: "",
     tests: [E2E_PRIMARY_GUARD],
@@ -632,8 +632,8 @@ export const MUTATIONS = [
   {
     name: "one budget per VM: the guard's reads have a budget of their own (a full VM budget does not stop them)",
     file: "assembly/upstream/guard_stream.ts",
-    find: "import { overBudget, vmBudget } from \"../vm_budget\";",
-    replace: "import { overBudget } from \"../vm_budget\";\nimport { MemoryBudget } from \"../memory_budget\";\nconst vmBudget = new MemoryBudget(268435456);",
+    find: "import { overBudget, vmBudget } from \"../host/vm_budget\";",
+    replace: "import { overBudget } from \"../host/vm_budget\";\nimport { MemoryBudget } from \"../core/memory_budget\";\nconst vmBudget = new MemoryBudget(268435456);",
     tests: [E2E_PRIMARY_GUARD],
   },
   {
@@ -645,10 +645,10 @@ export const MUTATIONS = [
   },
   {
     name: "one budget per VM: the largest configured maxKeptBytesPerWorker wins, not the smallest",
-    file: "assembly/memory_budget.ts",
+    file: "assembly/core/memory_budget.ts",
     find: "if (limits[i] < smallest) smallest = limits[i];",
     replace: "if (limits[i] > smallest) smallest = limits[i];",
-    tests: ["tests/unit/memory_budget.test.js"],
+    tests: ["tests/unit/core/memory_budget.test.js"],
   },
   {
     name: "one budget per VM: a streamed backup's model rewrite is made outside the budget",
@@ -694,51 +694,51 @@ export const MUTATIONS = [
   },
   {
     name: "a reply without response details is taken for the model service's (a neighbour's refusal is replayed)",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: '  if (codeDetails === null) return Origin.Intercepted;\n  const d = codeDetails;\n  if (d == "via_upstream" ||',
     replace: '  if (codeDetails === null) return Origin.Backend;\n  const d = codeDetails;\n  if (d.length == 0 || d == "via_upstream" ||',
     tests: [UNIT_POLICY, E2E_NEIGHBOURS],
   },
   {
     name: "any details starting upstream_ count as the router's upstream failure (not only the named ones)",
-    file: "assembly/policy.ts",
+    file: "assembly/core/policy.ts",
     find: "  if (ROUTER_UPSTREAM_FAILURES.includes(details)) return true;\n",
     replace: '  if (ROUTER_UPSTREAM_FAILURES.includes(details) || details.startsWith("upstream_")) return true;\n',
     tests: [UNIT_POLICY],
   },
   {
     name: "the rule chosen at the request's headers stays when a filter behind sends the request to another route",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "    if (error) this.followRoute(machine);\n",
     replace: "",
     tests: [E2E_NEIGHBOURS],
   },
   {
     name: "a final route's rule without a first-packet timeout still falls back on the first rule's timer",
-    file: "assembly/fallback_machine.ts",
+    file: "assembly/core/fallback_machine.ts",
     find: "    if (!this.replayable || this.policy.firstPacketTimeoutMs == 0) return this.stopTiming();\n",
     replace: "",
     tests: [UNIT_MACHINE],
   },
   {
     name: "x-amz-security-token reaches a backup with its own credential (dropped from the built-in credential list)",
-    file: "assembly/config.ts",
+    file: "assembly/core/config/config.ts",
     find: '"x-amz-security-token", ',
     replace: "",
     tests: [UNIT_REPLAY, E2E_BACKUP_CREDENTIALS],
   },
   {
     name: "credentialHeaders is ignored: a listed client header reaches a backup with its own credential, and a backup setting one brings none",
-    file: "assembly/config_parser.ts",
+    file: "assembly/core/config/config_reader.ts",
     find: "    this.credentialHeaders = all;\n",
     replace: "",
     tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_BACKUP_CREDENTIALS],
   },
   {
     name: "a backup setting a header of credentialHeaders does not count as bringing its own credential",
-    file: "assembly/config_parser.ts",
-    find: "      if (backup.isCredentialHeader(name)) backup.replacesCredentials = true;\n",
-    replace: "      if (CREDENTIAL_HEADERS.includes(name)) backup.replacesCredentials = true;\n",
+    file: "assembly/core/config/backups_reader.ts",
+    find: "    if (backup.isCredentialHeader(name)) backup.replacesCredentials = true;\n",
+    replace: "    if (new Backup().credentialHeaders.includes(name)) backup.replacesCredentials = true;\n",
     tests: [UNIT_CONFIG, UNIT_REPLAY, E2E_BACKUP_CREDENTIALS],
   },
   {
@@ -769,14 +769,14 @@ export const MUTATIONS = [
     replace: "",
     tests: [UNIT_STREAMED, E2E_BACKUP_CREDENTIALS],
     name: "an announced content-length is taken from the budget at the request's headers (idle uploads pin it)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    this.requestBody.limit = <i32>length;\n",
     replace: "    if (this.share.tryTake(length)) this.requestBody.resize(<i32>length);\n",
     tests: [E2E_HOSTILE_CLIENTS],
   },
   {
     name: "the dispatch mode's model-override copy is made outside the budget",
-    file: "assembly/backup_caller.ts",
+    file: "assembly/dispatch/backup_caller.ts",
     find: "      if (!this.share.tryTake(plan.size)) {\n",
     replace: "        if (false) {\n",
     tests: [E2E_HOSTILE_CLIENTS],
@@ -818,42 +818,42 @@ export const MUTATIONS = [
   },
   {
     name: "where Envoy does not honour the header pause, 2xx headers are still held for their first packet (healthy slow streams fall back)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    if (this.fallbackRoot.pause.evidence == PauseEvidence.NotHonoured) machine.holdsFirstPacketHeaders = false;\n",
     replace: "",
     tests: [E2E_STREAMING],
   },
   {
     name: "no timed request probes whether Envoy honours the header pause",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    if (policy.firstPacketTimeoutMs > 0 && this.fallbackRoot.pause.wantsProbe) {\n",
     replace: "    if (false) {\n",
     tests: [E2E_STREAMING],
   },
   {
     name: "a body shown only after a blind release is not taken as Envoy withholding it (no error line, no count)",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    const withheld = host.monotonicMs() - this.releasedBlindAtMs <= WITHHELD_BODY_MS;\n",
     replace: "    const withheld = false;\n",
     tests: [E2E_TRIGGERS, E2E_STREAMING],
   },
   {
     name: "an answer is swapped into a held primary error whose body is still coming (it waits for that body)",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "    machine.primaryBodyPending = !this.primaryComplete && !this.announcesLargeBody();\n",
     replace: "    machine.primaryBodyPending = false;\n",
     tests: [E2E_SLOW_PRIMARY],
   },
   {
     name: "a held primary error announcing trailers is swapped into like any (ending with trailers and no body, the client gets an empty body)",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: '    if (machine.awaitsHeldErrorBody) machine.primaryMayLackBody = host.getHeader(MapType.HttpResponseHeaders, "trailer") !== null;\n',
     replace: "",
     tests: [E2E_SLOW_PRIMARY],
   },
   {
     name: "a swapped-in answer carries the primary error's trailers to the client",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "    if (machine !== null && machine.phase == Phase.Answering) host.setHeaders(MapType.HttpResponseTrailers, []);\n",
     replace: "",
     tests: [E2E_SLOW_PRIMARY],
@@ -881,42 +881,42 @@ export const MUTATIONS = [
   },
   {
     name: "a request body's copy grows outside the budget",
-    file: "assembly/budgeted_reads.ts",
+    file: "assembly/host/budgeted_reads.ts",
     find: "  if (!share.tryTake(after)) return false;\n",
     replace: "",
     tests: [E2E_HOSTILE_CLIENTS],
   },
   {
     name: "a request's header copy is kept outside the budget",
-    file: "assembly/request_keeper.ts",
+    file: "assembly/dispatch/request_keeper.ts",
     find: "    if (!this.share.tryTake(requestHeaders.byteLength)) {\n",
     replace: "    if (false) {\n",
     tests: [E2E_HOSTILE_CLIENTS],
   },
   {
     name: "a backup's answer is kept outside the budget",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "      if (status > 0 && !this.share.tryTake(bytes)) {\n",
     replace: "      if (false) {\n",
     tests: [E2E_HOSTILE_CLIENTS],
   },
   {
     name: "a held response body is read for keep-alives outside the budget",
-    file: "assembly/budgeted_reads.ts",
+    file: "assembly/host/budgeted_reads.ts",
     find: "  if (!share.tryTake(size)) return HeldBody.OverBudget;\n",
     replace: "",
     tests: [E2E_STREAMING, E2E_PRIMARY_GUARD],
   },
   {
     name: "a backup call whose client left is forgotten: what Envoy holds for it is not counted (aborting clients pile up calls)",
-    file: "assembly/stream_context.ts",
+    file: "assembly/dispatch/fallback_stream.ts",
     find: "      holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);\n",
     replace: "      abandonCall(this.root.id, this.pendingToken);\n",
     tests: [E2E_HOSTILE_CLIENTS],
   },
   {
     name: "an abandoned call's answer does not give its bytes back to the budget",
-    file: "assembly/abandoned_calls.ts",
+    file: "assembly/dispatch/abandoned_calls.ts",
     find: "  vmBudget.give(held.get(key));\n",
     replace: "",
     tests: [E2E_HOSTILE_CLIENTS],

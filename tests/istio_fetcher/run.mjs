@@ -15,7 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
 const { startRegistry } = createRequire(import.meta.url)("../e2e/registry.js");
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-// The same test user as tests/e2e/oci_registry.test.js (bcrypt of "push-secret", cost 4).
+// The same test user as tests/e2e/product/oci_registry.test.js (bcrypt of "push-secret", cost 4).
 const USER = "ai-fallback-test";
 const PASSWORD = "push-secret";
 const HTPASSWD = "ai-fallback-test:$2b$04$ZDVfwgvWMvbTT/aR4ukPOOAYwAmbo22OMCU7fLxQHJyn9hqFFTTiC\n";

@@ -1,0 +1,142 @@
+// Parsing entry points: the plugin configuration (dispatch mode, the streamed role), one backup entry,
+// and the streamed mode's per-cluster upstream configuration. Pure.
+import { JSON } from "./json_value";
+import { firstInvalidUtf8 } from "../bytes";
+import { firstJsonError } from "../json_scan";
+import { STRING_VALUE_HINT, Unit, notJsonWhy } from "./config_messages";
+import { BackupResult, Config, ConfigResult, MAX_KEPT_BYTES_PER_WORKER, UpstreamConfig, UpstreamConfigResult } from "./config";
+import { escapeControls, startsWithObject } from "./config_checks";
+import { ConfigReader } from "./config_reader";
+import { POLICY_KEYS, readPolicy } from "./policy_reader";
+import { readBackup } from "./backups_reader";
+import { readMethods, readStatuses } from "./triggers_reader";
+import { PLUGIN_ID_KEY, readRule } from "./rules_reader";
+
+/** Parses and validates the plugin configuration. */
+export function parseConfig(bytes: ArrayBuffer): ConfigResult {
+  if (bytes.byteLength == 0) return fail("configuration: empty; a JSON object with \"backups\" is required: " + STRING_VALUE_HINT);
+  const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
+  if (syntaxError >= 0) return fail(notJsonWhy(bytes, syntaxError, ", or nested over 1024 levels"));
+  // Decoding malformed UTF-8 would hand the parser a garbled text.
+  const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
+  if (badByte >= 0) return fail("configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
+  // The parser takes any JSON value; the configuration must be an object.
+  if (!startsWithObject(bytes)) return fail("configuration: must be a JSON object");
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  if (root.type != JSON.Types.Object) return fail("configuration: must be a JSON object");
+  const obj = root.get<JSON.Obj>();
+  const parser = new ConfigReader();
+  const config = new Config();
+  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", "credentialHeaders", PLUGIN_ID_KEY]);
+  if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
+  // Before the backups: a backup whose headers name one of them brings its own credential.
+  if (!parser.readCredentialHeaders(obj)) return fail(parser.error);
+  if (obj.has("maxKeptBytesPerWorker")) {
+    const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER, Unit.Bytes);
+    if (n < 0) return fail(parser.error);
+    config.maxKeptBytesPerWorker = <u32>n;
+  }
+  if (!readPolicy(parser, obj, "", config.global, !obj.has("_rules_"))) return fail(parser.error);
+  if (obj.has("_rules_")) {
+    const rules = obj.get("_rules_")!;
+    if (rules.type != JSON.Types.Array) return fail("_rules_: must be an array, got " + rules.toString());
+    const list = rules.get<JSON.Arr>();
+    for (let i = 0; i < list.length; i++) {
+      const rule = readRule(parser, list.at(i), "_rules_[" + i.toString() + "]", config.global);
+      if (rule == null) return fail(parser.error);
+      config.rules.push(rule);
+      if (rule.match.needsService) config.matchesServices = true;
+    }
+  }
+  const result = new ConfigResult(config, "");
+  result.warnings = parser.warnings;
+  return result;
+}
+
+function fail(message: string): ConfigResult {
+  return new ConfigResult(null, escapeControls(message));
+}
+
+/**
+ * Parses one backup entry, `{"service": ..., "model": ..., "path": ..., ...}`, with the same rules
+ * (and error messages) as an element of "backups": the configuration of the streamed mode's
+ * per-cluster upstream filter.
+ */
+export function parseBackupEntry(bytes: ArrayBuffer, field: string): BackupResult {
+  if (bytes.byteLength == 0) return new BackupResult(null, field + ": empty; a JSON object with \"service\" is required");
+  const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
+  if (syntaxError >= 0) return new BackupResult(null, field + ": " + notJsonWhy(bytes, syntaxError, ""));
+  const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
+  if (badByte >= 0) return new BackupResult(null, field + ": not valid UTF-8 (at byte " + badByte.toString() + ")");
+  if (!startsWithObject(bytes)) return new BackupResult(null, field + ": must be a JSON object");
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  const parser = new ConfigReader();
+  const backup = readBackup(parser, root, field);
+  return backup == null ? new BackupResult(null, parser.error) : new BackupResult(backup, "");
+}
+
+function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
+  return new UpstreamConfigResult(null, parser.error);
+}
+
+const UPSTREAM_KEYS = [
+  "attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup",
+];
+
+/** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "primaryFilter": true, "backup": {...}}`. */
+export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
+  if (bytes.byteLength == 0) return new UpstreamConfigResult(null, "configuration: empty; a JSON object with \"attempt\" is required");
+  const syntaxError = firstJsonError(changetype<usize>(bytes), bytes.byteLength);
+  if (syntaxError >= 0) return new UpstreamConfigResult(null, notJsonWhy(bytes, syntaxError, ""));
+  const badByte = firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength);
+  if (badByte >= 0) return new UpstreamConfigResult(null, "configuration: not valid UTF-8 (at byte " + badByte.toString() + ")");
+  if (!startsWithObject(bytes)) return new UpstreamConfigResult(null, "configuration: must be a JSON object");
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  const obj = root.get<JSON.Obj>();
+  const parser = new ConfigReader();
+  const config = new UpstreamConfig();
+  if (!parser.checkKeys(obj, UPSTREAM_KEYS, "")) return upstreamFailure(parser);
+  if (!obj.has("attempt")) return new UpstreamConfigResult(null, "attempt: required: 1 for the primary, 2 for the first backup, ...");
+  const attempt = parser.readInteger(obj.get("attempt")!, "attempt", 1, 1000);
+  if (attempt < 0) return upstreamFailure(parser);
+  config.attempt = <i32>attempt;
+  const attempts = obj.has("attempts") ? parser.readInteger(obj.get("attempts")!, "attempts", attempt, 1000) : attempt;
+  if (attempts < 0) return upstreamFailure(parser);
+  config.attempts = <i32>attempts;
+  if (obj.has("triggerStatuses")) {
+    const set = readStatuses(parser, obj.get("triggerStatuses")!, "triggerStatuses");
+    if (set == null) return upstreamFailure(parser);
+    config.triggerStatuses = set;
+  }
+  if (obj.has("hideTopology")) {
+    const v = obj.get("hideTopology")!;
+    if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "hideTopology: must be true or false, got " + v.toString());
+    config.hideTopology = v.get<bool>();
+  }
+  if (obj.has("methods")) {
+    const methods = readMethods(parser, obj.get("methods")!, "methods");
+    if (methods == null) return upstreamFailure(parser);
+    config.methods = methods;
+  }
+  if (obj.has("primaryFilter")) {
+    const v = obj.get("primaryFilter")!;
+    if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "primaryFilter: must be true or false, got " + v.toString());
+    if (attempt == 1) return new UpstreamConfigResult(null, "primaryFilter: only on a backup's attempt (attempt > 1): it tells a backup whether the primary's cluster has this filter");
+    config.primaryFilter = v.get<bool>();
+  }
+  if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
+  if (!parser.readCredentialHeaders(obj)) return upstreamFailure(parser);
+  if (obj.has("earlierBackupHeaders")) {
+    if (attempt == 1) return new UpstreamConfigResult(null, "earlierBackupHeaders: only on a backup's attempt (attempt > 1): no backup's filter ran before the primary's");
+    const names = parser.readHeaderNames(obj.get("earlierBackupHeaders")!, "earlierBackupHeaders");
+    if (names == null) return upstreamFailure(parser);
+    config.earlierBackupHeaders = names;
+  }
+  if (config.attempt > 1) {
+    if (!obj.has("backup")) return new UpstreamConfigResult(null, "backup: required on a backup's attempt (attempt > 1)");
+    config.backup = readBackup(parser, obj.get("backup")!, "backup");
+    if (config.backup == null) return upstreamFailure(parser);
+  }
+  return new UpstreamConfigResult(config, "");
+}
+

@@ -1,0 +1,32 @@
+// A policy (the global one, or a rule's over it): its backups, triggers, limits and report fields,
+// each section read by its own reader. Pure.
+import { JSON } from "./json_value";
+import { Policy } from "./config";
+import { ConfigReader } from "./config_reader";
+import { readBackups } from "./backups_reader";
+import { readTriggers } from "./triggers_reader";
+import { readLimits } from "./limits_reader";
+
+export const POLICY_KEYS = [
+  "backups", "backendErrorsOnly", "triggerStatuses", "gatewayTriggerStatuses", "methods", "hideTopology",
+  "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
+];
+
+/** Fills `policy` from the policy fields present in `obj`; absent fields keep their values. */
+export function readPolicy(r: ConfigReader, obj: JSON.Obj, prefix: string, policy: Policy, backupsRequired: bool): bool {
+  if (obj.has("backups")) {
+    const backups = readBackups(r, obj.get("backups")!, prefix + "backups");
+    if (backups == null) return false;
+    policy.backups = backups;
+  } else if (backupsRequired) {
+    return r.refuse(prefix + "backups", "required: a non-empty list of {\"service\": cluster, \"model\": ...}");
+  }
+  if (!readTriggers(r, obj, prefix, policy)) return false;
+  if (!readLimits(r, obj, prefix, policy)) return false;
+  if (obj.has("hideTopology")) {
+    const v = obj.get("hideTopology")!;
+    if (v.type != JSON.Types.Bool) return r.refuse(prefix + "hideTopology", "must be true or false, got " + v.toString());
+    policy.hideTopology = v.get<bool>();
+  }
+  return true;
+}

@@ -1,0 +1,109 @@
+// The trigger fields of a policy: which answers fall back (statuses, gateway statuses, origin),
+// for which methods, and when a late first packet does. Pure.
+import { JSON } from "./json_value";
+import { StatusSet } from "../status_set";
+import { Unit } from "./config_messages";
+import { Policy } from "./config";
+import { addStatusItem } from "./config_checks";
+import { ConfigReader } from "./config_reader";
+
+/** Fills `policy`'s trigger fields present in `obj`; false after refusing. */
+export function readTriggers(r: ConfigReader, obj: JSON.Obj, prefix: string, policy: Policy): bool {
+  if (obj.has("backendErrorsOnly")) {
+    const v = obj.get("backendErrorsOnly")!;
+    if (v.type != JSON.Types.Bool) return r.refuse(prefix + "backendErrorsOnly", "must be true or false, got " + v.toString());
+    policy.backendErrorsOnly = v.get<bool>();
+  }
+  if (obj.has("triggerStatuses")) {
+    const set = readStatuses(r, obj.get("triggerStatuses")!, prefix + "triggerStatuses");
+    if (set == null) return false;
+    policy.triggerStatuses = set;
+  }
+  if (obj.has("gatewayTriggerStatuses")) {
+    const set = readGatewayStatuses(r, obj.get("gatewayTriggerStatuses")!, prefix + "gatewayTriggerStatuses");
+    if (set == null) return false;
+    policy.gatewayTriggerStatuses = set;
+  }
+  if (obj.has("methods")) {
+    const methods = readMethods(r, obj.get("methods")!, prefix + "methods");
+    if (methods == null) return false;
+    policy.methods = methods;
+  }
+  if (obj.has("firstPacketTimeout")) {
+    const n = r.readInteger(obj.get("firstPacketTimeout")!, prefix + "firstPacketTimeout", 0, 2147483647, Unit.Milliseconds);
+    if (n < 0) return false;
+    policy.firstPacketTimeoutMs = <u32>n;
+  }
+  if (obj.has("keepAliveIsNotFirstPacket")) {
+    const v = obj.get("keepAliveIsNotFirstPacket")!;
+    if (v.type != JSON.Types.Bool) return r.refuse(prefix + "keepAliveIsNotFirstPacket", "must be true or false, got " + v.toString());
+    policy.keepAliveIsNotFirstPacket = v.get<bool>();
+  }
+  return true;
+}
+
+export function readStatuses(r: ConfigReader, v: JSON.Value, field: string): StatusSet | null {
+  return readStatusList(r, v, field, true,
+    "must be a non-empty array of status codes (400..599) or classes \"4xx\"/\"5xx\", got ");
+}
+
+/**
+ * Gateway statuses: explicit codes only (a class would slip 401/403 in). Listing 401 or 403 is
+ * allowed but logged as a warning: requests the gateway refused will then reach the backups.
+ */
+export function readGatewayStatuses(r: ConfigReader, v: JSON.Value, field: string): StatusSet | null {
+  const set = readStatusList(r, v, field, false,
+    "must be an array of status codes 400..599 (no classes: each code is a deliberate choice), got ");
+  if (set == null) return null;
+  for (let code = 401; code <= 403; code += 2) {
+    if (set.has(code)) {
+      r.warnings.push(field + " lists " + code.toString() + ": requests the gateway refused (authentication or " +
+        "authorisation) will be replayed to the backups with their credentials");
+    }
+  }
+  return set;
+}
+
+/**
+ * A list of statuses 400..599, as numbers or their text; `withClasses`: also "4xx"/"5xx", and the
+ * list must not be empty (an empty gateway list is a deliberate "none").
+ */
+export function readStatusList(r: ConfigReader, v: JSON.Value, field: string, withClasses: bool, why: string): StatusSet | null {
+  if (v.type != JSON.Types.Array || (withClasses && v.get<JSON.Arr>().length == 0)) {
+    r.refuse(field, why + v.toString());
+    return null;
+  }
+  const list = v.get<JSON.Arr>();
+  const set = new StatusSet();
+  for (let i = 0; i < list.length; i++) {
+    const item = list.at(i);
+    if (!addStatusItem(set, item, withClasses)) {
+      r.refuse(field + "[" + i.toString() + "]", why + item.toString());
+      return null;
+    }
+  }
+  return set;
+}
+
+/** HTTP methods: upper-case tokens (methods are case-sensitive). */
+export function readMethods(r: ConfigReader, v: JSON.Value, field: string): string[] | null {
+  const methods = r.readStringList(v, field);
+  if (methods == null) return null;
+  if (methods.length == 0) {
+    r.refuse(field, "must list at least one method, e.g. [\"POST\"]");
+    return null;
+  }
+  for (let i = 0; i < methods.length; i++) {
+    const m = methods[i];
+    let ok = m.length > 0;
+    for (let k = 0; k < m.length; k++) {
+      const c = m.charCodeAt(k);
+      if (!((c >= 0x41 && c <= 0x5a) || c == 0x2d || c == 0x5f)) ok = false;
+    }
+    if (!ok) {
+      r.refuse(field + "[" + i.toString() + "]", "must be an upper-case HTTP method such as \"POST\", got \"" + m + "\"");
+      return null;
+    }
+  }
+  return methods;
+}

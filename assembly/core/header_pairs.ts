@@ -1,0 +1,161 @@
+// The ABI's header-map wire format: u32 count, then (u32 name size, u32 value size) per pair,
+// then each name and value followed by a NUL byte. Little-endian, as wasm memory is.
+import { byteStringFromMemory, writeByteString } from "./bytes";
+import { Header } from "./headers";
+
+export function serializeHeaders(headers: Header[]): ArrayBuffer {
+  let size = 4;
+  for (let i = 0; i < headers.length; i++) {
+    size += 8 + headers[i].name.length + headers[i].value.length + 2;
+  }
+  const out = new ArrayBuffer(size);
+  const base = changetype<usize>(out);
+  store<u32>(base, headers.length);
+  const sizes = base + 4;
+  const data = base + 4 + 8 * <usize>headers.length;
+  writePairs(headers, sizes, data);
+  return out;
+}
+
+/**
+ * A response header map in the wire format: `:status`, then `headers`; the status is written as
+ * digits in place (no string, no list of its own).
+ */
+export function serializeResponseHeaders(status: i32, headers: Header[]): ArrayBuffer {
+  const statusDigits = decimalDigits(status);
+  const count = headers.length + 1;
+  let size = 4 + 8 * count + (STATUS.length + statusDigits + 2);
+  for (let i = 0; i < headers.length; i++) size += headers[i].name.length + headers[i].value.length + 2;
+  const out = new ArrayBuffer(size);
+  const base = changetype<usize>(out);
+  store<u32>(base, count);
+  let sizes = base + 4;
+  let data = base + 4 + 8 * <usize>count;
+  store<u32>(sizes, STATUS.length);
+  store<u32>(sizes + 4, statusDigits);
+  sizes += 8;
+  writeByteString(STATUS, data);
+  data += STATUS.length;
+  store<u8>(data++, 0);
+  let n = status;
+  for (let i = statusDigits - 1; i >= 0; i--) {
+    store<u8>(data + <usize>i, 0x30 + n % 10);
+    n /= 10;
+  }
+  data += statusDigits;
+  store<u8>(data++, 0);
+  writePairs(headers, sizes, data);
+  return out;
+}
+
+const STATUS = ":status";
+
+/** Writes each header's two sizes from `sizes` on and its NUL-ended name and value from `data` on. */
+function writePairs(headers: Header[], sizes: usize, data: usize): void {
+  for (let i = 0; i < headers.length; i++) {
+    data = writePair(sizes, data, headers[i].name, headers[i].value);
+    sizes += 8;
+  }
+}
+
+/** Writes one pair's two sizes at `sizes` and its NUL-ended name and value at `to`; returns the end of the bytes. */
+export function writePair(sizes: usize, to: usize, name: string, value: string): usize {
+  store<u32>(sizes, name.length);
+  store<u32>(sizes + 4, value.length);
+  writeByteString(name, to);
+  to += <usize>name.length;
+  store<u8>(to++, 0);
+  writeByteString(value, to);
+  to += <usize>value.length;
+  store<u8>(to++, 0);
+  return to;
+}
+
+/** How many decimal digits `n` (>= 0) has. */
+function decimalDigits(n: i32): i32 {
+  let digits = 1;
+  while (n >= 10) {
+    n /= 10;
+    digits++;
+  }
+  return digits;
+}
+
+/** Parses the wire format; returns an empty list for a malformed buffer. */
+export function deserializeHeaders(ptr: usize, size: usize): Header[] {
+  const out = new Array<Header>();
+  if (size < 4) return out;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return out;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  const end = ptr + size;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return new Array<Header>();
+    const name = byteStringFromMemory(data, nameSize);
+    data += nameSize + 1;
+    const value = byteStringFromMemory(data, valueSize);
+    data += valueSize + 1;
+    out.push(new Header(name, value));
+  }
+  return out;
+}
+
+/**
+ * One header's value (a byte string) straight from the wire format, or null: nothing else is
+ * decoded or allocated. `lowerName` is lower-case ASCII.
+ */
+export function findSerializedHeader(ptr: usize, size: usize, lowerName: string): string | null {
+  if (size < 4) return null;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return null;
+  const end = ptr + size;
+  const nameLength = <usize>lowerName.length;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return null;
+    if (nameSize == nameLength && bytesEqual(data, lowerName)) {
+      return byteStringFromMemory(data + nameSize + 1, valueSize);
+    }
+    data += nameSize + valueSize + 2;
+  }
+  return null;
+}
+
+/**
+ * The names (byte strings) that start with `lowerPrefix`, straight from the wire format: only those
+ * names are decoded. Empty for a malformed buffer.
+ */
+export function serializedNamesWithPrefix(ptr: usize, size: usize, lowerPrefix: string): string[] {
+  const out = new Array<string>();
+  if (size < 4) return out;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return out;
+  const end = ptr + size;
+  const prefixLength = <usize>lowerPrefix.length;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return new Array<string>();
+    if (nameSize >= prefixLength && bytesEqual(data, lowerPrefix)) out.push(byteStringFromMemory(data, nameSize));
+    data += nameSize + valueSize + 2;
+  }
+  return out;
+}
+
+function bytesEqual(ptr: usize, ascii: string): bool {
+  for (let i = 0; i < ascii.length; i++) {
+    if (<u32>load<u8>(ptr + i) != <u32>ascii.charCodeAt(i)) return false;
+  }
+  return true;
+}

@@ -1,0 +1,137 @@
+// Calling backups for one stream of the dispatch mode: a dispatch (the backup's request headers, the
+// model-override copy within the budget, the call's token), and what a fallback reports (counters,
+// the decision's log line, the outcome for the access log). stream_context.ts carries out the chain.
+
+import { LogLevel, WasmResult } from "../abi/enums";
+import * as host from "../abi/hostcalls";
+import { recordCall } from "../abi/registry";
+import { refusedCallText } from "./call_refusal";
+import { Backup } from "../core/config/config";
+import { formatAttempts, wasCalled } from "../core/attempts";
+import { FallbackMachine } from "../core/fallback_machine";
+import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText } from "../core/fallback_outcome";
+import { publishOutcome } from "../host/outcome_state";
+import { RewriteOutcome, planRewrite, writeRewrite } from "../core/model_rewrite";
+import { backupRequestPairs } from "../core/replay";
+
+
+import { RequestKeeper } from "./request_keeper";
+
+/** What became of a dispatch. */
+export const enum Dispatch {
+  Sent = 0,
+  /** Envoy has no cluster of that name. */
+  UnknownCluster = 1,
+  /** Envoy failed the call at once (no healthy upstream, circuit breaker overflow). */
+  Refused = 2,
+  /** The memory budget could not hold the model-override copy. */
+  OverBudget = 3,
+  /** The backup has a model override and the body's model cannot be rewritten: not called. */
+  NotRewritable = 4,
+}
+
+export class BackupCaller extends RequestKeeper {
+
+  protected pendingToken: u32 = 0;
+  /** The request bytes Envoy copied for the pending call (its headers and body). */
+  protected pendingCallBytes: i64 = 0;
+
+  /**
+   * Dispatches the request to `backup`. A model override is written into a copy that lives only
+   * while the host takes its own copy of it (budgeted, freed at once); a body it cannot be written
+   * into is never sent to that backup (fail closed: the client's model would be served on the
+   * backup's account). An unknown cluster or a call Envoy refused at once is not a backup call (not counted).
+   */
+  protected dispatch(machine: FallbackMachine, backup: Backup, timeoutMs: u32): Dispatch {
+    let body = this.requestBody.ptr;
+    let bodySize = this.requestBody.length;
+    let copy: usize = 0;
+    let copySize = 0;
+    const literal = backup.modelLiteral;
+    if (literal !== null) {
+      const plan = planRewrite(body, bodySize, literal.byteLength);
+      if (plan.outcome != RewriteOutcome.Rewritten) {
+        this.metrics().count(this.metrics().notRewritable);
+        const why = plan.outcome == RewriteOutcome.NotJsonObject ? "is not a JSON object" : "has no top-level \"model\"";
+        host.logBytes(LogLevel.Info, "request body " + why + ": model " + backup.modelLabel + " cannot be written; " +
+          backup.serviceLabel + " is not called, the chain goes on" + this.requestIdSuffix());
+        return Dispatch.NotRewritable;
+      }
+      if (!this.share.tryTake(plan.size)) {
+        this.fallbackRoot.overBudget("no room for a " + plan.size.toString() + "-byte model-override copy for " +
+          backup.serviceLabel + "; the chain goes on", this.requestIdSuffix());
+        return Dispatch.OverBudget;
+      }
+      copySize = plan.size;
+      copy = heap.alloc(copySize);
+      writeRewrite(plan, body, bodySize, literal, copy);
+      body = copy;
+      bodySize = copySize;
+    }
+    const headers = backupRequestPairs(changetype<usize>(this.requestHeaders), this.requestHeaders.byteLength, backup);
+    const call = host.httpCall(backup.serviceBytes, headers, body, bodySize, timeoutMs);
+    if (copy != 0) {
+      heap.free(copy);
+      this.share.give(copySize);
+    }
+    if (call.status != WasmResult.Ok) {
+      // One log line per kind, its text in call_refusal.ts.
+      host.logBytes(LogLevel.Warn, refusedCallText(backup.serviceLabel, call.status) + this.requestIdSuffix());
+      return call.status == WasmResult.BadArgument ? Dispatch.UnknownCluster : Dispatch.Refused;
+    }
+    this.metrics().count(this.metrics().backupCalls);
+    this.pendingToken = call.token;
+    this.pendingCallBytes = <i64>headers.byteLength + <i64>bodySize;
+    recordCall(this.root.id, call.token, this.id);
+    this.metrics().pendingBackupCalls.up();
+    return Dispatch.Sent;
+  }
+
+  protected startedFallback(machine: FallbackMachine): void {
+    this.metrics().count(this.metrics().started);
+    this.metrics().countTrigger(machine.triggerKind);
+  }
+
+  protected exhausted(machine: FallbackMachine, what: string): void {
+    this.metrics().count(this.metrics().exhausted);
+    this.logDecision(machine, EVERY_SERVICE_FAILED + ", the client gets " + what, false);
+  }
+
+  /** A response that would trigger a fallback, declined (not replayable, or intercepted). */
+  protected logDeclined(machine: FallbackMachine, status: i32, details: string | null): void {
+    if (machine.declinedIntercepted) {
+      if (!host.logs(LogLevel.Debug)) return;
+      const from = details === null ? "" : " (" + details + ")";
+      host.logBytes(LogLevel.Debug, "status=" + status.toString() + from + " passed through: " + machine.declined + this.requestIdSuffix());
+      return;
+    }
+    this.metrics().count(this.metrics().notReplayable);
+    // Over-budget refusals come in floods; the root has logged them already, rate-limited.
+    const level = this.refusedOverBudget ? LogLevel.Debug : LogLevel.Info;
+    if (!host.logs(level)) return;
+    host.logBytes(level, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
+  }
+
+  /**
+   * The decision, in the streamed mode's words too (fallback_outcome.ts): filter state for the access
+   * log, and a line at info (Envoy's default level) with the request id, looked up only when Envoy would write it.
+   */
+  protected logDecision(machine: FallbackMachine, outcome: string, served: bool): void {
+    this.countBackups(machine, served);
+    const text = outcomeText(outcome, machine.trigger, formatAttempts(machine.attempts));
+    publishOutcome(text);
+    if (!host.logs(LogLevel.Info)) return;
+    host.logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));
+  }
+
+  /** Each backup tried, on its own counters (the streamed mode's names): the one that served answered, the others called failed. */
+  protected countBackups(machine: FallbackMachine, served: bool): void {
+    const metrics = this.metrics();
+    const attempts = machine.attempts;
+    for (let i = 1; i < attempts.length; i++) {
+      const a = attempts[i];
+      if (served && i == attempts.length - 1) metrics.count(metrics.backup(a.service).answered);
+      else if (wasCalled(a.result)) metrics.count(metrics.backup(a.service).failed);
+    }
+  }
+}

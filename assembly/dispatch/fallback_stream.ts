@@ -1,0 +1,400 @@
+// The response side of one HTTP stream of the dispatch mode: it hands the primary's response to the
+// FallbackMachine, carries out each Step with host calls (hold, dispatch, serve, resume, reply) and
+// tears the stream down. The request side is request_keeper.ts; a backup call, backup_caller.ts.
+import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "../abi/enums";
+import { deserializeHeaders, serializeResponseHeaders } from "../core/header_pairs";
+import * as host from "../abi/hostcalls";
+import { abandonCall } from "../abi/registry";
+import { holdAbandonedCall } from "./abandoned_calls";
+import { ByteSink } from "../core/byte_sink";
+import { HeldBody, checkHeldResponseBody } from "../host/budgeted_reads";
+import { REFUSED, UNKNOWN_CLUSTER, formatAttempts } from "../core/attempts";
+import { FallbackMachine } from "../core/fallback_machine";
+import { Delivery, Phase, Step } from "../core/fallback_steps";
+import { STREAM_ENDED_FIRST, isEnvoyNoAnswerReply, servedBy } from "../core/fallback_outcome";
+import { Header, findHeader } from "../core/headers";
+import { OWN_REPLY_DETAILS, Origin, TriggerKind, classifyOrigin } from "../core/policy";
+import { HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel, clientResponseHeaders, exhaustedErrorBody, parseStatus } from "../core/replay";
+import { FallbackRoot } from "./fallback_root";
+import { HIGRESS_HOLD_NOTE, NO_HEADERS } from "./request_keeper";
+import { BackupCaller, Dispatch } from "./backup_caller";
+
+/** A backup's HTTP answer, kept until it is served or replaced by a later one. */
+class Answer {
+  /** `bytes`: what it holds of the memory budget. */
+  constructor(public status: i32, public headers: Header[], public body: ByteSink, public bytes: i64) {}
+}
+
+
+/** A header map's decoded copy (Header strings are UTF-16) weighs about this many times its wire bytes. */
+const DECODED_HEADERS_FACTOR: i64 = 3;
+
+/**
+ * A held error announcing a body larger than this is taken to be stopped by Envoy's buffer limit
+ * (flow control), not slow: Higress's default per-connection limit is 32 KiB, Envoy's 1 MiB.
+ */
+const FLOW_CONTROLLED_BODY_BYTES: i32 = 16 * 1024;
+/** Set once the upstream response's last byte has arrived: the held primary response is complete. */
+const BACKEND_LATENCY = host.propertyPath(["response", "backend_latency"]);
+/** Who answered an error: Envoy's response code details (policy.ts classifyOrigin). */
+const CODE_DETAILS = host.propertyPath(["response", "code_details"]);
+
+export class FallbackStream extends BackupCaller {
+  constructor(id: u32, root: FallbackRoot) {
+    super(id, root);
+  }
+
+  private lastAnswer: Answer | null = null;
+  /** teardown() has run. */
+  private ended: bool = false;
+  /** The answer as the client gets it (report headers added), while it is written into the response. */
+  private served: Answer | null = null;
+  /** The held primary response was found complete in Envoy (notePrimaryBody). */
+  private primaryComplete: bool = false;
+
+  // --- the primary's response ---
+
+  onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    const machine = this.machine;
+    if (machine === null) return HeadersAction.Continue;
+    const status = host.responseStatus(MapType.HttpResponseHeaders);
+    // Where the response came from, and the time, matter only for errors: no host calls otherwise.
+    const error = status >= 400;
+    const details = error ? host.getStringPropertyAt(CODE_DETAILS) : null;
+    const origin = error ? classifyOrigin(details) : Origin.Backend;
+    if (error) this.followRoute(machine);
+    const declinedBefore = machine.declined.length > 0;
+    const wasAwaitingUpstream = machine.awaitingUpstream;
+    const step = machine.responseHeaders(status, origin, endOfStream,
+      error || wasAwaitingUpstream ? host.monotonicMs() : 0);
+    // A held error that announces trailers may have no body to carry an answer (the ABI cannot add
+    // a body at the trailers): asked only of an error held for a fallback.
+    if (machine.awaitsHeldErrorBody) machine.primaryMayLackBody = host.getHeader(MapType.HttpResponseHeaders, "trailer") !== null;
+    // A 2xx that came before a tick saw the upstream: its first-packet timer starts now.
+    if (wasAwaitingUpstream && machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
+    this.afterStep(machine);
+    if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status, details);
+    if (step == Step.Continue) return HeadersAction.Continue;
+    if (step == Step.Hold) return HeadersAction.StopIteration;
+    // Held whole, the body waits in Envoy under flow control, unseen, and comes back to this filter
+    // when the stream continues: there an answer can take its place.
+    if (step == Step.HoldWhole) return HeadersAction.StopAllIterationAndWatermark;
+    if (step == Step.WriteHeaders) {
+      this.writeServedHeaders();
+      return HeadersAction.Continue;
+    }
+    // A fallback starts: carry it out; if it ends at once (no backup could be dispatched), the
+    // primary response goes on from here.
+    this.startedFallback(machine);
+    const last = this.perform(step, true);
+    if (last == Step.ResumePrimary) return HeadersAction.Continue;
+    return machine.primaryHeldWhole ? HeadersAction.StopAllIterationAndWatermark : HeadersAction.StopIteration;
+  }
+
+  onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
+    const machine = this.machine;
+    if (machine === null || machine.phase == Phase.PassThrough) return DataAction.Continue;
+    let first = bodySize > 0 || endOfStream;
+    if (machine.phase == Phase.HoldingFirstPacket) {
+      this.fallbackRoot.heldBodySeen = true;
+      if (first && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {
+        first = this.heldIsFirstPacket(bodySize);
+      }
+    }
+    const step = machine.responseBody(first);
+    this.afterStep(machine);
+    if (step == Step.WriteBody || step == Step.DropChunk) {
+      // The chunk at hand is replaced, so nothing the host holds is written after the callback
+      // (a later write could only reach Envoy's buffer, whose limit would turn a large answer
+      // into a 500). The first chunk carries the whole answer; what follows of the primary is dropped.
+      const served = this.served;
+      const write = step == Step.WriteBody && served !== null;
+      const result = host.setBufferBytes(BufferType.HttpResponseBody, 0, bodySize,
+        write ? served!.body.ptr : 0, write ? served!.body.length : 0);
+      if (result != WasmResult.Ok) {
+        host.logBytes(LogLevel.Error, "the host refused the answer's body (status " + result.toString() + ")" + this.requestIdSuffix());
+      }
+      if (step == Step.WriteBody) this.release();
+      return DataAction.Continue;
+    }
+    if (step == Step.HoldBuffered) return DataAction.StopIterationAndBuffer;
+    // A held error body only waits, with flow control rather than a hard buffer limit.
+    if (step == Step.Hold) return DataAction.StopIterationAndWatermark;
+    return DataAction.Continue;
+  }
+
+  /**
+   * Whether the held response body holds more than keep-alives. Without room in the budget to read
+   * it, it counts as the first packet: the stream flows rather than being judged blind.
+   */
+  private heldIsFirstPacket(size: u32): bool {
+    const held = checkHeldResponseBody(this.share, size);
+    if (held == HeldBody.OverBudget) {
+      this.fallbackRoot.overBudget("a held response body of " + size.toString() +
+        " bytes is not checked for keep-alives; it flows as the first packet", this.requestIdSuffix());
+      return true;
+    }
+    return held == HeldBody.FirstPacket;
+  }
+
+  onResponseTrailers(trailerCount: u32): HeadersAction {
+    // Continuing from the trailers would release a held primary response too.
+    const machine = this.machine;
+    if (machine !== null && machine.primaryHeld &&
+        (machine.phase == Phase.HoldingFirstPacket || machine.phase == Phase.FallingBack)) {
+      return HeadersAction.StopIteration;
+    }
+    // A swapped answer does not carry the primary's trailers.
+    if (machine !== null && machine.phase == Phase.Answering) host.setHeaders(MapType.HttpResponseTrailers, []);
+    return HeadersAction.Continue;
+  }
+
+  /** The root's tick found this stream's deadline passed: the request hold's, or the first packet's. */
+  onDeadline(nowMs: u64): void {
+    this.deadlineArmed = false;
+    const machine = this.machine;
+    if (machine === null) return;
+    if (this.holdingRequest) {
+      this.releaseHeldRequest(machine);
+      return;
+    }
+    if (machine.awaitingUpstream) {
+      this.watchUpstream(machine, nowMs);
+      return;
+    }
+    this.followRoute(machine);
+    const step = machine.firstPacketTimedOut(nowMs);
+    if (step == Step.ReleasePrimary) {
+      this.afterStep(machine);
+      host.continueStream(StreamType.Response);
+      return;
+    }
+    // The final route's rule times the first packet longer: wait on.
+    if (machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
+    if (step == Step.Continue) return;
+    if (machine.timedOutAfterHeaders && !this.fallbackRoot.heldBodySeen) {
+      // Without allow_on_headers_stop_iteration Envoy shows no body to a filter that paused at the
+      // headers, and every healthy stream would end up here: say so where operators look.
+      host.logBytes(LogLevel.Info, "first packet timeout after 2xx headers, and no held response has shown a body " +
+        "on this worker yet: if healthy streams fall back too, set allow_on_headers_stop_iteration: true " +
+        "in the wasm plugin config" + HIGRESS_HOLD_NOTE + this.requestIdSuffix());
+    }
+    this.startedFallback(machine);
+    this.perform(step, false);
+  }
+
+  // --- backup calls ---
+
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+    const machine = this.machine;
+    if (machine === null || token != this.pendingToken) return;
+    this.pendingToken = 0;
+    this.metrics().pendingBackupCalls.down();
+    this.notePrimaryBody(machine);
+    let status = 0;
+    let envoyNoAnswer = false;
+    if (headerCount > 0) {
+      const raw = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
+      const headers = deserializeHeaders(changetype<usize>(raw), raw.byteLength);
+      status = parseStatus(findHeader(headers, ":status"));
+      // The answer is kept until it is served or replaced (up to Envoy's 32 MiB), so it is budgeted.
+      const bytes = <i64>bodySize + DECODED_HEADERS_FACTOR * raw.byteLength;
+      if (status > 0 && !this.share.tryTake(bytes)) {
+        this.fallbackRoot.overBudget("a " + status.toString() + " answer of " + bodySize.toString() + " bytes from " +
+          machine.currentBackup!.serviceLabel + " is not kept; the chain goes on", this.requestIdSuffix());
+        this.perform(machine.overBudget(host.monotonicMs()), false);
+        return;
+      }
+      if (status > 0) {
+        this.dropAnswer();
+        const body = new ByteSink();
+        host.takeBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize, body);
+        this.lastAnswer = new Answer(status, headers, body, bytes);
+        envoyNoAnswer = isEnvoyNoAnswerReply(status, body.ptr, body.length);
+      }
+    }
+    this.perform(machine.backupAnswered(status, host.monotonicMs(), envoyNoAnswer), false);
+  }
+
+  onDone(): void {
+    this.teardown();
+  }
+
+  /**
+   * The one teardown path, whatever the ending (proxy_on_log or proxy_on_delete, whichever comes
+   * first; it runs once): the deadline, any pending call, every copy and all the
+   * stream holds of the memory budget are released.
+   */
+  private teardown(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.disarm();
+    this.endProbe();
+    if (this.pendingToken != 0) {
+      // Envoy carries the call on: what it holds stays counted until its answer (abandoned_calls.ts).
+      holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);
+      this.pendingToken = 0;
+      this.metrics().pendingBackupCalls.down();
+    }
+    const machine = this.machine;
+    if (machine !== null && machine.phase == Phase.FallingBack) {
+      // The stream ended under a running chain: the client went away, or Envoy answered for the
+      // held primary (its route timeout, or a reset after its headers) before a backup did.
+      this.metrics().count(this.metrics().preempted);
+      this.logDecision(machine, STREAM_ENDED_FIRST, false);
+    }
+    if (machine !== null) machine.finish();
+    this.release();
+    this.requestHeaders = NO_HEADERS;
+    this.share.releaseAll();
+    this.fallbackRoot.streamEnded();
+  }
+
+  // --- carrying out steps ---
+
+  /** After every step: a settled stream lets its deadline and its copies go. */
+  private afterStep(machine: FallbackMachine): void {
+    if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream) this.disarm();
+    if (machine.phase == Phase.PassThrough) this.release();
+  }
+
+  /**
+   * Drops the body copy and any kept answer: nothing will be replayed or served any more. The
+   * header copy (small) stays for the request id in log lines.
+   */
+  private release(): void {
+    this.clearBody();
+    this.dropAnswer();
+    this.dropServed();
+  }
+
+  /** The kept answer with the headers the client gets; it takes over the answer's share of the budget. */
+  private takeAnswer(answer: Answer, headers: Header[]): Answer {
+    this.lastAnswer = null;
+    answer.headers = headers;
+    return answer;
+  }
+
+  private dropServed(): void {
+    const served = this.served;
+    if (served === null) return;
+    this.share.give(served.bytes);
+    served.body.clear();
+    this.served = null;
+  }
+
+  private dropAnswer(): void {
+    const answer = this.lastAnswer;
+    if (answer === null) return;
+    this.share.give(answer.bytes);
+    answer.body.clear();
+    this.lastAnswer = null;
+  }
+
+  /** Carries out `step` and any steps it leads to at once; returns the last one. */
+  private perform(step: Step, inResponseHeaders: bool): Step {
+    const machine = this.machine!;
+    const hide = machine.policy.hideTopology;
+    while (step == Step.Dispatch) {
+      const sent = this.dispatch(machine, machine.currentBackup!, machine.callTimeoutMs);
+      if (sent == Dispatch.Sent) return step;
+      this.notePrimaryBody(machine);
+      const now = host.monotonicMs();
+      if (sent == Dispatch.OverBudget) step = machine.overBudget(now);
+      else if (sent == Dispatch.NotRewritable) step = machine.notRewritable(now);
+      else step = machine.dispatchFailed(sent == Dispatch.UnknownCluster ? UNKNOWN_CLUSTER : REFUSED, now);
+    }
+    if (step == Step.ServeBackup) {
+      const answer = this.lastAnswer!;
+      const answered = machine.attempts[machine.attempts.length - 1];
+      const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide);
+      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));
+      headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
+      this.serve(machine, this.takeAnswer(answer, headers));
+      this.metrics().count(this.metrics().servedByBackup);
+      this.logDecision(machine, servedBy(answered.service, answered.model), true);
+    } else if (step == Step.ServeLastError) {
+      const answer = this.lastAnswer!;
+      this.serve(machine, this.takeAnswer(answer, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide)));
+      this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
+    } else if (step == Step.ResumePrimary) {
+      // The held primary response goes to the client, marked with what was tried.
+      host.replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, machine.trigger);
+      if (!hide) host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));
+      if (!inResponseHeaders) host.continueStream(StreamType.Response);
+      this.exhausted(machine, "the primary's own response (" + machine.primaryStatus.toString() + ")");
+      this.release();
+    } else if (step == Step.ReplyError) {
+      const status = machine.triggerKind == TriggerKind.FirstPacketTimeout ? 504 : 502;
+      const headers = addReportHeaders([new Header("content-type", "application/json")], machine.trigger, machine.attempts, hide);
+      const body = exhaustedErrorBody(status, machine.attempts, hide);
+      this.reply(status, headers, changetype<usize>(body), body.byteLength);
+      this.exhausted(machine, "a " + status.toString() + " error of its own");
+    }
+    return step;
+  }
+
+  /**
+   * Before an answer may be served: has the held primary error's response all reached Envoy? Envoy
+   * knows `response.backend_latency` only once the upstream's last byte came; until then its body is
+   * slow or stalled, and an answer swapped into it would wait for it (fallbackDeadline or not).
+   * Asked only on a fallback, and no more once the response is complete.
+   */
+  private notePrimaryBody(machine: FallbackMachine): void {
+    if (!machine.awaitsHeldErrorBody || this.primaryComplete) return;
+    this.primaryComplete = host.getPropertyAt(BACKEND_LATENCY) !== null;
+    // A large error is incomplete because Envoy stopped reading it at its buffer limit while it is
+    // held (flow control), not because it is slow: it flows as soon as the stream continues.
+    machine.primaryBodyPending = !this.primaryComplete && !this.announcesLargeBody();
+  }
+
+  private announcesLargeBody(): bool {
+    const length = host.getHeader(MapType.HttpResponseHeaders, "content-length");
+    return length !== null && (length.length > 9 || I32.parseInt(length) > FLOW_CONTROLLED_BODY_BYTES);
+  }
+
+  /** Carries an answer (headers as the client gets them) to the client the way the machine chose. */
+  private serve(machine: FallbackMachine, answer: Answer): void {
+    const delivery = machine.delivery;
+    this.served = answer;
+    if (delivery == Delivery.Direct) {
+      this.reply(answer.status, answer.headers, answer.body.ptr, answer.body.length);
+      return;
+    }
+    if (delivery == Delivery.SwapInPlace) {
+      // The held primary becomes the answer; its body comes back to onResponseBody, which writes
+      // the answer's body in its place.
+      this.writeServedHeaders();
+      host.continueStream(StreamType.Response);
+      return;
+    }
+    // ThroughFilterChain: the local reply passes this filter's own callbacks, which write the answer
+    // over whatever local_reply_config made of it. Its body is the answer's too, so that a body
+    // callback follows the headers (and the answer arrives even if nothing rewrote it).
+    const result = host.sendLocalResponse(answer.status, OWN_REPLY_DETAILS, answer.body.ptr, answer.body.length, answer.headers);
+    if (result != WasmResult.Ok) {
+      host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
+      this.release();
+    }
+  }
+
+  /** The response headers become the served answer's: its status, its headers, nothing else. */
+  private writeServedHeaders(): void {
+    const served = this.served;
+    if (served === null) return;
+    const pairs = serializeResponseHeaders(served.status, served.headers);
+    const result = host.setHeaderPairs(MapType.HttpResponseHeaders, pairs);
+    if (result != WasmResult.Ok) {
+      host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());
+    }
+  }
+
+  /** Sends this filter's reply in place of the primary's response; it is the stream's last word. */
+  private reply(status: i32, headers: Header[], body: usize, bodySize: i32): void {
+    const result = host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, bodySize, headers);
+    if (result != WasmResult.Ok) {
+      host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
+    }
+    this.release();
+  }
+}
