@@ -37,6 +37,7 @@ const E2E_EXAMPLES_PROVIDERS = "tests/e2e/product/examples_providers.test.js";
 const E2E_README_CONFIG = "tests/e2e/product/readme_config.test.js";
 const UNIT_EXAMPLE = "tests/unit/docs/example.test.js";
 const UNIT_DOC_COMMANDS = "tests/unit/docs/doc_commands.test.js";
+const UNIT_DESIGN_LAYOUT = "tests/unit/docs/design_layout.test.js";
 const E2E_CONFIG_MESSAGES = "tests/e2e/both_modes/config_messages.test.js";
 const E2E_OUTCOME_VOCABULARY = "tests/e2e/both_modes/outcome_vocabulary.test.js";
 
@@ -920,5 +921,26 @@ export const MUTATIONS = [
     find: "  vmBudget.give(held.get(key));\n",
     replace: "",
     tests: [E2E_HOSTILE_CLIENTS],
+  },
+  {
+    name: "layout: the upstream role imports the dispatch role (roles never import each other)",
+    file: "assembly/upstream/upstream_metrics.ts",
+    find: "} from \"../host/shared_counters\";\n",
+    replace: "} from \"../host/shared_counters\";\nimport { Metrics } from \"../dispatch/metrics\";\n",
+    tests: [UNIT_DESIGN_LAYOUT],
+  },
+  {
+    name: "layout: the pure core imports a host-side module (and through it, back into core: a circle)",
+    file: "assembly/core/policy.ts",
+    find: "import { Policy } from \"./config/config\";\n",
+    replace: "import { Policy } from \"./config/config\";\nimport { vmBudget } from \"../host/vm_budget\";\n",
+    tests: [UNIT_DESIGN_LAYOUT],
+  },
+  {
+    name: "the abandoned-call handler is never registered: an abandoned call's answer gives nothing back",
+    file: "assembly/main.ts",
+    find: "setAbandonedCallHandler(abandonedCallAnswered);\n",
+    replace: "",
+    tests: [E2E_STREAMING, E2E_HOSTILE_CLIENTS],
   },
 ];
