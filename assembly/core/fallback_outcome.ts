@@ -1,4 +1,4 @@
-// One vocabulary for a fallback's outcome in both modes (the dispatch filter, stream_context.ts, and the
+// One vocabulary for a fallback's outcome in both modes (the dispatch filter, dispatch/fallback_stream.ts, and the
 // streamed mode's backup filters, upstream/upstream_stream.ts): the log line, and the same text as filter
 // state for Envoy's access log (`%FILTER_STATE(wasm.ai_fallback.outcome:PLAIN)%`). Pure; byte strings in
 // and out (labels are UTF-8 bytes, bytes.ts).

@@ -1,6 +1,6 @@
 // Calling backups for one stream of the dispatch mode: a dispatch (the backup's request headers, the
 // model-override copy within the budget, the call's token), and what a fallback reports (counters,
-// the decision's log line, the outcome for the access log). stream_context.ts carries out the chain.
+// the decision's log line, the outcome for the access log). fallback_stream.ts carries out the chain.
 
 import { LogLevel, WasmResult } from "../abi/enums";
 import * as host from "../abi/hostcalls";

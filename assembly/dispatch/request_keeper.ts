@@ -1,7 +1,7 @@
 // The request side of one HTTP stream of the dispatch mode: it keeps a copy of the request for
 // replay (within the memory budget), holds it where a gateway reply or the header-pause probe needs
 // it, starts the first-packet timer when the request left for the primary, and finds the rule that
-// applies. stream_context.ts adds the response side: holding the primary, calling backups, serving.
+// applies. fallback_stream.ts adds the response side: holding the primary, calling backups, serving.
 
 import { DataAction, HeadersAction, LogLevel, MapType, StreamType } from "../abi/enums";
 import { HttpContext } from "../abi/context";

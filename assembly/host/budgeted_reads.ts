@@ -1,6 +1,6 @@
 // Reads from the host into memory taken from a stream's budget share (memory_budget.ts): a request
 // body's copy as it streams past, and a held response body checked for keep-alives. Shared by the
-// filter (stream_context.ts) and the primary guard (upstream/guard_stream.ts).
+// filter (dispatch/fallback_stream.ts) and the primary guard (upstream/guard_stream.ts).
 import { BufferType } from "../abi/enums";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
