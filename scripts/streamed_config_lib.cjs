@@ -9,6 +9,8 @@
 const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
 /** The downstream role that gives streaming requests the router's per-try timeout (firstPacketTimeout). */
 const STREAMED_ROOT_ID = "ai-fallback-streamed";
+/** firstPacket "content": the primary guard's mark on a 2xx whose first event is an error; the route retries on it. */
+const STREAM_ERROR_HEADER = "x-ai-fallback-stream-error";
 /** The route's request buffer: a retry needs the whole body kept (Envoy's default, 1 MiB, silently drops retries). */
 const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Retries one cluster may have in flight (Envoy's default, 3, overflows under concurrency). */
@@ -225,6 +227,23 @@ function firstPacketTimeoutMs(plugin) {
 }
 
 /**
+ * streamIdleTimeout in ms (0 = off), checked as the module checks it, and against firstPacketTimeout:
+ * it becomes the route's idle_timeout, which Envoy's connection manager also runs while the first
+ * packet is awaited (and while a non-streaming answer is computed).
+ */
+function streamIdleTimeoutMs(plugin, firstPacketMs) {
+  const v = plugin.streamIdleTimeout;
+  if (v === undefined || v === 0) return 0;
+  if (!Number.isInteger(v) || v < 0 || v > 2147483647) {
+    refuse("streamIdleTimeout", `must be an integer number of milliseconds from 0 (off: Envoy's stream_idle_timeout applies, 5 minutes by default) to 2147483647, e.g. 30000 for 30 s; got ${JSON.stringify(v)}`);
+  }
+  if (firstPacketMs > 0 && v <= firstPacketMs) {
+    refuse("streamIdleTimeout", `must be longer than firstPacketTimeout (${firstPacketMs} ms), got ${v}: in the streamed mode it is the route's idle timeout, which also runs while the first packet is awaited and would end the request before its fallback`);
+  }
+  return v;
+}
+
+/**
  * The CA bundle's path: opts.caBundle (--ca-bundle), else clusters.caBundle, else DEFAULT_CA_BUNDLE.
  * A given but empty value is refused: an https cluster must not connect without checking its server.
  */
@@ -334,6 +353,14 @@ function streamedConfig(plugin, clusters, opts = {}) {
     },
   };
   const firstPacket = firstPacketTimeoutMs(plugin) > 0;
+  const idleMs = streamIdleTimeoutMs(plugin, firstPacketTimeoutMs(plugin));
+  // A stall after the answer began: Envoy's connection manager resets the stream (its response started).
+  if (idleMs > 0) route.idle_timeout = `${idleMs / 1000}s`;
+  if (firstPacket && plugin.firstPacket === "content") {
+    // The primary guard marks a 2xx whose first event is an error (host/first_packet_signal.ts STREAM_ERROR_HEADER).
+    route.retry_policy.retry_on += ",retriable-headers";
+    route.retry_policy.retriable_headers = [{ name: STREAM_ERROR_HEADER, present_match: true }];
+  }
   const primaryFilter = opts.primaryFilter ?? true;
   if (typeof primaryFilter !== "boolean") refuse("primaryFilter", `must be true or false, got ${JSON.stringify(primaryFilter)}`);
   if (!primaryFilter && firstPacket) {

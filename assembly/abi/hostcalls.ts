@@ -284,6 +284,11 @@ export function continueStream(type: StreamType): WasmResult {
   return imports.proxy_continue_stream(type);
 }
 
+/** Resets the stream (Envoy: the filter's resetStream): after its response began, the client sees it cut. */
+export function closeStream(type: StreamType): WasmResult {
+  return imports.proxy_close_stream(type);
+}
+
 export function setEffectiveContext(contextId: u32): WasmResult {
   return imports.proxy_set_effective_context(contextId);
 }

@@ -63,6 +63,9 @@ export declare function proxy_set_effective_context(contextId: u32): u32;
 @external("env", "proxy_continue_stream")
 export declare function proxy_continue_stream(streamType: u32): u32;
 
+@external("env", "proxy_close_stream")
+export declare function proxy_close_stream(streamType: u32): u32;
+
 @external("env", "proxy_define_metric")
 export declare function proxy_define_metric(
   metricType: u32, namePtr: usize, nameSize: usize, returnId: usize): u32;

@@ -14,6 +14,7 @@ import {
  */
 function primaryResult(kind: TriggerKind, status: i32): string {
   if (kind == TriggerKind.FirstPacketTimeout) return "first_packet_timeout";
+  if (kind == TriggerKind.StreamError) return "stream_error";
   if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;
   return status.toString();
 }
@@ -235,6 +236,16 @@ export class FallbackMachine {
     }
     this.timedOutAfterHeaders = this.phase == Phase.HoldingFirstPacket;
     return this.start("first_packet_timeout", TriggerKind.FirstPacketTimeout, nowMs);
+  }
+
+  /**
+   * firstPacket "content": the held 2xx's first event was an error (the answer failed after its
+   * status): it falls back, with the primary held, as for a late first packet.
+   */
+  streamError(nowMs: u64): Step {
+    if (this.phase != Phase.HoldingFirstPacket) return Step.Continue;
+    if (!this.replayable || this.policy.backups.length == 0) return this.stopTiming();
+    return this.start("stream_error", TriggerKind.StreamError, nowMs);
   }
 
   /** No first-packet timeout applies after all: a held 2xx goes on, anything else is decided as it comes. */

@@ -45,7 +45,8 @@ function hexValue(c: u32): i32 {
   return -1;
 }
 
-class Scanner {
+/** A cursor over JSON bytes that skips values (first_content.ts walks SSE events' members with it). */
+export class Scanner {
   /** Open containers: the byte ('}' or ']') that closes each. Reused by every skipValue. */
   private closers: u32[] = [];
 
@@ -212,7 +213,7 @@ class Scanner {
  * Whether the JSON string at [start, end) (quotes included) decodes to `ascii`, an ASCII word.
  * Escapes count: "mod\u0065l" is "model".
  */
-function stringEquals(base: usize, start: i32, end: i32, ascii: string): bool {
+export function stringEquals(base: usize, start: i32, end: i32, ascii: string): bool {
   let i = start + 1;
   const last = end - 1;
   let k = 0;

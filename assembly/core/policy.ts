@@ -127,6 +127,8 @@ export const enum TriggerKind {
   Intercepted = 2,
   /** A streaming primary's first packet was late. */
   FirstPacketTimeout = 3,
+  /** A streaming 2xx's first event was an error (firstPacket "content"). */
+  StreamError = 4,
 }
 
 export function triggerKindOf(origin: Origin): TriggerKind {
@@ -141,6 +143,7 @@ export function triggerKindName(kind: TriggerKind): string {
     case TriggerKind.UpstreamFailure: return "upstream_failure";
     case TriggerKind.Intercepted: return "intercepted";
     case TriggerKind.FirstPacketTimeout: return "first_packet_timeout";
+    case TriggerKind.StreamError: return "stream_error";
     default: return "status";
   }
 }

@@ -7,7 +7,8 @@ import * as host from "../abi/hostcalls";
 import { abandonCall } from "../abi/registry";
 import { holdAbandonedCall } from "./abandoned_calls";
 import { ByteSink } from "../core/byte_sink";
-import { HeldBody, checkHeldResponseBody } from "../host/budgeted_reads";
+import { ContentCursor, HeldBody, checkedFor, judgeHeldBody } from "../host/budgeted_reads";
+import { FirstPacket } from "../core/config/config";
 import { REFUSED, UNKNOWN_CLUSTER, formatAttempts } from "../core/attempts";
 import { FallbackMachine } from "../core/fallback_machine";
 import { Delivery, Phase, Step } from "../core/fallback_steps";
@@ -51,6 +52,8 @@ export class FallbackStream extends BackupCaller {
   private served: Answer | null = null;
   /** The held primary response was found complete in Envoy (notePrimaryBody). */
   private primaryComplete: bool = false;
+  /** firstPacket "content": the held body's events judged so far (made at the first held chunk). */
+  private contentCursor: ContentCursor | null = null;
 
   // --- the primary's response ---
 
@@ -93,16 +96,26 @@ export class FallbackStream extends BackupCaller {
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
     const machine = this.machine;
-    if (machine === null || machine.phase == Phase.PassThrough) return DataAction.Continue;
+    if (machine === null) return DataAction.Continue;
+    if (machine.phase == Phase.PassThrough) {
+      if (this.idleWatched && (bodySize > 0 || endOfStream)) this.noteFlowingChunk(machine, endOfStream);
+      return DataAction.Continue;
+    }
     let first = bodySize > 0 || endOfStream;
     if (machine.phase == Phase.HoldingFirstPacket) {
       this.fallbackRoot.heldBodySeen = true;
-      if (first && machine.policy.keepAliveIsNotFirstPacket && !endOfStream) {
-        first = this.heldIsFirstPacket(bodySize);
+      // With "content", an answer that ends is judged too: an error event then the end is an error.
+      const mode = machine.policy.firstPacket;
+      if (first && (mode == FirstPacket.Content || (mode == FirstPacket.Event && !endOfStream))) {
+        const held = this.judgeHeld(bodySize, mode);
+        if (held == HeldBody.Error) return this.streamError(machine);
+        first = held != HeldBody.KeepAlivesOnly || endOfStream;
       }
     }
     const step = machine.responseBody(first);
     this.afterStep(machine);
+    // The first packet went on: from now the answer flows, watched for silence (streamIdleTimeout).
+    if (machine.phase == Phase.PassThrough && this.idleWatched && first) this.noteFlowingChunk(machine, endOfStream);
     if (step == Step.WriteBody || step == Step.DropChunk) {
       // The chunk at hand is replaced, so nothing the host holds is written after the callback
       // (a later write could only reach Envoy's buffer, whose limit would turn a large answer
@@ -124,17 +137,33 @@ export class FallbackStream extends BackupCaller {
   }
 
   /**
-   * Whether the held response body holds more than keep-alives. Without room in the budget to read
-   * it, it counts as the first packet: the stream flows rather than being judged blind.
+   * What the held response body holds (firstPacket "event": more than keep-alives; "content": an
+   * event with content, or an error). Without room in the budget to read it, it counts as the first
+   * packet: the stream flows rather than being judged blind.
    */
-  private heldIsFirstPacket(size: u32): bool {
-    const held = checkHeldResponseBody(this.share, size);
-    if (held == HeldBody.OverBudget) {
-      this.fallbackRoot.overBudget("a held response body of " + size.toString() +
-        " bytes is not checked for keep-alives; it flows as the first packet", this.requestIdSuffix());
-      return true;
-    }
-    return held == HeldBody.FirstPacket;
+  private judgeHeld(size: u32, mode: FirstPacket): HeldBody {
+    if (mode == FirstPacket.Content && this.contentCursor === null) this.contentCursor = new ContentCursor();
+    const held = judgeHeldBody(this.share, size, mode, this.contentCursor);
+    if (held != HeldBody.OverBudget) return held;
+    this.fallbackRoot.overBudget("a held response body of " + size.toString() + " bytes is not checked for " + checkedFor(mode) +
+      "; it flows as the first packet", this.requestIdSuffix());
+    return HeldBody.FirstPacket;
+  }
+
+  /**
+   * firstPacket "content": the held 2xx's first event is an error. The fallback starts here, with the
+   * primary's headers and body held; if no backup can be called, the primary's answer goes on.
+   */
+  private streamError(machine: FallbackMachine): DataAction {
+    this.followRoute(machine);
+    const step = machine.streamError(host.monotonicMs());
+    this.afterStep(machine);
+    if (step == Step.ReleasePrimary) return DataAction.Continue;
+    this.startedFallback(machine);
+    // In the body callback: a resumed primary goes on by this callback's answer, not by a continue call.
+    const last = this.perform(step, true);
+    if (last == Step.ResumePrimary) return DataAction.Continue;
+    return DataAction.StopIterationAndWatermark;
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {
@@ -152,6 +181,11 @@ export class FallbackStream extends BackupCaller {
   /** The root's tick found this stream's deadline passed: the request hold's, or the first packet's. */
   onDeadline(nowMs: u64): void {
     this.deadlineArmed = false;
+    const watch = this.idleWatch;
+    if (watch !== null) {
+      this.checkIdle(watch, nowMs);
+      return;
+    }
     const machine = this.machine;
     if (machine === null) return;
     if (this.holdingRequest) {

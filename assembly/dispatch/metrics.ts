@@ -5,7 +5,7 @@ import { defineMetric, incrementMetric } from "../abi/hostcalls";
 import { TriggerKind } from "../core/policy";
 import {
   COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
-  COUNTER_NOT_REWRITABLE, BackupCounters,
+  COUNTER_TRIGGER_STREAM_ERROR, COUNTER_NOT_REWRITABLE, BackupCounters,
 } from "../host/shared_counters";
 
 export class Metrics {
@@ -20,6 +20,9 @@ export class Metrics {
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");
   readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT);
+  readonly triggerStreamError: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STREAM_ERROR);
+  /** Answers cut because they went silent for streamIdleTimeout after they began. */
+  readonly streamIdleCuts: u32 = defineMetric(MetricType.Counter, "ai_fallback.stream_idle_cut");
   /** Envoy was found not to honour this filter's header pause (allow_on_headers_stop_iteration unset): once per worker. */
   readonly pauseNotHonoured: u32 = defineMetric(MetricType.Counter, "ai_fallback.pause_not_honoured");
   // Work in flight, summed over workers: each returns to 0 when nothing waits (a leak would show).
@@ -49,6 +52,7 @@ export class Metrics {
       case TriggerKind.UpstreamFailure: this.count(this.triggerUpstreamFailure); break;
       case TriggerKind.Intercepted: this.count(this.triggerIntercepted); break;
       case TriggerKind.FirstPacketTimeout: this.count(this.triggerFirstPacketTimeout); break;
+      case TriggerKind.StreamError: this.count(this.triggerStreamError); break;
     }
   }
 }

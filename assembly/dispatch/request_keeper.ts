@@ -16,6 +16,7 @@ import { Phase } from "../core/fallback_steps";
 import { tellFirstPacketTimed } from "../host/first_packet_signal";
 import { PauseEvidence, WITHHELD_BODY_MS } from "./header_pause";
 import { isStreamingRequest } from "../core/json_scan";
+import { StreamIdleWatch } from "../core/stream_idle";
 import { Metrics } from "./metrics";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./fallback_root";
 
@@ -74,6 +75,10 @@ export class RequestKeeper extends HttpContext {
   protected bodyDropped: bool = false;
   /** The first-packet deadline is armed in the root. */
   protected deadlineArmed: bool = false;
+  /** streamIdleTimeout: a streaming request, whose answer is watched for silence once it flows. */
+  protected idleWatched: bool = false;
+  /** ... from its first flowing chunk on (the root's deadline is then its next check). */
+  protected idleWatch: StreamIdleWatch | null = null;
 
   constructor(id: u32, root: FallbackRoot) {
     super(id, root);
@@ -239,17 +244,20 @@ export class RequestKeeper extends HttpContext {
 
   protected endRequest(machine: FallbackMachine): void {
     this.trimBody();
-    // The body is scanned for "stream": true only when a first-packet timeout could use it.
-    if (machine.policy.firstPacketTimeoutMs == 0 || !machine.replayable) {
+    // The body is scanned for "stream": true only when a first-packet or stream idle timeout could use it.
+    const idleMs = machine.policy.streamIdleTimeoutMs;
+    if ((machine.policy.firstPacketTimeoutMs == 0 && idleMs == 0) || !machine.replayable) {
       machine.requestEnded(false);
       return;
     }
-    machine.requestEnded(isStreamingRequest(this.requestBody.ptr, this.requestBody.length));
+    const streaming = isStreamingRequest(this.requestBody.ptr, this.requestBody.length);
+    this.idleWatched = streaming && idleMs > 0;
+    machine.requestEnded(streaming);
     if (!machine.awaitingUpstream) return;
     // Where Envoy does not honour a pause, held 2xx headers would never see their body: not held.
     if (this.fallbackRoot.pause.evidence == PauseEvidence.NotHonoured) machine.holdsFirstPacketHeaders = false;
     // Its first packet is timed: the primary guard, if any, holds its 2xx headers for it.
-    tellFirstPacketTimed(machine.policy.keepAliveIsNotFirstPacket);
+    tellFirstPacketTimed(machine.policy.firstPacket);
     this.watchUpstream(machine, host.monotonicMs());
   }
 
@@ -274,6 +282,47 @@ export class RequestKeeper extends HttpContext {
     this.endProbe();
     if (!this.heldRequestBodySeen) this.releasedBlindAtMs = host.monotonicMs();
     host.continueStream(StreamType.Request);
+  }
+
+  /**
+   * streamIdleTimeout: a chunk of the answer flowing to the client. The first starts the watch (one
+   * clock read), the others are only counted; the last ends it.
+   */
+  protected noteFlowingChunk(machine: FallbackMachine, end: bool): void {
+    if (end) {
+      this.idleWatched = false;
+      this.idleWatch = null;
+      this.disarm();
+      return;
+    }
+    const watch = this.idleWatch;
+    if (watch !== null) {
+      watch.chunks++;
+      return;
+    }
+    const now = host.monotonicMs();
+    const started = new StreamIdleWatch(machine.policy.streamIdleTimeoutMs, now);
+    this.idleWatch = started;
+    this.arm(started.nextCheckMs(now));
+  }
+
+  /**
+   * The root's tick checks the watched answer. One silent for streamIdleTimeout is cut: the stream
+   * is reset (an event written now could only reach the client with a chunk the service no longer
+   * sends), which the client's HTTP stack reports as a broken response, never as a complete one.
+   */
+  protected checkIdle(watch: StreamIdleWatch, nowMs: u64): void {
+    if (!watch.silentAt(nowMs)) {
+      this.arm(watch.nextCheckMs(nowMs));
+      return;
+    }
+    this.idleWatched = false;
+    this.idleWatch = null;
+    const metrics = this.fallbackRoot.metrics!;
+    metrics.count(metrics.streamIdleCuts);
+    host.logBytes(LogLevel.Info, "the answer went silent for streamIdleTimeout (" + watch.idleMs.toString() +
+      " ms) after it began: the stream is cut (reset)" + this.requestIdSuffix());
+    host.closeStream(StreamType.Response);
   }
 
   protected arm(deadlineMs: u64): void {

@@ -6,6 +6,8 @@ import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
 import { BudgetShare } from "../core/memory_budget";
 import { isFirstPacket } from "../core/sse";
+import { FirstContent, MAX_WAITING_BYTES, scanForContent } from "../core/first_content";
+import { FirstPacket } from "../core/config/config";
 
 /**
  * Appends the current request body chunk to `sink` (the host writes it straight into the free
@@ -32,6 +34,8 @@ export const enum HeldBody {
   KeepAlivesOnly = 1,
   /** No room in the budget to read it (the caller decides, and says so). */
   OverBudget = 2,
+  /** firstPacket "content": an error event came before any content. */
+  Error = 3,
 }
 
 /**
@@ -46,4 +50,42 @@ export function checkHeldResponseBody(share: BudgetShare, size: u32): HeldBody {
   held.clear();
   share.give(size);
   return first ? HeldBody.FirstPacket : HeldBody.KeepAlivesOnly;
+}
+
+/** firstPacket "content": where the next read of a held body starts (the events before it had no content). */
+export class ContentCursor {
+  consumed: u32 = 0;
+}
+
+/**
+ * firstPacket "content": what the held response body (`size` bytes, all held so far) holds. Only
+ * what follows the events already judged is read (a budgeted copy, freed at once), and never more
+ * than MAX_WAITING_BYTES: past it the held body counts as the first packet.
+ */
+export function checkHeldForContent(share: BudgetShare, size: u32, cursor: ContentCursor): HeldBody {
+  if (size > <u32>MAX_WAITING_BYTES || cursor.consumed > size) return HeldBody.FirstPacket;
+  const fresh = size - cursor.consumed;
+  if (!share.tryTake(fresh)) return HeldBody.OverBudget;
+  const held = new ByteSink();
+  host.takeBufferBytes(BufferType.HttpResponseBody, cursor.consumed, fresh, held);
+  const scan = scanForContent(held.ptr, held.length, <i32>cursor.consumed);
+  held.clear();
+  share.give(fresh);
+  if (scan.verdict == FirstContent.Error) return HeldBody.Error;
+  if (scan.verdict == FirstContent.Content) return HeldBody.FirstPacket;
+  cursor.consumed += <u32>scan.consumed;
+  return HeldBody.KeepAlivesOnly;
+}
+
+/**
+ * A held body judged as `mode` says ("event": keep-alives or not; "content": events without content,
+ * content or an error; `cursor` is needed for "content" only).
+ */
+export function judgeHeldBody(share: BudgetShare, size: u32, mode: FirstPacket, cursor: ContentCursor | null): HeldBody {
+  return mode == FirstPacket.Content ? checkHeldForContent(share, size, cursor!) : checkHeldResponseBody(share, size);
+}
+
+/** What a held body was not checked for, in the over-budget log line. */
+export function checkedFor(mode: FirstPacket): string {
+  return mode == FirstPacket.Content ? "content" : "keep-alives";
 }

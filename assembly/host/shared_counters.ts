@@ -10,6 +10,8 @@ export const COUNTER_BACKUP_CALLS = "ai_fallback.backup_calls";
 export const COUNTER_TRIGGER_STATUS = "ai_fallback.trigger.status";
 export const COUNTER_TRIGGER_UPSTREAM_FAILURE = "ai_fallback.trigger.upstream_failure";
 export const COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT = "ai_fallback.trigger.first_packet_timeout";
+/** firstPacket "content": a streaming 2xx whose first event was an error. */
+export const COUNTER_TRIGGER_STREAM_ERROR = "ai_fallback.trigger.stream_error";
 /** Backups with a model override skipped: the request body's model could not be rewritten. */
 export const COUNTER_NOT_REWRITABLE = "ai_fallback.not_rewritable";
 

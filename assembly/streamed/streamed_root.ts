@@ -1,6 +1,6 @@
 // The streamed mode's downstream root context (root_id "ai-fallback-streamed"): the same plugin
 // configuration as the dispatch mode (the generator passes it whole), of which it uses the global
-// firstPacketTimeout, maxRequestBodyBytes, keepAliveIsNotFirstPacket (told to the primary guard) and
+// firstPacketTimeout, maxRequestBodyBytes, firstPacket (told to the primary guard) and
 // maxKeptBytesPerWorker (the VM's one budget, which its body scan counts against).
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";

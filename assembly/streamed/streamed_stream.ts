@@ -80,7 +80,7 @@ export class StreamedStream extends HttpContext {
   private release(streaming: bool): void {
     this.holding = false;
     this.setTimeout(streaming);
-    if (streaming) tellFirstPacketTimed(this.root_.policy!.keepAliveIsNotFirstPacket);
+    if (streaming) tellFirstPacketTimed(this.root_.policy!.firstPacket);
   }
 
   private setTimeout(streaming: bool): void {

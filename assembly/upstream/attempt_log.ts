@@ -17,6 +17,8 @@ import { MemoryBudget } from "../core/memory_budget";
 export const RESULT_NO_RESPONSE = NO_RESPONSE;
 /** The primary's 2xx was given up before its end while its headers were held: the router's per-try timeout (firstPacketTimeout) with the primary guard. */
 export const RESULT_FIRST_PACKET_TIMEOUT = "first_packet_timeout";
+/** The primary's 2xx began with an error event (firstPacket "content"): the primary guard records it. */
+export const RESULT_STREAM_ERROR = "stream_error";
 /** The lean streamed mode's primary (no filter on its cluster): the router retried it, why is not known. */
 export const RESULT_RETRY = "retry";
 /** An earlier attempt that left no entry (Envoy named no request, or the table or the budget was full). */
@@ -127,6 +129,12 @@ export class AttemptLog {
     if (!record.owner!.sameAs(owner)) return null; // another request's: it stays for its owner
     this.remove(key, record);
     return record;
+  }
+
+  /** Whether `owner` has a record waiting for its next attempt. */
+  holds(owner: RequestIdentity): bool {
+    const key = owner.digest();
+    return this.records.has(key) && this.records.get(key).owner!.sameAs(owner);
   }
 
   /** Leaves `record` for the next attempt of `owner`, its bytes taken from the budget. */

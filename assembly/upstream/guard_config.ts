@@ -3,12 +3,12 @@
 // GuardConfig or an error naming the field out. Pure.
 import { JSON, keyAsWritten } from "../core/config/json_value";
 import { firstInvalidUtf8 } from "../core/bytes";
-import { DEFAULT_MAX_REQUEST_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from "../core/config/config";
+import { DEFAULT_MAX_REQUEST_BODY_BYTES, FirstPacket, MAX_REQUEST_BODY_BYTES } from "../core/config/config";
 import { startsWithObject } from "../core/config/config_checks";
 import { firstJsonError } from "../core/json_scan";
 import { Unit, integerWhy, unknownFieldWhy } from "../core/config/config_messages";
 
-const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket"];
+const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket", "firstPacket"];
 
 export class GuardConfig {
   /** A streaming request's 2xx headers wait for the response's first body byte. */
@@ -20,8 +20,11 @@ export class GuardConfig {
    * timed, first_packet_signal.ts); still accepted, so that a configuration that sets it loads, with a warning.
    */
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
-  /** SSE comment and blank lines are not the first byte: they are held with the headers. */
-  keepAliveIsNotFirstPacket: bool = false;
+  /**
+   * What the guard holds the headers for, at least, for every timed request ("event": keep-alives
+   * are held; keepAliveIsNotFirstPacket: true): the downstream role's firstPacket applies if it waits for more.
+   */
+  firstPacket: FirstPacket = FirstPacket.Byte;
 }
 
 export class GuardResult {
@@ -74,7 +77,16 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
   if (obj.has("keepAliveIsNotFirstPacket")) {
     const v = obj.get("keepAliveIsNotFirstPacket")!;
     if (v.type != JSON.Types.Bool) return refuse("guard.keepAliveIsNotFirstPacket", "must be true or false, got " + v.toString());
-    guard.keepAliveIsNotFirstPacket = v.get<bool>();
+    if (obj.has("firstPacket")) return refuse("guard.keepAliveIsNotFirstPacket", "set firstPacket alone (keepAliveIsNotFirstPacket: true is firstPacket \"event\")");
+    guard.firstPacket = v.get<bool>() ? FirstPacket.Event : FirstPacket.Byte;
+  }
+  if (obj.has("firstPacket")) {
+    const v = obj.get("firstPacket")!;
+    const name = v.type == JSON.Types.String ? v.get<string>() : "";
+    if (name == "byte") guard.firstPacket = FirstPacket.Byte;
+    else if (name == "event") guard.firstPacket = FirstPacket.Event;
+    else if (name == "content") guard.firstPacket = FirstPacket.Content;
+    else return refuse("guard.firstPacket", "must be \"byte\", \"event\" (keep-alives are held) or \"content\" (events without content are held), got " + v.toString());
   }
   if (obj.has("maxRequestBodyBytes")) {
     const v = obj.get("maxRequestBodyBytes")!;

@@ -5,22 +5,28 @@
 import { DataAction, HeadersAction, LogLevel, MapType, WasmResult } from "../abi/enums";
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
-import { HeldBody, checkHeldResponseBody } from "../host/budgeted_reads";
-import { FirstPacketTiming, readFirstPacketTiming } from "../host/first_packet_signal";
+import { ContentCursor, HeldBody, checkedFor, judgeHeldBody } from "../host/budgeted_reads";
+import { FirstPacketTiming, STREAM_ERROR_HEADER, readFirstPacketTiming, waitFor } from "../host/first_packet_signal";
+import { FirstPacket } from "../core/config/config";
+import { Attempt } from "../core/attempts";
+import { AttemptRecord, Kept, RESULT_STREAM_ERROR } from "./attempt_log";
+import { requestIdentity } from "./request_identity";
 import { BudgetShare } from "../core/memory_budget";
 import { GUARD_REPLY_DETAILS } from "../core/policy";
 import { overBudget, vmBudget } from "../host/vm_budget";
 import { GuardConfig } from "./guard_config";
 import { GuardStep, guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "./guard_policy";
-import { UpstreamRoot } from "./upstream_root";
+import { UpstreamRoot, attemptLog } from "./upstream_root";
 
 export class GuardStream extends HttpContext {
   /** What this stream holds of the VM's one budget (a held body read for keep-alives, freed at once). */
   private share: BudgetShare = new BudgetShare(vmBudget);
   /** The response headers wait for the first body byte. */
   private holding: bool = false;
-  /** Keep-alives are not the first byte: held with the headers until real data follows. */
-  private keepAlivesWait: bool = false;
+  /** What ends the hold: any byte, the first line that is not a keep-alive, or the first event with content. */
+  private waitsFor: FirstPacket = FirstPacket.Byte;
+  /** firstPacket "content": the held body's events judged so far. */
+  private contentCursor: ContentCursor | null = null;
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
@@ -40,7 +46,7 @@ export class GuardStream extends HttpContext {
     const step = guardResponseHeaders(guard, timed, status, endOfStream);
     if (step == GuardStep.HoldUntilFirstByte) {
       this.holding = true;
-      this.keepAlivesWait = guard.keepAliveIsNotFirstPacket || timing == FirstPacketTiming.NotKeepAlive;
+      this.waitsFor = waitFor(guard.firstPacket, timing);
       return HeadersAction.StopIteration;
     }
     if (step == GuardStep.ReplyWithBody) {
@@ -59,26 +65,45 @@ export class GuardStream extends HttpContext {
     (this.root as UpstreamRoot).heldBodySeen = true;
     // An empty chunk is not the first byte: the headers stay held.
     if (bodySize == 0 && !endOfStream) return DataAction.StopIterationNoBuffer;
-    // Keep-alives wait with the headers (buffered: `bodySize` is all that is held) until real data follows.
-    if (this.keepAlivesWait && !endOfStream && !this.heldIsFirstPacket(bodySize)) {
-      return DataAction.StopIterationAndBuffer;
+    // Keep-alives (or events without content) wait with the headers (buffered: `bodySize` is all that
+    // is held) until real data follows. With "content", an answer that ends is judged too.
+    const mode = this.waitsFor;
+    if (mode == FirstPacket.Content || (mode == FirstPacket.Event && !endOfStream)) {
+      const held = this.judgeHeld(bodySize, mode);
+      if (held == HeldBody.KeepAlivesOnly && !endOfStream) return DataAction.StopIterationAndBuffer;
+      if (held == HeldBody.Error) this.markStreamError();
     }
     this.holding = false;
     return DataAction.Continue;
   }
 
   /**
-   * Whether the held body so far has a line that is neither an SSE comment nor blank. Without room
-   * in the VM's budget to read it, it counts as one: the stream flows un-held rather than judged blind.
+   * What the held body holds so far. Without room in the VM's budget to read it, it counts as the
+   * first packet: the stream flows un-held rather than judged blind.
    */
-  private heldIsFirstPacket(size: u32): bool {
-    const held = checkHeldResponseBody(this.share, size);
-    if (held == HeldBody.OverBudget) {
-      overBudget("primary guard: a held response body of " + size.toString() +
-        " bytes is not checked for keep-alives; it flows as the first packet", "");
-      return true;
+  private judgeHeld(size: u32, mode: FirstPacket): HeldBody {
+    if (mode == FirstPacket.Content && this.contentCursor === null) this.contentCursor = new ContentCursor();
+    const held = judgeHeldBody(this.share, size, mode, this.contentCursor);
+    if (held != HeldBody.OverBudget) return held;
+    overBudget("primary guard: a held response body of " + size.toString() + " bytes is not checked for " + checkedFor(mode) +
+      "; it flows as the first packet", "");
+    return HeldBody.FirstPacket;
+  }
+
+  /**
+   * The held 2xx's first event is an error: the response goes on marked, and the streamed route
+   * retries on the mark (the next attempt learns why from the attempt log). Behind ai-fallback's
+   * dispatch filter, that filter reads the same event and falls back itself.
+   */
+  private markStreamError(): void {
+    host.replaceHeader(MapType.HttpResponseHeaders, STREAM_ERROR_HEADER, RESULT_STREAM_ERROR);
+    const owner = requestIdentity();
+    if (owner === null) return;
+    const record = new AttemptRecord();
+    record.attempts.push(new Attempt("primary", "", RESULT_STREAM_ERROR));
+    if (attemptLog.put(owner, record, host.monotonicMs()) == Kept.OverBudget) {
+      overBudget("primary guard: a stream error's result is not kept for the next attempt, which reports result=unknown for it", "");
     }
-    return held == HeldBody.FirstPacket;
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {

@@ -5,7 +5,7 @@ import { MetricType } from "../abi/enums";
 import { defineMetric, incrementMetric } from "../abi/hostcalls";
 import {
   COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
-  COUNTER_NOT_REWRITABLE, BackupCounters,
+  COUNTER_TRIGGER_STREAM_ERROR, COUNTER_NOT_REWRITABLE, BackupCounters,
 } from "../host/shared_counters";
 
 export class UpstreamMetrics {
@@ -16,6 +16,7 @@ export class UpstreamMetrics {
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerFirstPacketTimeout: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT);
+  readonly triggerStreamError: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STREAM_ERROR);
   readonly notRewritable: u32 = defineMetric(MetricType.Counter, COUNTER_NOT_REWRITABLE);
   /** This backup's answers that ended the chain (a status outside triggerStatuses). */
   readonly answered: u32;
@@ -36,5 +37,6 @@ export class UpstreamMetrics {
     if (trigger.startsWith("status=")) this.count(this.triggerStatus);
     else if (trigger == "upstream_failure") this.count(this.triggerUpstreamFailure);
     else if (trigger == "first_packet_timeout") this.count(this.triggerFirstPacketTimeout);
+    else if (trigger == "stream_error") this.count(this.triggerStreamError);
   }
 }

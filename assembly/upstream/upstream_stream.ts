@@ -266,6 +266,10 @@ export class UpstreamStream extends HttpContext {
       // counts SSE keep-alives as it is configured to; this filter, before it, need not.) If the
       // client left mid-stream, nothing is left; if the 2xx had reached it otherwise, the entry is swept.
       this.unfinished2xx = false;
+      // The primary guard found an error event and left the primary's result (stream_error) itself.
+      const owner = requestIdentity();
+      this.owner = owner;
+      if (owner !== null && attemptLog.holds(owner)) return;
       this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT, true);
       return;
     }

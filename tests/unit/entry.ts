@@ -4,7 +4,7 @@ import "../../assembly/abi/abort";
 import { deserializeHeaders, findSerializedHeader, serializeHeaders, serializeResponseHeaders } from "../../assembly/core/header_pairs";
 import { Header } from "../../assembly/core/headers";
 import { byteStringFromBuffer, byteStringToBuffer, statusCodeAt } from "../../assembly/core/bytes";
-import { Backup, CREDENTIAL_HEADERS, Policy } from "../../assembly/core/config/config";
+import { Backup, CREDENTIAL_HEADERS, FirstPacket, Policy } from "../../assembly/core/config/config";
 import { parseConfig } from "../../assembly/core/config/config_parse";
 import { Attempt, UNKNOWN_CLUSTER, formatAttempts } from "../../assembly/core/attempts";
 import { FallbackMachine } from "../../assembly/core/fallback_machine";
@@ -17,6 +17,8 @@ import { jsonStringLiteral, rewriteModel } from "../../assembly/core/model_rewri
 import { classifyOrigin, decide } from "../../assembly/core/policy";
 import { askedModel, backupRequestPairs, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/core/replay";
 import { isFirstPacket } from "../../assembly/core/sse";
+import { scanForContent } from "../../assembly/core/first_content";
+import { StreamIdleWatch } from "../../assembly/core/stream_idle";
 import { BudgetLimits, BudgetShare, MemoryBudget } from "../../assembly/core/memory_budget";
 import { ByteSink } from "../../assembly/core/byte_sink";
 import { LogLimiter } from "../../assembly/core/log_limiter";
@@ -64,7 +66,9 @@ function describePolicy(p: Policy): string {
     ",\"maxRequestBodyBytes\":" + p.maxRequestBodyBytes.toString() +
     ",\"maxHeldRequestBytes\":" + p.maxHeldRequestBytes.toString() +
     ",\"firstPacketTimeout\":" + p.firstPacketTimeoutMs.toString() +
-    ",\"keepAliveIsNotFirstPacket\":" + (p.keepAliveIsNotFirstPacket ? "true" : "false") +
+    ",\"keepAliveIsNotFirstPacket\":" + (p.firstPacket == FirstPacket.Event ? "true" : "false") +
+    ",\"streamIdleTimeout\":" + p.streamIdleTimeoutMs.toString() +
+    ",\"firstPacket\":\"" + (p.firstPacket == FirstPacket.Content ? "content" : p.firstPacket == FirstPacket.Event ? "event" : "byte") + "\"" +
     ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() + "}";
 }
 
@@ -146,6 +150,14 @@ export function firstPacket(body: ArrayBuffer): bool {
   return isFirstPacket(changetype<usize>(body), body.byteLength);
 }
 
+/** firstPacket "content": "waiting:<consumed>", "content" or "error". */
+export function firstContent(body: ArrayBuffer, alreadyConsumed: i32): string {
+  const scan = scanForContent(changetype<usize>(body), body.byteLength, alreadyConsumed);
+  if (scan.verdict == 1) return "content";
+  if (scan.verdict == 2) return "error";
+  return "waiting:" + scan.consumed.toString();
+}
+
 /** Decision for a primary response under a configuration: "pass", "fallback" or "intercepted-pass". */
 export function verdict(json: ArrayBuffer, status: i32, codeDetails: string, hasDetails: bool): string {
   const result = parseConfig(json);
@@ -223,7 +235,8 @@ export function guardSummary(json: ArrayBuffer): string {
     out += ",\"holdFirstPacket\":" + (g.holdFirstPacket ? "true" : "false") +
       ",\"replyToHeadersOnlyErrors\":" + (g.replyToHeadersOnlyErrors ? "true" : "false") +
       ",\"maxRequestBodyBytes\":" + g.maxRequestBodyBytes.toString() +
-      ",\"keepAliveIsNotFirstPacket\":" + (g.keepAliveIsNotFirstPacket ? "true" : "false");
+      ",\"keepAliveIsNotFirstPacket\":" + (g.firstPacket == FirstPacket.Event ? "true" : "false") +
+      ",\"firstPacket\":" + g.firstPacket.toString();
   }
   return out + "}";
 }
@@ -530,4 +543,25 @@ export function limiterScript(interval: i32, times: string): string {
   let out = "";
   for (let i = 0; i < list.length; i++) out += limiter.allow(U64.parseInt(list[i])) ? "y" : "n";
   return out + " " + limiter.takeSuppressed().toString();
+}
+
+/**
+ * streamIdleTimeout's watch, driven as the glue drives it: started at 0 (the first chunk), chunks at
+ * the times in `chunkTimes` (comma-separated ms), checked at each next-check time. The time of the
+ * check that finds it silent (the cut); -1 when none does before `untilMs`.
+ */
+export function idleCutAt(idleMs: u32, chunkTimes: string, untilMs: u64): i64 {
+  const times = chunkTimes.length == 0 ? new Array<string>() : chunkTimes.split(",");
+  const watch = new StreamIdleWatch(idleMs, 0);
+  let next = watch.nextCheckMs(0);
+  let i = 0;
+  while (next <= untilMs) {
+    while (i < times.length && <u64>I64.parseInt(times[i]) <= next) {
+      watch.chunks++;
+      i++;
+    }
+    if (watch.silentAt(next)) return <i64>next;
+    next = watch.nextCheckMs(next);
+  }
+  return -1;
 }

@@ -77,6 +77,16 @@ export class Backup {
   dropHeaders: string[] = [];
 }
 
+/** What ends the wait for a streamed answer's first packet (firstPacketTimeout). */
+export const enum FirstPacket {
+  /** Any body byte. */
+  Byte = 0,
+  /** The first line that is not an SSE comment or blank (keep-alives wait): keepAliveIsNotFirstPacket. */
+  Event = 1,
+  /** The first SSE event with content (first_content.ts); an error event before it is a failure. */
+  Content = 2,
+}
+
 /** The fallback policy of one Model API (the global one, or one `_rules_` entry). */
 export class Policy {
   backups: Backup[] = [];
@@ -91,7 +101,9 @@ export class Policy {
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
   maxHeldRequestBytes: u32 = DEFAULT_MAX_HELD_REQUEST_BYTES;
   firstPacketTimeoutMs: u32 = 0;
-  keepAliveIsNotFirstPacket: bool = false;
+  firstPacket: FirstPacket = FirstPacket.Byte;
+  /** A streaming answer that goes silent this long after it began flowing is cut (reset); 0 = off. */
+  streamIdleTimeoutMs: u32 = 0;
   fallbackDeadlineMs: u32 = DEFAULT_FALLBACK_DEADLINE_MS;
 
   copy(): Policy {
@@ -105,7 +117,8 @@ export class Policy {
     p.maxRequestBodyBytes = this.maxRequestBodyBytes;
     p.maxHeldRequestBytes = this.maxHeldRequestBytes;
     p.firstPacketTimeoutMs = this.firstPacketTimeoutMs;
-    p.keepAliveIsNotFirstPacket = this.keepAliveIsNotFirstPacket;
+    p.firstPacket = this.firstPacket;
+    p.streamIdleTimeoutMs = this.streamIdleTimeoutMs;
     p.fallbackDeadlineMs = this.fallbackDeadlineMs;
     return p;
   }

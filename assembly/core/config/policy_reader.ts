@@ -9,7 +9,8 @@ import { readLimits } from "./limits_reader";
 
 export const POLICY_KEYS = [
   "backups", "backendErrorsOnly", "triggerStatuses", "gatewayTriggerStatuses", "methods", "hideTopology",
-  "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "keepAliveIsNotFirstPacket", "fallbackDeadline",
+  "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "firstPacket", "keepAliveIsNotFirstPacket",
+  "streamIdleTimeout", "fallbackDeadline",
 ];
 
 /** Fills `policy` from the policy fields present in `obj`; absent fields keep their values. */

@@ -3,7 +3,7 @@
 import { JSON } from "./json_value";
 import { StatusSet } from "../status_set";
 import { Unit } from "./config_messages";
-import { Policy } from "./config";
+import { FirstPacket, Policy } from "./config";
 import { addStatusItem } from "./config_checks";
 import { ConfigReader } from "./config_reader";
 
@@ -34,10 +34,35 @@ export function readTriggers(r: ConfigReader, obj: JSON.Obj, prefix: string, pol
     if (n < 0) return false;
     policy.firstPacketTimeoutMs = <u32>n;
   }
-  if (obj.has("keepAliveIsNotFirstPacket")) {
+  if (obj.has("streamIdleTimeout")) {
+    const n = r.readInteger(obj.get("streamIdleTimeout")!, prefix + "streamIdleTimeout", 0, 2147483647, Unit.Milliseconds);
+    if (n < 0) return false;
+    policy.streamIdleTimeoutMs = <u32>n;
+  }
+  return readFirstPacket(r, obj, prefix, policy);
+}
+
+const FIRST_PACKET_WHY = "must be \"byte\" (any body byte), \"event\" (the first SSE line that is not a keep-alive comment " +
+  "or blank) or \"content\" (the first SSE event that carries content: metadata events wait, an error event before it " +
+  "falls back), got ";
+
+/** firstPacket, or the older keepAliveIsNotFirstPacket (true is "event", false "byte"); not both. */
+function readFirstPacket(r: ConfigReader, obj: JSON.Obj, prefix: string, policy: Policy): bool {
+  if (obj.has("firstPacket")) {
+    if (obj.has("keepAliveIsNotFirstPacket")) {
+      return r.refuse(prefix + "keepAliveIsNotFirstPacket", "set firstPacket alone (keepAliveIsNotFirstPacket: true is " +
+        "firstPacket \"event\", false is \"byte\")");
+    }
+    const v = obj.get("firstPacket")!;
+    const name = v.type == JSON.Types.String ? v.get<string>() : "";
+    if (name == "byte") policy.firstPacket = FirstPacket.Byte;
+    else if (name == "event") policy.firstPacket = FirstPacket.Event;
+    else if (name == "content") policy.firstPacket = FirstPacket.Content;
+    else return r.refuse(prefix + "firstPacket", FIRST_PACKET_WHY + v.toString());
+  } else if (obj.has("keepAliveIsNotFirstPacket")) {
     const v = obj.get("keepAliveIsNotFirstPacket")!;
     if (v.type != JSON.Types.Bool) return r.refuse(prefix + "keepAliveIsNotFirstPacket", "must be true or false, got " + v.toString());
-    policy.keepAliveIsNotFirstPacket = v.get<bool>();
+    policy.firstPacket = v.get<bool>() ? FirstPacket.Event : FirstPacket.Byte;
   }
   return true;
 }

@@ -10,7 +10,9 @@
 //   delayBodyMs=0, hang=false, reset=false, trailers (object: sent after a chunked body),
 //   answerEarly=false (answer at the request's headers, before its body has arrived),
 //   sse: { events: [data lines], intervalMs=0, firstDelayMs=0, keepAlives: [{ afterMs, text }],
-//          resetAfter: n, stallAfterHeaders: bool } }
+//          resetAfter: n, stallAfterHeaders: bool,
+//          raw: [SSE texts written as they are, in place of events (no [DONE] after them)],
+//          stallAfterEvents: bool (the stream stays open after its events: no [DONE], no end) } }
 // Without body, json or sse: a 2xx status answers with an OpenAI chat completion naming this mock,
 // any other status with an OpenAI-style error object. Every answer carries `x-served-by: <name>`
 // unless the behaviour's headers override it. Behaviour headers override the defaults (content-type,
@@ -92,7 +94,7 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
   async function answerSse(req, res, b, entry) {
     const sse = b.sse;
     const model = requestedModel(entry.body);
-    const events = (sse.events ?? defaultSseEvents(name, model)).map((e) => (typeof e === "string" ? e : JSON.stringify(e)));
+    const events = sse.raw ?? (sse.events ?? defaultSseEvents(name, model)).map((e) => `data: ${typeof e === "string" ? e : JSON.stringify(e)}\n\n`);
     await wait(b.delayHeadersMs ?? 0);
     if (gone(res)) return;
     res.writeHead(
@@ -113,15 +115,16 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
     for (let i = 0; i < count; i++) {
       if (i > 0) await wait(sse.intervalMs ?? 0);
       if (gone(res)) return;
-      await send(`data: ${events[i]}\n\n`);
+      await send(events[i]);
     }
+    if (sse.stallAfterEvents) return; // open, silent; stop() or the peer closes the socket
     if (sse.resetAfter !== undefined) {
       req.socket.destroy();
       return;
     }
     await wait(sse.intervalMs ?? 0);
     if (gone(res)) return;
-    res.end("data: [DONE]\n\n");
+    res.end(sse.raw ? undefined : "data: [DONE]\n\n");
   }
 
   async function answer(req, res, b, entry) {

@@ -17,6 +17,8 @@ describe("configuration", () => {
     expect(c.global.maxHeldRequestBytes).toBe(524288);
     expect(c.global.firstPacketTimeout).toBe(0);
     expect(c.global.keepAliveIsNotFirstPacket).toBe(false);
+    expect(c.global.firstPacket).toBe("byte");
+    expect(c.global.streamIdleTimeout).toBe(0);
     expect(c.global.fallbackDeadline).toBe(240000);
     expect(c.rules).toEqual([]);
     expect(c.maxKeptBytesPerWorker).toBe(268435456);
@@ -44,6 +46,29 @@ describe("configuration", () => {
     expect(c.global).toMatchObject({ gatewayTriggerStatuses: [429, 502], methods: ["POST", "PUT"], hideTopology: true });
     expect(c.global.triggerStatuses).toEqual([401, 429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
     expect(c.global).toMatchObject({ backendErrorsOnly: false, maxRequestBodyBytes: 1024, firstPacketTimeout: 1500, keepAliveIsNotFirstPacket: true, fallbackDeadline: 20000 });
+  });
+
+  test("streamIdleTimeout: milliseconds, 0 = off; a rule may set its own", () => {
+    expect(cfg({ backups: [{ service: "a" }], streamIdleTimeout: 30000 }).global.streamIdleTimeout).toBe(30000);
+    const rules = cfg({ backups: [{ service: "a" }], streamIdleTimeout: 30000, _rules_: [{ _match_route_: ["r"], streamIdleTimeout: 0 }] });
+    expect(rules.rules[0].policy.streamIdleTimeout).toBe(0);
+    expect(cfg({ backups: [{ service: "a" }], streamIdleTimeout: "30s" }).error).toMatch(/^streamIdleTimeout: must be an integer number of milliseconds from 0 to 2147483647, got "30s"/);
+    expect(cfg({ backups: [{ service: "a" }], streamIdleTimeout: -1 }).error).toMatch(/^streamIdleTimeout: must be an integer number of milliseconds/);
+  });
+
+  test("firstPacket: byte, event or content; keepAliveIsNotFirstPacket is one case of it, and not set beside it", () => {
+    for (const name of ["byte", "event", "content"]) expect(cfg({ backups: [{ service: "a" }], firstPacket: name }).global.firstPacket).toBe(name);
+    expect(cfg({ backups: [{ service: "a" }], keepAliveIsNotFirstPacket: true }).global.firstPacket).toBe("event");
+    expect(cfg({ backups: [{ service: "a" }], keepAliveIsNotFirstPacket: false }).global.firstPacket).toBe("byte");
+    // A rule inherits the global value and may set its own.
+    const rules = cfg({ backups: [{ service: "a" }], firstPacket: "content", _rules_: [{ _match_route_: ["r"], firstPacket: "byte" }, { _match_route_: ["s"] }] });
+    expect(rules.rules.map((r) => r.policy.firstPacket)).toEqual(["byte", "content"]);
+    expect(cfg({ backups: [{ service: "a" }], firstPacket: "token" }).error).toBe('firstPacket: must be "byte" (any body byte), "event" ' +
+      '(the first SSE line that is not a keep-alive comment or blank) or "content" (the first SSE event that carries content: ' +
+      'metadata events wait, an error event before it falls back), got "token"');
+    expect(cfg({ backups: [{ service: "a" }], firstPacket: true }).error).toMatch(/^firstPacket: must be "byte"/);
+    expect(cfg({ backups: [{ service: "a" }], firstPacket: "content", keepAliveIsNotFirstPacket: true }).error).toBe(
+      'keepAliveIsNotFirstPacket: set firstPacket alone (keepAliveIsNotFirstPacket: true is firstPacket "event", false is "byte")');
   });
 
   test("paths with a query and percent escapes, authorities with a port or an IP literal, and the largest budget are accepted", () => {

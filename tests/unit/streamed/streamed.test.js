@@ -417,6 +417,27 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
       { guard: { replyToHeadersOnlyErrors: false, keepAliveIsNotFirstPacket: true } });
   });
 
+  test("firstPacket \"content\": the route also retries on the guard's stream-error mark (and only then)", () => {
+    const out = lib.streamedConfig({ ...plugin, firstPacket: "content" }, clusters, { wasmPath: "/x.wasm" });
+    expect(out.route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes,retriable-headers");
+    expect(out.route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-stream-error", present_match: true }]);
+    for (const p of [plugin, { ...plugin, firstPacket: "event" }, { backups: plugin.backups, firstPacket: "content" }]) {
+      const route = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" }).route;
+      expect(route.retry_policy.retriable_headers).toBeUndefined();
+      expect(route.retry_policy.retry_on).not.toMatch(/retriable-headers/);
+    }
+  });
+
+  test("streamIdleTimeout becomes the route's idle_timeout; it must outlast firstPacketTimeout; a bad value is refused, teaching", () => {
+    expect(lib.streamedConfig({ ...plugin, streamIdleTimeout: 30000 }, clusters).route.idle_timeout).toBe("30s");
+    expect(lib.streamedConfig({ ...plugin, streamIdleTimeout: 4500 }, clusters).route.idle_timeout).toBe("4.5s");
+    for (const p of [plugin, { ...plugin, streamIdleTimeout: 0 }]) expect(lib.streamedConfig(p, clusters).route.idle_timeout).toBeUndefined();
+    expect(() => lib.streamedConfig({ ...plugin, streamIdleTimeout: "30s" }, clusters)).toThrow(
+      "streamIdleTimeout: must be an integer number of milliseconds from 0 (off: Envoy's stream_idle_timeout applies, 5 minutes by default) to 2147483647, e.g. 30000 for 30 s; got \"30s\"");
+    expect(() => lib.streamedConfig({ ...plugin, firstPacketTimeout: 2000, streamIdleTimeout: 2000 }, clusters)).toThrow(
+      /^streamIdleTimeout: must be longer than firstPacketTimeout \(2000 ms\), got 2000: in the streamed mode it is the route's idle timeout/);
+  });
+
   test("without firstPacketTimeout (or 0) neither is added; a bad value is refused, naming the field", () => {
     for (const p of [{ backups: plugin.backups }, { ...plugin, firstPacketTimeout: 0 }]) {
       const out = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" });

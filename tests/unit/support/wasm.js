@@ -59,6 +59,8 @@ function load() {
     rewrite: (body, model) => call(() => ({ body: readBuf(x.rewrite(buf(body), str(model))), outcome: x.lastRewriteOutcome.value })),
     modelLiteral: (model) => call(() => readBuf(x.modelLiteral(str(model)))),
     firstPacket: (body) => call(() => x.firstPacket(buf(body)) !== 0),
+    idleCutAt: (idleMs, chunkTimes, untilMs) => call(() => Number(x.idleCutAt(idleMs, str(chunkTimes.join(",")), BigInt(untilMs)))),
+    firstContent: (body, alreadyConsumed = 0) => call(() => readStr(x.firstContent(buf(body), alreadyConsumed))),
     verdict: (json, status, details) =>
       call(() => readStr(x.verdict(buf(json), status, str(details == null ? "" : details), details == null ? 0 : 1))),
     headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),

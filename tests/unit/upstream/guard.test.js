@@ -9,15 +9,19 @@ describe("primary guard: configuration", () => {
   test("{\"guard\": {}} is a guard with the defaults", () => {
     expect(w.guardSummary(guard({}))).toEqual({
       isGuard: true, error: "", holdFirstPacket: true, replyToHeadersOnlyErrors: true, maxRequestBodyBytes: 10485760,
-      keepAliveIsNotFirstPacket: false,
+      keepAliveIsNotFirstPacket: false, firstPacket: 0,
     });
   });
 
   test("every field is read", () => {
     expect(w.guardSummary(guard({ holdFirstPacket: false, replyToHeadersOnlyErrors: false, maxRequestBodyBytes: 4096, keepAliveIsNotFirstPacket: true }))).toEqual({
       isGuard: true, error: "", holdFirstPacket: false, replyToHeadersOnlyErrors: false, maxRequestBodyBytes: 4096,
-      keepAliveIsNotFirstPacket: true,
+      keepAliveIsNotFirstPacket: true, firstPacket: 1,
     });
+    // firstPacket: 0 "byte", 1 "event", 2 "content".
+    expect(w.guardSummary(guard({ firstPacket: "content" })).firstPacket).toBe(2);
+    expect(w.guardSummary(guard({ firstPacket: "event" })).firstPacket).toBe(1);
+    expect(w.guardSummary(guard({ firstPacket: "byte" })).firstPacket).toBe(0);
   });
 
   test("a configuration without \"guard\" is not a guard (it is a backup entry), and has no error here", () => {
@@ -32,7 +36,10 @@ describe("primary guard: configuration", () => {
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 0 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer number of bytes from 1 to 268435456/);
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 1.5 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer/);
     expect(w.guardSummary(guard({ firstPacketTimeout: 300 })).error).toBe(
-      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket)");
+      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket, firstPacket)");
+    expect(w.guardSummary(guard({ firstPacket: "token" })).error).toBe(
+      'guard.firstPacket: must be "byte", "event" (keep-alives are held) or "content" (events without content are held), got "token"');
+    expect(w.guardSummary(guard({ firstPacket: "content", keepAliveIsNotFirstPacket: true })).error).toMatch(/^guard\.keepAliveIsNotFirstPacket: set firstPacket alone/);
     expect(w.guardSummary(guard({ keepAliveIsNotFirstPacket: "on" })).error).toMatch(/^guard\.keepAliveIsNotFirstPacket: must be true or false/);
     expect(w.guardSummary(JSON.stringify({ guard: true })).error).toMatch(/^guard: must be an object/);
     expect(w.guardSummary(JSON.stringify({ guard: {}, service: "b" })).error).toMatch(/^service: unknown field next to "guard"/);
