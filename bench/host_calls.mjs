@@ -39,7 +39,7 @@ function serializePairs(pairs) {
 const EMPTY_MAP = serializePairs([]);
 
 /** A header map as the scripted host keeps it: encoded once, so that the host's own work stays small. */
-function headerMap(pairs) {
+export function headerMap(pairs) {
   return { length: pairs.length, wire: serializePairs(pairs), values: new Map(pairs.map(([k, v]) => [k, enc.encode(v)])) };
 }
 
@@ -54,11 +54,15 @@ export function buildTraced() {
   if (r.status !== 0) throw new Error(`building ${RTRACE_WASM} failed:\n${r.stdout}${r.stderr}`);
 }
 
-/** A scripted host around one instance of the module. */
-export function makeHost(wasmBytes, pluginConfig) {
+/**
+ * A scripted host around one instance of the module. `roots`: the root contexts to configure, each
+ * { id, rootId (the plugin's root_id, "" = the dispatch filter), config }; by default one dispatch root
+ * (id 1) with `pluginConfig`. `properties`: extra property answers by dotted path (bytes).
+ */
+export function makeHost(wasmBytes, pluginConfig, { roots = [{ id: 1, rootId: "", config: pluginConfig }], properties = {} } = {}) {
   const counts = new Map();
   const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
-  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN };
+  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN, rootId: "", properties };
   let x;
   const mem = () => new DataView(x.memory.buffer);
   const bytesAt = (ptr, len) => new Uint8Array(x.memory.buffer, ptr, len);
@@ -99,6 +103,8 @@ export function makeHost(wasmBytes, pluginConfig) {
     proxy_replace_header_map_value: wrap("proxy_replace_header_map_value", () => OK),
     proxy_get_property: wrap("proxy_get_property", (pathPtr, pathSize, retPtr, retSize) => {
       const path = dec.decode(bytesAt(pathPtr, pathSize)).split("\0").join(".");
+      if (path === "plugin_root_id") return state.rootId ? give(enc.encode(state.rootId), retPtr, retSize) : NOT_FOUND;
+      if (state.properties[path]) return give(state.properties[path], retPtr, retSize);
       if (path === "response.code_details") return give(enc.encode("via_upstream"), retPtr, retSize);
       // As in Envoy with no filter behind this one: the router picked the upstream at the headers.
       if (path === "upstream.address") return give(enc.encode("127.0.0.1:8000"), retPtr, retSize);
@@ -156,11 +162,15 @@ export function makeHost(wasmBytes, pluginConfig) {
   }
   x = new WebAssembly.Instance(module, imports).exports;
   x._initialize();
-  const config = enc.encode(JSON.stringify(pluginConfig));
-  state.buffers[7] = config; // PluginConfiguration
-  x.proxy_on_context_create(1, 0);
-  x.proxy_on_vm_start(1, 0);
-  if (!x.proxy_on_configure(1, config.length)) throw new Error("the module refused the configuration");
+  for (const root of roots) {
+    const config = enc.encode(JSON.stringify(root.config));
+    state.buffers[7] = config; // PluginConfiguration
+    state.rootId = root.rootId;
+    x.proxy_on_context_create(root.id, 0);
+    x.proxy_on_vm_start(root.id, 0);
+    if (!x.proxy_on_configure(root.id, config.length)) throw new Error(`the module refused the configuration ${JSON.stringify(root.config)}`);
+  }
+  state.rootId = "";
   counts.clear();
   return { x, state, counts };
 }
@@ -173,7 +183,7 @@ const REQUEST_BODY = 0;
 const RESPONSE_BODY = 1;
 const CALL_RESPONSE_BODY = 4;
 
-const ANSWER = enc.encode('{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}');
+export const ANSWER = enc.encode('{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}');
 
 /** One request through the module as Envoy drives it; `fallback`: the primary answers 500, the backup 200. */
 export function setUp(h, body, fallback) {

@@ -19,6 +19,7 @@ import { benchCompare, stopCompare } from "./compare.mjs";
 import { benchCore } from "./core.mjs";
 import { FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, startFront, startUpstream, stopFleet } from "./fleet.mjs";
 import { benchHostCalls } from "./host_calls.mjs";
+import { benchStreamedHostCalls } from "./host_calls_streamed.mjs";
 import { benchFirstPacket, stopLateness } from "./lateness.mjs";
 import { benchMemory } from "./memory.mjs";
 import { benchThroughput, scenarios, startFronts } from "./throughput.mjs";
@@ -129,7 +130,10 @@ async function main() {
     if (want("compare")) out.compare = await benchCompare({ upstream, opts, baseline: out.throughput });
     await stopFleet();
   }
-  if (want("hostcalls")) out.hostCalls = benchHostCalls({ quick: opts.quick, configs: { happy: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG } });
+  if (want("hostcalls")) {
+    out.hostCalls = benchHostCalls({ quick: opts.quick, configs: { happy: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG } });
+    out.hostCallsStreamed = benchStreamedHostCalls({ quick: opts.quick });
+  }
   if (want("core")) out.core = benchCore(opts);
   if (want("memory")) out.memory = await benchMemory(opts);
   if (want("lateness")) out.lateness = await benchFirstPacket({ n: opts.quick ? 5 : 20 });
@@ -143,8 +147,9 @@ function writeMarkdown(file, out) {
   parts.push(`Run \`npm run bench -- ${process.argv.slice(2).join(" ")}\` on ${out.machine.date}: ${out.machine.cpu}, ${out.machine.memory}, ` +
     `${out.machine.kernel}; Envoy ${out.machine.envoy}; ${out.wrk}; Node ${out.machine.node}. Load average (1, 5, 15 min) at the ` +
     `start ${out.machine.load}, at the end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}.`);
-  for (const [title, section] of [["Throughput", out.throughput], ["Streaming time to first byte", out.ttfb], ["Compared with other gateways", out.compare],
-    ["Host calls per request", out.hostCalls],
+  for (const [title, section] of [["Throughput", out.throughput], ["Each path against its floor", out.throughput?.floors],
+    ["Streaming time to first byte", out.ttfb], ["Compared with other gateways", out.compare],
+    ["Host calls per request", out.hostCalls], ["Host calls per fallback, streamed mode", out.hostCallsStreamed],
     ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness]]) {
     if (section?.markdown) parts.push(`### ${title}\n\n${section.markdown}`);
   }

@@ -9,31 +9,36 @@ import { chatBody, f, header, median, note, spread, table } from "./stats.mjs";
 
 const KB = 1024;
 
-/** The scenarios; `baseline` names the plain-Envoy scenario a ratio is taken against. */
+/**
+ * The scenarios; `baseline` names the plain-Envoy scenario a ratio is taken against, `floor` the
+ * scenario that is the path's floor (what no module doing this path's work can beat: the empty module,
+ * the same filter without the feature, the minimal dispatch module, Envoy's own retry route), with the
+ * same body; `wanted`: the most over the floor the project aims at (issue 29), as a fraction.
+ */
 export function scenarios({ quick, match = null }) {
   const list = [
     { name: "plain Envoy", front: "plain", size: 1 * KB },
     { name: "empty wasm module", front: "noop", size: 1 * KB, baseline: "plain Envoy" },
-    { name: "filter, happy path", front: "filter", size: 1 * KB, baseline: "plain Envoy" },
-    { name: "filter, firstPacketTimeout on", front: "fpt", size: 1 * KB, baseline: "plain Envoy" },
-    { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "filter, happy path", front: "filter", size: 1 * KB, baseline: "plain Envoy", floor: "empty wasm module" },
+    { name: "filter, firstPacketTimeout on", front: "fpt", size: 1 * KB, baseline: "plain Envoy", floor: "filter, happy path", wanted: 0.10 },
+    { name: "filter, fallback 500 -> 200", front: "fallback", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy", floor: "dispatch floor: minimal module, fallback", wanted: 0.10 },
     { name: "dispatch floor: minimal module, fallback", front: "floor", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
-    { name: "filter + primary guard, happy path", front: "guard", size: 1 * KB, baseline: "plain Envoy" },
+    { name: "filter + primary guard, happy path", front: "guard", size: 1 * KB, baseline: "plain Envoy", floor: "filter, firstPacketTimeout on" },
     { name: "streamed mode, Envoy only", front: "streamedEnvoy", size: 1 * KB, baseline: "plain Envoy" },
     // The floor of any retry-based fallback: the primary's cluster answers 500, the backup's (another
     // upstream, answering 200 on every path) 200, no module anywhere.
     { name: "streamed mode, Envoy only, fallback", front: "streamedEnvoySplit", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
-    { name: "streamed mode, happy path", front: "streamed", size: 1 * KB, baseline: "plain Envoy" },
-    { name: "streamed mode, fallback 500 -> 200", front: "streamed", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
-    { name: "lean streamed mode, happy path", front: "streamedLean", size: 1 * KB, baseline: "plain Envoy" },
-    { name: "lean streamed mode, fallback 500 -> 200", front: "streamedLean", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy" },
+    { name: "streamed mode, happy path", front: "streamed", size: 1 * KB, baseline: "plain Envoy", floor: "streamed mode, Envoy only", wanted: 0.25 },
+    { name: "streamed mode, fallback 500 -> 200", front: "streamed", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy", floor: "streamed mode, Envoy only, fallback", wanted: 0.25 },
+    { name: "lean streamed mode, happy path", front: "streamedLean", size: 1 * KB, baseline: "plain Envoy", floor: "streamed mode, Envoy only", wanted: 0.25 },
+    { name: "lean streamed mode, fallback 500 -> 200", front: "streamedLean", size: 1 * KB, path: FAIL_PATH, baseline: "plain Envoy", floor: "streamed mode, Envoy only, fallback", wanted: 0.15 },
     { name: "plain Envoy, stream:true", front: "plain", size: 1 * KB, stream: true, path: STREAM_PATH },
     { name: "filter, stream:true (fpt on)", front: "fpt", size: 1 * KB, stream: true, path: STREAM_PATH, baseline: "plain Envoy, stream:true" },
     { name: "plain Envoy", front: "plain", size: 100 * KB },
     { name: "empty wasm module", front: "noop", size: 100 * KB, baseline: "plain Envoy" },
-    { name: "filter, happy path", front: "filter", size: 100 * KB, baseline: "plain Envoy" },
-    { name: "filter, firstPacketTimeout on", front: "fpt", size: 100 * KB, baseline: "plain Envoy" },
-    { name: "filter + primary guard, happy path", front: "guard", size: 100 * KB, baseline: "plain Envoy" },
+    { name: "filter, happy path", front: "filter", size: 100 * KB, baseline: "plain Envoy", floor: "empty wasm module" },
+    { name: "filter, firstPacketTimeout on", front: "fpt", size: 100 * KB, baseline: "plain Envoy", floor: "filter, happy path", wanted: 0.10 },
+    { name: "filter + primary guard, happy path", front: "guard", size: 100 * KB, baseline: "plain Envoy", floor: "filter, firstPacketTimeout on" },
     { name: "plain Envoy", front: "plain", size: 1024 * KB },
     { name: "filter, happy path", front: "filter", size: 1024 * KB, baseline: "plain Envoy" },
   ];
@@ -41,7 +46,7 @@ export function scenarios({ quick, match = null }) {
   if (match) {
     // The rows asked for, and the plain-Envoy rows their ratios need.
     const picked = out.filter((s) => s.name.includes(match));
-    const baselines = new Set(picked.map((s) => `${s.baseline}@${s.size}`));
+    const baselines = new Set(picked.flatMap((s) => [`${s.baseline}@${s.size}`, `${s.floor}@${s.size}`]));
     out = out.filter((s) => picked.includes(s) || baselines.has(`${s.name}@${s.size}`));
   }
   return out;
@@ -135,5 +140,29 @@ export async function benchThroughput({ upstream, fronts, list, rounds, seconds,
   note("front CPU µs/req = the front Envoy's user+system CPU time during the run / requests (10 ms clock ticks);");
   note("CPU ratio = plain Envoy's CPU per request / this one's: what the ratio would be if the front alone limited");
   note("throughput. On a shared 2-core machine the upstream and wrk take CPU too, which dilutes the throughput ratio.");
-  return { rows, markdown, results: list };
+  return { rows, markdown, floors: { markdown: floorTable(list, byKey) }, results: list };
+}
+
+/**
+ * Each path against its floor by the front's CPU per request: the ratio is taken within a round
+ * (the path's CPU / its floor's), the median of the rounds reported with their spread.
+ */
+function floorTable(list, byKey) {
+  const rows = [];
+  for (const s of list) {
+    const floor = s.floor ? byKey.get(`${s.floor}@${s.size}`) : null;
+    if (!floor) continue;
+    const ratios = s.runs.map((run, i) => run.cpuUsPerReq / floor.runs[i].cpuUsPerReq);
+    s.floorRatio = median(ratios);
+    const wanted = s.wanted === undefined ? "" : `<= ${f(1 + s.wanted, 2)}`;
+    const verdict = s.wanted === undefined ? "" : s.floorRatio <= 1 + s.wanted ? "met" : "missed";
+    rows.push([s.name, sizeLabel(s.size), s.floor, f(median(s.runs.map((r) => r.cpuUsPerReq)), 1),
+      f(median(floor.runs.map((r) => r.cpuUsPerReq)), 1), spread(ratios, 3), wanted, verdict]);
+  }
+  if (rows.length === 0) return null;
+  header("Each path against its floor (front CPU per request)");
+  const md = table(["path", "body", "its floor", "path µs/req", "floor µs/req", "ratio to floor", "wanted", ""], rows,
+    ["l", "r", "l", "r", "r", "r", "r", "l"]);
+  note("ratio to floor = the path's front CPU per request / its floor's, in the same round; median (min-max) of the rounds.");
+  return md;
 }
