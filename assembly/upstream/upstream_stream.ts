@@ -85,6 +85,8 @@ export class UpstreamStream extends HttpContext {
   private owner: RequestIdentity | null = null;
   /** The request's x-request-id for the log lines, at most LOGGED_ID_CHARS ("" = none or not logged). */
   private requestId: string = "";
+  /** The host wrote info lines when this backup's attempt began: asked once per attempt, not again for its outcome line. */
+  private logsInfo: bool = false;
   /** The earlier attempts' results, taken from the log (backups only). */
   private record: AttemptRecord | null = null;
   /** Response headers arrived, or the result was noted: onDone has nothing left to do. */
@@ -108,13 +110,15 @@ export class UpstreamStream extends HttpContext {
     const backup = config.backup;
     if (backup == null) {
       // The primary: a request the route does not retry leaves no record (it would wait for nobody).
-      // Which request it is is read only if it fails (the happy path reads nothing more).
+      // Which request it is is read only if it fails (the happy path reads nothing more). The method
+      // cannot wait for that: Envoy lets a filter read the request's headers only in their callback.
       const method = getHeader(MapType.HttpRequestHeaders, ":method");
       this.recordable = method !== null && config.methods.includes(method);
       return HeadersAction.Continue;
     }
     // A backup: the fallback is under way. The log line's id, then what the attempts before this one left.
-    if (logs(LogLevel.Info)) {
+    this.logsInfo = logs(LogLevel.Info);
+    if (this.logsInfo) {
       const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
       if (requestId !== null) this.requestId = requestId.length > LOGGED_ID_CHARS ? requestId.slice(0, LOGGED_ID_CHARS) + "..." : requestId;
     }
@@ -341,7 +345,7 @@ export class UpstreamStream extends HttpContext {
   private logOutcome(outcome: string, record: AttemptRecord): void {
     const text = outcomeText(outcome, record.trigger(), formatAttempts(record.attempts));
     publishOutcome(text);
-    if (!logs(LogLevel.Info)) return;
+    if (!this.logsInfo) return;
     logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));
   }
 }

@@ -59,8 +59,8 @@ export const MUTATIONS = [
   {
     name: "one vocabulary: the streamed mode leaves the outcome out of the access log (no filter state)",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "    publishOutcome(text);\n    if (!logs(LogLevel.Info)) return;",
-    replace: "    if (!logs(LogLevel.Info)) return;",
+    find: "    publishOutcome(text);\n    if (!this.logsInfo) return;",
+    replace: "    if (!this.logsInfo) return;",
     tests: [E2E_OUTCOME_VOCABULARY],
   },
   {
@@ -689,7 +689,7 @@ export const MUTATIONS = [
   {
     name: "lean streamed mode: the last backup's filter never reads x-request-id (its info line says none)",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "    if (logs(LogLevel.Info)) {\n      const requestId = getHeader(",
+    find: "    if (this.logsInfo) {\n      const requestId = getHeader(",
     replace: "    if (false) {\n      const requestId = getHeader(",
     tests: [E2E_STREAMED_LEAN],
   },
