@@ -7,10 +7,10 @@ const MAX_DEPTH = 1024;
 // Eight bytes at a time (SIMD is off): a word has a byte equal to X when (w ^ X...) has a zero byte,
 // and a byte below 0x20 when (w - 0x20...) & ~w has its high bit; the lowest flagged byte of these
 // classic tests is exact (only bytes above it can be flagged falsely), so a scan jumps straight to it.
-const ONES: u64 = 0x0101010101010101;
-const HIGH_BITS: u64 = 0x8080808080808080;
-const QUOTES: u64 = 0x2222222222222222;
-const BACKSLASHES: u64 = 0x5c5c5c5c5c5c5c5c;
+export const ONES: u64 = 0x0101010101010101;
+export const HIGH_BITS: u64 = 0x8080808080808080;
+export const QUOTES: u64 = 0x2222222222222222;
+export const BACKSLASHES: u64 = 0x5c5c5c5c5c5c5c5c;
 const CONTROL_LIMITS: u64 = 0x2020202020202020;
 
 /** A byte range [start, end) relative to the scanned buffer. */
@@ -30,7 +30,7 @@ export class TopLevel {
   streamTrue: bool = false;
 }
 
-function isWhitespace(c: u32): bool {
+export function isWhitespace(c: u32): bool {
   return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d;
 }
 
@@ -238,87 +238,8 @@ export function stringEquals(base: usize, start: i32, end: i32, ascii: string): 
   return k == ascii.length;
 }
 
-/**
- * Whether the last top-level "stream" member of a JSON object body is `true`, found without
- * validating the body: strings and nesting are only tracked, so this runs several times faster than
- * scanTopLevel on the request path. For a valid body it agrees with scanTopLevel(...).streamTrue; a
- * key written with escapes is handed to the full scan.
- */
-export function isStreamingRequest(base: usize, length: i32): bool {
-  let depth = 0;
-  let expectKey = false;
-  let streaming = false;
-  let i = 0;
-  while (i < length) {
-    const c = load<u8>(base + i);
-    if (c == 0x22) {
-      const start = i;
-      i = stringEnd(base, i + 1, length) + 1;
-      if (depth == 1 && expectKey) {
-        expectKey = false;
-        if (hasBackslash(base, start, i < length ? i : length)) return scanTopLevel(base, length).streamTrue;
-        if (i - start == 8 && isWordAt(base + start + 1, "stream")) {
-          let v = i;
-          while (v < length && (isWhitespace(load<u8>(base + v)) || load<u8>(base + v) == 0x3a)) v++;
-          streaming = v + 4 <= length && isWordAt(base + v, "true");
-        }
-      }
-      continue;
-    }
-    if (c == 0x7b || c == 0x5b) {
-      depth++;
-      expectKey = c == 0x7b && depth == 1;
-    } else if (c == 0x7d || c == 0x5d) {
-      depth--;
-    } else if (c == 0x2c && depth == 1) {
-      expectKey = true;
-    }
-    i++;
-  }
-  return streaming;
-}
-
-
-/**
- * Where the string whose contents start at `i` ends: the index of its closing quote, or `length`
- * when it has none. Message texts are the bulk of a chat request, so runs of eight bytes without a
- * quote or backslash are skipped a word at a time.
- */
-function stringEnd(base: usize, i: i32, length: i32): i32 {
-  while (i < length) {
-    if (i + 8 <= length) {
-      const w = load<u64>(base + <usize>i);
-      const q = w ^ QUOTES;
-      const b = w ^ BACKSLASHES;
-      const flags = (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGH_BITS;
-      if (flags == 0) {
-        i += 8;
-        continue;
-      }
-      i += <i32>(ctz(flags) >> 3);
-    }
-    const d = load<u8>(base + <usize>i);
-    if (d == 0x22) return i;
-    i += d == 0x5c ? 2 : 1;
-  }
-  return length;
-}
-
-function hasBackslash(base: usize, start: i32, end: i32): bool {
-  for (let k = start; k < end; k++) {
-    if (load<u8>(base + <usize>k) == 0x5c) return true;
-  }
-  return false;
-}
-
-function isWordAt(ptr: usize, word: string): bool {
-  for (let k = 0; k < word.length; k++) {
-    if (<u32>load<u8>(ptr + k) != <u32>word.charCodeAt(k)) return false;
-  }
-  return true;
-}
-
-function startsWithBom(base: usize, length: i32): bool {
+/** The body starts with a UTF-8 byte order mark. */
+export function startsWithBom(base: usize, length: i32): bool {
   return length >= 3 && load<u8>(base) == 0xef && load<u8>(base + 1) == 0xbb && load<u8>(base + 2) == 0xbf;
 }
 

@@ -15,7 +15,7 @@ import { FallbackMachine } from "../core/fallback_machine";
 import { Phase } from "../core/fallback_steps";
 import { tellFirstPacketTimed } from "../host/first_packet_signal";
 import { PauseEvidence, WITHHELD_BODY_MS } from "./header_pause";
-import { isStreamingRequest } from "../core/json_scan";
+import { isStreamingRequest } from "../core/stream_check";
 import { StreamIdleWatch } from "../core/stream_idle";
 import { Metrics } from "./metrics";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./fallback_root";

@@ -8,7 +8,7 @@ import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
 import { tellFirstPacketTimed } from "../host/first_packet_signal";
-import { isStreamingRequest } from "../core/json_scan";
+import { isStreamingRequest } from "../core/stream_check";
 import { BudgetShare } from "../core/memory_budget";
 import { overBudget, vmBudget } from "../host/vm_budget";
 import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";

@@ -1041,4 +1041,18 @@ export const MUTATIONS = [
     replace: "if (firstPacketMs > 0 && v < 0) {",
     tests: ["tests/unit/streamed/streamed.test.js"],
   },
+  {
+    name: "the stream check read from the body's end takes a quote after an odd run of backslashes (an escaped quote) for a string's start",
+    file: "assembly/core/stream_check.ts",
+    find: "    if (((q - 1 - k) & 1) == 0) return q;\n",
+    replace: "    return q;\n",
+    tests: [UNIT_REWRITE],
+  },
+  {
+    name: "the stream check read from the body's end takes a nested \"stream\" key for the top-level one",
+    file: "assembly/core/stream_check.ts",
+    find: "    } else if (c == 0x3a && depth == 1) {\n",
+    replace: "    } else if (c == 0x3a) {\n",
+    tests: [UNIT_REWRITE],
+  },
 ];

@@ -143,6 +143,36 @@ describe("JSON scan", () => {
     expect(w.streamingRequest(long.replace('"stream":true}', '"stream":false}'))).toBe(false);
   });
 
+  test("the stream check, reading from the body's end, agrees with the full scan: backslash runs before quotes, the key first, last, nested or absent", () => {
+    // Strings whose text ends in backslashes (an even run ends the string, an odd one escapes the quote), at every offset of an 8-byte word.
+    const texts = [];
+    for (let k = 0; k < 17; k++) {
+      for (const end of ["\\\\", "\\\"", "\\\\\\\"x", '\\\"\\\\', "\\u0022", ":,}]{[", "\u00e9"]) texts.push("x".repeat(k) + end);
+    }
+    const bodies = [];
+    for (const t of texts) {
+      const str = `"${t}"`;
+      JSON.parse(str); // every text is a valid JSON string
+      bodies.push(`{"messages":[{"content":${str}}],"stream":true}`);
+      bodies.push(`{"stream":true,"messages":[{"content":${str},"stream":false}],"m":${str}}`);
+      bodies.push(`{"stream":false,"a":{"stream":true,"b":[${str},":"]},"k":${str} }\n`);
+      bodies.push(`{"a":${str},"stream" : true , "z":${str}}`);
+      bodies.push(`{"a":${str},"b":{"stream":true}}`);
+      bodies.push(`\ufeff {"a":${str},"stream":true}`);
+      bodies.push(`{"${t}":1,"stream":true}`);
+      bodies.push(`{"stream":true,"${t}":{"x":"stream"}}`);
+    }
+    for (const body of bodies) {
+      expect([body, w.streamingRequest(body)]).toEqual([body, w.scan(body).streamTrue]);
+      expect([body, w.streamingRequest(body)]).toEqual([body, JSON.parse(body.replace(/^\ufeff/, "")).stream === true]);
+    }
+    // Not an object's end, or no opening quote for a string: read from the start, as before. (Of other
+    // bodies that are not JSON, neither reading says anything a client could rely on.)
+    expect(w.streamingRequest('{"stream":true')).toBe(true);
+    expect(w.streamingRequest('{"stream":true,"a":"x')).toBe(true);
+    expect(w.streamingRequest('[{"stream":true}]')).toBe(false);
+  });
+
   test("the validating scan stops at a control byte, a bad escape or a quote at every offset of its 8-byte steps", () => {
     for (let k = 0; k < 20; k++) {
       const head = '{"model":"m","content":"' + "x".repeat(k);
