@@ -1,6 +1,6 @@
 // The ABI's header-map wire format: u32 count, then (u32 name size, u32 value size) per pair,
 // then each name and value followed by a NUL byte. Little-endian, as wasm memory is.
-import { byteStringFromMemory, writeByteString } from "./bytes";
+import { byteStringFromMemory, statusCodeAt, writeByteString } from "./bytes";
 import { Header } from "./headers";
 
 export function serializeHeaders(headers: Header[]): ArrayBuffer {
@@ -127,6 +127,28 @@ export function findSerializedHeader(ptr: usize, size: usize, lowerName: string)
     data += nameSize + valueSize + 2;
   }
   return null;
+}
+
+/**
+ * A response's `:status` as a number straight from the wire format (three digits, else 0; 0 when
+ * absent), so that a filter that reads the whole map anyway needs no second host call for it.
+ */
+export function serializedStatus(ptr: usize, size: usize): i32 {
+  if (size < 4) return 0;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return 0;
+  const end = ptr + size;
+  let sizes = ptr + 4;
+  let data = ptr + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(sizes);
+    const valueSize = <usize>load<u32>(sizes + 4);
+    sizes += 8;
+    if (data + nameSize + valueSize + 2 > end) return 0;
+    if (nameSize == <usize>STATUS.length && bytesEqual(data, STATUS)) return statusCodeAt(data + nameSize + 1, valueSize);
+    data += nameSize + valueSize + 2;
+  }
+  return 0;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
   setBufferBytes, takeBufferBytes,
 } from "../abi/hostcalls";
-import { serializedNamesWithPrefix } from "../core/header_pairs";
+import { serializedNamesWithPrefix, serializedStatus } from "../core/header_pairs";
 import { ByteSink } from "../core/byte_sink";
 import { BudgetShare } from "../core/memory_budget";
 import { overBudget, showKeptBytes, vmBudget } from "../host/vm_budget";
@@ -223,10 +223,10 @@ export class UpstreamStream extends HttpContext {
     const config = this.upstreamRoot.config;
     if (config == null || this.settled) return HeadersAction.Continue;
     this.settled = true;
-    const status = responseStatus(MapType.HttpResponseHeaders);
-    const failed = config.triggerStatuses.has(status);
     const backup = config.backup;
     if (backup == null) {
+      const status = responseStatus(MapType.HttpResponseHeaders);
+      const failed = config.triggerStatuses.has(status);
       // The primary: only a failure is worth a record (the happy path allocates nothing).
       if (failed) this.leaveForNext(config, new AttemptRecord(), status.toString(), false);
       // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
@@ -235,9 +235,12 @@ export class UpstreamStream extends HttpContext {
     }
     const record = this.record!;
     if (this.skipped.length > 0) return this.answerSkipped(config, record);
-    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, status.toString()));
-    // The backup's own report headers (a chained gateway's) never reach the client.
+    // The answer's headers, read once (one host call): its status, and the report headers of its own
+    // (a chained gateway's), which never reach the client.
     const own = getHeadersRaw(MapType.HttpResponseHeaders);
+    const status = serializedStatus(changetype<usize>(own), own.byteLength);
+    const failed = config.triggerStatuses.has(status);
+    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, status.toString()));
     const reported = serializedNamesWithPrefix(changetype<usize>(own), own.byteLength, REPORT_HEADER_PREFIX);
     for (let i = 0; i < reported.length; i++) removeHeader(MapType.HttpResponseHeaders, reported[i]);
     // On an answer the router retries these are dropped with it; on the one the client gets, they tell.

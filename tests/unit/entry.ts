@@ -1,7 +1,7 @@
 // Test entry: exposes the pure core (configuration, policy, JSON scan, model rewrite, SSE check,
 // header pairs, state machine) to jest through plain functions. Not part of the filter module.
 import "../../assembly/abi/abort";
-import { deserializeHeaders, findSerializedHeader, serializeHeaders, serializeResponseHeaders } from "../../assembly/core/header_pairs";
+import { deserializeHeaders, findSerializedHeader, serializeHeaders, serializeResponseHeaders, serializedStatus } from "../../assembly/core/header_pairs";
 import { Header } from "../../assembly/core/headers";
 import { byteStringFromBuffer, byteStringToBuffer, statusCodeAt } from "../../assembly/core/bytes";
 import { Backup, CREDENTIAL_HEADERS, FirstPacket, Policy } from "../../assembly/core/config/config";
@@ -392,6 +392,11 @@ export function headerPairsBack(bytes: ArrayBuffer): string {
 export function serializedHeader(bytes: ArrayBuffer, name: string): string {
   const value = findSerializedHeader(changetype<usize>(bytes), bytes.byteLength, name);
   return value === null ? "<none>" : value;
+}
+
+/** A response's :status from serialized pairs (0 when absent or not three digits). */
+export function statusFromPairs(bytes: ArrayBuffer): i32 {
+  return serializedStatus(changetype<usize>(bytes), bytes.byteLength);
 }
 
 export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {

@@ -42,6 +42,15 @@ describe("header pairs", () => {
     expect(w.serializedHeader(Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1, 0, 0, 0, 0x61]), "a")).toBe("<none>");
   });
 
+  test("a response's :status is read straight from the wire format", () => {
+    expect(w.statusFromPairs(w.headerPairs([["content-type", "application/json"], [":status", "503"], ["x", "200"]]))).toBe(503);
+    expect(w.statusFromPairs(w.headerPairs([[":status", "200"]]))).toBe(200);
+    expect(w.statusFromPairs(w.headerPairs([["status", "200"], [":statuss", "200"]]))).toBe(0);
+    expect(w.statusFromPairs(w.headerPairs([[":status", "20"]]))).toBe(0);
+    expect(w.statusFromPairs(w.headerPairs([[":status", "2x0"]]))).toBe(0);
+    expect(w.statusFromPairs(Buffer.from([1, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 0x3a]))).toBe(0);
+  });
+
   test("malformed buffers give no headers rather than garbage", () => {
     expect(w.headerPairsBack(Buffer.from([9, 0, 0, 0, 1, 0]))).toBe("");
     expect(w.headerPairsBack(Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1, 0, 0, 0, 0x61]))).toBe("");

@@ -67,6 +67,7 @@ function load() {
     responsePairs: (status, pairs) => call(() => readBuf(x.responsePairs(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     headerPairsBack: (bytes) => call(() => readStr(x.headerPairsBack(buf(bytes)))),
     serializedHeader: (bytes, name) => call(() => readStr(x.serializedHeader(buf(bytes), str(name)))),
+    statusFromPairs: (bytes) => call(() => x.statusFromPairs(buf(bytes))),
     byteStringRoundTrip: (bytes) => call(() => readBuf(x.byteStringRoundTrip(buf(bytes)))),
     replayHeaders: (json, index, pairs) =>
       call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
