@@ -11,7 +11,8 @@
 // Sections: throughput (wrk against plain Envoy, the empty module, the filter's happy and fallback
 // paths, the streamed mode's happy and fallback paths), ttfb (streaming time to first byte), hostcalls (host calls per request, counted by a
 // scripted host), core (model rewrite and scans in V8), memory (per in-flight request, module size),
-// lateness (first-packet timeout), compare (with --compare).
+// lateness (first-packet timeout), hedge (time to first token with a slow primary, with and without
+// `hedge`), compare (with --compare).
 import fs from "node:fs";
 import os from "node:os";
 import { spawnSync } from "node:child_process";
@@ -21,13 +22,14 @@ import { FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, startFront, startUpstream, s
 import { benchHostCalls } from "./host_calls.mjs";
 import { benchStreamedHostCalls } from "./host_calls_streamed.mjs";
 import { benchFirstPacket, stopLateness } from "./lateness.mjs";
+import { benchHedge, stopHedge } from "./hedge.mjs";
 import { benchMemory } from "./memory.mjs";
 import { benchThroughput, scenarios, startFronts } from "./throughput.mjs";
 import { benchTtfb } from "./ttfb.mjs";
 import { cleanupWrkFiles, ensureWrk } from "./wrk.mjs";
 import { f, header, nowMs, table } from "./stats.mjs";
 
-const SECTIONS = ["throughput", "ttfb", "hostcalls", "core", "memory", "lateness"];
+const SECTIONS = ["throughput", "ttfb", "hostcalls", "core", "memory", "lateness", "hedge"];
 
 function parseArgs(argv) {
   const opts = { quick: false, compare: false, rounds: 3, seconds: 5, connections: 32, only: null, markdown: null, match: null };
@@ -137,6 +139,7 @@ async function main() {
   if (want("core")) out.core = benchCore(opts);
   if (want("memory")) out.memory = await benchMemory(opts);
   if (want("lateness")) out.lateness = await benchFirstPacket({ n: opts.quick ? 5 : 20 });
+  if (want("hedge")) out.hedge = await benchHedge({ n: opts.quick ? 3 : 10 });
   out.targets = targetCheck(out);
   console.log(`\ntotal ${((nowMs() - t0) / 1000).toFixed(1)} s; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (opts.markdown) writeMarkdown(opts.markdown, out);
@@ -150,7 +153,7 @@ function writeMarkdown(file, out) {
   for (const [title, section] of [["Throughput", out.throughput], ["Each path against its floor", out.throughput?.floors],
     ["Streaming time to first byte", out.ttfb], ["Compared with other gateways", out.compare],
     ["Host calls per request", out.hostCalls], ["Host calls per fallback, streamed mode", out.hostCallsStreamed],
-    ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness]]) {
+    ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness], ["Hedging: time to first token with a slow primary", out.hedge]]) {
     if (section?.markdown) parts.push(`### ${title}\n\n${section.markdown}`);
   }
   parts.push(`### Targets\n\n${out.targets}`);
@@ -160,7 +163,7 @@ function writeMarkdown(file, out) {
 
 let aborting = false;
 async function cleanup() {
-  await Promise.allSettled([stopFleet(), stopLateness(), stopCompare()]);
+  await Promise.allSettled([stopFleet(), stopLateness(), stopHedge(), stopCompare()]);
   cleanupWrkFiles();
 }
 for (const sig of ["SIGINT", "SIGTERM"]) {

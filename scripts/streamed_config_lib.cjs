@@ -15,6 +15,12 @@ const STREAM_ERROR_HEADER = "x-ai-fallback-stream-error";
 const DEFAULT_REQUEST_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Retries one cluster may have in flight (Envoy's default, 3, overflows under concurrency). */
 const DEFAULT_MAX_RETRIES = 1024;
+/** `hedge`: the one cluster whose priority levels are the services (primary = 0, backups in order). */
+const SERVICES_CLUSTER = "ai-fallback-services";
+/** The header the cluster's first upstream filter sets to the attempt's service (assembly/upstream/service_marker.ts). */
+const SERVICE_MARKER_HEADER = "x-ai-fallback-upstream-service";
+/** The most requests per worker `hedge.maxInFlight` may let race (assembly/core/config/hedge_reader.ts). */
+const MAX_HEDGES_IN_FLIGHT = 100000;
 /** The CA bundle an https cluster checks its server's certificate against (Debian/Ubuntu; Fedora/RHEL: /etc/pki/tls/certs/ca-bundle.crt). */
 const DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -163,6 +169,12 @@ function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false)
  * reports the fallback on the answer.
  */
 function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
+  const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
+  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath);
+}
+
+/** Attempt `attempt`'s configuration (1 = the primary): the upstream role's `{"attempt": n, ...}`. */
+function attemptConfig(plugin, attempt, primaryFilter = true) {
   const config = { attempt, attempts: plugin.backups.length + 1 };
   // Lean: the backups know that no filter recorded the primary's result (they report it as "retry").
   if (!primaryFilter && attempt > 1) config.primaryFilter = false;
@@ -175,8 +187,101 @@ function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
     if (earlier.length > 0) config.earlierBackupHeaders = earlier;
   }
   if (attempt > 1) config.backup = plugin.backups[attempt - 2];
-  const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
-  return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath);
+  return config;
+}
+
+/** hedge.maxInFlight (0 = no hedging), checked as the module checks it. */
+function hedgeMaxInFlight(plugin) {
+  const hedge = plugin.hedge;
+  if (hedge === undefined) return 0;
+  if (hedge === null || typeof hedge !== "object" || Array.isArray(hedge)) {
+    refuse("hedge", `must be an object such as {"maxInFlight": 10}, got ${JSON.stringify(hedge)}`);
+  }
+  for (const k of Object.keys(hedge)) if (k !== "maxInFlight") refuse(`hedge.${k}`, "unknown field (known: maxInFlight)");
+  const n = hedge.maxInFlight;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_HEDGES_IN_FLIGHT) {
+    refuse("hedge.maxInFlight", `must be an integer from 1 to ${MAX_HEDGES_IN_FLIGHT} (the most requests per worker racing a backup at once), got ${JSON.stringify(n)}`);
+  }
+  if (firstPacketTimeoutMs(plugin) === 0) {
+    refuse("hedge", "needs firstPacketTimeout (the race starts when the primary's first packet is that late): set firstPacketTimeout, e.g. 2000, or remove hedge");
+  }
+  return n;
+}
+
+/** Envoy's header_mutation upstream filter writing the attempt's endpoint's service into the marker, on every attempt. */
+function serviceMarkerFilter() {
+  return {
+    name: "envoy.filters.http.header_mutation",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+      mutations: { request_mutations: [{ append: {
+        header: { key: SERVICE_MARKER_HEADER, value: "%UPSTREAM_METADATA(ai_fallback:service)%" },
+        append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+      } }] },
+    },
+  };
+}
+
+/** `filter`, skipped on the attempts whose marker names one of `skipped` (Envoy's match_delegate). */
+function skippedFor(filter, skipped, suffix) {
+  const skip = { action: { name: "skip", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter" } } };
+  return {
+    name: `${filter.typed_config.config.name}-${suffix}`,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+      extension_config: filter,
+      xds_matcher: { matcher_tree: {
+        input: { name: "service", typed_config: { "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", header_name: SERVICE_MARKER_HEADER } },
+        exact_match_map: { map: Object.fromEntries(skipped.map((n) => [n, skip])) },
+      } },
+    },
+  };
+}
+
+/**
+ * `hedge`: ONE cluster whose priority levels are the services (Envoy hedges within a cluster only).
+ * Each endpoint carries its service's name (metadata ai_fallback.service) and, for an https service,
+ * its own TLS (transport_socket_matches). Its upstream chain: the marker (serviceMarkerFilter), the
+ * primary guard on the primary's attempts only, the module's attempt filter with every service's
+ * configuration keyed by name, the codec.
+ */
+function servicesCluster(plugin, names, addresses, wasmPath, maxRetries, caBundle) {
+  const parsed = names.map((n) => parseAddress(addresses[n], `clusters.addresses.${n}`));
+  const services = {};
+  names.forEach((n, i) => { services[n] = attemptConfig(plugin, i + 1); });
+  // It holds a streaming 2xx's headers until the first body byte, which decides a race (and the report they carry).
+  const attemptFilter = wasmFilter("ai-fallback-upstream", UPSTREAM_ROOT_ID, { hedge: true, services }, wasmPath, true);
+  // The primary's guard as without hedge; the backups' holds a racing request's 2xx until its first
+  // content (the first content, not the first headers, wins the race).
+  const filters = [serviceMarkerFilter(), skippedFor(primaryGuardFilter(plugin, wasmPath), names.slice(1), "primary"),
+    skippedFor(primaryGuardFilter(plugin, wasmPath, true), names.slice(0, 1), "backups"), attemptFilter,
+    { name: "envoy.filters.http.upstream_codec", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" } }];
+  return {
+    name: SERVICES_CLUSTER,
+    type: parsed.every((a) => isIpAddress(a.host)) ? "STATIC" : "STRICT_DNS",
+    connect_timeout: "5s",
+    circuit_breakers: { thresholds: [{ priority: "DEFAULT", max_retries: maxRetries }] },
+    load_assignment: {
+      cluster_name: SERVICES_CLUSTER,
+      endpoints: names.map((n, i) => {
+        const metadata = { ai_fallback: { service: n } };
+        if (parsed[i].tls) metadata["envoy.transport_socket_match"] = { service: n };
+        return {
+          priority: i,
+          locality: { zone: n },
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: parsed[i].host, port_value: parsed[i].port } } }, metadata: { filter_metadata: metadata } }],
+        };
+      }),
+    },
+    transport_socket_matches: names.filter((n, i) => parsed[i].tls).map((n) => ({
+      name: `tls-${n}`, match: { service: n }, transport_socket: upstreamTls(parsed[names.indexOf(n)].host, caBundle),
+    })),
+    typed_extension_protocol_options: { "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+      "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+      explicit_http_config: { http_protocol_options: {} },
+      http_filters: filters,
+    } },
+  };
 }
 
 /**
@@ -185,7 +290,7 @@ function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
  * Envoy's plain text, with what Envoy knows of the last attempt. Every router reply sets a response
  * flag; answers of the model services are never local replies, so they pass unchanged.
  */
-function exhaustedLocalReply(hideTopology) {
+function exhaustedLocalReply(hideTopology, lastService = "%UPSTREAM_CLUSTER%") {
   const error = {
     type: "ai_fallback_exhausted",
     code: "%RESPONSE_CODE%",
@@ -193,7 +298,7 @@ function exhaustedLocalReply(hideTopology) {
     attempts: "%RESP(x-envoy-attempt-count)%",
     envoy: "%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%",
   };
-  if (!hideTopology) error.last = "%UPSTREAM_CLUSTER%";
+  if (!hideTopology) error.last = lastService;
   return {
     mappers: [{
       filter: { response_flag_filter: {} },
@@ -208,10 +313,12 @@ function exhaustedLocalReply(hideTopology) {
  * guard's local reply), so the router's per-try timeout, which the downstream role sets for
  * streaming requests only, runs until that byte.
  */
-function primaryGuardFilter(plugin, wasmPath) {
+function primaryGuardFilter(plugin, wasmPath, hedgedOnly = false) {
   const guard = { replyToHeadersOnlyErrors: false };
+  // hedge: the backups' guard, which holds only requests that race.
+  if (hedgedOnly) guard.hedgedOnly = true;
   if (plugin.keepAliveIsNotFirstPacket !== undefined) guard.keepAliveIsNotFirstPacket = plugin.keepAliveIsNotFirstPacket;
-  return wasmFilter("ai-fallback-guard", UPSTREAM_ROOT_ID, { guard }, wasmPath, true);
+  return wasmFilter(hedgedOnly ? "ai-fallback-guard-hedged" : "ai-fallback-guard", UPSTREAM_ROOT_ID, { guard }, wasmPath, true);
 }
 
 function streamedDownstreamFilter(plugin, wasmPath) {
@@ -366,16 +473,31 @@ function streamedConfig(plugin, clusters, opts = {}) {
   if (!primaryFilter && firstPacket) {
     refuse("firstPacketTimeout", "needs the primary's filters (the guard holds its first packet): set it to 0, or generate without --no-primary-filter");
   }
+  const hedge = hedgeMaxInFlight(plugin) > 0;
+  if (hedge) {
+    // One cluster, the services its priority levels: the next attempt (retry or hedge) goes to the next
+    // level. No cluster specifier; the primary keeps a plain cluster of its own for the other methods.
+    delete route.inline_cluster_specifier_plugin;
+    delete route.retry_policy.refresh_cluster_on_retry;
+    route.cluster = SERVICES_CLUSTER;
+    route.retry_policy.retry_priority = {
+      name: "envoy.retry_priorities.previous_priorities",
+      typed_config: { "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig", update_frequency: 1 },
+    };
+  }
   // Every attempt's cluster runs the upstream role (upstreamWasmFilter); the primary's runs the guard
   // before it with firstPacketTimeout. Upstream filters see the answer in reverse order: the
   // primary's result is recorded before the guard holds a streaming 2xx. Lean (primaryFilter: false):
   // the primary's cluster has no filter at all, so a healthy request never enters the module.
-  const out = names.map((n, i) => {
-    let filters = [upstreamWasmFilter(plugin, i + 1, wasmPath, primaryFilter)];
-    if (i === 0 && firstPacket) filters.unshift(primaryGuardFilter(plugin, wasmPath));
-    if (i === 0 && !primaryFilter) filters = null;
-    return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries, caBundle);
-  });
+  const out = hedge
+    ? [servicesCluster(plugin, names, addresses, wasmPath, maxRetries, caBundle),
+      cluster(names[0], parseAddress(addresses[names[0]], `clusters.addresses.${names[0]}`), null, maxRetries, caBundle)]
+    : names.map((n, i) => {
+      let filters = [upstreamWasmFilter(plugin, i + 1, wasmPath, primaryFilter)];
+      if (i === 0 && firstPacket) filters.unshift(primaryGuardFilter(plugin, wasmPath));
+      if (i === 0 && !primaryFilter) filters = null;
+      return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries, caBundle);
+    });
   // The connection manager's filters before the router.
   const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
   return {
@@ -391,7 +513,7 @@ function streamedConfig(plugin, clusters, opts = {}) {
     // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count).
     virtual_host_options: { include_attempt_count_in_response: true },
     // On the HTTP connection manager.
-    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true),
+    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true, hedge ? "%UPSTREAM_METADATA(ai_fallback:service)%" : undefined),
     clusters: out,
     http_filters: httpFilters,
   };
@@ -473,4 +595,4 @@ function ignoredFields(plugin) {
 }
 
 module.exports = {
-  CREDENTIAL_HEADERS, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+  SERVICES_CLUSTER, SERVICE_MARKER_HEADER, CREDENTIAL_HEADERS, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

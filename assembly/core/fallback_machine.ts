@@ -3,6 +3,9 @@
 import { Backup, Policy } from "./config/config";
 import { RESULT_NO_RESPONSE } from "./fallback_outcome";
 import { Attempt, DEADLINE_EXCEEDED, NOT_REWRITABLE, REFUSED, RESULT_TIMEOUT, UNKNOWN_CLUSTER } from "./attempts";
+
+/** A racing attempt cancelled (or its answer dropped) because the other sent its first content first (`hedge`). */
+export const RESULT_HEDGE_LOST = "hedge_lost";
 import { Delivery, Phase, Step } from "./fallback_steps";
 import {
   Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf,
@@ -76,6 +79,12 @@ export class FallbackMachine {
   private upstreamStartedMs: u64 = 0;
   /** The firstPacketTimeout the deadline was set by (the rule chosen at the request's headers). */
   private timedByMs: u32 = 0;
+  /** `hedge`: the glue lets this request race (under the worker's bound) if its first packet is late. */
+  hedgeAllowed: bool = false;
+  /** A race is on: the primary's first content may still win against the backups' answers. */
+  racing: bool = false;
+  /** The backup served won a race (the primary was still running). */
+  backupWonRace: bool = false;
 
   /** The rule that applies: the one of the route chosen at the request's headers, until followRoute. */
   constructor(public policy: Policy) {}
@@ -161,7 +170,14 @@ export class FallbackMachine {
         this.answerHeadersWritten = true;
         return Step.WriteHeaders;
       case Phase.FallingBack:
+        if (this.racing && status >= 200 && status < 300) {
+          // Racing: a complete 2xx wins at once; a streaming one waits here for its first content.
+          if (endOfStream) return this.primaryWins(status);
+          this.holdPrimary(status, false, false);
+          return Step.Hold;
+        }
         // The primary answered late (after a first-packet timeout): keep it as a last resort.
+        this.racing = false;
         this.holdPrimary(status, endOfStream, true);
         return Step.HoldWhole;
     }
@@ -217,8 +233,24 @@ export class FallbackMachine {
       this.firstPacketDeadlineMs = 0;
       return Step.Continue;
     }
+    if (this.phase == Phase.FallingBack && this.racing && this.primaryHeld && !this.primaryHeldWhole) {
+      return isFirstPacket ? this.primaryWins(this.primaryStatus) : Step.HoldBuffered;
+    }
     if (this.phase == Phase.FallingBack && this.primaryHeld) return Step.Hold;
     return Step.Continue;
+  }
+
+  /** The primary's first content beat the racing backup: it is served, the backup's call is dropped. */
+  private primaryWins(status: i32): Step {
+    this.racing = false;
+    this.phase = Phase.PassThrough;
+    this.primaryHeld = false;
+    this.primaryStatus = status;
+    this.attempts[0].result = status.toString();
+    const backup = this.currentBackup;
+    if (backup !== null) this.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, RESULT_HEDGE_LOST));
+    this.currentBackup = null;
+    return Step.PrimaryWinsRace;
   }
 
   /** The root's timer found this stream's first-packet deadline passed. */
@@ -265,6 +297,7 @@ export class FallbackMachine {
     this.triggerKind = kind;
     this.chainDeadlineMs = nowMs + this.policy.fallbackDeadlineMs;
     this.attempts.push(new Attempt("primary", "", primaryResult(kind, this.primaryStatus)));
+    this.racing = kind == TriggerKind.FirstPacketTimeout && this.hedgeAllowed;
     return this.advance(nowMs);
   }
 
@@ -283,6 +316,7 @@ export class FallbackMachine {
       this.attempts.push(new Attempt("chain", "", DEADLINE_EXCEEDED));
     }
     this.currentBackup = null;
+    this.racing = false;
     // A held 2xx primary (its first packet was late, or it answered after the timer) is still a
     // success: it beats any backup error.
     if (this.primaryHeld && this.primaryStatus >= 200 && this.primaryStatus < 300) return this.resume();
@@ -335,13 +369,20 @@ export class FallbackMachine {
     }
     // Envoy's own 503 for a call that got no answer keeps its place as the answer, but the result says what happened.
     this.record(timedOut && status == 504 ? RESULT_TIMEOUT : envoyNoAnswer ? RESULT_NO_RESPONSE : status.toString());
-    if (isBackupSuccess(status)) return this.answer(Step.ServeBackup);
+    if (isBackupSuccess(status)) {
+      // It won a race: the primary, still running, is cancelled with the stream's end.
+      if (this.racing) this.attempts[0].result = RESULT_HEDGE_LOST;
+      this.backupWonRace = this.racing;
+      this.racing = false;
+      return this.answer(Step.ServeBackup);
+    }
     this.haveBackupError = true;
     return this.advance(nowMs);
   }
 
   finish(): void {
     this.phase = Phase.Done;
+    this.racing = false;
     this.awaitingUpstream = false;
     this.firstPacketDeadlineMs = 0;
     this.currentBackup = null;

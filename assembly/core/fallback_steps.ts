@@ -71,4 +71,7 @@ export const enum Step {
   DropChunk = 11,
   /** Let the held 2xx headers go on, unmarked: the request's final route times no first packet. */
   ReleasePrimary = 12,
+  /** `hedge`: the primary's first content came before the racing backup's answer was complete: the
+   *  backup's call is dropped, and the primary's held response goes on, marked with what was tried. */
+  PrimaryWinsRace = 13,
 }

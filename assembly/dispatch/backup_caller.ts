@@ -1,18 +1,20 @@
 // Calling backups for one stream of the dispatch mode: a dispatch (the backup's request headers, the
 // model-override copy within the budget, the call's token), and what a fallback reports (counters,
-// the decision's log line, the outcome for the access log). fallback_stream.ts carries out the chain.
+// the decision's log line, the outcome for the access log), and a hedge's race with the primary (its
+// place among the worker's, the dropped call of a race the primary won). fallback_stream.ts carries out the chain.
 
-import { LogLevel, WasmResult } from "../abi/enums";
+import { LogLevel, MapType, WasmResult } from "../abi/enums";
 import * as host from "../abi/hostcalls";
-import { recordCall } from "../abi/registry";
+import { abandonCall, recordCall } from "../abi/registry";
+import { holdAbandonedCall } from "./abandoned_calls";
 import { refusedCallText } from "./call_refusal";
 import { Backup } from "../core/config/config";
 import { formatAttempts, wasCalled } from "../core/attempts";
-import { FallbackMachine } from "../core/fallback_machine";
-import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText } from "../core/fallback_outcome";
+import { FallbackMachine, RESULT_HEDGE_LOST } from "../core/fallback_machine";
+import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../core/fallback_outcome";
 import { publishOutcome } from "../host/outcome_state";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../core/model_rewrite";
-import { backupRequestPairs } from "../core/replay";
+import { HEADER_ATTEMPTS, HEADER_TRIGGER, backupRequestPairs } from "../core/replay";
 
 
 import { RequestKeeper } from "./request_keeper";
@@ -35,6 +37,60 @@ export class BackupCaller extends RequestKeeper {
   protected pendingToken: u32 = 0;
   /** The request bytes Envoy copied for the pending call (its headers and body). */
   protected pendingCallBytes: i64 = 0;
+  /** `hedge`: this stream holds one of the worker's places (its race is on). */
+  private hedgePlace: bool = false;
+
+  /** A pending backup call nobody waits for any more: Envoy carries it on, and what it holds stays counted until its answer (abandoned_calls.ts). */
+  protected abandonPendingCall(): void {
+    if (this.pendingToken == 0) return;
+    holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);
+    this.pendingToken = 0;
+    this.metrics().pendingBackupCalls.down();
+  }
+
+  /**
+   * `hedge`: whether a late first packet may race (a place among the worker's hedge.maxInFlight is
+   * free); asked before the timer's step, which starts the race.
+   */
+  protected offerHedge(machine: FallbackMachine): void {
+    const max = machine.policy.hedgeMaxInFlight;
+    if (max == 0) return;
+    machine.hedgeAllowed = this.fallbackRoot.hedgesInFlight < <i32>max;
+    if (!machine.hedgeAllowed) {
+      const hedges = this.fallbackRoot.hedgeCounters();
+      hedges.count(hedges.overLimit);
+    }
+  }
+
+  /** A race began: it holds one of the worker's places until it is decided (afterStep) or the stream ends. */
+  protected takeHedgePlace(machine: FallbackMachine): void {
+    if (!machine.racing || this.hedgePlace) return;
+    this.hedgePlace = true;
+    this.fallbackRoot.hedgesInFlight++;
+    const hedges = this.fallbackRoot.hedgeCounters();
+    hedges.count(hedges.started);
+  }
+
+  protected leaveHedgePlace(): void {
+    if (!this.hedgePlace) return;
+    this.hedgePlace = false;
+    this.fallbackRoot.hedgesInFlight--;
+  }
+
+  /**
+   * The primary's first content beat the racing backup: the backup's call is dropped (Envoy carries it
+   * on; its answer, when it comes, is thrown away: abandoned_calls.ts), and the primary's held headers
+   * go on with the report.
+   */
+  protected primaryWonRace(machine: FallbackMachine): void {
+    this.abandonPendingCall();
+    const hedges = this.fallbackRoot.hedgeCounters();
+    hedges.count(hedges.wonByPrimary);
+    host.replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, machine.trigger);
+    if (!machine.policy.hideTopology) host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));
+    this.logDecision(machine, servedBy("primary", "pass-through") + ", which won the race", true);
+  }
+
 
   /**
    * Dispatches the request to `backup`. A model override is written into a copy that lives only
@@ -131,7 +187,7 @@ export class BackupCaller extends RequestKeeper {
     for (let i = 1; i < attempts.length; i++) {
       const a = attempts[i];
       if (served && i == attempts.length - 1) metrics.count(metrics.backup(a.service).answered);
-      else if (wasCalled(a.result)) metrics.count(metrics.backup(a.service).failed);
+      else if (wasCalled(a.result) && a.result != RESULT_HEDGE_LOST) metrics.count(metrics.backup(a.service).failed);
     }
   }
 }

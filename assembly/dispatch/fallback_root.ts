@@ -1,5 +1,6 @@
 // The root context: parses the configuration once, owns the counters, and keeps the first-packet
 // deadlines of its worker's streams behind the one tick timer proxy-wasm gives a root context.
+import { HedgeCounters } from "../host/shared_counters";
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log, monotonicMs, setEffectiveContext, setTickPeriodMs } from "../abi/hostcalls";
@@ -35,6 +36,19 @@ export class FallbackRoot extends RootContext {
   /** No deadline is earlier than this (it may be stale-early after a disarm: one idle scan). */
   private earliestMs: u64 = u64.MAX_VALUE;
   private ticking: bool = false;
+  /** `hedge`: this worker's requests racing a backup now (bounded by hedge.maxInFlight). */
+  hedgesInFlight: i32 = 0;
+  private hedges: HedgeCounters | null = null;
+
+  /** The hedging counters, defined on the first race (or refusal) of this worker. */
+  hedgeCounters(): HedgeCounters {
+    let hedges = this.hedges;
+    if (hedges === null) {
+      hedges = new HedgeCounters();
+      this.hedges = hedges;
+    }
+    return hedges;
+  }
 
   onConfigure(size: u32): bool {
     const result = parseConfig(getBufferBytes(BufferType.PluginConfiguration, 0, size));
@@ -46,6 +60,8 @@ export class FallbackRoot extends RootContext {
     for (let i = 0; i < result.warnings.length; i++) log(LogLevel.Warn, "configuration warning: " + result.warnings[i]);
     const config = result.config!;
     this.config = config;
+    // Defined at once, so that they show (at 0) before the first race.
+    if (config.global.hedgeMaxInFlight > 0) this.hedgeCounters();
     setBudgetLimit(this.id, <i64>config.maxKeptBytesPerWorker);
     defineBudgetMetrics();
     if (this.metrics == null) this.metrics = new Metrics();

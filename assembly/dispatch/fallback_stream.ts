@@ -4,8 +4,6 @@
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "../abi/enums";
 import { deserializeHeaders, serializeResponseHeaders } from "../core/header_pairs";
 import * as host from "../abi/hostcalls";
-import { abandonCall } from "../abi/registry";
-import { holdAbandonedCall } from "./abandoned_calls";
 import { ByteSink } from "../core/byte_sink";
 import { ContentCursor, HeldBody, checkedFor, judgeHeldBody } from "../host/budgeted_reads";
 import { FirstPacket } from "../core/config/config";
@@ -78,6 +76,11 @@ export class FallbackStream extends BackupCaller {
     this.afterStep(machine);
     if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status, details);
     if (step == Step.Continue) return HeadersAction.Continue;
+    if (step == Step.PrimaryWinsRace) {
+      this.primaryWonRace(machine);
+      this.release();
+      return HeadersAction.Continue;
+    }
     if (step == Step.Hold) return HeadersAction.StopIteration;
     // Held whole, the body waits in Envoy under flow control, unseen, and comes back to this filter
     // when the stream continues: there an answer can take its place.
@@ -102,7 +105,7 @@ export class FallbackStream extends BackupCaller {
       return DataAction.Continue;
     }
     let first = bodySize > 0 || endOfStream;
-    if (machine.phase == Phase.HoldingFirstPacket) {
+    if (machine.phase == Phase.HoldingFirstPacket || (machine.racing && machine.primaryHeld)) {
       this.fallbackRoot.heldBodySeen = true;
       // With "content", an answer that ends is judged too: an error event then the end is an error.
       const mode = machine.policy.firstPacket;
@@ -113,6 +116,10 @@ export class FallbackStream extends BackupCaller {
       }
     }
     const step = machine.responseBody(first);
+    if (step == Step.PrimaryWinsRace) {
+      this.primaryWonRace(machine);
+      this.release();
+    }
     this.afterStep(machine);
     // The first packet went on: from now the answer flows, watched for silence (streamIdleTimeout).
     if (machine.phase == Phase.PassThrough && this.idleWatched && first) this.noteFlowingChunk(machine, endOfStream);
@@ -197,6 +204,7 @@ export class FallbackStream extends BackupCaller {
       return;
     }
     this.followRoute(machine);
+    this.offerHedge(machine);
     const step = machine.firstPacketTimedOut(nowMs);
     if (step == Step.ReleasePrimary) {
       this.afterStep(machine);
@@ -215,6 +223,7 @@ export class FallbackStream extends BackupCaller {
     }
     this.startedFallback(machine);
     this.perform(step, false);
+    this.takeHedgePlace(machine);
   }
 
   // --- backup calls ---
@@ -264,12 +273,7 @@ export class FallbackStream extends BackupCaller {
     this.ended = true;
     this.disarm();
     this.endProbe();
-    if (this.pendingToken != 0) {
-      // Envoy carries the call on: what it holds stays counted until its answer (abandoned_calls.ts).
-      holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);
-      this.pendingToken = 0;
-      this.metrics().pendingBackupCalls.down();
-    }
+    this.abandonPendingCall();
     const machine = this.machine;
     if (machine !== null && machine.phase == Phase.FallingBack) {
       // The stream ended under a running chain: the client went away, or Envoy answered for the
@@ -278,6 +282,7 @@ export class FallbackStream extends BackupCaller {
       this.logDecision(machine, STREAM_ENDED_FIRST, false);
     }
     if (machine !== null) machine.finish();
+    this.leaveHedgePlace();
     this.release();
     this.requestHeaders = NO_HEADERS;
     this.share.releaseAll();
@@ -288,6 +293,7 @@ export class FallbackStream extends BackupCaller {
 
   /** After every step: a settled stream lets its deadline and its copies go. */
   private afterStep(machine: FallbackMachine): void {
+    if (!machine.racing) this.leaveHedgePlace();
     if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream) this.disarm();
     if (machine.phase == Phase.PassThrough) this.release();
   }
@@ -346,6 +352,10 @@ export class FallbackStream extends BackupCaller {
       headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
       this.serve(machine, this.takeAnswer(answer, headers));
       this.metrics().count(this.metrics().servedByBackup);
+      if (machine.backupWonRace) {
+        const hedges = this.fallbackRoot.hedgeCounters();
+        hedges.count(hedges.wonByBackup);
+      }
       this.logDecision(machine, servedBy(answered.service, answered.model), true);
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;

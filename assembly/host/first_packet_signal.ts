@@ -45,6 +45,23 @@ export function tellFirstPacketTimed(firstPacket: FirstPacket): WasmResult {
   return setProperty(PROPERTY_PATH, firstPacket == FirstPacket.Content ? CONTENT : firstPacket == FirstPacket.Event ? KEEP_ALIVES_WAIT : ANY_BYTE);
 }
 
+/**
+ * `hedge`: the streamed role let this request race (the router hedges at its per-try timeout), so its
+ * backups' first packets are timed too: their guard holds a 2xx until its first content.
+ */
+export const HEDGE_PROPERTY = "ai_fallback.hedged";
+const HEDGE_PATH = propertyPath([HEDGE_PROPERTY]);
+
+/** Downstream: this request races (one host call, hedged requests only). */
+export function tellHedged(firstPacket: FirstPacket): WasmResult {
+  return setProperty(HEDGE_PATH, firstPacket == FirstPacket.Content ? CONTENT : firstPacket == FirstPacket.Event ? KEEP_ALIVES_WAIT : ANY_BYTE);
+}
+
+/** Upstream (a backup's guard): whether the request races, and how its first packet counts (one host call). */
+export function readHedgeTiming(): FirstPacketTiming {
+  return parseTiming(getStringPropertyAt(HEDGE_PATH));
+}
+
 /** Upstream (the guard): what the downstream role said, if anything (one host call). */
 export function readFirstPacketTiming(): FirstPacketTiming {
   return parseTiming(getStringPropertyAt(PROPERTY_PATH));

@@ -1,7 +1,7 @@
 // The counters both modes define (dispatch/metrics.ts and upstream/upstream_metrics.ts): one name
 // each, so that one dashboard serves both modes. Envoy shows them under `wasmcustom.` in /stats.
 import { MetricType } from "../abi/enums";
-import { defineMetric } from "../abi/hostcalls";
+import { defineMetric, incrementMetric } from "../abi/hostcalls";
 
 export const COUNTER_STARTED = "ai_fallback.started";
 export const COUNTER_SERVED_BY_BACKUP = "ai_fallback.served_by_backup";
@@ -27,5 +27,26 @@ export class BackupCounters {
   constructor(service: string) {
     this.answered = defineMetric(MetricType.Counter, backupCounterName(service, "answered"));
     this.failed = defineMetric(MetricType.Counter, backupCounterName(service, "failed"));
+  }
+}
+
+/** Hedging (`hedge`): a backup started while the primary kept going. */
+export const COUNTER_HEDGE_STARTED = "ai_fallback.hedge.started";
+/** A race the primary won: its first content came before the backup's answer (the backup's was cancelled or dropped). */
+export const COUNTER_HEDGE_WON_BY_PRIMARY = "ai_fallback.hedge.won_by_primary";
+/** A race a backup won: the primary was cancelled. */
+export const COUNTER_HEDGE_WON_BY_BACKUP = "ai_fallback.hedge.won_by_backup";
+/** A slow request that did not race because `hedge.maxInFlight` requests of its worker already could: the primary was abandoned. */
+export const COUNTER_HEDGE_OVER_LIMIT = "ai_fallback.hedge.over_limit";
+
+/** The hedging counters (both modes), defined only where `hedge` is configured. */
+export class HedgeCounters {
+  readonly started: u32 = defineMetric(MetricType.Counter, COUNTER_HEDGE_STARTED);
+  readonly wonByPrimary: u32 = defineMetric(MetricType.Counter, COUNTER_HEDGE_WON_BY_PRIMARY);
+  readonly wonByBackup: u32 = defineMetric(MetricType.Counter, COUNTER_HEDGE_WON_BY_BACKUP);
+  readonly overLimit: u32 = defineMetric(MetricType.Counter, COUNTER_HEDGE_OVER_LIMIT);
+
+  count(id: u32): void {
+    incrementMetric(id, 1);
   }
 }

@@ -19,3 +19,10 @@ export function perTryTimeoutApplies(policy: Policy, method: string | null): boo
 export function perTryTimeoutMs(policy: Policy, streaming: bool): u32 {
   return streaming ? policy.firstPacketTimeoutMs : 0;
 }
+
+/**
+ * `hedge`: Envoy's router hedges on the per-try timeout of a request that carries it (starts the next
+ * attempt and keeps the one that timed out); without it the attempt is reset and retried. Envoy strips
+ * it from external clients' requests, like the per-try timeout header.
+ */
+export const HEDGE_HEADER = "x-envoy-hedge-on-per-try-timeout";

@@ -8,6 +8,7 @@ import { getBufferBytes, log } from "../abi/hostcalls";
 import { Policy } from "../core/config/config";
 import { parseConfig } from "../core/config/config_parse";
 import { defineBudgetMetrics, forgetBudgetLimit, setBudgetLimit } from "../host/vm_budget";
+import { HedgeCounters } from "../host/shared_counters";
 
 export const STREAMED_ROOT_ID = "ai-fallback-streamed";
 
@@ -17,6 +18,9 @@ export class StreamedRoot extends RootContext {
     new HttpContext(id, root);
 
   policy: Policy | null = null;
+  /** `hedge`: this worker's requests that may race a backup now (given the hedge header, first content not yet answered). */
+  hedgesInFlight: i32 = 0;
+  hedges: HedgeCounters | null = null;
 
   onConfigure(size: u32): bool {
     const result = parseConfig(getBufferBytes(BufferType.PluginConfiguration, 0, size));
@@ -26,6 +30,7 @@ export class StreamedRoot extends RootContext {
       return false;
     }
     this.policy = result.config!.global;
+    if (this.policy!.hedgeMaxInFlight > 0 && this.hedges == null) this.hedges = new HedgeCounters();
     setBudgetLimit(this.id, <i64>result.config!.maxKeptBytesPerWorker);
     defineBudgetMetrics();
     return true;

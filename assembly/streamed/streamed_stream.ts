@@ -7,16 +7,18 @@ import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
-import { tellFirstPacketTimed } from "../host/first_packet_signal";
+import { tellFirstPacketTimed, tellHedged } from "../host/first_packet_signal";
 import { isStreamingRequest } from "../core/stream_check";
 import { BudgetShare } from "../core/memory_budget";
 import { overBudget, vmBudget } from "../host/vm_budget";
-import { PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";
+import { HEDGE_HEADER, PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";
 import { StreamedRoot } from "./streamed_root";
 
 export class StreamedStream extends HttpContext {
   /** The request's headers are held for its body. */
   private holding: bool = false;
+  /** It holds one of the worker's `hedge.maxInFlight` places until its answer's headers (or its end). */
+  private hedgePlace: bool = false;
 
   constructor(id: u32, root: StreamedRoot) {
     super(id, root);
@@ -80,7 +82,44 @@ export class StreamedStream extends HttpContext {
   private release(streaming: bool): void {
     this.holding = false;
     this.setTimeout(streaming);
-    if (streaming) tellFirstPacketTimed(this.root_.policy!.firstPacket);
+    if (!streaming) return;
+    tellFirstPacketTimed(this.root_.policy!.firstPacket);
+    if (this.root_.policy!.hedgeMaxInFlight > 0) this.allowHedge();
+  }
+
+  /**
+   * `hedge`: the router races a backup at the per-try timeout while fewer than maxInFlight of this
+   * worker's requests may; past that, the request is given today's per-try timeout alone (the primary
+   * is abandoned at it), and counted.
+   */
+  private allowHedge(): void {
+    const root = this.root_;
+    if (root.hedgesInFlight < <i32>root.policy!.hedgeMaxInFlight) {
+      root.hedgesInFlight++;
+      this.hedgePlace = true;
+      host.replaceHeader(MapType.HttpRequestHeaders, HEDGE_HEADER, "true");
+      tellHedged(root.policy!.firstPacket);
+      return;
+    }
+    host.removeHeader(MapType.HttpRequestHeaders, HEDGE_HEADER);
+    const hedges = root.hedges!;
+    hedges.count(hedges.overLimit);
+  }
+
+  /** The race, if any, is over once the answer's headers go to the client (the router cancelled the others). */
+  private leaveHedgePlace(): void {
+    if (!this.hedgePlace) return;
+    this.hedgePlace = false;
+    this.root_.hedgesInFlight--;
+  }
+
+  onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    this.leaveHedgePlace();
+    return HeadersAction.Continue;
+  }
+
+  onDone(): void {
+    this.leaveHedgePlace();
   }
 
   private setTimeout(streaming: bool): void {

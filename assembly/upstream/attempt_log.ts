@@ -23,6 +23,10 @@ export const RESULT_STREAM_ERROR = "stream_error";
 export const RESULT_RETRY = "retry";
 /** An earlier attempt that left no entry (Envoy named no request, or the table or the budget was full). */
 export const RESULT_UNKNOWN = "unknown";
+/** An attempt still in flight while a later one races it (hedge); never shown: the winner reports it as RESULT_HEDGE_LOST. */
+export const RESULT_PENDING = "pending";
+/** An attempt cancelled because another attempt of the same request sent its first content first (hedge). */
+export const RESULT_HEDGE_LOST = "hedge_lost";
 export const RECORD_TTL_MS: u64 = 60_000;
 export const MAX_RECORDS: i32 = 4096;
 /**
@@ -78,9 +82,19 @@ export class AttemptRecord {
   owner: RequestIdentity | null = null;
   /** What it holds of the budget while it is in the table. */
   chargedBytes: i64 = 0;
+  /**
+   * Attempts that overlap (hedge) share this one record: it stays in the table while they run, each
+   * writes its own result into it, and the first to send content decides the race.
+   */
+  shared: bool = false;
+  /** A shared record's race is over: an attempt's answer went to the client, every pending one lost. */
+  decided: bool = false;
+  /** It began while the primary was still in flight: a hedge, started by the first-packet timeout. */
+  hedged: bool = false;
 
   /** What started the fallback, as `x-ai-fallback-trigger` says it in the dispatch mode. */
   trigger(): string {
+    if (this.hedged) return RESULT_FIRST_PACKET_TIMEOUT;
     if (this.attempts.length == 0) return RESULT_UNKNOWN;
     return triggerOf(this.attempts[0].result);
   }
@@ -95,6 +109,17 @@ export class AttemptRecord {
       const n = this.attempts.length + 1;
       this.attempts.push(new Attempt(n == 1 ? "primary" : "attempt-" + n.toString(), "", n == 1 ? primaryResult : RESULT_UNKNOWN));
     }
+  }
+
+  /** Whether an attempt other than the one at `index` is still in flight. */
+  otherPending(index: i32): bool {
+    for (let i = 0; i < this.attempts.length; i++) if (i != index && this.attempts[i].result == RESULT_PENDING) return true;
+    return false;
+  }
+
+  /** The race is over: every attempt still in flight lost it. */
+  losePending(): void {
+    for (let i = 0; i < this.attempts.length; i++) if (this.attempts[i].result == RESULT_PENDING) this.attempts[i].result = RESULT_HEDGE_LOST;
   }
 }
 
@@ -118,6 +143,11 @@ export class AttemptLog {
   private lastSweepMs: u64 = 0;
   /** Bytes the entries hold of the budget. */
   heldBytes: i64 = 0;
+  /**
+   * Shared records in the table whose race is not decided: while none, a primary's answer has no race
+   * to look up (its happy path reads nothing more).
+   */
+  openRaces: i32 = 0;
 
   constructor(private readonly budget: MemoryBudget) {}
 
@@ -137,6 +167,37 @@ export class AttemptLog {
     return this.records.has(key) && this.records.get(key).owner!.sameAs(owner);
   }
 
+  /** The record of `owner` in the table, left there; null when none. */
+  peek(owner: RequestIdentity): AttemptRecord | null {
+    const key = owner.digest();
+    if (!this.records.has(key)) return null;
+    const record = this.records.get(key);
+    return record.owner!.sameAs(owner) ? record : null;
+  }
+
+  /** `record` (of `owner`) becomes shared by overlapping attempts and stays in the table; its bytes re-counted. */
+  share(owner: RequestIdentity, record: AttemptRecord, nowMs: u64): Kept {
+    if (!record.shared) {
+      record.shared = true;
+      this.openRaces++;
+    }
+    return this.put(owner, record, nowMs);
+  }
+
+  /** The race of a shared record is over (the answer chosen). Still in the table: `drop` it once nobody needs it. */
+  decide(record: AttemptRecord): void {
+    if (record.decided) return;
+    record.decided = true;
+    record.losePending();
+    if (record.shared) this.openRaces--;
+  }
+
+  /** Removes `owner`'s entry if it is `record`. */
+  drop(owner: RequestIdentity, record: AttemptRecord): void {
+    const key = owner.digest();
+    if (this.records.has(key) && this.records.get(key) === record) this.remove(key, record);
+  }
+
   /** Leaves `record` for the next attempt of `owner`, its bytes taken from the budget. */
   put(owner: RequestIdentity, record: AttemptRecord, nowMs: u64): Kept {
     record.storedMs = nowMs;
@@ -149,7 +210,9 @@ export class AttemptLog {
     if (this.records.has(key)) {
       const earlier = this.records.get(key);
       if (!earlier.owner!.sameAs(owner)) return Kept.Collision;
-      this.remove(key, earlier);
+      if (earlier === record) this.forget(key, earlier); // a shared record put again: its bytes re-counted
+      else if (earlier.shared) return this.joinRace(key, earlier, record);
+      else this.remove(key, earlier);
     }
     if (this.records.size >= MAX_RECORDS) return Kept.Full;
     const bytes = entryBytes(record.attempts.length);
@@ -172,7 +235,31 @@ export class AttemptLog {
     }
   }
 
+  /**
+   * The primary (which keeps no reference to a shared record) ended while attempts raced it: its
+   * result goes into the shared record unless the race was decided, and a decided record, of which it
+   * was the last attempt, leaves the table.
+   */
+  private joinRace(key: u64, race: AttemptRecord, primary: AttemptRecord): Kept {
+    if (race.decided) {
+      this.remove(key, race);
+      return Kept.Yes;
+    }
+    if (primary.attempts.length > 0 && race.attempts.length > 0 && race.attempts[0].result == RESULT_PENDING) {
+      race.attempts[0].result = primary.attempts[0].result;
+    }
+    return Kept.Yes;
+  }
+
   private remove(key: u64, record: AttemptRecord): void {
+    if (record.shared && !record.decided) {
+      record.decided = true;
+      this.openRaces--;
+    }
+    this.forget(key, record);
+  }
+
+  private forget(key: u64, record: AttemptRecord): void {
     this.records.delete(key);
     this.budget.give(record.chargedBytes);
     this.heldBytes -= record.chargedBytes;

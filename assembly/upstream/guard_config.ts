@@ -8,7 +8,7 @@ import { startsWithObject } from "../core/config/config_checks";
 import { firstJsonError } from "../core/json_scan";
 import { Unit, integerWhy, unknownFieldWhy } from "../core/config/config_messages";
 
-const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket", "firstPacket"];
+const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket", "firstPacket", "hedgedOnly"];
 
 export class GuardConfig {
   /** A streaming request's 2xx headers wait for the response's first body byte. */
@@ -25,6 +25,11 @@ export class GuardConfig {
    * are held; keepAliveIsNotFirstPacket: true): the downstream role's firstPacket applies if it waits for more.
    */
   firstPacket: FirstPacket = FirstPacket.Byte;
+  /**
+   * Holds only requests the downstream role let race (`hedge`, first_packet_signal.ts): on the backups'
+   * attempts, so that a racing backup's answer counts from its first content too.
+   */
+  hedgedOnly: bool = false;
 }
 
 export class GuardResult {
@@ -87,6 +92,11 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
     else if (name == "event") guard.firstPacket = FirstPacket.Event;
     else if (name == "content") guard.firstPacket = FirstPacket.Content;
     else return refuse("guard.firstPacket", "must be \"byte\", \"event\" (keep-alives are held) or \"content\" (events without content are held), got " + v.toString());
+  }
+  if (obj.has("hedgedOnly")) {
+    const v = obj.get("hedgedOnly")!;
+    if (v.type != JSON.Types.Bool) return refuse("guard.hedgedOnly", "must be true or false, got " + v.toString());
+    guard.hedgedOnly = v.get<bool>();
   }
   if (obj.has("maxRequestBodyBytes")) {
     const v = obj.get("maxRequestBodyBytes")!;

@@ -6,7 +6,7 @@ import { DataAction, HeadersAction, LogLevel, MapType, WasmResult } from "../abi
 import { HttpContext } from "../abi/context";
 import * as host from "../abi/hostcalls";
 import { ContentCursor, HeldBody, checkedFor, judgeHeldBody } from "../host/budgeted_reads";
-import { FirstPacketTiming, STREAM_ERROR_HEADER, readFirstPacketTiming, waitFor } from "../host/first_packet_signal";
+import { FirstPacketTiming, STREAM_ERROR_HEADER, readFirstPacketTiming, readHedgeTiming, waitFor } from "../host/first_packet_signal";
 import { FirstPacket } from "../core/config/config";
 import { Attempt } from "../core/attempts";
 import { AttemptRecord, Kept, RESULT_STREAM_ERROR } from "./attempt_log";
@@ -39,7 +39,7 @@ export class GuardStream extends HttpContext {
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
     const guard = this.guard;
     // Only a response with more to come can be held, and only one timed downstream.
-    const timing = !endOfStream && guard.holdFirstPacket ? readFirstPacketTiming() : FirstPacketTiming.NotTimed;
+    const timing = endOfStream || !guard.holdFirstPacket ? FirstPacketTiming.NotTimed : guard.hedgedOnly ? readHedgeTiming() : readFirstPacketTiming();
     const timed = timing != FirstPacketTiming.NotTimed;
     if (!guardNeedsStatus(guard, timed, endOfStream)) return HeadersAction.Continue;
     const status = host.responseStatus(MapType.HttpResponseHeaders);
@@ -71,7 +71,8 @@ export class GuardStream extends HttpContext {
     if (mode == FirstPacket.Content || (mode == FirstPacket.Event && !endOfStream)) {
       const held = this.judgeHeld(bodySize, mode);
       if (held == HeldBody.KeepAlivesOnly && !endOfStream) return DataAction.StopIterationAndBuffer;
-      if (held == HeldBody.Error) this.markStreamError();
+      // A racing backup's guard (hedgedOnly) leaves no record: the primary's result is the primary guard's to keep.
+      if (held == HeldBody.Error && !this.guard.hedgedOnly) this.markStreamError();
     }
     this.holding = false;
     return DataAction.Continue;
@@ -123,7 +124,8 @@ export class GuardStream extends HttpContext {
    */
   private endedWhileHolding(): void {
     const root = this.root as UpstreamRoot;
-    if (root.heldBodySeen || root.holdHintLogged) return;
+    // A racing backup's attempt that lost (hedge) ends held: that is no sign of a missing setting.
+    if (root.heldBodySeen || root.holdHintLogged || this.guard.hedgedOnly) return;
     root.holdHintLogged = true;
     host.log(LogLevel.Warn, "primary guard: a streaming response ended while its headers waited for a body that never reached " +
       "the guard; if healthy streams end this way, set allow_on_headers_stop_iteration: true in the guard's wasm plugin config");

@@ -5,8 +5,9 @@
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
 import { getBufferBytes, log } from "../abi/hostcalls";
-import { UpstreamConfig } from "../core/config/config";
-import { parseUpstreamConfig } from "../core/config/config_parse";
+import { CREDENTIAL_HEADERS, ServicesConfig, UpstreamConfig } from "../core/config/config";
+import { isServicesConfig, parseServicesConfig, parseUpstreamConfig } from "../core/config/config_parse";
+import { HedgeCounters } from "../host/shared_counters";
 import { LogLimiter } from "../core/log_limiter";
 import { defineBudgetMetrics, vmBudget } from "../host/vm_budget";
 import { AttemptLog } from "./attempt_log";
@@ -32,6 +33,14 @@ export class UpstreamRoot extends RootContext {
   config: UpstreamConfig | null = null;
   /** Null on the primary's filter, which counts nothing. */
   metrics: UpstreamMetrics | null = null;
+  /** The one-cluster layout: every service's attempt configuration, by the name its endpoints carry. */
+  services: ServicesConfig | null = null;
+  /** Per service (as `services`): its backup's counters, null for the primary. */
+  serviceMetrics: (UpstreamMetrics | null)[] = [];
+  /** The hedging counters, where attempts may overlap (`hedge`). */
+  hedges: HedgeCounters | null = null;
+  /** The credential headers an attempt of an unknown service loses: every one the services' backups know. */
+  credentialHeaders: string[] = CREDENTIAL_HEADERS;
   guard: GuardConfig | null = null;
   /** A held 2xx has shown the guard a body: Envoy shows bodies after paused headers. */
   heldBodySeen: bool = false;
@@ -49,12 +58,29 @@ export class UpstreamRoot extends RootContext {
       this.guard = guard.guard;
       return true;
     }
+    if (isServicesConfig(bytes)) return this.configureServices(bytes);
     const result = parseUpstreamConfig(bytes);
     const config = result.config;
     if (config == null) return this.refuse(result.error);
     this.config = config;
     const backup = config.backup;
     if (backup !== null && this.metrics == null) this.metrics = new UpstreamMetrics(backup.serviceLabel);
+    return true;
+  }
+
+  private configureServices(bytes: ArrayBuffer): bool {
+    const result = parseServicesConfig(bytes);
+    const services = result.config;
+    if (services == null) return this.refuse(result.error);
+    this.services = services;
+    this.serviceMetrics = [];
+    for (let i = 0; i < services.configs.length; i++) {
+      const config = services.configs[i];
+      const backup = config.backup;
+      this.serviceMetrics.push(backup !== null ? new UpstreamMetrics(backup.serviceLabel) : null);
+      if (backup !== null && backup.credentialHeaders.length > this.credentialHeaders.length) this.credentialHeaders = backup.credentialHeaders;
+      if (config.hedge && this.hedges == null) this.hedges = new HedgeCounters();
+    }
     return true;
   }
 

@@ -10,26 +10,30 @@ import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi
 import { HttpContext } from "../abi/context";
 import {
   getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
-  setBufferBytes, takeBufferBytes,
+  setBufferBytes,
 } from "../abi/hostcalls";
 import { serializedNamesWithPrefix, serializedStatus } from "../core/header_pairs";
-import { ByteSink } from "../core/byte_sink";
-import { BudgetShare } from "../core/memory_budget";
-import { overBudget, showKeptBytes, vmBudget } from "../host/vm_budget";
+import { overBudget, showKeptBytes } from "../host/vm_budget";
 import { UpstreamConfig } from "../core/config/config";
 import { Header } from "../core/headers";
 import { Attempt, NOT_REWRITABLE, formatAttempts } from "../core/attempts";
 import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../core/fallback_outcome";
 import { publishOutcome } from "../host/outcome_state";
-import { RewriteOutcome, planRewrite, writeRewrite } from "../core/model_rewrite";
+import { FirstPacketTiming, readHedgeTiming } from "../host/first_packet_signal";
+import { RewriteOutcome } from "../core/model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../core/replay";
 import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
 import {
-  AttemptRecord, Kept, MAX_RECORDS, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity,
+  AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity,
 } from "./attempt_log";
-import { clientLeft, requestIdentity } from "./request_identity";
+import { BODY_OVER_BUDGET, rewriteBody } from "./body_rewrite";
+import { RaceEntry, joinRecord, primaryWinsOpenRace, reportedAttempts, winRace } from "./hedge_race";
+import { answerUnknownService, sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
+import { UpstreamMetrics } from "./upstream_metrics";
+import { requestIdentity } from "./request_identity";
 import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./skipped_attempt";
-import { UpstreamRoot, attemptLog, attemptLogFull } from "./upstream_root";
+import { UpstreamRoot, attemptLog } from "./upstream_root";
+import { keepForNextAttempt } from "./attempt_keeper";
 
 const PRIMARY_LABEL = "primary";
 /** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
@@ -45,37 +49,8 @@ function recordsAround(config: UpstreamConfig): bool {
   return config.primaryFilter || config.attempt > 2 || config.attempt < config.attempts;
 }
 
-/** rewriteBody's outcome when the VM's budget could not hold the body and its rewrite. */
-const BODY_OVER_BUDGET: i32 = -1;
 /** The attempt result of a backup skipped because the VM's budget could not hold its body's rewrite (as in the dispatch mode). */
 const RESULT_OVER_BUDGET = "over_budget";
-
-/**
- * Rewrites the buffered request body's top-level model (`size` bytes) with `literal`. The body's
- * copy and its rewrite are taken from the VM's one budget and freed before this returns.
- */
-function rewriteBody(size: u32, literal: ArrayBuffer): i32 {
-  const share = new BudgetShare(vmBudget);
-  if (!share.tryTake(size)) return BODY_OVER_BUDGET;
-  const body = new ByteSink();
-  takeBufferBytes(BufferType.HttpRequestBody, 0, size, body);
-  const plan = planRewrite(body.ptr, body.length, literal.byteLength);
-  let outcome: i32 = plan.outcome;
-  if (plan.outcome == RewriteOutcome.Rewritten) {
-    if (share.tryTake(plan.size)) {
-      const out = new ByteSink();
-      out.resize(plan.size);
-      writeRewrite(plan, body.ptr, body.length, literal, out.ptr);
-      setBufferBytes(BufferType.HttpRequestBody, 0, size, out.ptr, plan.size);
-      out.clear();
-    } else {
-      outcome = BODY_OVER_BUDGET;
-    }
-  }
-  body.clear();
-  share.releaseAll();
-  return outcome;
-}
 
 export class UpstreamStream extends HttpContext {
   private rewriting: bool = false;
@@ -95,6 +70,16 @@ export class UpstreamStream extends HttpContext {
   private unfinished2xx: bool = false;
   /** This override backup's attempt is skipped ("" = not): its result, e.g. not_rewritable. */
   private skipped: string = "";
+  /** The attempt's configuration: the root's, or (one-cluster layout) its service's, once the request headers came. */
+  private config: UpstreamConfig | null = null;
+  /** Its backup's counters (null on the primary). */
+  private metrics: UpstreamMetrics | null = null;
+  /** Attempts may overlap (hedge): this backup's place in the request's shared record. */
+  private race: RaceEntry | null = null;
+  /** The primary's 2xx status, while its first body byte may still decide a race. */
+  private status2xx: i32 = 0;
+  /** The marker named no service this filter knows: nothing of the client's goes out, and its answer is replaced. */
+  private unknownService: bool = false;
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
@@ -104,8 +89,32 @@ export class UpstreamStream extends HttpContext {
     return this.root as UpstreamRoot;
   }
 
+  /**
+   * The attempt's configuration. One-cluster layout: its service's, as the marker names it; a missing
+   * or unknown marker fails closed (no backup's credentials are added, the client's are removed, the
+   * body is emptied, and the answer is replaced by an error).
+   */
+  private chooseConfig(): UpstreamConfig | null {
+    const root = this.upstreamRoot;
+    const services = root.services;
+    if (services == null) {
+      this.metrics = root.metrics;
+      return root.config;
+    }
+    const name = takeServiceMarker();
+    const index = name === null ? -1 : services.names.indexOf(name);
+    if (index < 0) {
+      this.unknownService = true;
+      sendNothingOfTheClient(name, root.credentialHeaders);
+      return null;
+    }
+    this.metrics = root.serviceMetrics[index];
+    return services.configs[index];
+  }
+
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    const config = this.upstreamRoot.config;
+    const config = this.chooseConfig();
+    this.config = config;
     if (config == null) return HeadersAction.Continue;
     const backup = config.backup;
     if (backup == null) {
@@ -123,7 +132,20 @@ export class UpstreamStream extends HttpContext {
       if (requestId !== null) this.requestId = requestId.length > LOGGED_ID_CHARS ? requestId.slice(0, LOGGED_ID_CHARS) + "..." : requestId;
     }
     let record: AttemptRecord | null = null;
-    if (recordsAround(config)) {
+    const metrics = this.metrics!;
+    if (config.hedge) {
+      // Attempts may overlap: this one joins the request's shared record (hedge_race.ts).
+      const owner = requestIdentity();
+      this.owner = owner;
+      const race = joinRecord(attemptLog, owner, config.attempt, backup.serviceLabel, backup.modelLabel, monotonicMs());
+      this.race = race;
+      record = race.record;
+      showKeptBytes();
+      if (race.hedge) {
+        const hedges = this.upstreamRoot.hedges!;
+        hedges.count(hedges.started);
+      }
+    } else if (recordsAround(config)) {
       const owner = requestIdentity();
       this.owner = owner;
       if (owner !== null) record = attemptLog.take(owner);
@@ -132,7 +154,6 @@ export class UpstreamStream extends HttpContext {
     if (record == null) record = new AttemptRecord();
     record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
     this.record = record;
-    const metrics = this.upstreamRoot.metrics!;
     if (config.attempt == 2) {
       metrics.count(metrics.started);
       metrics.countTrigger(record.trigger());
@@ -159,11 +180,17 @@ export class UpstreamStream extends HttpContext {
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
+    if (this.unknownService) {
+      // Fail closed: none of the client's body goes to a service this filter cannot name.
+      if (!endOfStream) return DataAction.StopIterationAndBuffer;
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      return DataAction.Continue;
+    }
     if (!this.rewriting) return DataAction.Continue;
     // The model may sit anywhere in the body: rewrite it whole, once it is all here.
     if (!endOfStream) return DataAction.StopIterationAndBuffer;
     this.rewriting = false;
-    const config = this.upstreamRoot.config!;
+    const config = this.config!;
     const backup = config.backup!;
     const outcome = rewriteBody(bodySize, backup.modelLiteral!);
     // Fail closed: a body that still carries the client's model never reaches an override backup.
@@ -179,13 +206,13 @@ export class UpstreamStream extends HttpContext {
       setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
       return DataAction.Continue;
     }
-    const metrics = this.upstreamRoot.metrics!;
+    const metrics = this.metrics!;
     metrics.count(metrics.backupCalls);
     return DataAction.Continue;
   }
 
   private skipNotRewritable(config: UpstreamConfig): void {
-    const metrics = this.upstreamRoot.metrics!;
+    const metrics = this.metrics!;
     metrics.count(metrics.notRewritable);
     log(LogLevel.Info, "streamed backup " + config.backup!.serviceLabel + ": the request body has no top-level JSON \"model\" to rewrite to " +
       config.backup!.modelLabel + "; it gets an empty body, its answer is dropped, the chain goes on" + this.requestIdSuffix());
@@ -200,7 +227,7 @@ export class UpstreamStream extends HttpContext {
    */
   private answerSkipped(config: UpstreamConfig, record: AttemptRecord): HeadersAction {
     const backup = config.backup!;
-    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, this.skipped));
+    this.noteResult(record, backup.serviceLabel, backup.modelLabel, this.skipped);
     const status = skippedReplyStatus(config);
     this.settle(config, record, true, false, false);
     if (config.attempt < config.attempts) {
@@ -208,7 +235,7 @@ export class UpstreamStream extends HttpContext {
       return HeadersAction.Continue;
     }
     const headers: Header[] = [new Header("content-type", "application/json"), new Header(HEADER_TRIGGER, record.trigger())];
-    if (!config.hideTopology) headers.push(new Header(HEADER_ATTEMPTS, formatAttempts(record.attempts)));
+    if (!config.hideTopology) headers.push(new Header(HEADER_ATTEMPTS, reportedAttempts(record)));
     const why = this.skipped == NOT_REWRITABLE ? "its model could not be rewritten into the request body" : "no memory to rewrite the request's model";
     const body = skippedReplyBody(status, why);
     sendLocalResponse(<u32>status, SKIPPED_REPLY_DETAILS, changetype<usize>(body), body.byteLength, headers);
@@ -220,7 +247,8 @@ export class UpstreamStream extends HttpContext {
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    const config = this.upstreamRoot.config;
+    if (this.unknownService) return answerUnknownService();
+    const config = this.config;
     if (config == null || this.settled) return HeadersAction.Continue;
     this.settled = true;
     const backup = config.backup;
@@ -230,7 +258,15 @@ export class UpstreamStream extends HttpContext {
       // The primary: only a failure is worth a record (the happy path allocates nothing).
       if (failed) this.leaveForNext(config, new AttemptRecord(), status.toString(), false);
       // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
-      else if (status >= 200 && status < 300 && !endOfStream) this.unfinished2xx = true;
+      else if (status >= 200 && status < 300 && !endOfStream) {
+        this.unfinished2xx = true;
+        if (config.hedge) {
+          // A backup may race it: the headers wait here for the first body byte, which decides, so that
+          // they can carry the race's report (Envoy lets a filter edit the headers only while it holds them).
+          this.status2xx = status;
+          return HeadersAction.StopIteration;
+        }
+      }
       return HeadersAction.Continue;
     }
     const record = this.record!;
@@ -240,7 +276,19 @@ export class UpstreamStream extends HttpContext {
     const own = getHeadersRaw(MapType.HttpResponseHeaders);
     const status = serializedStatus(changetype<usize>(own), own.byteLength);
     const failed = config.triggerStatuses.has(status);
-    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, status.toString()));
+    const race = this.race;
+    // A backup's 2xx on a request that races (the streamed role let it): the headers wait here until
+    // its first content, which decides the race (onResponseBody); until then its result stays pending,
+    // and the report below is provisional. A request that does not race is answered as without hedge.
+    const deferred = race !== null && !failed && status >= 200 && status < 300 && !endOfStream &&
+      readHedgeTiming() != FirstPacketTiming.NotTimed;
+    if (deferred) this.status2xx = status;
+    else this.noteResult(record, backup.serviceLabel, backup.modelLabel, status.toString());
+    // Served while other attempts may still run: the race is won, the others are cancelled.
+    if (!failed && !deferred && race !== null && winRace(attemptLog, this.owner, race)) {
+      const hedges = this.upstreamRoot.hedges!;
+      hedges.count(hedges.wonByBackup);
+    }
     const reported = serializedNamesWithPrefix(changetype<usize>(own), own.byteLength, REPORT_HEADER_PREFIX);
     for (let i = 0; i < reported.length; i++) removeHeader(MapType.HttpResponseHeaders, reported[i]);
     // On an answer the router retries these are dropped with it; on the one the client gets, they tell.
@@ -248,15 +296,60 @@ export class UpstreamStream extends HttpContext {
     replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
     if (!config.hideTopology) {
       replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
-      replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));
+      replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
     }
+    if (deferred) return HeadersAction.StopIteration;
     this.settle(config, record, failed, true, false);
     return HeadersAction.Continue;
   }
 
+  /** A backup's result: in its place in a shared record (hedge), else appended. */
+  private noteResult(record: AttemptRecord, service: string, model: string, result: string): void {
+    const race = this.race;
+    if (race !== null) record.attempts[race.index].result = result;
+    else record.attempts.push(new Attempt(service, model, result));
+  }
+
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
+    // The primary's first body byte passes on to the guard, which lets its headers go: if a backup
+    // races it, the primary wins. Only while some race is open on this worker is the request looked up.
+    if (this.status2xx != 0 && (bodySize > 0 || endOfStream)) {
+      if (this.race !== null) this.backupWins();
+      else if (attemptLog.openRaces > 0) this.primaryWins();
+      this.status2xx = 0;
+    }
     if (endOfStream) this.unfinished2xx = false;
     return DataAction.Continue;
+  }
+
+  /** A racing backup's first content: it wins unless the race was decided; its held headers get the final report. */
+  private backupWins(): void {
+    const config = this.config!;
+    const record = this.record!;
+    const race = this.race!;
+    if (record.decided) return;
+    record.attempts[race.index].result = this.status2xx.toString();
+    if (winRace(attemptLog, this.owner, race)) {
+      const hedges = this.upstreamRoot.hedges!;
+      hedges.count(hedges.wonByBackup);
+    }
+    replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
+    if (!config.hideTopology) replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
+    this.settle(config, record, false, true, false);
+  }
+
+  /** The primary's first content came while backups raced it: they lose; its answer says so. */
+  private primaryWins(): void {
+    const config = this.config!;
+    if (!config.hedge) return;
+    const record = primaryWinsOpenRace(attemptLog, requestIdentity(), this.status2xx);
+    if (record === null) return;
+    const hedges = this.upstreamRoot.hedges!;
+    hedges.count(hedges.wonByPrimary);
+    // Its headers are still held here: the report goes out with them.
+    replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
+    if (!config.hideTopology) replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));
+    this.logOutcome(servedBy(PRIMARY_LABEL, "pass-through") + ", which won the race", record);
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {
@@ -265,7 +358,7 @@ export class UpstreamStream extends HttpContext {
   }
 
   onDone(): void {
-    const config = this.upstreamRoot.config;
+    const config = this.config;
     if (config == null) return;
     if (this.unfinished2xx) {
       // The primary's 2xx was cut before its end. If a next attempt follows, the router gave it up
@@ -280,6 +373,15 @@ export class UpstreamStream extends HttpContext {
       this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT, true);
       return;
     }
+    if (this.status2xx != 0 && this.race !== null) {
+      // A racing backup's 2xx ended before its first content: lost the race, or given up.
+      this.status2xx = 0;
+      const record = this.record!;
+      if (record.decided) return;
+      this.noteResult(record, config.backup!.serviceLabel, config.backup!.modelLabel, RESULT_FIRST_PACKET_TIMEOUT);
+      this.settle(config, record, true, true, true);
+      return;
+    }
     if (this.settled) return;
     this.settled = true;
     // No response headers: the connection failed, was reset, or the router gave up the attempt.
@@ -290,8 +392,10 @@ export class UpstreamStream extends HttpContext {
     }
     const record = this.record;
     if (record == null) return; // ended before its request headers
+    // Cancelled because another attempt won the race: its result already says hedge_lost.
+    if (this.race !== null && record.decided) return;
     const skipped = this.skipped.length > 0;
-    record.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, skipped ? this.skipped : RESULT_NO_RESPONSE));
+    this.noteResult(record, backup.serviceLabel, backup.modelLabel, skipped ? this.skipped : RESULT_NO_RESPONSE);
     this.settle(config, record, true, !skipped, true);
   }
 
@@ -300,7 +404,7 @@ export class UpstreamStream extends HttpContext {
    * backup was called (a skipped one did not fail); `atEnd`: at the attempt's teardown.
    */
   private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool, called: bool, atEnd: bool): void {
-    const metrics = this.upstreamRoot.metrics!;
+    const metrics = this.metrics!;
     if (!failed) {
       metrics.count(metrics.answered);
       metrics.count(metrics.servedByBackup);
@@ -308,11 +412,17 @@ export class UpstreamStream extends HttpContext {
       return;
     }
     if (called) metrics.count(metrics.failed);
-    if (config.attempt < config.attempts) {
+    // Another attempt still runs (hedge): the chain is not over, whichever attempt this is.
+    const race = this.race;
+    if (config.attempt < config.attempts || (race !== null && record.otherPending(race.index))) {
       this.store(record, atEnd);
       return;
     }
     metrics.count(metrics.exhausted);
+    if (race !== null && this.owner !== null) {
+      attemptLog.decide(record);
+      attemptLog.drop(this.owner!, record);
+    }
     this.logOutcome(EVERY_SERVICE_FAILED, record);
   }
 
@@ -323,25 +433,9 @@ export class UpstreamStream extends HttpContext {
     this.store(record, atEnd);
   }
 
-  /**
-   * Leaves `record` for the request's next attempt. At an attempt's teardown Envoy says whether the
-   * client left (then no attempt follows, and nothing is left to wait for one).
-   */
+  /** Leaves `record` for the request's next attempt (attempt_keeper.ts). */
   private store(record: AttemptRecord, atEnd: bool): void {
-    if (atEnd && clientLeft()) return;
-    let owner = this.owner;
-    if (owner === null) owner = requestIdentity();
-    if (owner === null) return;
-    const now = monotonicMs();
-    const kept = attemptLog.put(owner, record, now);
-    if (kept == Kept.Yes) {
-      showKeptBytes();
-    } else if (kept == Kept.OverBudget) {
-      overBudget("streamed fallback: an attempt's result is not kept for the next attempt, which reports result=unknown for it", this.requestIdSuffix());
-    } else if (kept == Kept.Full && attemptLogFull.allow(now)) {
-      log(LogLevel.Warn, "streamed fallback: attempt log full (" + MAX_RECORDS.toString() + " requests between attempts); the next attempt" +
-        this.requestIdSuffix() + " will not know this one's result (" + attemptLogFull.takeSuppressed().toString() + " more since the last line)");
-    }
+    keepForNextAttempt(this.owner, record, atEnd, this.requestIdSuffix());
   }
 
   /** The outcome in the dispatch mode's words (fallback_outcome.ts): filter state for the access log, and the info line. */

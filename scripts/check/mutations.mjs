@@ -40,6 +40,8 @@ const UNIT_DOC_COMMANDS = "tests/unit/docs/doc_commands.test.js";
 const UNIT_DESIGN_LAYOUT = "tests/unit/docs/design_layout.test.js";
 const E2E_CONFIG_MESSAGES = "tests/e2e/both_modes/config_messages.test.js";
 const E2E_OUTCOME_VOCABULARY = "tests/e2e/both_modes/outcome_vocabulary.test.js";
+const E2E_STREAMED_HEDGE = "tests/e2e/streamed/streamed_hedge.test.js";
+const E2E_DISPATCH_HEDGE = "tests/e2e/dispatch/hedge.test.js";
 
 export const MUTATIONS = [
   {
@@ -268,9 +270,9 @@ export const MUTATIONS = [
   },
   {
     name: "pending_backup_calls is not decremented when the client leaves during a call",
-    file: "assembly/dispatch/fallback_stream.ts",
-    find: "      this.pendingToken = 0;\n      this.metrics().pendingBackupCalls.down();\n    }\n",
-    replace: "      this.pendingToken = 0;\n    }\n",
+    file: "assembly/dispatch/backup_caller.ts",
+    find: "    this.pendingToken = 0;\n    this.metrics().pendingBackupCalls.down();\n  }\n",
+    replace: "    this.pendingToken = 0;\n  }\n",
     tests: [E2E_STREAMING],
   },
   {
@@ -542,8 +544,8 @@ export const MUTATIONS = [
   {
     name: "streamed mode: a primary 2xx given up before its end is not named a first-packet timeout",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "      else if (status >= 200 && status < 300 && !endOfStream) this.unfinished2xx = true;\n",
-    replace: "",
+    find: "        this.unfinished2xx = true;\n        if (config.hedge) {",
+    replace: "        if (config.hedge) {",
     tests: [E2E_STREAMED_FIRST_PACKET],
   },
   {
@@ -556,7 +558,7 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the router's own reply after every attempt failed stays Envoy's plain text",
     file: "scripts/streamed_config_lib.cjs",
-    find: "    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true),\n",
+    find: "    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true, hedge ? \"%UPSTREAM_METADATA(ai_fallback:service)%\" : undefined),\n",
     replace: "",
     tests: [E2E_STREAMED],
   },
@@ -626,8 +628,8 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the role does not tell the guard (a primary's 200 then stall is not cut by the per-try timeout)",
     file: "assembly/streamed/streamed_stream.ts",
-    find: "if (streaming) tellFirstPacketTimed(",
-    replace: "if (false) tellFirstPacketTimed(",
+    find: "    tellFirstPacketTimed(this.root_.policy!.firstPacket);\n",
+    replace: "",
     tests: [E2E_STREAMED_FIRST_PACKET],
   },
   {
@@ -653,7 +655,7 @@ export const MUTATIONS = [
   },
   {
     name: "one budget per VM: a streamed backup's model rewrite is made outside the budget",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/body_rewrite.ts",
     find: "  if (!share.tryTake(size)) return BODY_OVER_BUDGET;",
     replace: "",
     tests: [E2E_STREAMED_FIRST_PACKET],
@@ -791,8 +793,8 @@ export const MUTATIONS = [
   },
   {
     name: "streamed mode's attempt table: an attempt that ends because its client left still leaves an entry (kept 60 s)",
-    file: "assembly/upstream/upstream_stream.ts",
-    find: "    if (atEnd && clientLeft()) return;\n",
+    file: "assembly/upstream/attempt_keeper.ts",
+    find: "  if (atEnd && clientLeft()) return;\n",
     replace: "",
     tests: [E2E_ATTEMPT_TABLE],
   },
@@ -910,9 +912,9 @@ export const MUTATIONS = [
   },
   {
     name: "a backup call whose client left is forgotten: what Envoy holds for it is not counted (aborting clients pile up calls)",
-    file: "assembly/dispatch/fallback_stream.ts",
-    find: "      holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);\n",
-    replace: "      abandonCall(this.root.id, this.pendingToken);\n",
+    file: "assembly/dispatch/backup_caller.ts",
+    find: "    holdAbandonedCall(abandonCall(this.root.id, this.pendingToken), this.pendingCallBytes);\n",
+    replace: "    abandonCall(this.root.id, this.pendingToken);\n",
     tests: [E2E_HOSTILE_CLIENTS],
   },
   {
@@ -981,7 +983,7 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the guard does not mark an error event before content (the router does not retry it)",
     file: "assembly/upstream/guard_stream.ts",
-    find: "      if (held == HeldBody.Error) this.markStreamError();\n",
+    find: "      if (held == HeldBody.Error && !this.guard.hedgedOnly) this.markStreamError();\n",
     replace: "",
     tests: ["tests/e2e/streamed/streamed_first_content.test.js"],
   },
@@ -1054,5 +1056,110 @@ export const MUTATIONS = [
     find: "    } else if (c == 0x3a && depth == 1) {\n",
     replace: "    } else if (c == 0x3a) {\n",
     tests: [UNIT_REWRITE],
+  },
+  {
+    name: "streamed hedge: the downstream role never lets a request race (the primary is abandoned at the timeout)",
+    file: "assembly/streamed/streamed_stream.ts",
+    find: "      host.replaceHeader(MapType.HttpRequestHeaders, HEDGE_HEADER, \"true\");\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: hedge.maxInFlight is not kept (every slow request races)",
+    file: "assembly/streamed/streamed_stream.ts",
+    find: "if (root.hedgesInFlight < <i32>root.policy!.hedgeMaxInFlight) {",
+    replace: "if (true) {",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: a request's place among hedge.maxInFlight is never given back",
+    file: "assembly/streamed/streamed_stream.ts",
+    find: "    this.root_.hedgesInFlight--;\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: the service marker header leaves with the request",
+    file: "assembly/upstream/service_marker.ts",
+    find: "  if (name !== null) removeHeader(MapType.HttpRequestHeaders, SERVICE_MARKER_HEADER);\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: an attempt of an unknown service keeps the client's credentials (no fail closed)",
+    file: "assembly/upstream/service_marker.ts",
+    find: "  for (let i = 0; i < credentialHeaders.length; i++) removeHeader(MapType.HttpRequestHeaders, credentialHeaders[i]);\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: a racing backup's answer counts from its headers, not its first content (its race is decided too early)",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    const deferred = race !== null && !failed",
+    replace: "    const deferred = false && race !== null && !failed",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: the primary's win is not reported on its answer",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    if (!config.hideTopology) replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: hedges started are not counted",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "        hedges.count(hedges.started);\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: a primary that fails during the race is reported as hedge_lost, not its status",
+    file: "assembly/upstream/attempt_log.ts",
+    find: "      race.attempts[0].result = primary.attempts[0].result;\n",
+    replace: "",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "streamed hedge: the generator puts no hedge layout (separate clusters: Envoy does not hedge across them)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  const hedge = hedgeMaxInFlight(plugin) > 0;\n",
+    replace: "  const hedge = hedgeMaxInFlight(plugin) < 0;\n",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
+    name: "dispatch hedge: the primary's first content does not win the race (it is kept as a last resort only)",
+    file: "assembly/core/fallback_machine.ts",
+    find: "      return isFirstPacket ? this.primaryWins(this.primaryStatus) : Step.HoldBuffered;\n",
+    replace: "      return Step.Hold;\n",
+    tests: [E2E_DISPATCH_HEDGE],
+  },
+  {
+    name: "dispatch hedge: hedge.maxInFlight is not kept (every late first packet races)",
+    file: "assembly/dispatch/backup_caller.ts",
+    find: "    machine.hedgeAllowed = this.fallbackRoot.hedgesInFlight < <i32>max;\n",
+    replace: "    machine.hedgeAllowed = true;\n",
+    tests: [E2E_DISPATCH_HEDGE],
+  },
+  {
+    name: "dispatch hedge: a race won by the backup is not counted",
+    file: "assembly/dispatch/fallback_stream.ts",
+    find: "        hedges.count(hedges.wonByBackup);\n",
+    replace: "",
+    tests: [E2E_DISPATCH_HEDGE],
+  },
+  {
+    name: "dispatch hedge: the primary's win is not reported on its answer",
+    file: "assembly/dispatch/backup_caller.ts",
+    find: "    if (!machine.policy.hideTopology) host.replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(machine.attempts));\n",
+    replace: "",
+    tests: [E2E_DISPATCH_HEDGE],
+  },
+  {
+    name: "dispatch hedge: a primary that lost the race is reported as a first-packet timeout, not hedge_lost",
+    file: "assembly/core/fallback_machine.ts",
+    find: "      if (this.racing) this.attempts[0].result = RESULT_HEDGE_LOST;\n",
+    replace: "",
+    tests: [E2E_DISPATCH_HEDGE],
   },
 ];

@@ -34,7 +34,7 @@ const CONFIG_MISTAKES = [
     plugin: { backups: ONE, retries: 3 },
     message: "retries: unknown field (known: backups, backendErrorsOnly, triggerStatuses, gatewayTriggerStatuses, methods, hideTopology, " +
       "maxRequestBodyBytes, maxHeldRequestBytes, firstPacketTimeout, firstPacket, keepAliveIsNotFirstPacket, streamIdleTimeout, fallbackDeadline, _rules_, " +
-      "maxKeptBytesPerWorker, credentialHeaders, _plugin_id_)",
+      "maxKeptBytesPerWorker, credentialHeaders, hedge, _plugin_id_)",
   },
 ];
 

@@ -104,6 +104,8 @@ export class Policy {
   firstPacket: FirstPacket = FirstPacket.Byte;
   /** A streaming answer that goes silent this long after it began flowing is cut (reset); 0 = off. */
   streamIdleTimeoutMs: u32 = 0;
+  /** `hedge.maxInFlight`: requests per worker that may race a backup at once; 0 = no hedging (top level only). */
+  hedgeMaxInFlight: u32 = 0;
   fallbackDeadlineMs: u32 = DEFAULT_FALLBACK_DEADLINE_MS;
 
   copy(): Policy {
@@ -119,6 +121,7 @@ export class Policy {
     p.firstPacketTimeoutMs = this.firstPacketTimeoutMs;
     p.firstPacket = this.firstPacket;
     p.streamIdleTimeoutMs = this.streamIdleTimeoutMs;
+    p.hedgeMaxInFlight = this.hedgeMaxInFlight;
     p.fallbackDeadlineMs = this.fallbackDeadlineMs;
     return p;
   }
@@ -190,6 +193,30 @@ export class UpstreamConfig {
    * streamed mode, a backup reports the primary's result and the trigger as "retry").
    */
   primaryFilter: bool = true;
+  /**
+   * Attempts of a request may overlap (the one-cluster layout with `hedge`): a backup that starts while
+   * an earlier attempt is still in flight races it, and the loser's result is `hedge_lost`.
+   */
+  hedge: bool = false;
+}
+
+/**
+ * The one-cluster layout's upstream filter: one configuration per service, keyed by the service's name
+ * as the cluster's endpoint metadata (and so the marker header) names it.
+ */
+export class ServicesConfig {
+  names: string[] = [];
+  configs: UpstreamConfig[] = [];
+
+  /** The configuration of the service `name`; null for a name the configuration does not know. */
+  find(name: string): UpstreamConfig | null {
+    for (let i = 0; i < this.names.length; i++) if (this.names[i] == name) return this.configs[i];
+    return null;
+  }
+}
+
+export class ServicesConfigResult {
+  constructor(public config: ServicesConfig | null, public error: string) {}
 }
 
 export class UpstreamConfigResult {

@@ -4,13 +4,16 @@ import { JSON } from "./json_value";
 import { firstInvalidUtf8 } from "../bytes";
 import { firstJsonError } from "../json_scan";
 import { STRING_VALUE_HINT, Unit, notJsonWhy } from "./config_messages";
-import { BackupResult, Config, ConfigResult, MAX_KEPT_BYTES_PER_WORKER, UpstreamConfig, UpstreamConfigResult } from "./config";
+import {
+  BackupResult, Config, ConfigResult, MAX_KEPT_BYTES_PER_WORKER, ServicesConfig, ServicesConfigResult, UpstreamConfig, UpstreamConfigResult,
+} from "./config";
 import { escapeControls, startsWithObject } from "./config_checks";
 import { ConfigReader } from "./config_reader";
 import { POLICY_KEYS, readPolicy } from "./policy_reader";
 import { readBackup } from "./backups_reader";
 import { readMethods, readStatuses } from "./triggers_reader";
 import { PLUGIN_ID_KEY, readRule } from "./rules_reader";
+import { readHedge } from "./hedge_reader";
 
 /** Parses and validates the plugin configuration. */
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
@@ -27,7 +30,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const obj = root.get<JSON.Obj>();
   const parser = new ConfigReader();
   const config = new Config();
-  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", "credentialHeaders", PLUGIN_ID_KEY]);
+  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", "credentialHeaders", "hedge", PLUGIN_ID_KEY]);
   if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
   // Before the backups: a backup whose headers name one of them brings its own credential.
   if (!parser.readCredentialHeaders(obj)) return fail(parser.error);
@@ -37,6 +40,8 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
     config.maxKeptBytesPerWorker = <u32>n;
   }
   if (!readPolicy(parser, obj, "", config.global, !obj.has("_rules_"))) return fail(parser.error);
+  // Top level only (after firstPacketTimeout, which it needs); rules inherit it with the global policy.
+  if (!readHedge(parser, obj, config.global)) return fail(parser.error);
   if (obj.has("_rules_")) {
     const rules = obj.get("_rules_")!;
     if (rules.type != JSON.Types.Array) return fail("_rules_: must be an array, got " + rules.toString());
@@ -140,3 +145,46 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
   return new UpstreamConfigResult(config, "");
 }
 
+
+const SERVICES_KEYS = ["services", "hedge"];
+
+/** Whether an upstream configuration is the one-cluster form, `{"services": {...}}` (else the per-attempt form). */
+export function isServicesConfig(bytes: ArrayBuffer): bool {
+  if (bytes.byteLength == 0 || firstJsonError(changetype<usize>(bytes), bytes.byteLength) >= 0) return false;
+  if (firstInvalidUtf8(changetype<usize>(bytes), bytes.byteLength) >= 0 || !startsWithObject(bytes)) return false;
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  return root.type == JSON.Types.Object && root.get<JSON.Obj>().has("services");
+}
+
+/**
+ * Parses the one-cluster form `{"services": {"<name>": {<an attempt's configuration>}, ...}, "hedge": true}`:
+ * each service's entry as parseUpstreamConfig reads it (errors name `services.<name>.<field>`).
+ */
+export function parseServicesConfig(bytes: ArrayBuffer): ServicesConfigResult {
+  const root = JSON.parse<JSON.Value>(String.UTF8.decode(bytes));
+  const obj = root.get<JSON.Obj>();
+  const parser = new ConfigReader();
+  if (!parser.checkKeys(obj, SERVICES_KEYS, "")) return new ServicesConfigResult(null, parser.error);
+  let hedge = false;
+  if (obj.has("hedge")) {
+    const v = obj.get("hedge")!;
+    if (v.type != JSON.Types.Bool) return new ServicesConfigResult(null, "hedge: must be true or false, got " + v.toString());
+    hedge = v.get<bool>();
+  }
+  const services = obj.get("services")!;
+  if (services.type != JSON.Types.Object) {
+    return new ServicesConfigResult(null, "services: must be an object of service name -> that service's attempt configuration, got " + services.toString());
+  }
+  const list = services.get<JSON.Obj>();
+  const names = list.keys();
+  if (names.length == 0) return new ServicesConfigResult(null, "services: must name at least the primary, e.g. {\"primary\": {\"attempt\": 1}}");
+  const out = new ServicesConfig();
+  for (let i = 0; i < names.length; i++) {
+    const result = parseUpstreamConfig(String.UTF8.encode(list.get(names[i])!.toString()));
+    if (result.config == null) return new ServicesConfigResult(null, "services." + names[i] + "." + result.error);
+    result.config!.hedge = hedge;
+    out.names.push(names[i]);
+    out.configs.push(result.config!);
+  }
+  return new ServicesConfigResult(out, "");
+}

@@ -4,7 +4,8 @@
 //   m.behave({ status: 503, json: { error: { message: "down" } } });   // from now on
 //   m.behave([{ hang: true }, {}]);                                    // first request hangs, then defaults
 //   m.behave((req) => (req.headers["x-fault"] ? { status: 503 } : {})); // per request
-//   m.requests  // [{ method, path, headers, rawHeaders, body, receivedAt, complete }]
+//   m.requests  // [{ method, path, headers, rawHeaders, body, receivedAt, complete, cancelledAt }]
+//   (cancelledAt: when the peer closed the answer before its end, else null)
 //
 // A behaviour: { status=200, headers={}, body (string|Buffer|object -> JSON), json, delayHeadersMs=0,
 //   delayBodyMs=0, hang=false, reset=false, trailers (object: sent after a chunked body),
@@ -193,8 +194,12 @@ async function startMock(name = "mock", { port = 0, host = "127.0.0.1", recordBo
       body: Buffer.alloc(0), // filled in when the whole body has arrived (then complete=true)
       receivedAt: Date.now(),
       complete: false,
+      cancelledAt: null,
     };
     requests.push(entry);
+    res.on("close", () => {
+      if (!res.writableFinished) entry.cancelledAt = Date.now();
+    });
     const behaviour = nextBehaviour(entry);
     const chunks = [];
     let bodyLength = 0;

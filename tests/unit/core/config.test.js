@@ -329,3 +329,21 @@ describe("refusals that teach: the unit, the number meant, the field meant", () 
     expect(cfg("").error).toMatch(/^configuration: empty; a JSON object with "backups" is required: give it as "configuration": \{"@type": "type.googleapis.com\/google.protobuf.StringValue"/);
   });
 });
+
+describe("hedge (race a slow primary)", () => {
+  const base = { backups: [{ service: "backup-a" }], firstPacketTimeout: 2000 };
+  test("accepted with firstPacketTimeout and a bound", () => {
+    const c = cfg({ ...base, hedge: { maxInFlight: 10 } });
+    expect(c.error).toBeUndefined();
+    expect(c.global.firstPacketTimeout).toBe(2000);
+  });
+  test.each([
+    [{ hedge: { maxInFlight: 10 }, firstPacketTimeout: 0 }, /^hedge: needs firstPacketTimeout/],
+    [{ hedge: true }, /^hedge: must be an object such as \{"maxInFlight": 10\}/],
+    [{ hedge: {} }, /^hedge\.maxInFlight: required/],
+    [{ hedge: { maxInFlight: 0 } }, /^hedge\.maxInFlight: must be an integer from 1 to 100000/],
+    [{ hedge: { maxInFlight: 5, delay: 1 } }, /^hedge\.delay: unknown field/],
+  ])("refused, naming the field: %j", (extra, message) => {
+    expect(cfg({ ...base, ...extra }).error).toMatch(message);
+  });
+});

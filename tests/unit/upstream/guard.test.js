@@ -36,7 +36,7 @@ describe("primary guard: configuration", () => {
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 0 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer number of bytes from 1 to 268435456/);
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 1.5 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer/);
     expect(w.guardSummary(guard({ firstPacketTimeout: 300 })).error).toBe(
-      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket, firstPacket)");
+      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket, firstPacket, hedgedOnly)");
     expect(w.guardSummary(guard({ firstPacket: "token" })).error).toBe(
       'guard.firstPacket: must be "byte", "event" (keep-alives are held) or "content" (events without content are held), got "token"');
     expect(w.guardSummary(guard({ firstPacket: "content", keepAliveIsNotFirstPacket: true })).error).toMatch(/^guard\.keepAliveIsNotFirstPacket: set firstPacket alone/);
