@@ -34,6 +34,12 @@ const CREDENTIAL_HEADERS = [
 // RFC 9110 token characters, lower case (as the module checks a header name).
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
+/**
+ * Set by an attempt's upstream filter on an answer to retry (assembly/core/replay.ts HEADER_RETRY): the
+ * route retries on it (retriable_headers) and removes it before the client sees the answer.
+ */
+const RETRY_HEADER = "x-ai-fallback-retry";
+
 class StreamedConfigError extends Error {}
 
 function refuse(field, why) {
@@ -53,6 +59,36 @@ function retriableStatusCodes(triggerStatuses) {
     else refuse(`triggerStatuses[${i}]`, `must be a status code (400..599) or "4xx"/"5xx", got ${JSON.stringify(s)}`);
   });
   return [...codes].sort((a, b) => a - b);
+}
+
+/**
+ * A 4xx other than 429 may be decided by its error code (neverTrigger / alwaysTrigger): the primary's
+ * filter reads it and marks it when it falls back, so the router retries those by the marker, not by status.
+ */
+function decidedByMeaning(code) {
+  return code >= 400 && code <= 499 && code !== 429;
+}
+
+/**
+ * The route's retry policy. With the primary's filter, every attempt's filter marks a failed answer
+ * (RETRY_HEADER) and only 429 and 5xx are retried by status as well; without it (lean), by status alone.
+ */
+function retryPolicy(codes, retries, primaryFilter) {
+  const byStatus = primaryFilter ? codes.filter((c) => !decidedByMeaning(c)) : codes;
+  const retryOn = ["reset", "connect-failure", "refused-stream"];
+  if (byStatus.length > 0) retryOn.push("retriable-status-codes");
+  if (primaryFilter) retryOn.push("retriable-headers");
+  const policy = { retry_on: retryOn.join(",") };
+  if (byStatus.length > 0) policy.retriable_status_codes = byStatus;
+  if (primaryFilter) policy.retriable_headers = [{ name: RETRY_HEADER, present_match: true }];
+  return {
+    ...policy,
+    num_retries: retries,
+    refresh_cluster_on_retry: true,
+    // The next attempt goes to another cluster: nothing to wait for. Envoy's least (a jittered wait of
+    // at most 1 ms, then 2, 4 ms) instead of its default 25 ms base (measured in npm run bench).
+    retry_back_off: { base_interval: "0.001s", max_interval: "0.005s" },
+  };
 }
 
 function range(from, to) {
@@ -170,7 +206,8 @@ function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false)
  */
 function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
   const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
-  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath);
+  // The primary's filter holds a 4xx's headers until it has read the body's error code.
+  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath, attempt === 1);
 }
 
 /** Attempt `attempt`'s configuration (1 = the primary): the upstream role's `{"attempt": n, ...}`. */
@@ -181,6 +218,8 @@ function attemptConfig(plugin, attempt, primaryFilter = true) {
   if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
   if (plugin.hideTopology !== undefined) config.hideTopology = plugin.hideTopology;
   if (attempt === 1 && plugin.methods !== undefined) config.methods = plugin.methods;
+  if (attempt === 1 && plugin.neverTrigger !== undefined) config.neverTrigger = plugin.neverTrigger;
+  if (attempt === 1 && plugin.alwaysTrigger !== undefined) config.alwaysTrigger = plugin.alwaysTrigger;
   if (attempt > 1 && plugin.credentialHeaders !== undefined) config.credentialHeaders = plugin.credentialHeaders;
   if (attempt > 2) {
     const earlier = earlierBackupHeaders(plugin.backups, attempt - 2);
@@ -449,27 +488,28 @@ function streamedConfig(plugin, clusters, opts = {}) {
     },
     // A streamed answer may run for minutes: no overall deadline.
     timeout: "0s",
-    retry_policy: {
-      retry_on: "reset,connect-failure,refused-stream,retriable-status-codes",
-      retriable_status_codes: codes,
-      num_retries: plugin.backups.length,
-      refresh_cluster_on_retry: true,
-      // The next attempt goes to another cluster: nothing to wait for. Envoy's least (a jittered wait of
-      // at most 1 ms, then 2, 4 ms) instead of its default 25 ms base (measured in npm run bench).
-      retry_back_off: { base_interval: "0.001s", max_interval: "0.005s" },
-    },
   };
   const firstPacket = firstPacketTimeoutMs(plugin) > 0;
   const idleMs = streamIdleTimeoutMs(plugin, firstPacketTimeoutMs(plugin));
   // A stall after the answer began: Envoy's connection manager resets the stream (its response started).
   if (idleMs > 0) route.idle_timeout = `${idleMs / 1000}s`;
-  if (firstPacket && plugin.firstPacket === "content") {
-    // The primary guard marks a 2xx whose first event is an error (host/first_packet_signal.ts STREAM_ERROR_HEADER).
-    route.retry_policy.retry_on += ",retriable-headers";
-    route.retry_policy.retriable_headers = [{ name: STREAM_ERROR_HEADER, present_match: true }];
-  }
   const primaryFilter = opts.primaryFilter ?? true;
   if (typeof primaryFilter !== "boolean") refuse("primaryFilter", `must be true or false, got ${JSON.stringify(primaryFilter)}`);
+  if (!primaryFilter) {
+    for (const field of ["neverTrigger", "alwaysTrigger"]) {
+      if (Array.isArray(plugin[field]) && plugin[field].length > 0) {
+        refuse(field, "the lean streamed mode (--no-primary-filter) reads no error body: the primary's answers are retried by " +
+          "status alone; generate without --no-primary-filter, or set neverTrigger and alwaysTrigger to []");
+      }
+    }
+  }
+  route.retry_policy = retryPolicy(codes, plugin.backups.length, primaryFilter);
+  if (firstPacket && plugin.firstPacket === "content") {
+    // The primary guard marks a 2xx whose first event is an error (host/first_packet_signal.ts STREAM_ERROR_HEADER).
+    const retry = route.retry_policy;
+    if (!retry.retry_on.includes("retriable-headers")) retry.retry_on += ",retriable-headers";
+    retry.retriable_headers = [...(retry.retriable_headers ?? []), { name: STREAM_ERROR_HEADER, present_match: true }];
+  }
   if (!primaryFilter && firstPacket) {
     refuse("firstPacketTimeout", "needs the primary's filters (the guard holds its first packet): set it to 0, or generate without --no-primary-filter");
   }
@@ -510,8 +550,9 @@ function streamedConfig(plugin, clusters, opts = {}) {
     // Envoy would answer 413), and a retry needs the whole body: never less than maxRequestBodyBytes.
     request_body_buffer_limit: Math.max(opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
       firstPacket && Number.isInteger(plugin.maxRequestBodyBytes) ? plugin.maxRequestBodyBytes : 0),
-    // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count).
-    virtual_host_options: { include_attempt_count_in_response: true },
+    // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count);
+    // the retry marker of an answer no attempt followed never reaches it.
+    virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER] },
     // On the HTTP connection manager.
     local_reply_config: exhaustedLocalReply(plugin.hideTopology === true, hedge ? "%UPSTREAM_METADATA(ai_fallback:service)%" : undefined),
     clusters: out,
@@ -595,4 +636,4 @@ function ignoredFields(plugin) {
 }
 
 module.exports = {
-  SERVICES_CLUSTER, SERVICE_MARKER_HEADER, CREDENTIAL_HEADERS, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+  SERVICES_CLUSTER, SERVICE_MARKER_HEADER, CREDENTIAL_HEADERS, RETRY_HEADER, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

@@ -7,9 +7,9 @@ import { Attempt, DEADLINE_EXCEEDED, NOT_REWRITABLE, REFUSED, RESULT_TIMEOUT, UN
 /** A racing attempt cancelled (or its answer dropped) because the other sent its first content first (`hedge`). */
 export const RESULT_HEDGE_LOST = "hedge_lost";
 import { Delivery, Phase, Step } from "./fallback_steps";
-import {
-  Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf,
-} from "./policy";
+import { ERROR_BODY_WAIT_MS } from "./error_meaning";
+import { HeldError } from "./held_error";
+import { Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
 
 /**
  * The primary's attempt result, in the streamed mode's words: Envoy's own reply when the primary gave no
@@ -29,6 +29,8 @@ export class FallbackMachine {
   phase: Phase = Phase.Request;
   /** Why the request cannot be replayed ("" while it can). */
   notReplayableReason: string = "";
+  /** A model service's 4xx held until its body says what it means. */
+  readonly heldError: HeldError = new HeldError();
   /** Absolute deadline for the first response packet, ms; 0 = none. */
   firstPacketDeadlineMs: u64 = 0;
   /**
@@ -91,7 +93,7 @@ export class FallbackMachine {
 
   /** Nothing is decided yet: no answer has passed, no fallback has started. */
   get undecided(): bool {
-    return this.phase == Phase.Request || this.phase == Phase.AwaitingResponse || this.phase == Phase.HoldingFirstPacket;
+    return this.phase <= Phase.HoldingFirstPacket || this.phase == Phase.ReadingErrorBody; // Request, AwaitingResponse, HoldingFirstPacket
   }
 
   /** A held error whose body (or end) is still to come: whether it has all reached Envoy matters to the delivery. */
@@ -190,6 +192,14 @@ export class FallbackMachine {
       this.declinedIntercepted = true;
       return this.passThrough(gatewayDeclineReason(this.policy, status, origin));
     }
+    // A model service's error whose body may decide otherwise is held until its body is read.
+    if (status >= 400 && this.phase == Phase.AwaitingResponse && this.replayable && this.heldError.holds(this.policy, status, origin, verdict, endOfStream)) {
+      this.phase = Phase.ReadingErrorBody;
+      this.firstPacketDeadlineMs = 0;
+      this.heldError.deadlineMs = nowMs + ERROR_BODY_WAIT_MS;
+      this.holdPrimary(status, false, false);
+      return Step.Hold;
+    }
     if (verdict == Verdict.Fallback && this.policy.backups.length > 0) {
       if (this.phase == Phase.Request) return this.passThrough("the primary answered before the request was complete");
       if (!this.replayable) return this.passThrough("the request cannot be replayed: " + this.notReplayableReason);
@@ -209,6 +219,19 @@ export class FallbackMachine {
     this.phase = Phase.PassThrough;
     this.firstPacketDeadlineMs = 0;
     return Step.Continue;
+  }
+
+  /** The held error's body was read (`meanings`; none: the status decides): it falls back (still held: an answer
+   *  replaces it whole when `wholeBodyBuffered`, else is sent directly) or passes. */
+  errorBodyRead(meanings: string[], nowMs: u64, wholeBodyBuffered: bool): Step {
+    if (this.phase != Phase.ReadingErrorBody) return Step.Continue;
+    this.heldError.bodyBuffered = wholeBodyBuffered;
+    const fallback = this.heldError.fallsBack(this.policy, this.primaryStatus, meanings);
+    if (!fallback || !this.replayable) {
+      this.primaryHeld = false;
+      return this.passThrough(fallback ? "the request cannot be replayed: " + this.notReplayableReason : "");
+    }
+    return this.start(triggerKindName(TriggerKind.Status) + "=" + this.primaryStatus.toString(), TriggerKind.Status, nowMs);
   }
 
   private holdPrimary(status: i32, headersOnly: bool, whole: bool): void {
@@ -402,11 +425,13 @@ export class FallbackMachine {
   private answer(step: Step): Step {
     this.delivery = this.chooseDelivery();
     this.phase = this.delivery == Delivery.Direct ? Phase.Replying : Phase.Answering;
+    if (this.delivery == Delivery.SwapBuffered) this.answerHeadersWritten = this.answerBodyWritten = true; // written at once, whole
     return step;
   }
 
   private chooseDelivery(): Delivery {
     if (!this.primaryHeld) return Delivery.ThroughFilterChain;
+    if (this.heldError.bodyBuffered) return Delivery.SwapBuffered;
     // A held error's body (or its end) is still to be replayed to this filter. A held 2xx is a
     // stream that may send nothing more for long: the answer's body would wait for it, and the
     // client's response would end only when the primary's does.

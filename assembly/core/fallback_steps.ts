@@ -22,6 +22,9 @@ export const enum Phase {
   /** An answer is being written into the response that leaves through the encoder filters
    *  (Delivery.SwapInPlace or Delivery.ThroughFilterChain). */
   Answering = 8,
+  /** A model service's error is held (its headers, its body buffered) until its body says what it
+   *  means (error_meaning.ts): then it falls back or passes through. */
+  ReadingErrorBody = 9,
 }
 
 /**
@@ -41,6 +44,10 @@ export const enum Delivery {
   /** The primary's headers are held but no body callback of it can follow (a headers-only
    *  response, or a held 2xx): a local reply, which Envoy sends straight to the client. */
   Direct = 2,
+  /** The held primary error's whole body was read for its meaning and waits buffered in Envoy (no
+   *  body callback of it will follow): the answer's headers and body replace the held ones, and the
+   *  stream continues; the answer leaves through the remaining encoder filters, as with SwapInPlace. */
+  SwapBuffered = 3,
 }
 
 export const enum Step {

@@ -152,3 +152,50 @@ export function triggerKindName(kind: TriggerKind): string {
 export function isBackupSuccess(status: i32): bool {
   return status >= 200 && status < 300;
 }
+
+/**
+ * Whether a model service's error answer could be decided otherwise by its meaning (its body's
+ * error code or type): only then is the body read. Only a client error says something of the
+ * request (refused content, too long a prompt): a 5xx or a 429 falls back by its status, as before,
+ * and its body is never read. `statusTriggers`: its status is in triggerStatuses.
+ */
+export function meaningMayMatter(status: i32, statusTriggers: bool, neverTrigger: string[], alwaysTrigger: string[]): bool {
+  if (!isMeaningStatus(status)) return false;
+  return statusTriggers ? neverTrigger.length > 0 : alwaysTrigger.length > 0;
+}
+
+/** A status whose error body may be read for its meaning: a 4xx other than 429. */
+export function isMeaningStatus(status: i32): bool {
+  return status >= 400 && status <= 499 && status != 429;
+}
+
+/** A model service's error answer, decided with its meaning. */
+export class MeaningVerdict {
+  /** `code`: the error code that decided ("" = the status did). */
+  constructor(public fallback: bool, public code: string) {}
+
+  /** A refusal the client gets unreplayed: an error in neverTrigger stopped a fallback its status would start. */
+  get neverTriggered(): bool {
+    return !this.fallback && this.code.length > 0;
+  }
+}
+
+/**
+ * neverTrigger first (a refusal is never replayed, even if another of its codes is in alwaysTrigger),
+ * then alwaysTrigger, then the status.
+ */
+export function decideByMeaning(statusTriggers: bool, meanings: string[], neverTrigger: string[], alwaysTrigger: string[]): MeaningVerdict {
+  for (let i = 0; i < meanings.length; i++) {
+    if (neverTrigger.includes(meanings[i])) return new MeaningVerdict(false, statusTriggers ? meanings[i] : "");
+  }
+  if (statusTriggers) return new MeaningVerdict(true, "");
+  for (let i = 0; i < meanings.length; i++) {
+    if (alwaysTrigger.includes(meanings[i])) return new MeaningVerdict(true, meanings[i]);
+  }
+  return new MeaningVerdict(false, "");
+}
+
+/** The report of a refusal passed through unreplayed (header x-ai-fallback-declined, and the log). */
+export function neverTriggerReport(code: string): string {
+  return "never_trigger=" + code;
+}

@@ -12,6 +12,13 @@ export const HEADER_SERVICE = "x-ai-fallback-service";
 export const HEADER_MODEL = "x-ai-fallback-model";
 export const HEADER_TRIGGER = "x-ai-fallback-trigger";
 export const HEADER_ATTEMPTS = "x-ai-fallback-attempts";
+/** On an error passed through unreplayed because of what it means, e.g. `never_trigger=content_filter`. */
+export const HEADER_DECLINED = "x-ai-fallback-declined";
+/**
+ * Streamed mode: set by an attempt's upstream filter on an answer the router should retry (the
+ * generated route's retriable_headers), and removed by the route before the client sees it.
+ */
+export const HEADER_RETRY = "x-ai-fallback-retry";
 /** The report headers' common prefix: a backup's own (a chained gateway's) never reach the client. */
 export const REPORT_HEADER_PREFIX = "x-ai-fallback-";
 

@@ -14,7 +14,7 @@ import { FallbackMachine, RESULT_HEDGE_LOST } from "../core/fallback_machine";
 import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../core/fallback_outcome";
 import { publishOutcome } from "../host/outcome_state";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../core/model_rewrite";
-import { HEADER_ATTEMPTS, HEADER_TRIGGER, backupRequestPairs } from "../core/replay";
+import { HEADER_ATTEMPTS, HEADER_DECLINED, HEADER_TRIGGER, backupRequestPairs } from "../core/replay";
 
 
 import { RequestKeeper } from "./request_keeper";
@@ -166,6 +166,15 @@ export class BackupCaller extends RequestKeeper {
     const level = this.refusedOverBudget ? LogLevel.Debug : LogLevel.Info;
     if (!host.logs(level)) return;
     host.logBytes(level, "status=" + status.toString() + " passed through: " + machine.declined + this.requestIdSuffix());
+  }
+
+  /** An error in neverTrigger goes to the client as it came, with the report header saying why. */
+  protected reportNeverTriggered(machine: FallbackMachine): void {
+    host.replaceHeader(MapType.HttpResponseHeaders, HEADER_DECLINED, machine.heldError.neverTriggered);
+    this.metrics().count(this.metrics().neverTrigger);
+    if (!host.logs(LogLevel.Info)) return;
+    host.logBytes(LogLevel.Info, "status=" + machine.primaryStatus.toString() + " passed through unreplayed: " +
+      machine.heldError.neverTriggered + " (its error is in neverTrigger)" + this.requestIdSuffix());
   }
 
   /**

@@ -1,53 +1,39 @@
 // The response side of one HTTP stream of the dispatch mode: it hands the primary's response to the
 // FallbackMachine, carries out each Step with host calls (hold, dispatch, serve, resume, reply) and
-// tears the stream down. The request side is request_keeper.ts; a backup call, backup_caller.ts.
+// tears the stream down. The request side is request_keeper.ts; a backup call, backup_caller.ts; how
+// an answer is written to the client, answer_delivery.ts.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "../abi/enums";
-import { deserializeHeaders, serializeResponseHeaders } from "../core/header_pairs";
+import { deserializeHeaders } from "../core/header_pairs";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
-import { ContentCursor, HeldBody, checkedFor, judgeHeldBody } from "../host/budgeted_reads";
+import { ContentCursor, HeldBody, checkedFor, heldErrorMeanings, judgeHeldBody, responseAnnouncesOver } from "../host/budgeted_reads";
 import { FirstPacket } from "../core/config/config";
+import { ERROR_BODY_READ_BYTES } from "../core/error_meaning";
 import { REFUSED, UNKNOWN_CLUSTER, formatAttempts } from "../core/attempts";
 import { FallbackMachine } from "../core/fallback_machine";
-import { Delivery, Phase, Step } from "../core/fallback_steps";
+import { Phase, Step } from "../core/fallback_steps";
 import { STREAM_ENDED_FIRST, isEnvoyNoAnswerReply, servedBy } from "../core/fallback_outcome";
 import { Header, findHeader } from "../core/headers";
-import { OWN_REPLY_DETAILS, Origin, TriggerKind, classifyOrigin } from "../core/policy";
+import { Origin, TriggerKind, classifyOrigin, isMeaningStatus } from "../core/policy";
 import { HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel, clientResponseHeaders, exhaustedErrorBody, parseStatus } from "../core/replay";
 import { FallbackRoot } from "./fallback_root";
 import { HIGRESS_HOLD_NOTE, NO_HEADERS } from "./request_keeper";
-import { BackupCaller, Dispatch } from "./backup_caller";
+import { PauseEvidence } from "./header_pause";
+import { Dispatch } from "./backup_caller";
+import { AnswerDelivery, Answer, DECODED_HEADERS_FACTOR, FLOW_CONTROLLED_BODY_BYTES } from "./answer_delivery";
 
-/** A backup's HTTP answer, kept until it is served or replaced by a later one. */
-class Answer {
-  /** `bytes`: what it holds of the memory budget. */
-  constructor(public status: i32, public headers: Header[], public body: ByteSink, public bytes: i64) {}
-}
-
-
-/** A header map's decoded copy (Header strings are UTF-16) weighs about this many times its wire bytes. */
-const DECODED_HEADERS_FACTOR: i64 = 3;
-
-/**
- * A held error announcing a body larger than this is taken to be stopped by Envoy's buffer limit
- * (flow control), not slow: Higress's default per-connection limit is 32 KiB, Envoy's 1 MiB.
- */
-const FLOW_CONTROLLED_BODY_BYTES: i32 = 16 * 1024;
 /** Set once the upstream response's last byte has arrived: the held primary response is complete. */
 const BACKEND_LATENCY = host.propertyPath(["response", "backend_latency"]);
 /** Who answered an error: Envoy's response code details (policy.ts classifyOrigin). */
 const CODE_DETAILS = host.propertyPath(["response", "code_details"]);
 
-export class FallbackStream extends BackupCaller {
+export class FallbackStream extends AnswerDelivery {
   constructor(id: u32, root: FallbackRoot) {
     super(id, root);
   }
 
-  private lastAnswer: Answer | null = null;
   /** teardown() has run. */
   private ended: bool = false;
-  /** The answer as the client gets it (report headers added), while it is written into the response. */
-  private served: Answer | null = null;
   /** The held primary response was found complete in Envoy (notePrimaryBody). */
   private primaryComplete: bool = false;
   /** firstPacket "content": the held body's events judged so far (made at the first held chunk). */
@@ -64,6 +50,11 @@ export class FallbackStream extends BackupCaller {
     const details = error ? host.getStringPropertyAt(CODE_DETAILS) : null;
     const origin = error ? classifyOrigin(details) : Origin.Backend;
     if (error) this.followRoute(machine);
+    // An error whose announced body is over the read's bound is decided by its status (one look, on 4xx only),
+    // and so is any where Envoy was found to show no body to a filter paused at the headers.
+    if (isMeaningStatus(status)) {
+      machine.heldError.readable = this.fallbackRoot.pause.evidence != PauseEvidence.NotHonoured && !responseAnnouncesOver(ERROR_BODY_READ_BYTES);
+    }
     const declinedBefore = machine.declined.length > 0;
     const wasAwaitingUpstream = machine.awaitingUpstream;
     const step = machine.responseHeaders(status, origin, endOfStream,
@@ -81,6 +72,8 @@ export class FallbackStream extends BackupCaller {
       this.release();
       return HeadersAction.Continue;
     }
+    // A model service's error waits for its body to say what it means (or for the wait's end).
+    if (machine.phase == Phase.ReadingErrorBody) this.arm(machine.heldError.deadlineMs);
     if (step == Step.Hold) return HeadersAction.StopIteration;
     // Held whole, the body waits in Envoy under flow control, unseen, and comes back to this filter
     // when the stream continues: there an answer can take its place.
@@ -100,6 +93,13 @@ export class FallbackStream extends BackupCaller {
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
     const machine = this.machine;
     if (machine === null) return DataAction.Continue;
+    if (machine.phase == Phase.ReadingErrorBody) {
+      // Buffered (a few KiB at most) until its end or the bound, then read for its meaning.
+      if (!endOfStream && bodySize < <u32>ERROR_BODY_READ_BYTES) return DataAction.StopIterationAndBuffer;
+      this.heldErrorBytes = bodySize;
+      const goesOn = this.decideHeldError(machine, heldErrorMeanings(this.share, bodySize), true, endOfStream);
+      return goesOn ? DataAction.Continue : DataAction.StopIterationAndBuffer;
+    }
     if (machine.phase == Phase.PassThrough) {
       if (this.idleWatched && (bodySize > 0 || endOfStream)) this.noteFlowingChunk(machine, endOfStream);
       return DataAction.Continue;
@@ -176,6 +176,10 @@ export class FallbackStream extends BackupCaller {
   onResponseTrailers(trailerCount: u32): HeadersAction {
     // Continuing from the trailers would release a held primary response too.
     const machine = this.machine;
+    // An error body that ended with trailers is not read: its status decides.
+    if (machine !== null && machine.phase == Phase.ReadingErrorBody) {
+      return this.decideHeldError(machine, [], true, false) ? HeadersAction.Continue : HeadersAction.StopIteration;
+    }
     if (machine !== null && machine.primaryHeld &&
         (machine.phase == Phase.HoldingFirstPacket || machine.phase == Phase.FallingBack)) {
       return HeadersAction.StopIteration;
@@ -197,6 +201,11 @@ export class FallbackStream extends BackupCaller {
     if (machine === null) return;
     if (this.holdingRequest) {
       this.releaseHeldRequest(machine);
+      return;
+    }
+    if (machine.phase == Phase.ReadingErrorBody) {
+      // No body came in time (stalled, or Envoy shows none to a paused filter): the status decides.
+      this.decideHeldError(machine, [], false, false);
       return;
     }
     if (machine.awaitingUpstream) {
@@ -224,6 +233,25 @@ export class FallbackStream extends BackupCaller {
     this.startedFallback(machine);
     this.perform(step, false);
     this.takeHedgePlace(machine);
+  }
+
+  /**
+   * The held error's meaning is known (`meanings`; none when its body was not read): it falls back,
+   * or it goes on to the client, with the report header when neverTrigger stopped it. True when
+   * the primary's response goes on; `inCallback`: a callback of the response that continues it by
+   * its return value (else the stream is continued here); `wholeBody`: its whole body is buffered.
+   */
+  private decideHeldError(machine: FallbackMachine, meanings: string[], inCallback: bool, wholeBody: bool): bool {
+    const step = machine.errorBodyRead(meanings, host.monotonicMs(), wholeBody);
+    this.afterStep(machine);
+    if (step == Step.Continue) {
+      if (machine.heldError.neverTriggered.length > 0) this.reportNeverTriggered(machine);
+      else if (machine.declined.length > 0) this.logDeclined(machine, machine.primaryStatus, null);
+      if (!inCallback) host.continueStream(StreamType.Response);
+      return true;
+    }
+    this.startedFallback(machine);
+    return this.perform(step, inCallback) == Step.ResumePrimary;
   }
 
   // --- backup calls ---
@@ -294,41 +322,8 @@ export class FallbackStream extends BackupCaller {
   /** After every step: a settled stream lets its deadline and its copies go. */
   private afterStep(machine: FallbackMachine): void {
     if (!machine.racing) this.leaveHedgePlace();
-    if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream) this.disarm();
+    if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream && machine.phase != Phase.ReadingErrorBody) this.disarm();
     if (machine.phase == Phase.PassThrough) this.release();
-  }
-
-  /**
-   * Drops the body copy and any kept answer: nothing will be replayed or served any more. The
-   * header copy (small) stays for the request id in log lines.
-   */
-  private release(): void {
-    this.clearBody();
-    this.dropAnswer();
-    this.dropServed();
-  }
-
-  /** The kept answer with the headers the client gets; it takes over the answer's share of the budget. */
-  private takeAnswer(answer: Answer, headers: Header[]): Answer {
-    this.lastAnswer = null;
-    answer.headers = headers;
-    return answer;
-  }
-
-  private dropServed(): void {
-    const served = this.served;
-    if (served === null) return;
-    this.share.give(served.bytes);
-    served.body.clear();
-    this.served = null;
-  }
-
-  private dropAnswer(): void {
-    const answer = this.lastAnswer;
-    if (answer === null) return;
-    this.share.give(answer.bytes);
-    answer.body.clear();
-    this.lastAnswer = null;
   }
 
   /** Carries out `step` and any steps it leads to at once; returns the last one. */
@@ -393,52 +388,7 @@ export class FallbackStream extends BackupCaller {
   }
 
   private announcesLargeBody(): bool {
-    const length = host.getHeader(MapType.HttpResponseHeaders, "content-length");
-    return length !== null && (length.length > 9 || I32.parseInt(length) > FLOW_CONTROLLED_BODY_BYTES);
+    return responseAnnouncesOver(FLOW_CONTROLLED_BODY_BYTES);
   }
 
-  /** Carries an answer (headers as the client gets them) to the client the way the machine chose. */
-  private serve(machine: FallbackMachine, answer: Answer): void {
-    const delivery = machine.delivery;
-    this.served = answer;
-    if (delivery == Delivery.Direct) {
-      this.reply(answer.status, answer.headers, answer.body.ptr, answer.body.length);
-      return;
-    }
-    if (delivery == Delivery.SwapInPlace) {
-      // The held primary becomes the answer; its body comes back to onResponseBody, which writes
-      // the answer's body in its place.
-      this.writeServedHeaders();
-      host.continueStream(StreamType.Response);
-      return;
-    }
-    // ThroughFilterChain: the local reply passes this filter's own callbacks, which write the answer
-    // over whatever local_reply_config made of it. Its body is the answer's too, so that a body
-    // callback follows the headers (and the answer arrives even if nothing rewrote it).
-    const result = host.sendLocalResponse(answer.status, OWN_REPLY_DETAILS, answer.body.ptr, answer.body.length, answer.headers);
-    if (result != WasmResult.Ok) {
-      host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
-      this.release();
-    }
-  }
-
-  /** The response headers become the served answer's: its status, its headers, nothing else. */
-  private writeServedHeaders(): void {
-    const served = this.served;
-    if (served === null) return;
-    const pairs = serializeResponseHeaders(served.status, served.headers);
-    const result = host.setHeaderPairs(MapType.HttpResponseHeaders, pairs);
-    if (result != WasmResult.Ok) {
-      host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());
-    }
-  }
-
-  /** Sends this filter's reply in place of the primary's response; it is the stream's last word. */
-  private reply(status: i32, headers: Header[], body: usize, bodySize: i32): void {
-    const result = host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, bodySize, headers);
-    if (result != WasmResult.Ok) {
-      host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
-    }
-    this.release();
-  }
 }

@@ -5,7 +5,7 @@ import { defineMetric, incrementMetric } from "../abi/hostcalls";
 import { TriggerKind } from "../core/policy";
 import {
   COUNTER_STARTED, COUNTER_SERVED_BY_BACKUP, COUNTER_EXHAUSTED, COUNTER_BACKUP_CALLS, COUNTER_TRIGGER_STATUS, COUNTER_TRIGGER_UPSTREAM_FAILURE, COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT,
-  COUNTER_TRIGGER_STREAM_ERROR, COUNTER_NOT_REWRITABLE, BackupCounters,
+  COUNTER_TRIGGER_STREAM_ERROR, COUNTER_NOT_REWRITABLE, COUNTER_NEVER_TRIGGER, BackupCounters,
 } from "../host/shared_counters";
 
 export class Metrics {
@@ -15,6 +15,7 @@ export class Metrics {
   readonly notReplayable: u32 = defineMetric(MetricType.Counter, "ai_fallback.not_replayable");
   readonly preempted: u32 = defineMetric(MetricType.Counter, "ai_fallback.preempted");
   readonly notRewritable: u32 = defineMetric(MetricType.Counter, COUNTER_NOT_REWRITABLE);
+  readonly neverTrigger: u32 = defineMetric(MetricType.Counter, COUNTER_NEVER_TRIGGER);
   readonly backupCalls: u32 = defineMetric(MetricType.Counter, COUNTER_BACKUP_CALLS);
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);

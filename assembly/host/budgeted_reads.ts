@@ -1,13 +1,14 @@
 // Reads from the host into memory taken from a stream's budget share (memory_budget.ts): a request
 // body's copy as it streams past, and a held response body checked for keep-alives. Shared by the
 // filter (dispatch/fallback_stream.ts) and the primary guard (upstream/guard_stream.ts).
-import { BufferType } from "../abi/enums";
+import { BufferType, MapType } from "../abi/enums";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
 import { BudgetShare } from "../core/memory_budget";
 import { isFirstPacket } from "../core/sse";
 import { FirstContent, MAX_WAITING_BYTES, scanForContent } from "../core/first_content";
 import { FirstPacket } from "../core/config/config";
+import { ERROR_BODY_READ_BYTES, errorMeanings } from "../core/error_meaning";
 
 /**
  * Appends the current request body chunk to `sink` (the host writes it straight into the free
@@ -88,4 +89,26 @@ export function judgeHeldBody(share: BudgetShare, size: u32, mode: FirstPacket, 
 /** What a held body was not checked for, in the over-budget log line. */
 export function checkedFor(mode: FirstPacket): string {
   return mode == FirstPacket.Content ? "content" : "keep-alives";
+}
+
+/**
+ * What a held error body (`size` bytes so far) means: its first ERROR_BODY_READ_BYTES read for
+ * their error codes (error_meaning.ts). The copy is budgeted and freed at once; without room for it,
+ * none (the status alone decides). Read on the error path only.
+ */
+export function heldErrorMeanings(share: BudgetShare, size: u32): string[] {
+  const n = size < <u32>ERROR_BODY_READ_BYTES ? size : <u32>ERROR_BODY_READ_BYTES;
+  if (n == 0 || !share.tryTake(n)) return [];
+  const held = new ByteSink();
+  host.takeBufferBytes(BufferType.HttpResponseBody, 0, n, held);
+  const meanings = errorMeanings(held.ptr, held.length);
+  held.clear();
+  share.give(n);
+  return meanings;
+}
+
+/** Whether the response headers announce a body over `bytes` (content-length); asked on errors only. */
+export function responseAnnouncesOver(bytes: i32): bool {
+  const length = host.getHeader(MapType.HttpResponseHeaders, "content-length");
+  return length !== null && (length.length > 9 || I32.parseInt(length) > bytes);
 }

@@ -12,6 +12,8 @@ export const COUNTER_TRIGGER_UPSTREAM_FAILURE = "ai_fallback.trigger.upstream_fa
 export const COUNTER_TRIGGER_FIRST_PACKET_TIMEOUT = "ai_fallback.trigger.first_packet_timeout";
 /** firstPacket "content": a streaming 2xx whose first event was an error. */
 export const COUNTER_TRIGGER_STREAM_ERROR = "ai_fallback.trigger.stream_error";
+/** Model service errors passed through unreplayed: their error code is in neverTrigger. */
+export const COUNTER_NEVER_TRIGGER = "ai_fallback.never_trigger";
 /** Backups with a model override skipped: the request body's model could not be rewritten. */
 export const COUNTER_NOT_REWRITABLE = "ai_fallback.not_rewritable";
 

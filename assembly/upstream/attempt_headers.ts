@@ -62,3 +62,6 @@ export function attemptHeaderEdits(current: Header[], backup: Backup, earlierBac
   if (backup.modelLiteral !== null) edits.removals.push("content-length");
   return edits;
 }
+
+/** A backup whose edits do not depend on the client's headers reads none. */
+export const NO_HEADERS: Header[] = [];

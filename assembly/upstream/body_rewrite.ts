@@ -36,3 +36,6 @@ export function rewriteBody(size: u32, literal: ArrayBuffer): i32 {
   share.releaseAll();
   return outcome;
 }
+
+/** The attempt result of a backup skipped because the VM's budget could not hold its body's rewrite (as in the dispatch mode). */
+export const RESULT_OVER_BUDGET = "over_budget";

@@ -2,12 +2,12 @@
 // filter. Its configuration picks the room: `{"guard": {...}}` (the primary guard, guard_stream.ts),
 // or, in the streamed mode, an attempt of the chain, `{"attempt": n, ...}` (upstream_stream.ts: the
 // primary's result recorded, a backup's request rewritten and its answer reported). Parsed once.
-import { BufferType, LogLevel } from "../abi/enums";
+import { BufferType, LogLevel, MetricType } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
-import { getBufferBytes, log } from "../abi/hostcalls";
+import { defineMetric, getBufferBytes, incrementMetric, log } from "../abi/hostcalls";
 import { CREDENTIAL_HEADERS, ServicesConfig, UpstreamConfig } from "../core/config/config";
 import { isServicesConfig, parseServicesConfig, parseUpstreamConfig } from "../core/config/config_parse";
-import { HedgeCounters } from "../host/shared_counters";
+import { COUNTER_NEVER_TRIGGER, HedgeCounters } from "../host/shared_counters";
 import { LogLimiter } from "../core/log_limiter";
 import { defineBudgetMetrics, vmBudget } from "../host/vm_budget";
 import { AttemptLog } from "./attempt_log";
@@ -46,6 +46,14 @@ export class UpstreamRoot extends RootContext {
   heldBodySeen: bool = false;
   /** The hint about allow_on_headers_stop_iteration was logged (once a worker). */
   holdHintLogged: bool = false;
+  /** ai_fallback.never_trigger, defined by the primary's filter at its first refusal passed through (0 = not yet). */
+  private neverTriggerCounter: u32 = 0;
+
+  /** Counts an error of the primary passed through because its error code is in neverTrigger. */
+  countNeverTrigger(): void {
+    if (this.neverTriggerCounter == 0) this.neverTriggerCounter = defineMetric(MetricType.Counter, COUNTER_NEVER_TRIGGER);
+    incrementMetric(this.neverTriggerCounter, 1);
+  }
 
   onConfigure(size: u32): bool {
     const bytes = getBufferBytes(BufferType.PluginConfiguration, 0, size);

@@ -8,10 +8,7 @@
 // - on a backup's answer, reports the fallback in the response headers and counters.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
-import {
-  getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse,
-  setBufferBytes,
-} from "../abi/hostcalls";
+import { getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse, setBufferBytes } from "../abi/hostcalls";
 import { serializedNamesWithPrefix, serializedStatus } from "../core/header_pairs";
 import { overBudget, showKeptBytes } from "../host/vm_budget";
 import { UpstreamConfig } from "../core/config/config";
@@ -22,11 +19,10 @@ import { publishOutcome } from "../host/outcome_state";
 import { FirstPacketTiming, readHedgeTiming } from "../host/first_packet_signal";
 import { RewriteOutcome } from "../core/model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../core/replay";
-import { attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
-import {
-  AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity,
-} from "./attempt_log";
-import { BODY_OVER_BUDGET, rewriteBody } from "./body_rewrite";
+import { HeldError, failedResult, markForRetry, primaryErrorNeedsBody, recordsAround } from "./attempt_error_meaning";
+import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
+import { AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity } from "./attempt_log";
+import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
 import { RaceEntry, joinRecord, primaryWinsOpenRace, reportedAttempts, winRace } from "./hedge_race";
 import { answerUnknownService, sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
 import { UpstreamMetrics } from "./upstream_metrics";
@@ -38,19 +34,6 @@ import { keepForNextAttempt } from "./attempt_keeper";
 const PRIMARY_LABEL = "primary";
 /** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
 const LOGGED_ID_CHARS = 128;
-/** A backup whose edits do not depend on the client's headers reads none. */
-const NO_HEADERS: Header[] = [];
-
-/**
- * Whether a backup's attempt hands records on: takes one an earlier attempt's filter left (the
- * primary's has a filter, or an earlier backup's), or leaves one for a later backup.
- */
-function recordsAround(config: UpstreamConfig): bool {
-  return config.primaryFilter || config.attempt > 2 || config.attempt < config.attempts;
-}
-
-/** The attempt result of a backup skipped because the VM's budget could not hold its body's rewrite (as in the dispatch mode). */
-const RESULT_OVER_BUDGET = "over_budget";
 
 export class UpstreamStream extends HttpContext {
   private rewriting: bool = false;
@@ -80,6 +63,7 @@ export class UpstreamStream extends HttpContext {
   private status2xx: i32 = 0;
   /** The marker named no service this filter knows: nothing of the client's goes out, and its answer is replaced. */
   private unknownService: bool = false;
+  private heldError: HeldError | null = null; // the primary's 4xx, held until its body says what it means
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
@@ -232,6 +216,7 @@ export class UpstreamStream extends HttpContext {
     this.settle(config, record, true, false, false);
     if (config.attempt < config.attempts) {
       replaceHeader(MapType.HttpResponseHeaders, ":status", status.toString());
+      markForRetry();
       return HeadersAction.Continue;
     }
     const headers: Header[] = [new Header("content-type", "application/json"), new Header(HEADER_TRIGGER, record.trigger())];
@@ -256,7 +241,11 @@ export class UpstreamStream extends HttpContext {
       const status = responseStatus(MapType.HttpResponseHeaders);
       const failed = config.triggerStatuses.has(status);
       // The primary: only a failure is worth a record (the happy path allocates nothing).
-      if (failed) this.leaveForNext(config, new AttemptRecord(), status.toString(), false);
+      if (status >= 400 && this.recordable && primaryErrorNeedsBody(config, status, failed, endOfStream)) {
+        this.heldError = new HeldError(status);
+        return HeadersAction.StopIteration;
+      }
+      if (failed) this.leaveForNext(config, new AttemptRecord(), failedResult(status), false);
       // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
       else if (status >= 200 && status < 300 && !endOfStream) {
         this.unfinished2xx = true;
@@ -298,6 +287,7 @@ export class UpstreamStream extends HttpContext {
       replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
       replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
     }
+    if (failed) markForRetry();
     if (deferred) return HeadersAction.StopIteration;
     this.settle(config, record, failed, true, false);
     return HeadersAction.Continue;
@@ -311,6 +301,7 @@ export class UpstreamStream extends HttpContext {
   }
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
+    if (this.heldError !== null) return this.heldErrorBody(bodySize, endOfStream);
     // The primary's first body byte passes on to the guard, which lets its headers go: if a backup
     // races it, the primary wins. Only while some race is open on this worker is the request looked up.
     if (this.status2xx != 0 && (bodySize > 0 || endOfStream)) {
@@ -353,8 +344,18 @@ export class UpstreamStream extends HttpContext {
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {
+    if (this.heldError !== null) this.heldErrorBody(0, true); // a body that ended with trailers: not read
     this.unfinished2xx = false;
     return HeadersAction.Continue;
+  }
+
+  /** The primary's held 4xx: buffered until it can be read, then marked for retry (its result left for the next attempt), or passed. */
+  private heldErrorBody(bodySize: u32, endOfStream: bool): DataAction {
+    const held = this.heldError!;
+    if (!held.ready(bodySize, endOfStream)) return DataAction.StopIterationAndBuffer;
+    this.heldError = null;
+    if (held.decide(this.config!, bodySize, this.upstreamRoot)) this.leaveForNext(this.config!, new AttemptRecord(), held.status.toString(), false);
+    return DataAction.Continue;
   }
 
   onDone(): void {

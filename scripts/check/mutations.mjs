@@ -42,6 +42,8 @@ const E2E_CONFIG_MESSAGES = "tests/e2e/both_modes/config_messages.test.js";
 const E2E_OUTCOME_VOCABULARY = "tests/e2e/both_modes/outcome_vocabulary.test.js";
 const E2E_STREAMED_HEDGE = "tests/e2e/streamed/streamed_hedge.test.js";
 const E2E_DISPATCH_HEDGE = "tests/e2e/dispatch/hedge.test.js";
+const UNIT_ERROR_MEANING = "tests/unit/core/error_meaning.test.js";
+const E2E_ERROR_MEANING = "tests/e2e/both_modes/error_meaning.test.js";
 
 export const MUTATIONS = [
   {
@@ -990,7 +992,7 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the generated route does not retry on the guard's stream-error mark",
     file: "scripts/streamed_config_lib.cjs",
-    find: "    route.retry_policy.retriable_headers = [{ name: STREAM_ERROR_HEADER, present_match: true }];\n",
+    find: "    retry.retriable_headers = [...(retry.retriable_headers ?? []), { name: STREAM_ERROR_HEADER, present_match: true }];\n",
     replace: "",
     tests: ["tests/unit/streamed/streamed.test.js", "tests/e2e/streamed/streamed_first_content.test.js"],
   },
@@ -1161,5 +1163,124 @@ export const MUTATIONS = [
     find: "      if (this.racing) this.attempts[0].result = RESULT_HEDGE_LOST;\n",
     replace: "",
     tests: [E2E_DISPATCH_HEDGE],
+  },
+  {
+    name: "a refusal in neverTrigger is replayed like any other 4xx",
+    file: "assembly/core/policy.ts",
+    find: "    if (neverTrigger.includes(meanings[i])) return new MeaningVerdict(false, statusTriggers ? meanings[i] : \"\");\n",
+    replace: "",
+    tests: [UNIT_ERROR_MEANING, E2E_ERROR_MEANING],
+  },
+  {
+    name: "an error in alwaysTrigger does not fall back when triggerStatuses leaves its status out",
+    file: "assembly/core/policy.ts",
+    find: "    if (alwaysTrigger.includes(meanings[i])) return new MeaningVerdict(true, meanings[i]);\n",
+    replace: "",
+    tests: [UNIT_ERROR_MEANING, E2E_ERROR_MEANING],
+  },
+  {
+    name: "Anthropic's \"prompt is too long\" is not read as context_length_exceeded",
+    file: "assembly/core/error_meaning.ts",
+    find: "  if (promptTooLong) addOnce(found, CONTEXT_LENGTH_EXCEEDED);\n",
+    replace: "",
+    tests: [UNIT_ERROR_MEANING, E2E_ERROR_MEANING],
+  },
+  {
+    name: "Azure OpenAI's inner error code is not read",
+    file: "assembly/core/error_meaning.ts",
+    find: "\"error.status\", \"error.innererror.code\"]",
+    replace: "\"error.status\"]",
+    tests: [UNIT_ERROR_MEANING],
+  },
+  {
+    name: "an error passed through by neverTrigger carries no x-ai-fallback-declined header",
+    file: "assembly/dispatch/backup_caller.ts",
+    find: "    host.replaceHeader(MapType.HttpResponseHeaders, HEADER_DECLINED, machine.heldError.neverTriggered);\n",
+    replace: "",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "an error passed through by neverTrigger is not counted",
+    file: "assembly/dispatch/backup_caller.ts",
+    find: "    this.metrics().count(this.metrics().neverTrigger);\n",
+    replace: "",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "a held error's body is read past the 8 KiB bound",
+    file: "assembly/host/budgeted_reads.ts",
+    find: "  const n = size < <u32>ERROR_BODY_READ_BYTES ? size : <u32>ERROR_BODY_READ_BYTES;\n",
+    replace: "  const n = size;\n",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "a held error whose body does not come waits for it without bound",
+    file: "assembly/dispatch/fallback_stream.ts",
+    find: "      this.decideHeldError(machine, [], false, false);\n",
+    replace: "",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "the answer to a 4xx read for its meaning skips the encoder filters (sent directly, not swapped into the buffered error)",
+    file: "assembly/core/fallback_machine.ts",
+    find: "    if (this.heldError.bodyBuffered) return Delivery.SwapBuffered;\n",
+    replace: "",
+    tests: [UNIT_MACHINE, E2E_ERROR_MEANING],
+  },
+  {
+    name: "an error code listed in both neverTrigger and alwaysTrigger is accepted",
+    file: "assembly/core/config/triggers_reader.ts",
+    find: "    if (!lists.neverTrigger.includes(always[i])) continue;\n",
+    replace: "    continue;\n",
+    tests: [UNIT_ERROR_MEANING, UNIT_CONFIG],
+  },
+  {
+    name: "streamed mode: a refusal in neverTrigger is marked for the router's retry (replayed to the backups)",
+    file: "assembly/upstream/attempt_error_meaning.ts",
+    find: "    if (declined === null) {\n",
+    replace: "    if (true) {\n",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: the primary's 4xx is not held for its body (its error code decides nothing)",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "      if (status >= 400 && this.recordable && primaryErrorNeedsBody(config, status, failed, endOfStream)) {\n",
+    replace: "      if (false) {\n",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: a refusal passed through is not counted",
+    file: "assembly/upstream/attempt_error_meaning.ts",
+    find: "    root.countNeverTrigger();\n",
+    replace: "",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: a failed backup's answer is not marked, so the chain stops at a backup's 4xx",
+    file: "assembly/upstream/upstream_stream.ts",
+    find: "    if (failed) markForRetry();\n",
+    replace: "",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: the route retries a 4xx by its status, so a content refusal is replayed",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  return code >= 400 && code <= 499 && code !== 429;\n",
+    replace: "  return false;\n",
+    tests: [UNIT_STREAMED, E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: the retry marker reaches the client",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "    virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER] },\n",
+    replace: "    virtual_host_options: { include_attempt_count_in_response: true },\n",
+    tests: [UNIT_STREAMED, E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: the primary's attempt filter is not allowed to hold a 4xx's headers for its body",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath, attempt === 1);\n",
+    replace: "  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath);\n",
+    tests: [UNIT_STREAMED, E2E_ERROR_MEANING],
   },
 ];

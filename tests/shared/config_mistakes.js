@@ -32,9 +32,27 @@ const CONFIG_MISTAKES = [
   {
     name: "an unknown field far from any known one",
     plugin: { backups: ONE, retries: 3 },
-    message: "retries: unknown field (known: backups, backendErrorsOnly, triggerStatuses, gatewayTriggerStatuses, methods, hideTopology, " +
+    message: "retries: unknown field (known: backups, backendErrorsOnly, triggerStatuses, neverTrigger, alwaysTrigger, gatewayTriggerStatuses, methods, hideTopology, " +
       "maxRequestBodyBytes, maxHeldRequestBytes, firstPacketTimeout, firstPacket, keepAliveIsNotFirstPacket, streamIdleTimeout, fallbackDeadline, _rules_, " +
       "maxKeptBytesPerWorker, credentialHeaders, hedge, _plugin_id_)",
+  },
+  {
+    name: "an error list that is not a list of codes",
+    plugin: { backups: ONE, neverTrigger: "content_filter" },
+    message: 'neverTrigger: must be an array of error codes or types as the model service sends them (case-sensitive), ' +
+      'e.g. ["content_filter", "context_length_exceeded"], or [] for none; got "content_filter"',
+  },
+  {
+    name: "an error code with a space",
+    plugin: { backups: ONE, alwaysTrigger: ["prompt is too long"] },
+    message: 'alwaysTrigger[0]: must be an error code or type as the model service sends it: visible ASCII without spaces, ' +
+      'commas, semicolons, \'=\', quotes or backslashes, e.g. "content_filter"; got "prompt is too long"',
+  },
+  {
+    name: "an error that would both fall back and not",
+    plugin: { backups: ONE, alwaysTrigger: ["context_length_exceeded", "content_filter"] },
+    message: 'alwaysTrigger[1]: "content_filter" is also in neverTrigger (by default): an error cannot both fall back and not; ' +
+      "list it in one of them only (set neverTrigger without it to let it fall back)",
   },
 ];
 

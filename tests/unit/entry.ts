@@ -15,7 +15,8 @@ import { WasmResult } from "../../assembly/abi/enums";
 import { firstJsonError, scanTopLevel } from "../../assembly/core/json_scan";
 import { isStreamingRequest } from "../../assembly/core/stream_check";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/core/model_rewrite";
-import { classifyOrigin, decide } from "../../assembly/core/policy";
+import { classifyOrigin, decide, decideByMeaning, meaningMayMatter } from "../../assembly/core/policy";
+import { errorMeanings } from "../../assembly/core/error_meaning";
 import { askedModel, backupRequestPairs, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/core/replay";
 import { isFirstPacket } from "../../assembly/core/sse";
 import { scanForContent } from "../../assembly/core/first_content";
@@ -70,7 +71,9 @@ function describePolicy(p: Policy): string {
     ",\"keepAliveIsNotFirstPacket\":" + (p.firstPacket == FirstPacket.Event ? "true" : "false") +
     ",\"streamIdleTimeout\":" + p.streamIdleTimeoutMs.toString() +
     ",\"firstPacket\":\"" + (p.firstPacket == FirstPacket.Content ? "content" : p.firstPacket == FirstPacket.Event ? "event" : "byte") + "\"" +
-    ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() + "}";
+    ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() +
+    ",\"neverTrigger\":[" + p.neverTrigger.map<string>((s: string) => q(s)).join(",") +
+    "],\"alwaysTrigger\":[" + p.alwaysTrigger.map<string>((s: string) => q(s)).join(",") + "]}";
 }
 
 const MATCH_KIND_NAMES = ["route", "route+service", "domain", "service", "route-prefix"];
@@ -276,7 +279,28 @@ export function upstreamConfigSummary(json: ArrayBuffer): string {
   const backup = c.backup;
   return "attempt=" + c.attempt.toString() + " attempts=" + c.attempts.toString() + " hideTopology=" + c.hideTopology.toString() +
     " 404=" + c.triggerStatuses.has(404).toString() + " 503=" + c.triggerStatuses.has(503).toString() +
-    " backup=" + (backup == null ? "none" : backup.service) + (c.primaryFilter ? "" : " primaryFilter=false");
+    " backup=" + (backup == null ? "none" : backup.service) + (c.primaryFilter ? "" : " primaryFilter=false") +
+    " never=" + c.neverTrigger.join(",") + " always=" + c.alwaysTrigger.join(",");
+}
+
+/** The meanings an error body carries, one a line. */
+export function meaningsOf(body: ArrayBuffer): string {
+  return errorMeanings(changetype<usize>(body), body.byteLength).join("\n");
+}
+
+/**
+ * A model service's error (`status`, meanings one a line) under the global policy of `json`:
+ * "unread" (the body is not read: the status decides), "fallback", "fallback by <code>", "pass", "never <code>".
+ */
+export function meaningVerdict(json: ArrayBuffer, status: i32, meanings: string): string {
+  const policy = parseConfig(json).config!.global;
+  const statusTriggers = policy.triggerStatuses.has(status);
+  if (!meaningMayMatter(status, statusTriggers, policy.neverTrigger, policy.alwaysTrigger)) return "unread";
+  const list = meanings.length == 0 ? new Array<string>() : meanings.split("\n");
+  const v = decideByMeaning(statusTriggers, list, policy.neverTrigger, policy.alwaysTrigger);
+  if (v.neverTriggered) return "never " + v.code;
+  if (!v.fallback) return "pass";
+  return v.code.length > 0 ? "fallback by " + v.code : "fallback";
 }
 
 /** An identity whose digest is every other one's: a collision, which is too rare to find at 64 bits. */
@@ -405,13 +429,13 @@ export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {
 
 const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error", "hold-buffered",
   "hold-whole", "write-headers", "write-body", "drop-chunk", "release-primary"];
-const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done", "answering"];
-const DELIVERY_NAMES = ["swap-in-place", "through-filter-chain", "direct"];
+const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done", "answering", "reading-error-body"];
+const DELIVERY_NAMES = ["swap-in-place", "through-filter-chain", "direct", "swap-buffered"];
 
 /**
  * Drives a FallbackMachine with a script, one event a line, and reports each step:
  *   body <size> | end [stream] | upstream | at <ms> | headers <status> [details] [eos] | chunk first|keepalive
- *   | timeout | answer <status> | refuse [unknown_cluster|refused] | norewrite
+ *   | timeout | answer <status> | refuse [unknown_cluster|refused] | norewrite | meaning <codes,...|-> [whole]
  *   | route <rule index, -1 = none> [nomethod] (a filter behind sent the request to that rule's route)
  * Output lines: "<event> -> <step> [<backup> <timeoutMs>] (<phase>)", then "attempts: ..." and "trigger: ...".
  */
@@ -459,6 +483,10 @@ export function runMachine(json: ArrayBuffer, script: string): string {
       machine.followRoute(index < 0 ? config.global : config.rules[index].policy, words.length < 3 || words[2] != "nomethod");
       out += line + " -> " + (machine.replayable ? "replayable" : "not replayable: " + machine.notReplayableReason) + "\n";
       continue;
+    } else if (verb == "meaning") {
+      // meaning <code,code|-> [whole]: the held error's body was read.
+      const codes = words[1] == "-" ? new Array<string>() : words[1].split(",");
+      step = machine.errorBodyRead(codes, now, words.length > 2 && words[2] == "whole");
     } else if (verb == "norewrite") {
       step = machine.notRewritable(now);
     } else {
@@ -473,6 +501,7 @@ export function runMachine(json: ArrayBuffer, script: string): string {
   out += "attempts: " + formatAttempts(machine.attempts) + "\n";
   out += "trigger: " + machine.trigger + "\n";
   if (machine.declined.length > 0) out += "declined: " + machine.declined + "\n";
+  if (machine.heldError.neverTriggered.length > 0) out += "report: " + machine.heldError.neverTriggered + "\n";
   return out;
 }
 

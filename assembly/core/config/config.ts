@@ -26,6 +26,19 @@ export const PASS_THROUGH = "pass-through";
 export const DEFAULT_METHODS = ["POST"];
 /** Gateway replies that mean "busy, try elsewhere" (backendErrorsOnly: false). */
 export const DEFAULT_GATEWAY_TRIGGER_STATUSES: i32[] = [429, 503];
+/**
+ * Errors that never fall back, whatever their status: the request's content was refused (OpenAI's
+ * content_policy_violation and moderation_blocked, Azure OpenAI's content_filter and its inner
+ * ResponsibleAIPolicyViolation). Replayed elsewhere, a refusal would be laundered and billed again.
+ */
+export const DEFAULT_NEVER_TRIGGER = ["content_policy_violation", "moderation_blocked", "content_filter", "ResponsibleAIPolicyViolation"];
+/**
+ * Errors that fall back whatever their status (also when triggerStatuses leaves 400 or 413 out):
+ * the request is too large for this model service, and a backup with a larger context or limit can
+ * answer it (OpenAI's and Azure's context_length_exceeded, which Anthropic's "prompt is too long"
+ * is read as (error_meaning.ts), OpenAI's string_above_max_length, Anthropic's request_too_large).
+ */
+export const DEFAULT_ALWAYS_TRIGGER = ["context_length_exceeded", "string_above_max_length", "request_too_large"];
 
 /**
  * Client headers that carry a credential, or that belong to the client's own credential and account:
@@ -96,6 +109,10 @@ export class Policy {
   gatewayTriggerStatuses: StatusSet = StatusSet.of(DEFAULT_GATEWAY_TRIGGER_STATUSES);
   /** Request methods that are replayed; others pass through. */
   methods: string[] = DEFAULT_METHODS;
+  /** Error codes/types (core/error_meaning.ts) of the model service's answers that never fall back. */
+  neverTrigger: string[] = DEFAULT_NEVER_TRIGGER;
+  /** ... that fall back whatever their status. */
+  alwaysTrigger: string[] = DEFAULT_ALWAYS_TRIGGER;
   /** No cluster names or per-attempt results in client responses (they stay in the log). */
   hideTopology: bool = false;
   maxRequestBodyBytes: u32 = DEFAULT_MAX_REQUEST_BODY_BYTES;
@@ -115,6 +132,8 @@ export class Policy {
     p.triggerStatuses = this.triggerStatuses;
     p.gatewayTriggerStatuses = this.gatewayTriggerStatuses;
     p.methods = this.methods;
+    p.neverTrigger = this.neverTrigger;
+    p.alwaysTrigger = this.alwaysTrigger;
     p.hideTopology = this.hideTopology;
     p.maxRequestBodyBytes = this.maxRequestBodyBytes;
     p.maxHeldRequestBytes = this.maxHeldRequestBytes;
@@ -178,6 +197,9 @@ export class UpstreamConfig {
   /** Attempts in the chain: 1 + the number of backups. */
   attempts: i32 = 1;
   triggerStatuses: StatusSet = StatusSet.allErrors();
+  /** The primary's error meanings that never fall back / always do (as Policy's). */
+  neverTrigger: string[] = DEFAULT_NEVER_TRIGGER;
+  alwaysTrigger: string[] = DEFAULT_ALWAYS_TRIGGER;
   hideTopology: bool = false;
   /** This attempt's backup entry; null on the primary. */
   backup: Backup | null = null;

@@ -11,7 +11,7 @@ import { escapeControls, startsWithObject } from "./config_checks";
 import { ConfigReader } from "./config_reader";
 import { POLICY_KEYS, readPolicy } from "./policy_reader";
 import { readBackup } from "./backups_reader";
-import { readMethods, readStatuses } from "./triggers_reader";
+import { ErrorTriggerLists, readErrorTriggerLists, readMethods, readStatuses } from "./triggers_reader";
 import { PLUGIN_ID_KEY, readRule } from "./rules_reader";
 import { readHedge } from "./hedge_reader";
 
@@ -85,7 +85,7 @@ function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
 }
 
 const UPSTREAM_KEYS = [
-  "attempt", "attempts", "triggerStatuses", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup",
+  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup",
 ];
 
 /** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "primaryFilter": true, "backup": {...}}`. */
@@ -113,6 +113,10 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     if (set == null) return upstreamFailure(parser);
     config.triggerStatuses = set;
   }
+  const lists = readErrorTriggerLists(parser, obj, "", new ErrorTriggerLists(config.neverTrigger, config.alwaysTrigger));
+  if (lists == null) return upstreamFailure(parser);
+  config.neverTrigger = lists.neverTrigger;
+  config.alwaysTrigger = lists.alwaysTrigger;
   if (obj.has("hideTopology")) {
     const v = obj.get("hideTopology")!;
     if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "hideTopology: must be true or false, got " + v.toString());

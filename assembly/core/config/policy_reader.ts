@@ -8,7 +8,7 @@ import { readTriggers } from "./triggers_reader";
 import { readLimits } from "./limits_reader";
 
 export const POLICY_KEYS = [
-  "backups", "backendErrorsOnly", "triggerStatuses", "gatewayTriggerStatuses", "methods", "hideTopology",
+  "backups", "backendErrorsOnly", "triggerStatuses", "neverTrigger", "alwaysTrigger", "gatewayTriggerStatuses", "methods", "hideTopology",
   "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "firstPacket", "keepAliveIsNotFirstPacket",
   "streamIdleTimeout", "fallbackDeadline",
 ];

@@ -29,6 +29,7 @@ export function readTriggers(r: ConfigReader, obj: JSON.Obj, prefix: string, pol
     if (methods == null) return false;
     policy.methods = methods;
   }
+  if (!readErrorTriggers(r, obj, prefix, policy)) return false;
   if (obj.has("firstPacketTimeout")) {
     const n = r.readInteger(obj.get("firstPacketTimeout")!, prefix + "firstPacketTimeout", 0, 2147483647, Unit.Milliseconds);
     if (n < 0) return false;
@@ -65,6 +66,75 @@ function readFirstPacket(r: ConfigReader, obj: JSON.Obj, prefix: string, policy:
     policy.firstPacket = v.get<bool>() ? FirstPacket.Event : FirstPacket.Byte;
   }
   return true;
+}
+
+/** The error-meaning lists, as either carries them: `neverTrigger` and `alwaysTrigger` (both modes). */
+export class ErrorTriggerLists {
+  constructor(public neverTrigger: string[], public alwaysTrigger: string[]) {}
+}
+
+/**
+ * `neverTrigger` / `alwaysTrigger` of `obj` over `policy`'s (a rule's lists replace the global
+ * ones); an error listed in both is refused: it could not both fall back and not.
+ */
+function readErrorTriggers(r: ConfigReader, obj: JSON.Obj, prefix: string, policy: Policy): bool {
+  const lists = readErrorTriggerLists(r, obj, prefix, new ErrorTriggerLists(policy.neverTrigger, policy.alwaysTrigger));
+  if (lists == null) return false;
+  policy.neverTrigger = lists.neverTrigger;
+  policy.alwaysTrigger = lists.alwaysTrigger;
+  return true;
+}
+
+export function readErrorTriggerLists(r: ConfigReader, obj: JSON.Obj, prefix: string, base: ErrorTriggerLists): ErrorTriggerLists | null {
+  const lists = new ErrorTriggerLists(base.neverTrigger, base.alwaysTrigger);
+  if (obj.has("neverTrigger")) {
+    const list = readErrorCodes(r, obj.get("neverTrigger")!, prefix + "neverTrigger");
+    if (list == null) return null;
+    lists.neverTrigger = list;
+  }
+  if (obj.has("alwaysTrigger")) {
+    const list = readErrorCodes(r, obj.get("alwaysTrigger")!, prefix + "alwaysTrigger");
+    if (list == null) return null;
+    lists.alwaysTrigger = list;
+  }
+  const always = lists.alwaysTrigger;
+  for (let i = 0; i < always.length; i++) {
+    if (!lists.neverTrigger.includes(always[i])) continue;
+    const inNever = obj.has("neverTrigger") ? "neverTrigger" : "neverTrigger (by default)";
+    r.refuse(prefix + "alwaysTrigger[" + i.toString() + "]", "\"" + always[i] + "\" is also in " + inNever +
+      ": an error cannot both fall back and not; list it in one of them only (set neverTrigger without it to let it fall back)");
+    return null;
+  }
+  return lists;
+}
+
+/** An error code or type as a header value can carry it: visible ASCII, none of the report's separators. */
+function isErrorCode(s: string): bool {
+  if (s.length == 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c == 0x2c || c == 0x3b || c == 0x3d || c == 0x22 || c == 0x5c) return false;
+  }
+  return true;
+}
+
+/** A list of error codes/types (case-sensitive, as the model services send them); [] = none. */
+export function readErrorCodes(r: ConfigReader, v: JSON.Value, field: string): string[] | null {
+  if (v.type != JSON.Types.Array) {
+    r.refuse(field, "must be an array of error codes or types as the model service sends them (case-sensitive), " +
+      "e.g. [\"content_filter\", \"context_length_exceeded\"], or [] for none; got " + v.toString());
+    return null;
+  }
+  const list = r.readStringList(v, field);
+  if (list == null) return null;
+  for (let i = 0; i < list.length; i++) {
+    if (!isErrorCode(list[i])) {
+      r.refuse(field + "[" + i.toString() + "]", "must be an error code or type as the model service sends it: visible ASCII " +
+        "without spaces, commas, semicolons, '=', quotes or backslashes, e.g. \"content_filter\"; got \"" + list[i] + "\"");
+      return null;
+    }
+  }
+  return list;
 }
 
 export function readStatuses(r: ConfigReader, v: JSON.Value, field: string): StatusSet | null {

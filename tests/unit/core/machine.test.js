@@ -1,7 +1,9 @@
 // The per-request state machine, driven by scripted host events.
 const { load } = require("../support/wasm");
 const w = load();
-const run = (config, script) => w.runMachine(JSON.stringify(config), script.trim().split("\n").map((l) => l.trim()).join("\n"));
+// The status path: without error meanings (neverTrigger/alwaysTrigger empty) unless a test sets them.
+const run = (config, script) => w.runMachine(JSON.stringify({ neverTrigger: [], alwaysTrigger: [], ...config }),
+  script.trim().split("\n").map((l) => l.trim()).join("\n"));
 const two = { backups: [{ service: "b1", timeout: 1000 }, { service: "b2", model: "m2" }] };
 
 describe("fallback state machine", () => {
@@ -239,5 +241,50 @@ describe("fallback state machine", () => {
       expect(untimed).toContain("timeout -> release-primary (pass-through)");
       expect(untimed).toContain("attempts: \n");
     });
+  });
+});
+
+describe("a model service's 4xx is held until its body says what it means", () => {
+  const runDefault = (config, script) => w.runMachine(JSON.stringify(config), script.trim().split("\n").map((l) => l.trim()).join("\n"));
+  const one = { backups: [{ service: "b1" }] };
+
+  test("a refusal in neverTrigger passes through, reported; nothing is dispatched", () => {
+    const out = runDefault(one, "end\nheaders 400\nmeaning invalid_request_error,content_filter whole");
+    expect(out).toContain("headers 400 -> hold (reading-error-body)");
+    expect(out).toContain("meaning invalid_request_error,content_filter whole -> continue (pass-through)");
+    expect(out).toContain("report: never_trigger=content_filter");
+    expect(out).toContain("attempts: \n");
+  });
+
+  test("another meaning falls back by status; the answer replaces the buffered error whole", () => {
+    const out = runDefault(one, "end\nheaders 400\nmeaning context_length_exceeded whole\nanswer 200");
+    expect(out).toContain("meaning context_length_exceeded whole -> dispatch b1 120000 (falling-back)");
+    expect(out).toContain("answer 200 -> serve-backup (answering) swap-buffered");
+    expect(out).toContain("trigger: status=400");
+    expect(out).not.toContain("report:");
+  });
+
+  test("a body read only in part (or not at all) leaves the answer to be sent directly", () => {
+    expect(runDefault(one, "end\nheaders 400\nmeaning - \nanswer 200")).toContain("answer 200 -> serve-backup (replying) direct");
+  });
+
+  test("alwaysTrigger: a status out of triggerStatuses falls back by its meaning", () => {
+    const narrow = { ...one, triggerStatuses: ["5xx"] };
+    expect(runDefault(narrow, "end\nheaders 400\nmeaning context_length_exceeded whole")).toContain("-> dispatch b1");
+    expect(runDefault(narrow, "end\nheaders 400\nmeaning invalid_value whole")).toContain("meaning invalid_value whole -> continue (pass-through)");
+  });
+
+  test("nothing is held where the meaning cannot matter: a 5xx, a 429, a headers-only 4xx, a 2xx", () => {
+    expect(runDefault(one, "end\nheaders 503")).toContain("headers 503 -> dispatch b1");
+    expect(runDefault(one, "end\nheaders 429")).toContain("headers 429 -> dispatch b1");
+    expect(runDefault(one, "end\nheaders 400 eos")).toContain("headers 400 eos -> dispatch b1");
+    expect(runDefault(one, "end\nheaders 200")).toContain("headers 200 -> continue (pass-through)");
+    expect(runDefault({ ...one, triggerStatuses: ["5xx"], alwaysTrigger: [] }, "end\nheaders 400")).toContain("headers 400 -> continue (pass-through)");
+  });
+
+  test("a request that cannot be replayed is not held for its meaning", () => {
+    const out = runDefault({ ...one, maxRequestBodyBytes: 4 }, "body 5\nend\nheaders 400");
+    expect(out).toContain("headers 400 -> continue (pass-through)");
+    expect(out).toContain("declined: the request cannot be replayed");
   });
 });

@@ -81,17 +81,28 @@ describe("streamed mode: per-attempt header edits of a backup's upstream filter"
 });
 
 describe("streamed mode: the upstream role's configuration (one per attempt)", () => {
+  // The default error-meaning lists (neverTrigger, alwaysTrigger), as the summary ends with them.
+  const LISTS = " never=content_policy_violation,moderation_blocked,content_filter,ResponsibleAIPolicyViolation" +
+    " always=context_length_exceeded,string_above_max_length,request_too_large";
+
   test("an attempt's number, the chain's length, trigger statuses and, on a backup, its entry", () => {
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, attempts: 3, triggerStatuses: ["5xx"] })))
-      .toBe("attempt=1 attempts=3 hideTopology=false 404=false 503=true backup=none");
+      .toBe("attempt=1 attempts=3 hideTopology=false 404=false 503=true backup=none" + LISTS);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, attempts: 3, hideTopology: true, backup: { service: "b1" } })))
-      .toBe("attempt=2 attempts=3 hideTopology=true 404=true 503=true backup=b1");
+      .toBe("attempt=2 attempts=3 hideTopology=true 404=true 503=true backup=b1" + LISTS);
+  });
+
+  test("the primary's error-meaning lists, read and refused as the plugin's", () => {
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, attempts: 2, neverTrigger: ["x"], alwaysTrigger: [] })))
+      .toMatch(/ never=x always=$/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, alwaysTrigger: ["content_filter"] })))
+      .toMatch(/^error: alwaysTrigger\[0\]: "content_filter" is also in neverTrigger \(by default\)/);
   });
 
   test("lean mode: a backup is told that the primary's cluster has no filter; the primary cannot be told so", () => {
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, attempts: 2, primaryFilter: false, backup: { service: "b1" } })))
-      .toBe("attempt=2 attempts=2 hideTopology=false 404=true 503=true backup=b1 primaryFilter=false");
-    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, primaryFilter: true, backup: { service: "b1" } }))).toMatch(/ backup=b1$/);
+      .toBe("attempt=2 attempts=2 hideTopology=false 404=true 503=true backup=b1 primaryFilter=false" + LISTS);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, primaryFilter: true, backup: { service: "b1" } }))).toMatch(/ backup=b1 never=/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, primaryFilter: false }))).toMatch(/^error: primaryFilter: only on a backup's attempt/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, primaryFilter: "no", backup: { service: "b1" } }))).toMatch(/^error: primaryFilter: must be true or false/);
   });
@@ -211,9 +222,28 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(route.retry_policy.refresh_cluster_on_retry).toBe(true);
     // The next attempt is another cluster: Envoy's least back-off, not its default 25 ms.
     expect(route.retry_policy.retry_back_off).toEqual({ base_interval: "0.001s", max_interval: "0.005s" });
-    expect(route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes");
+    expect(route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes,retriable-headers");
     expect(route.retry_policy.retriable_status_codes).toEqual([429, ...Array.from({ length: 100 }, (_, i) => 500 + i)]);
     expect(lib.retriableStatusCodes(undefined)).toHaveLength(200);
+  });
+
+  test("a 4xx other than 429 is retried by the filters' marker, not by its status (its error code may decide)", () => {
+    const { route, clusters: out, virtual_host_options } = lib.streamedConfig({ ...plugin, triggerStatuses: ["4xx", 503] }, clusters, { wasmPath: "/x.wasm" });
+    expect(route.retry_policy.retriable_status_codes).toEqual([429, 503]);
+    expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", present_match: true }]);
+    // The marker of an answer no attempt followed never reaches the client.
+    expect(virtual_host_options.response_headers_to_remove).toEqual(["x-ai-fallback-retry"]);
+    // Only 4xx to retry: no status list at all.
+    const only400 = lib.streamedConfig({ ...plugin, triggerStatuses: [400] }, clusters, { wasmPath: "/x.wasm" }).route.retry_policy;
+    expect(only400.retry_on).toBe("reset,connect-failure,refused-stream,retriable-headers");
+    expect(only400.retriable_status_codes).toBeUndefined();
+    // The primary's filter holds a 4xx's headers for its body (Envoy shows it the body only with this flag), and gets the lists.
+    const primary = out[0].typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config.config;
+    expect(primary.allow_on_headers_stop_iteration).toBe(true);
+    const withLists = lib.streamedConfig({ ...plugin, neverTrigger: ["a"], alwaysTrigger: [] }, clusters, { wasmPath: "/x.wasm" }).clusters;
+    const configOf = (c) => JSON.parse(c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config.config.configuration.value);
+    expect(configOf(withLists[0])).toMatchObject({ attempt: 1, neverTrigger: ["a"], alwaysTrigger: [] });
+    expect(configOf(withLists[1]).neverTrigger).toBeUndefined();
   });
 
   test("every cluster carries the upstream role with its attempt's configuration (a backup's with its entry), then the codec", () => {
@@ -265,9 +295,17 @@ describe("streamed mode: the generated Envoy configuration", () => {
     const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
     expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, backup: plugin.backups[0] });
     expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
-    // The same route: the priority groups, the retry policy and the methods split do not change.
+    // The same route but for the retry policy: no filter on the primary marks its answers, so every trigger status is retried by status.
     const full = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
-    expect(out.route).toEqual(full.route);
+    expect({ ...out.route, retry_policy: null }).toEqual({ ...full.route, retry_policy: null });
+    expect(out.route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes");
+    expect(out.route.retry_policy.retriable_headers).toBeUndefined();
+    const lean4xx = lib.streamedConfig({ ...plugin, triggerStatuses: ["4xx"] }, clusters, { primaryFilter: false }).route.retry_policy;
+    expect(lean4xx.retriable_status_codes).toHaveLength(100);
+    // Error meanings need the primary's filter: lists that ask for them are refused, naming the way out.
+    expect(() => lib.streamedConfig({ ...plugin, neverTrigger: ["content_filter"] }, clusters, { primaryFilter: false }))
+      .toThrow(/^neverTrigger: the lean streamed mode \(--no-primary-filter\) reads no error body/);
+    expect(() => lib.streamedConfig({ ...plugin, neverTrigger: [], alwaysTrigger: [] }, clusters, { primaryFilter: false })).not.toThrow();
     expect(out.method_match).toEqual(full.method_match);
     // The default keeps the primary's filter.
     expect(opts(full.clusters[0]).http_filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
@@ -296,7 +334,7 @@ describe("streamed mode: the generated Envoy configuration", () => {
 
   test("Envoy reports the attempt count to the client, and its own replies become the JSON error (hideTopology leaves out the cluster)", () => {
     const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
-    expect(out.virtual_host_options).toEqual({ include_attempt_count_in_response: true });
+    expect(out.virtual_host_options).toEqual({ include_attempt_count_in_response: true, response_headers_to_remove: ["x-ai-fallback-retry"] });
     const mapper = out.local_reply_config.mappers[0];
     expect(mapper.filter).toEqual({ response_flag_filter: {} });
     expect(mapper.body_format_override.json_format.error).toMatchObject({ type: "ai_fallback_exhausted", code: "%RESPONSE_CODE%", last: "%UPSTREAM_CLUSTER%" });
@@ -420,11 +458,12 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
   test("firstPacket \"content\": the route also retries on the guard's stream-error mark (and only then)", () => {
     const out = lib.streamedConfig({ ...plugin, firstPacket: "content" }, clusters, { wasmPath: "/x.wasm" });
     expect(out.route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes,retriable-headers");
-    expect(out.route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-stream-error", present_match: true }]);
+    // Beside the attempt filters' retry marker (error meanings).
+    expect(out.route.retry_policy.retriable_headers).toEqual([
+      { name: "x-ai-fallback-retry", present_match: true }, { name: "x-ai-fallback-stream-error", present_match: true }]);
     for (const p of [plugin, { ...plugin, firstPacket: "event" }, { backups: plugin.backups, firstPacket: "content" }]) {
       const route = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" }).route;
-      expect(route.retry_policy.retriable_headers).toBeUndefined();
-      expect(route.retry_policy.retry_on).not.toMatch(/retriable-headers/);
+      expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", present_match: true }]);
     }
   });
 

@@ -61,6 +61,8 @@ function load() {
     firstPacket: (body) => call(() => x.firstPacket(buf(body)) !== 0),
     idleCutAt: (idleMs, chunkTimes, untilMs) => call(() => Number(x.idleCutAt(idleMs, str(chunkTimes.join(",")), BigInt(untilMs)))),
     firstContent: (body, alreadyConsumed = 0) => call(() => readStr(x.firstContent(buf(body), alreadyConsumed))),
+    meanings: (body) => call(() => readStr(x.meaningsOf(buf(body)))).split("\n").filter((s) => s.length > 0),
+    meaningVerdict: (json, status, meanings) => call(() => readStr(x.meaningVerdict(buf(json), status, str(meanings.join("\n"))))),
     verdict: (json, status, details) =>
       call(() => readStr(x.verdict(buf(json), status, str(details == null ? "" : details), details == null ? 0 : 1))),
     headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
