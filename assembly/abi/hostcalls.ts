@@ -268,6 +268,31 @@ export function setProperty(name: ArrayBuffer, value: ArrayBuffer): WasmResult {
   return <WasmResult>imports.proxy_set_property(changetype<usize>(name), name.byteLength, changetype<usize>(value), value.byteLength);
 }
 
+/**
+ * Declares a one-segment property whose filter state lives as long as the downstream request
+ * (Envoy's `declare_property` foreign function, LifeSpan DownstreamRequest): Envoy keeps it across a
+ * recreated stream (an internal redirect). Called on a root context: a stream's setProperty finds
+ * the declaration there. The argument is the DeclarePropertyArguments message
+ * (envoy source/extensions/common/wasm/ext/declare_property.proto): name = 1, span = 5.
+ */
+export function declareRequestProperty(name: string): WasmResult {
+  const nameBytes = String.UTF8.encode(name);
+  const size = nameBytes.byteLength;
+  const args = new ArrayBuffer(2 + size + 2);
+  const at = changetype<usize>(args);
+  store<u8>(at, 0x0a); // field 1, length-delimited
+  store<u8>(at + 1, <u8>size); // names here are short (< 128 bytes): one varint byte
+  memory.copy(at + 2, changetype<usize>(nameBytes), size);
+  store<u8>(at + 2 + size, 0x28); // field 5, varint
+  store<u8>(at + 3 + size, 1); // DownstreamRequest
+  const fn = String.UTF8.encode("declare_property");
+  clearReturn();
+  const status = imports.proxy_call_foreign_function(changetype<usize>(fn), fn.byteLength, at, args.byteLength, RETURN_PTR, RETURN_SIZE);
+  const ret = load<usize>(RETURN_PTR);
+  if (ret != 0) heap.free(ret);
+  return <WasmResult>status;
+}
+
 // --- stream control ---
 
 /** Sends a local reply whose body is [bodyPtr, bodyPtr+bodySize). */

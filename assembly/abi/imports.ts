@@ -46,6 +46,10 @@ export declare function proxy_get_property(
 @external("env", "proxy_set_property")
 export declare function proxy_set_property(pathPtr: usize, pathSize: usize, valuePtr: usize, valueSize: usize): u32;
 
+@external("env", "proxy_call_foreign_function")
+export declare function proxy_call_foreign_function(
+  namePtr: usize, nameSize: usize, argsPtr: usize, argsSize: usize, returnPtr: usize, returnSize: usize): u32;
+
 @external("env", "proxy_send_local_response")
 export declare function proxy_send_local_response(
   statusCode: u32, detailsPtr: usize, detailsSize: usize, bodyPtr: usize, bodySize: usize,

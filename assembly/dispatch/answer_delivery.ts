@@ -11,7 +11,7 @@ import { Delivery, Phase } from "../core/fallback_steps";
 import { Header } from "../core/headers";
 import { OWN_REPLY_DETAILS } from "../core/policy";
 import { FallbackRoot } from "./fallback_root";
-import { BackupCaller } from "./backup_caller";
+import { HandoffCaller } from "./handoff_caller";
 
 /** A backup's HTTP answer, kept until it is served or replaced by a later one. */
 export class Answer {
@@ -28,7 +28,7 @@ export const DECODED_HEADERS_FACTOR: i64 = 3;
  */
 export const FLOW_CONTROLLED_BODY_BYTES: i32 = 16 * 1024;
 
-export class AnswerDelivery extends BackupCaller {
+export class AnswerDelivery extends HandoffCaller {
   constructor(id: u32, root: FallbackRoot) {
     super(id, root);
   }

@@ -3,7 +3,8 @@
 import { HedgeCounters } from "../host/shared_counters";
 import { BufferType, LogLevel } from "../abi/enums";
 import { HttpContext, RootContext } from "../abi/context";
-import { getBufferBytes, log, monotonicMs, setEffectiveContext, setTickPeriodMs } from "../abi/hostcalls";
+import { declareRequestProperty, getBufferBytes, log, monotonicMs, setEffectiveContext, setTickPeriodMs } from "../abi/hostcalls";
+import { CHAIN_PROPERTY } from "../core/handoff";
 import { httpContext } from "../abi/registry";
 import { Config } from "../core/config/config";
 import { parseConfig } from "../core/config/config_parse";
@@ -65,6 +66,8 @@ export class FallbackRoot extends RootContext {
     setBudgetLimit(this.id, <i64>config.maxKeptBytesPerWorker);
     defineBudgetMetrics();
     if (this.metrics == null) this.metrics = new Metrics();
+    // The handoff carries its chain across Higress's recreated streams in a property of request life.
+    if (usesHandoff(config)) declareRequestProperty(CHAIN_PROPERTY);
     return true;
   }
 
@@ -140,4 +143,10 @@ export class FallbackRoot extends RootContext {
     }
     if (earliest < this.earliestMs) this.earliestMs = earliest;
   }
+}
+
+function usesHandoff(config: Config): bool {
+  if (config.global.handoff) return true;
+  for (let i = 0; i < config.rules.length; i++) if (config.rules[i].policy.handoff) return true;
+  return false;
 }

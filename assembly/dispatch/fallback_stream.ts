@@ -66,6 +66,7 @@ export class FallbackStream extends AnswerDelivery {
     if (wasAwaitingUpstream && machine.firstPacketDeadlineMs != 0) this.arm(machine.firstPacketDeadlineMs);
     this.afterStep(machine);
     if (!declinedBefore && machine.declined.length > 0) this.logDeclined(machine, status, details);
+    if (this.hop > 0 && (step == Step.Continue || step == Step.Hold)) this.reportHopAnswer(machine, status, step == Step.Continue);
     if (step == Step.Continue) return HeadersAction.Continue;
     if (step == Step.PrimaryWinsRace) {
       this.primaryWonRace(machine);
@@ -82,9 +83,10 @@ export class FallbackStream extends AnswerDelivery {
       this.writeServedHeaders();
       return HeadersAction.Continue;
     }
+    if (this.handsOff(machine, step, true)) return HeadersAction.Continue;
     // A fallback starts: carry it out; if it ends at once (no backup could be dispatched), the
-    // primary response goes on from here.
-    this.startedFallback(machine);
+    // primary response goes on from here (a hop's fallback started on the primary's route).
+    if (this.hop == 0) this.startedFallback(machine);
     const last = this.perform(step, true);
     if (last == Step.ResumePrimary) return HeadersAction.Continue;
     return machine.primaryHeldWhole ? HeadersAction.StopAllIterationAndWatermark : HeadersAction.StopIteration;
@@ -115,11 +117,13 @@ export class FallbackStream extends AnswerDelivery {
         first = held != HeldBody.KeepAlivesOnly || endOfStream;
       }
     }
+    const wasHolding = this.hop > 0 && machine.phase == Phase.HoldingFirstPacket;
     const step = machine.responseBody(first);
     if (step == Step.PrimaryWinsRace) {
       this.primaryWonRace(machine);
       this.release();
     }
+    if (wasHolding && machine.phase == Phase.PassThrough) this.settleHop(machine, machine.primaryStatus);
     this.afterStep(machine);
     // The first packet went on: from now the answer flows, watched for silence (streamIdleTimeout).
     if (machine.phase == Phase.PassThrough && this.idleWatched && first) this.noteFlowingChunk(machine, endOfStream);
@@ -230,7 +234,8 @@ export class FallbackStream extends AnswerDelivery {
         "on this worker yet: if healthy streams fall back too, set allow_on_headers_stop_iteration: true " +
         "in the wasm plugin config" + HIGRESS_HOLD_NOTE + this.requestIdSuffix());
     }
-    this.startedFallback(machine);
+    if (this.handsOff(machine, step, false)) return;
+    if (this.hop == 0) this.startedFallback(machine);
     this.perform(step, false);
     this.takeHedgePlace(machine);
   }

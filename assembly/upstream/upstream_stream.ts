@@ -20,7 +20,7 @@ import { FirstPacketTiming, readHedgeTiming } from "../host/first_packet_signal"
 import { RewriteOutcome } from "../core/model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../core/replay";
 import { HeldError, failedResult, markForRetry, primaryErrorNeedsBody, recordsAround } from "./attempt_error_meaning";
-import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "./attempt_headers";
+import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "../core/attempt_headers";
 import { AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity } from "./attempt_log";
 import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
 import { RaceEntry, joinRecord, primaryWinsOpenRace, reportedAttempts, winRace } from "./hedge_race";

@@ -25,10 +25,11 @@ import { BudgetLimits, BudgetShare, MemoryBudget } from "../../assembly/core/mem
 import { ByteSink } from "../../assembly/core/byte_sink";
 import { LogLimiter } from "../../assembly/core/log_limiter";
 import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/core/config/config_parse";
-import { HeaderEdits, attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/upstream/attempt_headers";
+import { HeaderEdits, attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/core/attempt_headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
+import { HandoffChain, decodeChain } from "../../assembly/core/handoff";
 import { AttemptLog, AttemptRecord, Kept, RequestIdentity, triggerOf } from "../../assembly/upstream/attempt_log";
 
 export const STRING_ID = idof<string>();
@@ -73,7 +74,8 @@ function describePolicy(p: Policy): string {
     ",\"firstPacket\":\"" + (p.firstPacket == FirstPacket.Content ? "content" : p.firstPacket == FirstPacket.Event ? "event" : "byte") + "\"" +
     ",\"fallbackDeadline\":" + p.fallbackDeadlineMs.toString() +
     ",\"neverTrigger\":[" + p.neverTrigger.map<string>((s: string) => q(s)).join(",") +
-    "],\"alwaysTrigger\":[" + p.alwaysTrigger.map<string>((s: string) => q(s)).join(",") + "]}";
+    "],\"alwaysTrigger\":[" + p.alwaysTrigger.map<string>((s: string) => q(s)).join(",") + "]" +
+    ",\"handoff\":" + (p.handoff ? "true" : "false") + "}";
 }
 
 const MATCH_KIND_NAMES = ["route", "route+service", "domain", "service", "route-prefix"];
@@ -599,4 +601,22 @@ export function idleCutAt(idleMs: u32, chunkTimes: string, untilMs: u64): i64 {
     next = watch.nextCheckMs(next);
   }
   return -1;
+}
+
+/** The handoff chain's wire form round trip: encoded from `hop`, `trigger` and attempts (`service|model|result;...`), read back. */
+export function handoffChainRoundTrip(hop: i32, trigger: string, attempts: string): string {
+  const list: Attempt[] = [];
+  const items = attempts.length == 0 ? new Array<string>(0) : attempts.split(";");
+  for (let i = 0; i < items.length; i++) {
+    const f = items[i].split("|");
+    list.push(new Attempt(f[0], f[1], f[2]));
+  }
+  const back = decodeChain(new HandoffChain(hop, trigger, list).encode());
+  return back === null ? "null" : back.nextHop.toString() + " " + back.trigger + " " + formatAttempts(back.attempts);
+}
+
+/** A carried chain as read back from raw text; "null" when it is not one. */
+export function handoffChainRead(text: string): string {
+  const back = decodeChain(text);
+  return back === null ? "null" : back.nextHop.toString() + " " + back.trigger + " " + formatAttempts(back.attempts);
 }

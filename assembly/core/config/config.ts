@@ -124,6 +124,8 @@ export class Policy {
   /** `hedge.maxInFlight`: requests per worker that may race a backup at once; 0 = no hedging (top level only). */
   hedgeMaxInFlight: u32 = 0;
   fallbackDeadlineMs: u32 = DEFAULT_FALLBACK_DEADLINE_MS;
+  /** `handoff: "higress-route-fallback"`: no backup calls; decided answers are marked for Higress's route fallback (core/handoff.ts). */
+  handoff: bool = false;
 
   copy(): Policy {
     const p = new Policy();
@@ -142,6 +144,7 @@ export class Policy {
     p.streamIdleTimeoutMs = this.streamIdleTimeoutMs;
     p.hedgeMaxInFlight = this.hedgeMaxInFlight;
     p.fallbackDeadlineMs = this.fallbackDeadlineMs;
+    p.handoff = this.handoff;
     return p;
   }
 }

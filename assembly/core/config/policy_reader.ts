@@ -6,11 +6,12 @@ import { ConfigReader } from "./config_reader";
 import { readBackups } from "./backups_reader";
 import { readTriggers } from "./triggers_reader";
 import { readLimits } from "./limits_reader";
+import { HANDOFF_DISPATCH, HANDOFF_ROUTE_FALLBACK } from "../handoff";
 
 export const POLICY_KEYS = [
   "backups", "backendErrorsOnly", "triggerStatuses", "neverTrigger", "alwaysTrigger", "gatewayTriggerStatuses", "methods", "hideTopology",
   "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "firstPacket", "keepAliveIsNotFirstPacket",
-  "streamIdleTimeout", "fallbackDeadline",
+  "streamIdleTimeout", "fallbackDeadline", "handoff",
 ];
 
 /** Fills `policy` from the policy fields present in `obj`; absent fields keep their values. */
@@ -28,6 +29,15 @@ export function readPolicy(r: ConfigReader, obj: JSON.Obj, prefix: string, polic
     const v = obj.get("hideTopology")!;
     if (v.type != JSON.Types.Bool) return r.refuse(prefix + "hideTopology", "must be true or false, got " + v.toString());
     policy.hideTopology = v.get<bool>();
+  }
+  if (obj.has("handoff")) {
+    const v = obj.get("handoff")!;
+    const name = v.type == JSON.Types.String ? v.get<string>() : "";
+    if (name != HANDOFF_ROUTE_FALLBACK && name != HANDOFF_DISPATCH) {
+      return r.refuse(prefix + "handoff", "must be \"" + HANDOFF_DISPATCH + "\" (call backups from the filter, the default) or \"" +
+        HANDOFF_ROUTE_FALLBACK + "\" (mark the answer for Higress's route fallback), got " + v.toString());
+    }
+    policy.handoff = name == HANDOFF_ROUTE_FALLBACK;
   }
   return true;
 }

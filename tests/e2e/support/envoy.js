@@ -132,6 +132,8 @@ function routeEntry(r, primaryCluster, routeTimeoutMs) {
     const timeoutMs = r.timeoutMs ?? routeTimeoutMs ?? 0;
     out.route = { cluster: r.cluster ?? primaryCluster, timeout: duration(timeoutMs) };
     if (r.connect) out.route.upgrade_configs = [{ upgrade_type: "CONNECT", connect_config: {} }];
+    // r.routeExtra: more fields of the route action (e.g. a retry_policy).
+    if (r.routeExtra) Object.assign(out.route, r.routeExtra);
   }
   if (r.typedPerFilterConfig) out.typed_per_filter_config = r.typedPerFilterConfig;
   if (r.responseHeaders) {

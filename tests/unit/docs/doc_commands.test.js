@@ -24,6 +24,7 @@ const COMMANDS = [
   { match: /^\.venv\/bin\/envoy -c envoy\.json$/, only: ["docs/streamed-mode.md"], runBy: [["tests/e2e/product/example.test.js", "the streamed example (envoy/streamed/) generates a bootstrap Envoy accepts"]] },
   { match: /^npm run package$/, runBy: [["tests/e2e/product/oci_registry.test.js", 'expect(scripts.package).toBe("npm run build && node scripts/package.mjs")'], ["tests/e2e/product/oci_registry.test.js", 'runScript("package.mjs"']] },
   { match: /^npm run push -- registry\.example\.com\/plugins\/ai-fallback$/, runBy: [["tests/e2e/product/oci_registry.test.js", 'expect(scripts.push).toBe("node scripts/push.mjs")'], ["tests/e2e/product/oci_registry.test.js", 'runScript("push.mjs", [`${registry.host}/plugins/ai-fallback`']] },
+  { match: /^node scripts\/higress-handoff\.mjs examples\/higress-handoff\/plugin\.json .* > handoff\.yaml$/, only: ["docs/higress.md"], runBy: [["tests/unit/docs/higress_handoff.test.js", "node scripts/higress-handoff.mjs, as docs/higress.md prints it"]] },
   { match: /^kubectl /, only: KUBERNETES_PAGES, notRun: NOT_RUN_ON_KUBERNETES },
   { match: /^curl -s (-X POST )?'http:\/\/127\.0\.0\.1:15000\//, only: KUBERNETES_PAGES, notRun: NOT_RUN_ON_KUBERNETES },
 ];

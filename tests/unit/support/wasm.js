@@ -48,6 +48,8 @@ function load() {
 
   return {
     logs,
+    handoffChainRoundTrip: (hop, trigger, attempts) => call(() => readStr(x.handoffChainRoundTrip(hop, str(trigger), str(attempts)))),
+    handoffChainRead: (text) => call(() => readStr(x.handoffChainRead(str(text)))),
     configSummary: (json) => JSON.parse(call(() => readStr(x.configSummary(buf(json))))),
     policyFor: (json, route, authority, service = "") => call(() => readStr(x.policyFor(buf(json), str(route), str(authority), str(service)))),
     refusedCall: (service, status) => call(() => readStr(x.refusedCall(str(service), status))),

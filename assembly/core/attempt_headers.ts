@@ -1,13 +1,13 @@
-// The streamed mode's per-attempt request header edits for one backup cluster. Pure.
+// The request header edits for one backup: the streamed mode's attempt on its cluster, and a handoff hop. Pure.
 //
 // Envoy's router keeps one request header map for all attempts: an upstream filter's edits on one
 // attempt are still there on the next. So each backup's edits are computed from the headers as
 // this attempt sees them, a backup removes the headers earlier backups set and it does not (the
 // generator lists them), and the generator (scripts/streamed-config.mjs) refuses orders whose
 // leftovers would be wrong (a backup keeping the client's credentials after one that replaced them).
-import { Header, findHeader } from "../core/headers";
-import { Backup } from "../core/config/config";
-import { withoutCredentialParameters } from "../core/replay";
+import { Header, findHeader } from "./headers";
+import { Backup } from "./config/config";
+import { withoutCredentialParameters } from "./replay";
 
 export class HeaderEdits {
   removals: string[] = [];
