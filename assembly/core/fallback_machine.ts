@@ -73,7 +73,8 @@ export class FallbackMachine {
   callTimeoutMs: u32 = 0;
   /** A backup answered with an HTTP error; the glue keeps the latest such answer. */
   haveBackupError: bool = false;
-  private nextIndex: i32 = 0;
+  /** The next backup of the policy to try (a handoff hop starts past its own). */
+  nextIndex: i32 = 0;
   private chainDeadlineMs: u64 = 0;
   private callStartedMs: u64 = 0;
   private bodyBytes: u64 = 0;
@@ -87,8 +88,6 @@ export class FallbackMachine {
   racing: bool = false;
   /** The backup served won a race (the primary was still running). */
   backupWonRace: bool = false;
-  /** Who answers this stream's request in the attempts: the primary, or a handoff hop's backup (and its model). */
-  private answererService: string = "primary"; private answererModel: string = "";
 
   /** The rule that applies: the one of the route chosen at the request's headers, until followRoute. */
   constructor(public policy: Policy) {}
@@ -315,28 +314,13 @@ export class FallbackMachine {
 
   // --- the backup chain ---
 
-  /** A handoff hop (core/handoff.ts): the request goes to backup `hop` (1-based) after the chain's `attempts`. */
-  continueChain(hop: i32, trigger: string, attempts: Attempt[]): void {
-    this.nextIndex = hop;
-    this.trigger = trigger;
-    this.attempts = attempts;
-    this.answererService = this.policy.backups[hop - 1].serviceLabel;
-    this.answererModel = this.policy.backups[hop - 1].modelLabel;
-  }
-
-  /** This stream's own answer as an attempt of the chain (`result` its status, or what happened). */
-  ownAttempt(result: string): Attempt {
-    return new Attempt(this.answererService, this.answererModel, result);
-  }
-
   private start(trigger: string, kind: TriggerKind, nowMs: u64): Step {
     this.phase = Phase.FallingBack;
     this.firstPacketDeadlineMs = 0;
-    // A hop keeps the chain's first trigger: the report tells what started the whole fallback.
-    if (this.attempts.length == 0) this.trigger = trigger;
+    this.trigger = trigger;
     this.triggerKind = kind;
     this.chainDeadlineMs = nowMs + this.policy.fallbackDeadlineMs;
-    this.attempts.push(this.ownAttempt(primaryResult(kind, this.primaryStatus)));
+    this.attempts.push(new Attempt("primary", "", primaryResult(kind, this.primaryStatus)));
     this.racing = kind == TriggerKind.FirstPacketTimeout && this.hedgeAllowed;
     return this.advance(nowMs);
   }
@@ -418,14 +402,6 @@ export class FallbackMachine {
     }
     this.haveBackupError = true;
     return this.advance(nowMs);
-  }
-
-  /** policy.handoff: the decided answer leaves marked (`ownReply`: the filter's own, to pass its callbacks). */
-  handedOff(ownReply: bool): void {
-    this.phase = ownReply ? Phase.Replying : Phase.PassThrough;
-    this.primaryHeld = false;
-    this.firstPacketDeadlineMs = 0;
-    this.currentBackup = null;
   }
 
   finish(): void {

@@ -59,6 +59,7 @@ export class FallbackStream extends AnswerDelivery {
     const wasAwaitingUpstream = machine.awaitingUpstream;
     const step = machine.responseHeaders(status, origin, endOfStream,
       error || wasAwaitingUpstream ? host.monotonicMs() : 0);
+    this.nameHopAttempt(machine);
     // A held error that announces trailers may have no body to carry an answer (the ABI cannot add
     // a body at the trailers): asked only of an error held for a fallback.
     if (machine.awaitsHeldErrorBody) machine.primaryMayLackBody = host.getHeader(MapType.HttpResponseHeaders, "trailer") !== null;
@@ -219,6 +220,7 @@ export class FallbackStream extends AnswerDelivery {
     this.followRoute(machine);
     this.offerHedge(machine);
     const step = machine.firstPacketTimedOut(nowMs);
+    this.nameHopAttempt(machine);
     if (step == Step.ReleasePrimary) {
       this.afterStep(machine);
       host.continueStream(StreamType.Response);

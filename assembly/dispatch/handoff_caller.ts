@@ -13,7 +13,7 @@ import { Header } from "../core/headers";
 import { FallbackMachine } from "../core/fallback_machine";
 import { Phase, Step } from "../core/fallback_steps";
 import { OWN_REPLY_DETAILS } from "../core/policy";
-import { NOT_REWRITABLE, formatAttempts } from "../core/attempts";
+import { Attempt, NOT_REWRITABLE, formatAttempts } from "../core/attempts";
 import { EVERY_SERVICE_FAILED, outcomeText, servedBy } from "../core/fallback_outcome";
 import {
   CHAIN_PROPERTY, FALLBACK_FROM_HEADER, HANDOFF_MARKER, HANDOFF_SKIPPED_STATUS, HANDOFF_TIMEOUT_STATUS, HOP_HEADER, HandoffChain,
@@ -34,6 +34,9 @@ const NO_HEADERS: Header[] = [];
 export class HandoffCaller extends BackupCaller {
   /** The hop this stream is: 0 on the primary's route, n on the n-th backup's. */
   protected hop: i32 = 0;
+  /** A hop's chain as handed on: its trigger (what started the whole fallback) and how many attempts. */
+  private carriedTrigger: string = "";
+  private carriedAttempts: i32 = 0;
   /** This hop's backup overrides the model: the body is held whole and rewritten at its end. */
   private rewritingModel: bool = false;
   /** The hop's final answer has been reported. */
@@ -101,7 +104,12 @@ export class HandoffCaller extends BackupCaller {
     }
     const hop = chain.nextHop;
     this.hop = hop;
-    machine.continueChain(hop, chain.trigger, chain.attempts);
+    // The chain goes on from here: the backups after this hop's, its trigger and attempts so far.
+    machine.nextIndex = hop;
+    machine.trigger = chain.trigger;
+    machine.attempts = chain.attempts;
+    this.carriedTrigger = chain.trigger;
+    this.carriedAttempts = chain.attempts.length;
     const backup = backups[hop - 1];
     const kept = this.requestHeaders;
     const current = editsReadClientHeaders(backup) ? deserializeHeaders(changetype<usize>(kept), kept.byteLength) : NO_HEADERS;
@@ -161,7 +169,7 @@ export class HandoffCaller extends BackupCaller {
     const backup = machine.policy.backups[this.hop - 1];
     host.logBytes(LogLevel.Info, "request body has no top-level JSON \"model\" to write " + backup.modelLabel + " into: " +
       backup.serviceLabel + " is not called, the chain goes on" + this.requestIdSuffix());
-    machine.attempts.push(machine.ownAttempt(result));
+    machine.attempts.push(this.ownAttempt(machine, result));
     const hide = machine.policy.hideTopology;
     const last = this.hop >= machine.policy.backups.length;
     const headers = last ? addReportHeaders([], machine.trigger, machine.attempts, hide) : this.markHeaders(machine);
@@ -185,7 +193,7 @@ export class HandoffCaller extends BackupCaller {
     if (this.hop == 0 || this.reported || (final && machine.phase != Phase.PassThrough)) return;
     const backup = machine.policy.backups[this.hop - 1];
     const attempts = machine.attempts.slice();
-    attempts.push(machine.ownAttempt(status.toString()));
+    attempts.push(this.ownAttempt(machine, status.toString()));
     const hide = machine.policy.hideTopology;
     host.replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, machine.trigger);
     if (!hide) {
@@ -201,7 +209,7 @@ export class HandoffCaller extends BackupCaller {
     if (this.hop == 0 || this.reported) return;
     this.reported = true;
     const backup = machine.policy.backups[this.hop - 1];
-    machine.attempts.push(machine.ownAttempt(status.toString()));
+    machine.attempts.push(this.ownAttempt(machine, status.toString()));
     const served = status >= 200 && status < 300;
     const metrics = this.metrics();
     if (served) {
@@ -224,6 +232,24 @@ export class HandoffCaller extends BackupCaller {
     if (atHeaders) this.handOffAtHeaders(machine);
     else this.handOffAtDeadline(machine);
     return true;
+  }
+
+  /** This hop's own answer as an attempt of the chain (`result` its status, or what happened). */
+  private ownAttempt(machine: FallbackMachine, result: string): Attempt {
+    const backup = machine.policy.backups[this.hop - 1];
+    return new Attempt(backup.serviceLabel, backup.modelLabel, result);
+  }
+
+  /**
+   * After a step of the machine on a hop: the attempt it recorded for this stream's answer is this
+   * hop's backup's (the machine names it the primary), and the report keeps the chain's first trigger.
+   */
+  protected nameHopAttempt(machine: FallbackMachine): void {
+    const attempts = machine.attempts;
+    const at = this.carriedAttempts;
+    if (this.hop == 0 || attempts.length <= at || attempts[at].service != "primary") return;
+    attempts[at] = this.ownAttempt(machine, attempts[at].result);
+    machine.trigger = this.carriedTrigger;
   }
 
   /** The next hop's number, as the marker's value. */
@@ -273,7 +299,10 @@ export class HandoffCaller extends BackupCaller {
 
   /** The answer leaves marked (or, `last`, as the chain's end): the chain goes on in the next hop's stream. */
   private handedOff(machine: FallbackMachine, ownReply: bool, last: bool): void {
-    machine.handedOff(ownReply);
+    machine.phase = ownReply ? Phase.Replying : Phase.PassThrough;
+    machine.primaryHeld = false;
+    machine.firstPacketDeadlineMs = 0;
+    machine.currentBackup = null;
     if (this.hop == 0) this.startedFallback(machine);
     this.clearBody();
     if (last) return;

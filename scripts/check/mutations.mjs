@@ -1383,9 +1383,9 @@ export const MUTATIONS = [
   },
   {
     name: "handoff hop: the last hop hands on as if a backup followed",
-    file: "assembly/core/fallback_machine.ts",
-    find: "    this.nextIndex = hop;\n",
-    replace: "    this.nextIndex = hop - 1;\n",
+    file: "assembly/dispatch/handoff_caller.ts",
+    find: "    machine.nextIndex = hop;\n",
+    replace: "    machine.nextIndex = hop - 1;\n",
     tests: ["tests/e2e/dispatch/handoff_hops.test.js"],
   },
   {
@@ -1397,9 +1397,9 @@ export const MUTATIONS = [
   },
   {
     name: "handoff hop: a hop reports its own trigger, not the chain's",
-    file: "assembly/core/fallback_machine.ts",
-    find: "    if (this.attempts.length == 0) this.trigger = trigger;\n",
-    replace: "    this.trigger = trigger;\n",
+    file: "assembly/dispatch/handoff_caller.ts",
+    find: "    machine.trigger = this.carriedTrigger;\n",
+    replace: "",
     tests: ["tests/e2e/dispatch/handoff_hops.test.js"],
   },
   {
