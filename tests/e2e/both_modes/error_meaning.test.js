@@ -145,6 +145,16 @@ describe.each(MODES)("%s: error-aware triggers", (mode, start) => {
     expect(res.headers["x-ai-fallback-declined"]).toBeUndefined();
   });
 
+  test("a body with no length is read up to 8 KiB only: a code past them is not seen", async () => {
+    // Chunked (no content-length) and ended by trailers: only the read's bound stops the read.
+    const late = { error: { message: "x".repeat(9000), code: "content_filter" } };
+    m.primary.behave({ status: 400, json: late, trailers: { "x-end": "1" }, announceTrailers: false });
+    const res = await request(defaults.port, { body: CHAT });
+    expect(res.status).toBe(200);
+    expect(res.json().served_by).toBe("backup-a");
+    expect(res.headers["x-ai-fallback-declined"]).toBeUndefined();
+  });
+
   test("a 2xx and a server error are unchanged: the answer, or a fallback by status", async () => {
     const ok = await request(defaults.port, { body: CHAT });
     expect(ok.status).toBe(200);
