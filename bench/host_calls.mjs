@@ -62,7 +62,7 @@ export function buildTraced() {
 export function makeHost(wasmBytes, pluginConfig, { roots = [{ id: 1, rootId: "", config: pluginConfig }], properties = {} } = {}) {
   const counts = new Map();
   const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
-  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN, rootId: "", properties };
+  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN, rootId: "", properties, shared: new Map() };
   let x;
   const mem = () => new DataView(x.memory.buffer);
   const bytesAt = (ptr, len) => new Uint8Array(x.memory.buffer, ptr, len);
@@ -130,6 +130,21 @@ export function makeHost(wasmBytes, pluginConfig, { roots = [{ id: 1, rootId: ""
       return OK;
     }),
     proxy_increment_metric: wrap("proxy_increment_metric", () => OK),
+    // Shared data (the cooldown table) and foreign functions: as in Envoy, a key with no value is NOT_FOUND.
+    proxy_get_shared_data: wrap("proxy_get_shared_data", (keyPtr, keySize, retPtr, retSize, retCas) => {
+      const entry = state.shared.get(dec.decode(bytesAt(keyPtr, keySize)));
+      if (!entry) return NOT_FOUND;
+      mem().setUint32(retCas, entry.cas, true);
+      return give(entry.value, retPtr, retSize);
+    }),
+    proxy_set_shared_data: wrap("proxy_set_shared_data", (keyPtr, keySize, valuePtr, valueSize, cas) => {
+      const key = dec.decode(bytesAt(keyPtr, keySize));
+      const entry = state.shared.get(key);
+      if (cas !== 0 && entry && entry.cas !== cas) return 8; // CAS_MISMATCH
+      state.shared.set(key, { value: bytesAt(valuePtr, valueSize).slice(), cas: (entry?.cas ?? 0) + 1 });
+      return OK;
+    }),
+    proxy_call_foreign_function: wrap("proxy_call_foreign_function", () => OK),
   };
   const wasi = {
     clock_time_get: wrap("clock_time_get", (id, precision, ret) => {
@@ -251,6 +266,8 @@ export function benchHostCalls({ quick, wasmPath = FILTER_WASM_PATH, configs }) 
     ["happy path, firstPacketTimeout on, 100 KB", configs.fpt, 100 * 1024, false],
     ["fallback 500 -> 200, 1 KB", configs.fallback, 1024, true],
   ];
+  // The cooldown on, nothing cooling: a healthy request must cost what it costs without it.
+  if (configs.cooldown) cases.splice(1, 0, ["happy path, cooldown on, 1 KB", configs.cooldown, 1024, false]);
   const names = new Set();
   const results = [];
   for (const [label, config, size, fallback] of cases) {

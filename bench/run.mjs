@@ -133,7 +133,7 @@ async function main() {
     await stopFleet();
   }
   if (want("hostcalls")) {
-    out.hostCalls = benchHostCalls({ quick: opts.quick, configs: { happy: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG } });
+    out.hostCalls = benchHostCalls({ quick: opts.quick, configs: { happy: HAPPY_CONFIG, fpt: FPT_CONFIG, fallback: FALLBACK_CONFIG, cooldown: { ...HAPPY_CONFIG, cooldown: {} } } });
     out.hostCallsStreamed = benchStreamedHostCalls({ quick: opts.quick });
   }
   if (want("core")) out.core = benchCore(opts);

@@ -358,3 +358,40 @@ export function defineMetric(type: MetricType, name: string): u32 {
 export function incrementMetric(id: u32, offset: i64): void {
   if (id != 0) imports.proxy_increment_metric(id, offset);
 }
+
+// --- shared data and foreign functions ---
+
+/** A shared-data value and its compare-and-swap token; `value` is null when the key has none. */
+export class SharedValue {
+  constructor(public value: ArrayBuffer | null, public cas: u32) {}
+}
+
+export function getSharedData(key: ArrayBuffer): SharedValue {
+  clearReturn();
+  store<u32>(RETURN_WORD, 0);
+  const status = imports.proxy_get_shared_data(changetype<usize>(key), key.byteLength, RETURN_PTR, RETURN_SIZE, RETURN_WORD);
+  if (status != WasmResult.Ok) return new SharedValue(null, 0);
+  const cas = load<u32>(RETURN_WORD);
+  return new SharedValue(takeBuffer(), cas);
+}
+
+/** Writes `value` if the key's token is still `cas` (0: whatever it is); CasMismatch when another wrote first. */
+export function setSharedData(key: ArrayBuffer, value: ArrayBuffer, cas: u32): WasmResult {
+  return <WasmResult>imports.proxy_set_shared_data(changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength, cas);
+}
+
+/** Calls a host's foreign function with no arguments (e.g. Envoy's "clear_route_cache"). */
+export function callForeignFunction(name: ArrayBuffer): WasmResult {
+  clearReturn();
+  const status = imports.proxy_call_foreign_function(changetype<usize>(name), name.byteLength, 0, 0, RETURN_PTR, RETURN_SIZE);
+  const ptr = load<usize>(RETURN_PTR);
+  if (ptr != 0) heap.free(ptr);
+  return <WasmResult>status;
+}
+
+/** Wall-clock time in ms since the Unix epoch (for HTTP dates; deadlines use monotonicMs). */
+export function wallClockMs(): u64 {
+  store<u64>(RETURN_WORD, 0);
+  imports.proxy_get_current_time_nanoseconds(RETURN_WORD);
+  return load<u64>(RETURN_WORD) / 1_000_000;
+}

@@ -81,3 +81,12 @@ export declare function proxy_increment_metric(metricId: u32, offset: i64): u32;
 // monotonic clock (proxy_get_current_time_nanoseconds is wall-clock time). Returns a WASI errno.
 @external("wasi_snapshot_preview1", "clock_time_get")
 export declare function clock_time_get(clockId: u32, precision: u64, returnTime: usize): u16;
+
+// Shared data: one key-value store all VMs of a vm_id share (so every worker of the gateway), with a
+// compare-and-swap token per key.
+@external("env", "proxy_get_shared_data")
+export declare function proxy_get_shared_data(
+  keyPtr: usize, keySize: usize, returnValuePtr: usize, returnValueSize: usize, returnCas: usize): u32;
+
+@external("env", "proxy_set_shared_data")
+export declare function proxy_set_shared_data(keyPtr: usize, keySize: usize, valuePtr: usize, valueSize: usize, cas: u32): u32;

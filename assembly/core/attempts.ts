@@ -11,7 +11,8 @@ export const DEADLINE_EXCEEDED = "deadline_exceeded";
 
 /** Whether a backup's attempt result means it was called (not skipped before any call went out, nor the chain's own entry). */
 export function wasCalled(result: string): bool {
-  return result != UNKNOWN_CLUSTER && result != REFUSED && result != NOT_REWRITABLE && result != "over_budget" && result != DEADLINE_EXCEEDED;
+  return result != UNKNOWN_CLUSTER && result != REFUSED && result != NOT_REWRITABLE && result != "over_budget" && result != DEADLINE_EXCEEDED &&
+    result != "cooling";
 }
 
 /** A call or route timeout passed before an answer (dispatch mode: a backup's `timeout`, the primary's route timeout). */

@@ -17,7 +17,7 @@ import { Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuc
  */
 function primaryResult(kind: TriggerKind, status: i32): string {
   if (kind == TriggerKind.FirstPacketTimeout) return "first_packet_timeout";
-  if (kind == TriggerKind.StreamError) return "stream_error";
+  if (kind == TriggerKind.StreamError || kind == TriggerKind.Cooling) return triggerKindName(kind);
   if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;
   return status.toString();
 }
@@ -208,7 +208,7 @@ export class FallbackMachine {
       this.holdPrimary(status, endOfStream, true);
       const kind = triggerKindOf(origin);
       // Envoy's own reply for a primary that gave no answer: its status is not the primary's (the attempt's result says what happened).
-      return this.start(kind == TriggerKind.UpstreamFailure ? triggerKindName(kind) : triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
+      return this.start(kind == TriggerKind.UpstreamFailure || kind == TriggerKind.Cooling ? triggerKindName(kind) : triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
     }
     // A headers-only 2xx is complete: there is no first packet to wait for.
     if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream && this.holdsFirstPacketHeaders) {
@@ -365,7 +365,7 @@ export class FallbackMachine {
     return this.advance(nowMs);
   }
 
-  /** Envoy would not call the current backup: `result` is UNKNOWN_CLUSTER or REFUSED (no call went out). */
+  /** Envoy would not call the current backup, or it cools: `result` is UNKNOWN_CLUSTER, REFUSED or `cooling` (no call went out). */
   dispatchFailed(result: string, nowMs: u64): Step {
     this.record(result);
     return this.advance(nowMs);

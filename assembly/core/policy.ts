@@ -11,6 +11,16 @@ export const OWN_REPLY_DETAILS = "ai_fallback";
  */
 export const GUARD_REPLY_DETAILS = "ai_fallback_guard{headers_only_error}";
 
+/**
+ * The `details` of the primary guard's reply for a request the dispatch filter asked it to keep from a
+ * cooling primary (host/cooldown_store.ts): it runs after every filter before the router, so only a
+ * request the gateway let through is answered this way.
+ */
+export const GUARD_COOLING_DETAILS = "ai_fallback_guard{cooling}";
+
+/** A skipped cooling service's attempt result (`primary;result=cooling`), and the trigger when the primary was skipped. */
+export const RESULT_COOLING = "cooling";
+
 export const enum Origin {
   /** The model service answered (response.code_details = via_upstream). */
   Backend = 0,
@@ -24,6 +34,8 @@ export const enum Origin {
   NotRouted = 4,
   /** An authentication or authorisation filter refused the request (ext_authz, rbac, jwt_authn...). */
   Refused = 5,
+  /** The primary guard kept the request from the cooling primary (GUARD_COOLING_DETAILS). */
+  Cooling = 6,
 }
 
 export const enum Verdict {
@@ -80,6 +92,7 @@ export function classifyOrigin(codeDetails: string | null): Origin {
   if (codeDetails === null) return Origin.Intercepted;
   const d = codeDetails;
   if (d == "via_upstream" || d == GUARD_REPLY_DETAILS) return Origin.Backend;
+  if (d == GUARD_COOLING_DETAILS) return Origin.Cooling;
   if (isRouterUpstreamFailure(d)) return Origin.UpstreamFailure;
   if (d.startsWith(OWN_REPLY_DETAILS)) return Origin.OwnReply;
   if (d == ROUTE_NOT_FOUND || d == DIRECT_RESPONSE) return Origin.NotRouted;
@@ -89,6 +102,8 @@ export function classifyOrigin(codeDetails: string | null): Origin {
 
 export function decide(policy: Policy, status: i32, origin: Origin): Verdict {
   if (origin == Origin.OwnReply) return Verdict.PassThrough;
+  // The request passed every filter and was kept from a primary known to be down.
+  if (origin == Origin.Cooling) return Verdict.Fallback;
   // An unreachable or failing model service is what fallback is for.
   if (origin == Origin.UpstreamFailure) return status >= 400 ? Verdict.Fallback : Verdict.PassThrough;
   if (origin == Origin.Backend) return policy.triggerStatuses.has(status) ? Verdict.Fallback : Verdict.PassThrough;
@@ -129,11 +144,14 @@ export const enum TriggerKind {
   FirstPacketTimeout = 3,
   /** A streaming 2xx's first event was an error (firstPacket "content"). */
   StreamError = 4,
+  /** The primary cools (a service known to be down): it was skipped. */
+  Cooling = 5,
 }
 
 export function triggerKindOf(origin: Origin): TriggerKind {
   if (origin == Origin.UpstreamFailure) return TriggerKind.UpstreamFailure;
   if (origin == Origin.Backend) return TriggerKind.Status;
+  if (origin == Origin.Cooling) return TriggerKind.Cooling;
   return TriggerKind.Intercepted;
 }
 
@@ -144,6 +162,7 @@ export function triggerKindName(kind: TriggerKind): string {
     case TriggerKind.Intercepted: return "intercepted";
     case TriggerKind.FirstPacketTimeout: return "first_packet_timeout";
     case TriggerKind.StreamError: return "stream_error";
+    case TriggerKind.Cooling: return RESULT_COOLING;
     default: return "status";
   }
 }

@@ -15,6 +15,11 @@ import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../
 import { publishOutcome } from "../host/outcome_state";
 import { RewriteOutcome, planRewrite, writeRewrite } from "../core/model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_DECLINED, HEADER_TRIGGER, backupRequestPairs } from "../core/replay";
+import { Admission, countsAsDown } from "../core/cooldown";
+import { retryAfterMs } from "../core/retry_after";
+import { Origin, TriggerKind } from "../core/policy";
+import { Header, findHeader } from "../core/headers";
+import { cooldownStore } from "../host/cooldown_store";
 
 
 import { RequestKeeper } from "./request_keeper";
@@ -143,7 +148,67 @@ export class BackupCaller extends RequestKeeper {
     return Dispatch.Sent;
   }
 
+  // --- the cooldown (core/cooldown.ts): each service's answers, and skipping the cooling ones ---
+
+  /**
+   * The primary's answer, for its cooldown: asked on an error, or while some service is tracked (a
+   * healthy request with nothing tracked reads nothing here).
+   */
+  protected notePrimary(status: i32, origin: Origin, error: bool): void {
+    const settings = this.fallbackRoot.config!.cooldown;
+    // The cooldown hears of errors, and of answers only while some service is tracked.
+    if (settings === null || (!error && !cooldownStore.anyTracked)) return;
+    const nowMs = host.monotonicMs();
+    if (origin == Origin.Cooling) {
+      this.endSkip();
+      cooldownStore.countSkipped();
+      return;
+    }
+    // Only the model service's own answers and the router's replies for it say how it is.
+    if (origin != Origin.Backend && origin != Origin.UpstreamFailure) return;
+    if (!countsAsDown(status)) {
+      if (status < 400) cooldownStore.answered(this.primaryService(), nowMs);
+      return;
+    }
+    const retryAfter = origin == Origin.Backend && (status == 429 || status == 503)
+      ? retryAfterMs(host.getHeader(MapType.HttpResponseHeaders, "retry-after"), host.wallClockMs()) : -1;
+    cooldownStore.failed(this.primaryService(), settings, nowMs, retryAfter);
+  }
+
+  /** The primary failed without an answer the headers could show (its first packet was late). */
+  protected notePrimaryTimedOut(nowMs: u64): void {
+    const settings = this.fallbackRoot.config!.cooldown;
+    if (settings !== null) cooldownStore.failed(this.primaryService(), settings, nowMs, -1);
+  }
+
+  /** Whether the current backup cools and is not called (the chain's last is always called). */
+  protected backupCools(machine: FallbackMachine): bool {
+    const settings = this.fallbackRoot.config!.cooldown;
+    const backup = machine.currentBackup!;
+    const last = machine.policy.backups[machine.policy.backups.length - 1];
+    if (settings === null || !cooldownStore.anyTracked || backup === last) return false;
+    if (cooldownStore.admit(backup.serviceLabel, host.monotonicMs(), <u64>backup.timeoutMs) != Admission.Skip) return false;
+    cooldownStore.countSkipped();
+    return true;
+  }
+
+  /** A backup's answer (`status` 0: none), for its cooldown. */
+  protected noteBackup(backup: Backup, status: i32, headers: Header[] | null): void {
+    const settings = this.fallbackRoot.config!.cooldown;
+    if (settings === null) return;
+    const nowMs = host.monotonicMs();
+    if (!countsAsDown(status)) {
+      if (status < 400) cooldownStore.answered(backup.serviceLabel, nowMs);
+      return;
+    }
+    const retryAfter = headers !== null && (status == 429 || status == 503)
+      ? retryAfterMs(findHeader(headers, "retry-after"), host.wallClockMs()) : -1;
+    cooldownStore.failed(backup.serviceLabel, settings, nowMs, retryAfter);
+  }
+
   protected startedFallback(machine: FallbackMachine): void {
+    // A late first packet is the primary's failure too (an answer's status was noted at its headers).
+    if (machine.triggerKind == TriggerKind.FirstPacketTimeout) this.notePrimaryTimedOut(host.monotonicMs());
     this.metrics().count(this.metrics().started);
     this.metrics().countTrigger(machine.triggerKind);
   }

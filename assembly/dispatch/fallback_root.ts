@@ -11,6 +11,7 @@ import { parseConfig } from "../core/config/config_parse";
 import { HeaderPause } from "./header_pause";
 import { MemoryBudget } from "../core/memory_budget";
 import { Metrics } from "./metrics";
+import { COOLDOWN_REFRESH_MS, cooldownStore } from "../host/cooldown_store";
 import { defineBudgetMetrics, forgetBudgetLimit, overBudget, setBudgetLimit, showKeptBytes, vmBudget } from "../host/vm_budget";
 
 /** Timer granularity: first-packet timeouts fire up to about this much late (see bench/). */
@@ -68,6 +69,8 @@ export class FallbackRoot extends RootContext {
     if (this.metrics == null) this.metrics = new Metrics();
     // The handoff carries its chain across Higress's recreated streams in a property of request life.
     if (usesHandoff(config)) declareRequestProperty(CHAIN_PROPERTY);
+    // The cooldown table other workers change is read on a slow tick (the fast one while deadlines wait).
+    if (!this.ticking && this.idleTickMs() > 0) setTickPeriodMs(this.idleTickMs());
     return true;
   }
 
@@ -114,12 +117,20 @@ export class FallbackRoot extends RootContext {
   onTick(): void {
     const now = monotonicMs();
     if (now >= this.earliestMs) this.fireDue(now);
-    // Stop ticking when nothing waits, so an idle worker gets no ticks.
+    const config = this.config;
+    if (config !== null && config.cooldown !== null) cooldownStore.refresh(now);
+    // Slow down when nothing waits: an idle worker gets no ticks, or only the cooldown's.
     if (this.deadlines.size == 0 && this.ticking) {
       this.ticking = false;
       this.earliestMs = u64.MAX_VALUE;
-      setTickPeriodMs(0);
+      setTickPeriodMs(this.idleTickMs());
     }
+  }
+
+  /** The tick period while no deadline waits: the cooldown table's refresh, or none. */
+  private idleTickMs(): u32 {
+    const config = this.config;
+    return config !== null && config.cooldown !== null ? <u32>COOLDOWN_REFRESH_MS : 0;
   }
 
   private fireDue(now: u64): void {

@@ -20,6 +20,7 @@ import { FallbackRoot } from "./fallback_root";
 import { HIGRESS_HOLD_NOTE, NO_HEADERS } from "./request_keeper";
 import { PauseEvidence } from "./header_pause";
 import { Dispatch } from "./backup_caller";
+import { RESULT_COOLING } from "../core/policy";
 import { AnswerDelivery, Answer, DECODED_HEADERS_FACTOR, FLOW_CONTROLLED_BODY_BYTES } from "./answer_delivery";
 
 /** Set once the upstream response's last byte has arrived: the held primary response is complete. */
@@ -60,6 +61,7 @@ export class FallbackStream extends AnswerDelivery {
     const step = machine.responseHeaders(status, origin, endOfStream,
       error || wasAwaitingUpstream ? host.monotonicMs() : 0);
     this.nameHopAttempt(machine);
+    this.notePrimary(status, origin, error);
     // A held error that announces trailers may have no body to carry an answer (the ABI cannot add
     // a body at the trailers): asked only of an error held for a fallback.
     if (machine.awaitsHeldErrorBody) machine.primaryMayLackBody = host.getHeader(MapType.HttpResponseHeaders, "trailer") !== null;
@@ -291,6 +293,8 @@ export class FallbackStream extends AnswerDelivery {
         envoyNoAnswer = isEnvoyNoAnswerReply(status, body.ptr, body.length);
       }
     }
+    // A status > 0 was kept as the last answer just above (its Retry-After is read there).
+    this.noteBackup(machine.currentBackup!, envoyNoAnswer ? 0 : status, this.lastAnswer === null ? null : this.lastAnswer!.headers);
     this.perform(machine.backupAnswered(status, host.monotonicMs(), envoyNoAnswer), false);
   }
 
@@ -308,6 +312,7 @@ export class FallbackStream extends AnswerDelivery {
     this.ended = true;
     this.disarm();
     this.endProbe();
+    this.endSkip();
     this.abandonPendingCall();
     const machine = this.machine;
     if (machine !== null && machine.phase == Phase.FallingBack) {
@@ -338,6 +343,7 @@ export class FallbackStream extends AnswerDelivery {
     const machine = this.machine!;
     const hide = machine.policy.hideTopology;
     while (step == Step.Dispatch) {
+      if (this.backupCools(machine)) { step = machine.dispatchFailed(RESULT_COOLING, host.monotonicMs()); continue; }
       const sent = this.dispatch(machine, machine.currentBackup!, machine.callTimeoutMs);
       if (sent == Dispatch.Sent) return step;
       this.notePrimaryBody(machine);

@@ -18,6 +18,9 @@ import { PauseEvidence, WITHHELD_BODY_MS } from "./header_pause";
 import { isStreamingRequest } from "../core/stream_check";
 import { StreamIdleWatch } from "../core/stream_idle";
 import { Metrics } from "./metrics";
+import { Admission } from "../core/cooldown";
+import { cooldownStore } from "../host/cooldown_store";
+import { tellGuardToSkip } from "../host/skip_primary_signal";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./fallback_root";
 
 /**
@@ -79,6 +82,10 @@ export class RequestKeeper extends HttpContext {
   protected idleWatched: bool = false;
   /** ... from its first flowing chunk on (the root's deadline is then its next check). */
   protected idleWatch: StreamIdleWatch | null = null;
+  /** The primary's cluster name, read only when the cooldown table matters ("" = not read). */
+  private primaryName: string = "";
+  /** The primary cools: the guard was asked to keep this request from it (skip_primary_signal.ts). */
+  protected skipsPrimary: bool = false;
 
   constructor(id: u32, root: FallbackRoot) {
     super(id, root);
@@ -116,9 +123,15 @@ export class RequestKeeper extends HttpContext {
     this.requestHeaders = requestHeaders;
     this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
     if (!endOfStream) this.reserveBody(machine);
+    if (config.cooldown !== null && cooldownStore.anyTracked) this.admitPrimary(config);
     if (endOfStream) {
       machine.requestEnded(false);
       return HeadersAction.Continue;
+    }
+    // The guard answers for a cooling primary at the request's headers: the body is copied first.
+    if (this.skipsPrimary) {
+      this.holdUntilBody = true;
+      return this.holdRequest();
     }
     // A gateway reply (a rate limiter or authorisation filter behind this one) comes at the
     // request's headers, and after it Envoy gives this filter no more of the body. When such replies
@@ -138,6 +151,31 @@ export class RequestKeeper extends HttpContext {
       return this.holdRequest();
     }
     return HeadersAction.Continue;
+  }
+
+  /**
+   * Only while some service has failed or cools: a cooling primary is skipped (the guard on its
+   * cluster answers for it, after every filter behind this one ran), or this request is its one probe.
+   */
+  private admitPrimary(config: Config): void {
+    const admitted = cooldownStore.admit(this.primaryService(), host.monotonicMs(), <u64>config.cooldown!.durationMs);
+    if (admitted != Admission.Skip) return;
+    this.skipsPrimary = true;
+    cooldownStore.pendingSkips++;
+    tellGuardToSkip();
+  }
+
+  /** The primary's key in the cooldown table: the route's cluster name (read once per request, never on a healthy one). */
+  protected primaryService(): string {
+    if (this.primaryName.length == 0) this.primaryName = this.upstreamService();
+    return this.primaryName;
+  }
+
+  /** The skip was answered, or the stream ended: the guard need not look for it any more. */
+  protected endSkip(): void {
+    if (!this.skipsPrimary) return;
+    this.skipsPrimary = false;
+    cooldownStore.pendingSkips--;
   }
 
   protected holdRequest(): HeadersAction {

@@ -12,11 +12,18 @@ import { Attempt } from "../core/attempts";
 import { AttemptRecord, Kept, RESULT_STREAM_ERROR } from "./attempt_log";
 import { requestIdentity } from "./request_identity";
 import { BudgetShare } from "../core/memory_budget";
-import { GUARD_REPLY_DETAILS } from "../core/policy";
+import { GUARD_COOLING_DETAILS, GUARD_REPLY_DETAILS } from "../core/policy";
+import { Header } from "../core/headers";
+import { cooldownStore } from "../host/cooldown_store";
+import { guardAskedToSkip } from "../host/skip_primary_signal";
 import { overBudget, vmBudget } from "../host/vm_budget";
 import { GuardConfig } from "./guard_config";
 import { GuardStep, guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "./guard_policy";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
+
+const COOLING_REPLY_BODY = String.UTF8.encode("{\"error\":{\"message\":\"the model service is cooling (known to be down); " +
+  "it was not called\",\"type\":\"ai_fallback_cooling\",\"code\":503}}");
+const COOLING_REPLY_HEADERS: Header[] = [new Header("content-type", "application/json")];
 
 export class GuardStream extends HttpContext {
   /** What this stream holds of the VM's one budget (a held body read for keep-alives, freed at once). */
@@ -34,6 +41,19 @@ export class GuardStream extends HttpContext {
 
   private get guard(): GuardConfig {
     return (this.root as UpstreamRoot).guard!;
+  }
+
+  /**
+   * The dispatch filter asked to keep this request from the cooling primary: answered here, after
+   * every filter before the router let it through (never read while no request of the VM asked).
+   */
+  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    if (cooldownStore.pendingSkips == 0 || !guardAskedToSkip()) return HeadersAction.Continue;
+    const body = COOLING_REPLY_BODY;
+    const result = host.sendLocalResponse(503, GUARD_COOLING_DETAILS, changetype<usize>(body), body.byteLength, COOLING_REPLY_HEADERS);
+    if (result == WasmResult.Ok) return HeadersAction.StopIteration;
+    host.log(LogLevel.Error, "primary guard: the host refused the reply for a cooling primary (status " + result.toString() + "); the request goes on to it");
+    return HeadersAction.Continue;
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {

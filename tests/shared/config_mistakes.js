@@ -34,7 +34,7 @@ const CONFIG_MISTAKES = [
     plugin: { backups: ONE, retries: 3 },
     message: "retries: unknown field (known: backups, backendErrorsOnly, triggerStatuses, neverTrigger, alwaysTrigger, gatewayTriggerStatuses, methods, hideTopology, " +
       "maxRequestBodyBytes, maxHeldRequestBytes, firstPacketTimeout, firstPacket, keepAliveIsNotFirstPacket, streamIdleTimeout, fallbackDeadline, handoff, _rules_, " +
-      "maxKeptBytesPerWorker, credentialHeaders, hedge, _plugin_id_)",
+      "maxKeptBytesPerWorker, credentialHeaders, hedge, cooldown, _plugin_id_)",
   },
   {
     name: "an error list that is not a list of codes",

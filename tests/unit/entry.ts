@@ -31,6 +31,8 @@ import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/p
 import { guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";
 import { HandoffChain, decodeChain } from "../../assembly/core/handoff";
 import { AttemptLog, AttemptRecord, Kept, RequestIdentity, triggerOf } from "../../assembly/upstream/attempt_log";
+import { Admission, ServiceState, admission, claimProbe, formatTable, parseTable, recordFailure, recordSuccess } from "../../assembly/core/cooldown";
+import { retryAfterMs } from "../../assembly/core/retry_after";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -619,4 +621,54 @@ export function handoffChainRoundTrip(hop: i32, trigger: string, attempts: strin
 export function handoffChainRead(text: string): string {
   const back = decodeChain(text);
   return back === null ? "null" : back.nextHop.toString() + " " + back.trigger + " " + formatAttempts(back.attempts);
+}
+
+// --- the cooldown (core/cooldown.ts, core/retry_after.ts) ---
+
+/**
+ * Runs `script` against one service's cooldown state under the configuration `json`'s cooldown
+ * section; events separated by ";": "f@t" a failure at t ms, "r<ms>@t" a failure with a Retry-After
+ * of <ms>, "s@t" a success, "a@t" an admission (a probe is claimed, its lease the duration).
+ * Returns one word per event: enter/- (failures), leave/- (successes), use/skip/probe (admissions),
+ * and then "|" and the state's table line.
+ */
+export function cooldownScript(json: ArrayBuffer, script: string): string {
+  const settings = parseConfig(json).config!.cooldown!;
+  const state = new ServiceState();
+  const events = script.split(";");
+  const out = new Array<string>();
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    const at = e.indexOf("@");
+    const t = <u64>I64.parseInt(e.slice(at + 1));
+    const kind = e.charAt(0);
+    if (kind == "f") out.push(recordFailure(state, settings, t, -1) ? "enter" : "-");
+    else if (kind == "r") out.push(recordFailure(state, settings, t, I64.parseInt(e.slice(1, at))) ? "enter" : "-");
+    else if (kind == "s") out.push(recordSuccess(state) ? "leave" : "-");
+    else {
+      const a = admission(state, t);
+      if (a == Admission.Probe) claimProbe(state, t, settings.durationMs);
+      out.push(a == Admission.Use ? "use" : a == Admission.Skip ? "skip" : "probe");
+    }
+  }
+  const table = new Map<string, ServiceState>();
+  table.set("svc", state);
+  return out.join(",") + "|" + formatTable(table);
+}
+
+/** A table's text, parsed and written again. */
+export function cooldownTableRoundTrip(text: string): string {
+  return formatTable(parseTable(text));
+}
+
+export function retryAfter(value: string, wallNowMs: f64): f64 {
+  return <f64>retryAfterMs(value, <u64>wallNowMs);
+}
+
+export function cooldownSummary(json: ArrayBuffer): string {
+  const result = parseConfig(json);
+  if (result.config == null) return "error: " + result.error;
+  const c = result.config!.cooldown;
+  if (c === null) return "off";
+  return c.failures.toString() + " " + c.windowMs.toString() + " " + c.durationMs.toString() + " " + c.maxRetryAfterMs.toString() + " " + c.primary;
 }

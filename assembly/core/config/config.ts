@@ -4,6 +4,7 @@ import { JSON } from "./json_value";
 import { Header } from "../headers";
 import { RuleMatch, hostOf } from "../rule_match";
 import { StatusSet } from "../status_set";
+import { CooldownSettings } from "../cooldown";
 
 // Defaults, documented in README.md's configuration table.
 export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
@@ -160,6 +161,8 @@ export class Config {
   rules: Rule[] = [];
   /** Bytes of request copies one worker (one VM) may keep at once: a bound on the VM's memory. */
   maxKeptBytesPerWorker: u32 = DEFAULT_MAX_KEPT_BYTES_PER_WORKER;
+  /** Skip services known to be down (null: off). */
+  cooldown: CooldownSettings | null = null;
 
   /** Some rule matches on the upstream service (so the glue reads the cluster name). */
   matchesServices: bool = false;
@@ -223,6 +226,8 @@ export class UpstreamConfig {
    * an earlier attempt is still in flight races it, and the loser's result is `hedge_lost`.
    */
   hedge: bool = false;
+  /** Skip services known to be down (null: off); its `primary` names the primary's cluster. */
+  cooldown: CooldownSettings | null = null;
 }
 
 /**

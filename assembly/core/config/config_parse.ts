@@ -14,6 +14,7 @@ import { readBackup } from "./backups_reader";
 import { ErrorTriggerLists, readErrorTriggerLists, readMethods, readStatuses } from "./triggers_reader";
 import { PLUGIN_ID_KEY, readRule } from "./rules_reader";
 import { readHedge } from "./hedge_reader";
+import { readCooldown } from "./cooldown_reader";
 
 /** Parses and validates the plugin configuration. */
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
@@ -30,7 +31,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const obj = root.get<JSON.Obj>();
   const parser = new ConfigReader();
   const config = new Config();
-  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", "credentialHeaders", "hedge", PLUGIN_ID_KEY]);
+  const known = POLICY_KEYS.concat(["_rules_", "maxKeptBytesPerWorker", "credentialHeaders", "hedge", "cooldown", PLUGIN_ID_KEY]);
   if (!parser.checkKeys(obj, known, "")) return fail(parser.error);
   // Before the backups: a backup whose headers name one of them brings its own credential.
   if (!parser.readCredentialHeaders(obj)) return fail(parser.error);
@@ -38,6 +39,10 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
     const n = parser.readInteger(obj.get("maxKeptBytesPerWorker")!, "maxKeptBytesPerWorker", 1, MAX_KEPT_BYTES_PER_WORKER, Unit.Bytes);
     if (n < 0) return fail(parser.error);
     config.maxKeptBytesPerWorker = <u32>n;
+  }
+  if (obj.has("cooldown")) {
+    config.cooldown = readCooldown(parser, obj.get("cooldown")!, "cooldown");
+    if (config.cooldown === null) return fail(parser.error);
   }
   if (!readPolicy(parser, obj, "", config.global, !obj.has("_rules_"))) return fail(parser.error);
   // Top level only (after firstPacketTimeout, which it needs); rules inherit it with the global policy.
@@ -85,7 +90,7 @@ function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
 }
 
 const UPSTREAM_KEYS = [
-  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup",
+  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
 ];
 
 /** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "primaryFilter": true, "backup": {...}}`. */
@@ -132,6 +137,13 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "primaryFilter: must be true or false, got " + v.toString());
     if (attempt == 1) return new UpstreamConfigResult(null, "primaryFilter: only on a backup's attempt (attempt > 1): it tells a backup whether the primary's cluster has this filter");
     config.primaryFilter = v.get<bool>();
+  }
+  if (obj.has("cooldown")) {
+    config.cooldown = readCooldown(parser, obj.get("cooldown")!, "cooldown");
+    if (config.cooldown === null) return upstreamFailure(parser);
+    if (attempt == 1 && config.cooldown!.primary.length == 0) {
+      return new UpstreamConfigResult(null, "cooldown.primary: required on attempt 1 (the primary): the primary's cluster name, which its cooldown is kept under");
+    }
   }
   if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
   if (!parser.readCredentialHeaders(obj)) return upstreamFailure(parser);

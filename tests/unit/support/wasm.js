@@ -102,6 +102,10 @@ function load() {
     sinkGrowth: (exact, limit, sizes) => call(() => readStr(x.sinkGrowth(exact, limit, str(sizes.join(","))))),
     limiterScript: (interval, times) => call(() => readStr(x.limiterScript(interval, str(times.join(","))))),
     runMachine: (json, script) => call(() => readStr(x.runMachine(buf(json), str(script)))),
+    cooldownScript: (json, script) => call(() => readStr(x.cooldownScript(buf(json), str(script)))),
+    cooldownTableRoundTrip: (text) => call(() => readStr(x.cooldownTableRoundTrip(str(text)))),
+    retryAfter: (value, wallNowMs) => call(() => x.retryAfter(str(value), wallNowMs)),
+    cooldownSummary: (json) => call(() => readStr(x.cooldownSummary(buf(json)))),
   };
 }
 
