@@ -551,8 +551,8 @@ function streamedConfig(plugin, clusters, opts = {}) {
     request_body_buffer_limit: Math.max(opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
       firstPacket && Number.isInteger(plugin.maxRequestBodyBytes) ? plugin.maxRequestBodyBytes : 0),
     // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count);
-    // the retry marker of an answer no attempt followed never reaches it.
-    virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER] },
+    // the retry markers (an error meaning's, the guard's stream error) of an answer no attempt followed never reach it.
+    virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER, STREAM_ERROR_HEADER] },
     // On the HTTP connection manager.
     local_reply_config: exhaustedLocalReply(plugin.hideTopology === true, hedge ? "%UPSTREAM_METADATA(ai_fallback:service)%" : undefined),
     clusters: out,

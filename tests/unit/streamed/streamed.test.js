@@ -232,7 +232,7 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(route.retry_policy.retriable_status_codes).toEqual([429, 503]);
     expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", present_match: true }]);
     // The marker of an answer no attempt followed never reaches the client.
-    expect(virtual_host_options.response_headers_to_remove).toEqual(["x-ai-fallback-retry"]);
+    expect(virtual_host_options.response_headers_to_remove).toEqual(["x-ai-fallback-retry", "x-ai-fallback-stream-error"]);
     // Only 4xx to retry: no status list at all.
     const only400 = lib.streamedConfig({ ...plugin, triggerStatuses: [400] }, clusters, { wasmPath: "/x.wasm" }).route.retry_policy;
     expect(only400.retry_on).toBe("reset,connect-failure,refused-stream,retriable-headers");
@@ -334,7 +334,7 @@ describe("streamed mode: the generated Envoy configuration", () => {
 
   test("Envoy reports the attempt count to the client, and its own replies become the JSON error (hideTopology leaves out the cluster)", () => {
     const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
-    expect(out.virtual_host_options).toEqual({ include_attempt_count_in_response: true, response_headers_to_remove: ["x-ai-fallback-retry"] });
+    expect(out.virtual_host_options).toEqual({ include_attempt_count_in_response: true, response_headers_to_remove: ["x-ai-fallback-retry", "x-ai-fallback-stream-error"] });
     const mapper = out.local_reply_config.mappers[0];
     expect(mapper.filter).toEqual({ response_flag_filter: {} });
     expect(mapper.body_format_override.json_format.error).toMatchObject({ type: "ai_fallback_exhausted", code: "%RESPONSE_CODE%", last: "%UPSTREAM_CLUSTER%" });
