@@ -1272,7 +1272,7 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the retry marker reaches the client",
     file: "scripts/streamed_config_lib.cjs",
-    find: "    virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER] },\n",
+    find: "    virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER, STREAM_ERROR_HEADER] },\n",
     replace: "    virtual_host_options: { include_attempt_count_in_response: true },\n",
     tests: [UNIT_STREAMED, E2E_ERROR_MEANING],
   },
@@ -1471,5 +1471,12 @@ export const MUTATIONS = [
     find: "  return <u64>at > wallNowMs ? at - <i64>wallNowMs : 0;\n",
     replace: "  return 0;\n",
     tests: ["tests/unit/core/cooldown.test.js", "tests/e2e/dispatch/cooldown.test.js"],
+  },
+  {
+    name: "streamed mode: the guard's stream-error mark is not removed on the virtual host (it reaches the client when no retry followed)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "response_headers_to_remove: [RETRY_HEADER, STREAM_ERROR_HEADER] },\n",
+    replace: "response_headers_to_remove: [RETRY_HEADER] },\n",
+    tests: [UNIT_STREAMED],
   },
 ];
