@@ -50,8 +50,9 @@ export const RTRACE_WASM = path.join(ROOT, "build", "bench_rtrace.wasm");
 export function buildTraced() {
   const asc = path.join(ROOT, "node_modules", ".bin", "asc");
   const r = spawnSync(asc, ["assembly/main.ts", "--target", "release", "--use", "ASC_RTRACE=1", "--outFile", RTRACE_WASM, "--textFile", ""],
-    { cwd: ROOT, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`building ${RTRACE_WASM} failed:\n${r.stdout}${r.stderr}`);
+    // asc prints the text form to stdout (--textFile ""): over spawnSync's default 1 MiB for this module.
+    { cwd: ROOT, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`building ${RTRACE_WASM} failed:\n${r.error ?? ""}${r.stderr}`);
 }
 
 /**
