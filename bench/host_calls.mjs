@@ -5,6 +5,7 @@
 // almost nothing), the part of the filter's cost that is not Envoy's work behind each host call.
 // Not an end-to-end test: Envoy's own behaviour is measured by the throughput section.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -44,7 +45,8 @@ export function headerMap(pairs) {
 }
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const RTRACE_WASM = path.join(ROOT, "build", "bench_rtrace.wasm");
+// Built for the bench only (its tracing imports suit no proxy-wasm host), so kept out of build/.
+export const RTRACE_WASM = path.join(os.tmpdir(), "ai-fallback-bench_rtrace.wasm");
 
 /** The filter built as released, plus allocator tracing (AssemblyScript's rtrace hooks). */
 export function buildTraced() {
