@@ -43,10 +43,14 @@ export function parseStatus(s: string | null): i32 {
 
 /**
  * Query parameters that carry a credential (Gemini's `?key=`, Azure's `api-key`, OAuth's
- * `access_token`): dropped when a backup brings its own. Names compare case-insensitively and
- * percent-decoded, as a server might read them.
+ * `access_token`, Azure API Management's `subscription-key`, an AWS presigned request's
+ * signature, key id and session token): dropped when a backup brings its own. Names compare
+ * case-insensitively and percent-decoded, as a server might read them.
  */
-export const CREDENTIAL_QUERY_PARAMETERS = ["key", "api-key", "api_key", "access_token"];
+export const CREDENTIAL_QUERY_PARAMETERS = [
+  "key", "api-key", "api_key", "access_token", "subscription-key",
+  "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+];
 
 /**
  * The client's request headers as `backup` gets them, in the ABI's wire format in and out (the

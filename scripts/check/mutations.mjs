@@ -404,6 +404,13 @@ export const MUTATIONS = [
     tests: [UNIT_REPLAY, E2E_SECURITY],
   },
   {
+    name: "an AWS presigned request's signature and Azure API Management's subscription key reach a backup with its own credential",
+    file: "assembly/core/replay.ts",
+    find: "  \"key\", \"api-key\", \"api_key\", \"access_token\", \"subscription-key\",\n  \"x-amz-signature\", \"x-amz-credential\", \"x-amz-security-token\",\n",
+    replace: "  \"key\", \"api-key\", \"api_key\", \"access_token\",\n",
+    tests: [UNIT_REPLAY],
+  },
+  {
     name: "the client's cookie reaches a backup with its own credential",
     file: "assembly/core/replay.ts",
     find: "(backup.isCredentialHeader(name) || name == \"cookie\")",

@@ -92,6 +92,13 @@ describe("what a backup with its own credential never gets", () => {
     expect(out).toEqual([":method=POST", ":path=/v1beta/models/x:generateContent?alt=sse&keep=1", ":authority=gw", "x-custom=c", "authorization=Bearer mine"]);
   });
 
+  test("Azure API Management's subscription key and an AWS presigned request's signature, key id and token are dropped too", () => {
+    const path = "/v1/chat/completions?subscription-key=s1&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F1&" +
+      "X-Amz-Signature=abc&X-Amz-Security-Token=tok&X-Amz-Date=20261207T000000Z&keep=1";
+    const out = lines(w.replayHeaders(own, 0, client(path)));
+    expect(out).toContain(":path=/v1/chat/completions?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261207T000000Z&keep=1");
+  });
+
   test("every :path the map holds loses its credential parameters (the wire-format copy rewrites each in place)", () => {
     // Envoy never hands over two, but the copy must not depend on it: each is rewritten, none is sent as the client wrote it.
     const out = lines(w.replayHeaders(own, 0, [[":method", "POST"], [":path", "/a?key=k1&x=1"], [":path", "/b?api_key=k2"], ["x-big", "v".repeat(3000)]]));
