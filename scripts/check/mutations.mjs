@@ -411,6 +411,20 @@ export const MUTATIONS = [
     tests: [UNIT_REPLAY],
   },
   {
+    name: "a client that leaves mid-race keeps its place among hedge.maxInFlight",
+    file: "assembly/dispatch/fallback_stream.ts",
+    find: "    if (machine !== null) machine.finish();\n    this.leaveHedgePlace();\n",
+    replace: "    if (machine !== null) machine.finish();\n",
+    tests: [E2E_DISPATCH_HEDGE],
+  },
+  {
+    name: "streamed: a client that leaves mid-race keeps its place among hedge.maxInFlight",
+    file: "assembly/streamed/streamed_stream.ts",
+    find: "  onDone(): void {\n    this.leaveHedgePlace();\n  }\n",
+    replace: "  onDone(): void {\n  }\n",
+    tests: [E2E_STREAMED_HEDGE],
+  },
+  {
     name: "the client's cookie reaches a backup with its own credential",
     file: "assembly/core/replay.ts",
     find: "(backup.isCredentialHeader(name) || name == \"cookie\")",

@@ -4,7 +4,7 @@
 // dispatched call cannot be cancelled); else the backup's answer is served and the primary cancelled.
 // At most hedge.maxInFlight requests per worker race; past that, the primary is kept only as a last resort.
 const { startEnvoy, counter } = require("../support/envoy");
-const { request, sseEventTimes: eventTimes } = require("../support/client");
+const { request, abortAfter, sseEventTimes: eventTimes } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a" });
@@ -111,4 +111,30 @@ describe("dispatch mode: hedge (race a slow primary)", () => {
     console.log(`dispatch hedge bound: ${byPrimary} of 200 raced (maxInFlight ${LIMIT}), ${overLimit} over the limit`);
     await bounded.stop();
   }, 30000);
+
+  test("a client that leaves mid-race gives back its place, its copy and its stream: the next slow request races again", async () => {
+    const TIMEOUT = 400;
+    const single = await start(1, TIMEOUT);
+    // The primary and the backup both still silent when the client goes, 150 ms into the race; the
+    // backup's answer comes later still, for a request nobody waits for.
+    m.primary.behave({ sse: { events: EVENTS, firstDelayMs: 3000 } });
+    m.backupA.behave({ sse: { events: EVENTS, firstDelayMs: 600 } });
+    const before = await hedgeCounters(single);
+    const left = await abortAfter(single.port, { body: STREAM_CHAT, timeoutMs: 10000 }, TIMEOUT + 150);
+    expect(left.aborted).toBe(true);
+    expect(m.backupA.requests).toHaveLength(1); // the race had started
+    await sleep(1000); // the dropped backup's answer arrives
+    let stats = await single.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+    expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
+    // Its place among hedge.maxInFlight (1) is free: the next late primary is raced, not over the limit.
+    m.primary.behave({ sse: { events: EVENTS, firstDelayMs: 3 * TIMEOUT } });
+    m.backupA.behave({ sse: { events: EVENTS, firstDelayMs: 0.5 * TIMEOUT } });
+    const next = await request(single.port, { body: STREAM_CHAT, timeoutMs: 10000 });
+    expect(next.status).toBe(200);
+    expect(next.headers["x-served-by"]).toBe("backup-a");
+    const [started, , wonByBackup, overLimit] = (await hedgeCounters(single)).map((v, i) => v - before[i]);
+    expect([started, wonByBackup, overLimit]).toEqual([2, 1, 0]);
+    await single.stop();
+  }, 20000);
 });

@@ -4,7 +4,7 @@
 // served; the other is cancelled, and the report names it `hedge_lost`. At most hedge.maxInFlight
 // requests per worker race; past that, the primary is abandoned at the timeout as without `hedge`.
 const { startEnvoy, counter } = require("../support/envoy");
-const { request, sseEventTimes: eventTimes } = require("../support/client");
+const { request, abortAfter, sseEventTimes: eventTimes } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
 const { STREAM_CHAT, sseEvents, streamedBootstrapFor } = require("../support/streamed_fixtures");
 const { SERVICE_MARKER_HEADER } = require("../../../scripts/streamed_config_lib.cjs");
@@ -160,4 +160,29 @@ describe("streamed mode: hedge (race a slow primary)", () => {
     expect(next.headers["x-ai-fallback-attempts"]).toBe("primary;result=200, backup-a;model=backup-model-a;result=hedge_lost");
     await bounded.stop();
   }, 30000);
+
+  test("a client that leaves mid-race gives back its place: the next slow request races again, and the attempts are cancelled", async () => {
+    const TIMEOUT = 400;
+    const single = await startEnvoy({ bootstrap: streamedBootstrapFor(m, m.primary.port, plugin(1, TIMEOUT)) });
+    // Both still silent when the client goes, 150 ms into the race.
+    m.primary.behave({ sse: { events: EVENTS, firstDelayMs: 3000 } });
+    m.backupA.behave({ sse: { events: EVENTS, firstDelayMs: 600 } });
+    const before = await hedgeCounters(single);
+    const left = await abortAfter(single.port, { body: STREAM_CHAT, timeoutMs: 10000 }, TIMEOUT + 150);
+    expect(left.aborted).toBe(true);
+    await sleep(300);
+    expect(m.backupA.requests).toHaveLength(1); // the race had started
+    expect(m.primary.requests[0].cancelledAt).not.toBeNull();
+    expect(m.backupA.requests[0].cancelledAt).not.toBeNull();
+    // Its place among hedge.maxInFlight (1) is free: the next late primary is raced, not over the limit.
+    m.primary.behave({ sse: { events: EVENTS, firstDelayMs: 3 * TIMEOUT } });
+    m.backupA.behave({ sse: { events: EVENTS, firstDelayMs: 0.5 * TIMEOUT } });
+    const next = await request(single.port, { body: STREAM_CHAT, timeoutMs: 10000 });
+    expect(next.status).toBe(200);
+    expect(next.headers["x-served-by"]).toBe("backup-a");
+    const [started, , wonByBackup, overLimit] = (await hedgeCounters(single)).map((v, i) => v - before[i]);
+    expect([started, wonByBackup, overLimit]).toEqual([2, 1, 0]);
+    noMarkerLeft();
+    await single.stop();
+  }, 20000);
 });
