@@ -1,5 +1,5 @@
 // One vocabulary for a fallback's outcome in both modes (the dispatch filter, dispatch/fallback_stream.ts, and the
-// streamed mode's backup filters, upstream/upstream_stream.ts): the log line, and the same text as filter
+// streamed mode's backup filters, upstream/attempt_outcome.ts): the log line, and the same text as filter
 // state for Envoy's access log (`%FILTER_STATE(wasm.ai_fallback.outcome:PLAIN)%`). Pure; byte strings in
 // and out (labels are UTF-8 bytes, bytes.ts).
 

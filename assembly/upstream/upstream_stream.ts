@@ -1,206 +1,37 @@
 // The streamed mode's per-attempt glue: an upstream HTTP filter on one cluster of the chain.
 // Retrying and streaming the answer are Envoy's router's; this filter
-// - on a backup, rewrites the attempt's request for that backup (path, authority, credentials,
-//   headers; the body's model at its end), or, when the body's model cannot be rewritten for its
-//   override, empties the body and answers the attempt itself (skipped_attempt.ts);
+// - on a backup, rewrites the attempt's request for that backup (attempt_request.ts);
 // - on every attempt, notes its result in the request's attempt record (attempt_log.ts) when it
-//   fails, for the next attempt;
-// - on a backup's answer, reports the fallback in the response headers and counters.
-import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
-import { HttpContext } from "../abi/context";
-import { getHeader, getHeaders, getHeadersRaw, log, logBytes, logs, monotonicMs, removeHeader, replaceHeader, responseStatus, sendLocalResponse, setBufferBytes } from "../abi/hostcalls";
+//   fails, for the next attempt (attempt_outcome.ts);
+// - on a backup's answer, reports the fallback in the response headers and counters; with `hedge`,
+//   the first content decides the race of overlapping attempts (attempt_race.ts).
+// This file is the answer side: response headers, body, trailers and the attempt's end.
+import { DataAction, HeadersAction, MapType } from "../abi/enums";
+import { getHeadersRaw, removeHeader, replaceHeader, responseStatus, sendLocalResponse } from "../abi/hostcalls";
 import { serializedNamesWithPrefix, serializedStatus } from "../core/header_pairs";
-import { overBudget, showKeptBytes } from "../host/vm_budget";
 import { UpstreamConfig } from "../core/config/config";
 import { Header } from "../core/headers";
-import { Attempt, NOT_REWRITABLE, formatAttempts } from "../core/attempts";
-import { EVERY_SERVICE_FAILED, outcomeLogLine, outcomeText, servedBy } from "../core/fallback_outcome";
-import { publishOutcome } from "../host/outcome_state";
+import { NOT_REWRITABLE } from "../core/attempts";
 import { FirstPacketTiming, readHedgeTiming } from "../host/first_packet_signal";
-import { RewriteOutcome } from "../core/model_rewrite";
 import { HEADER_ATTEMPTS, HEADER_MODEL, HEADER_SERVICE, HEADER_TRIGGER, REPORT_HEADER_PREFIX } from "../core/replay";
-import { HeldError, failedResult, markForRetry, primaryErrorNeedsBody, recordsAround } from "./attempt_error_meaning";
-import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "../core/attempt_headers";
-import { AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE, RESULT_RETRY, RESULT_UNKNOWN, RequestIdentity } from "./attempt_log";
-import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
-import { RaceEntry, joinRecord, primaryWinsOpenRace, reportedAttempts, winRace } from "./hedge_race";
-import { answerUnknownService, sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
-import { UpstreamMetrics } from "./upstream_metrics";
+import { HeldError, failedResult, markForRetry, primaryErrorNeedsBody } from "./attempt_error_meaning";
+import { AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE } from "./attempt_log";
+import { reportedAttempts, winRace } from "./hedge_race";
+import { answerUnknownService } from "./service_marker";
 import { requestIdentity } from "./request_identity";
 import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./skipped_attempt";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
-import { keepForNextAttempt } from "./attempt_keeper";
+import { AttemptRequest } from "./attempt_request";
 
-const PRIMARY_LABEL = "primary";
-/** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
-const LOGGED_ID_CHARS = 128;
-
-export class UpstreamStream extends HttpContext {
-  private rewriting: bool = false;
-  /** The primary's request is one the route retries: a failed attempt leaves a record. */
-  private recordable: bool = false;
-  /** The request the attempt belongs to, once read (the key of its attempt record). */
-  private owner: RequestIdentity | null = null;
-  /** The request's x-request-id for the log lines, at most LOGGED_ID_CHARS ("" = none or not logged). */
-  private requestId: string = "";
-  /** The host wrote info lines when this backup's attempt began: asked once per attempt, not again for its outcome line. */
-  private logsInfo: bool = false;
-  /** The earlier attempts' results, taken from the log (backups only). */
-  private record: AttemptRecord | null = null;
+export class UpstreamStream extends AttemptRequest {
   /** Response headers arrived, or the result was noted: onDone has nothing left to do. */
   private settled: bool = false;
   /** The primary's 2xx headers came; its end has not. */
   private unfinished2xx: bool = false;
-  /** This override backup's attempt is skipped ("" = not): its result, e.g. not_rewritable. */
-  private skipped: string = "";
-  /** The attempt's configuration: the root's, or (one-cluster layout) its service's, once the request headers came. */
-  private config: UpstreamConfig | null = null;
-  /** Its backup's counters (null on the primary). */
-  private metrics: UpstreamMetrics | null = null;
-  /** Attempts may overlap (hedge): this backup's place in the request's shared record. */
-  private race: RaceEntry | null = null;
-  /** The primary's 2xx status, while its first body byte may still decide a race. */
-  private status2xx: i32 = 0;
-  /** The marker named no service this filter knows: nothing of the client's goes out, and its answer is replaced. */
-  private unknownService: bool = false;
   private heldError: HeldError | null = null; // the primary's 4xx, held until its body says what it means
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
-  }
-
-  private get upstreamRoot(): UpstreamRoot {
-    return this.root as UpstreamRoot;
-  }
-
-  /**
-   * The attempt's configuration. One-cluster layout: its service's, as the marker names it; a missing
-   * or unknown marker fails closed (no backup's credentials are added, the client's are removed, the
-   * body is emptied, and the answer is replaced by an error).
-   */
-  private chooseConfig(): UpstreamConfig | null {
-    const root = this.upstreamRoot;
-    const services = root.services;
-    if (services == null) {
-      this.metrics = root.metrics;
-      return root.config;
-    }
-    const name = takeServiceMarker();
-    const index = name === null ? -1 : services.names.indexOf(name);
-    if (index < 0) {
-      this.unknownService = true;
-      sendNothingOfTheClient(name, root.credentialHeaders);
-      return null;
-    }
-    this.metrics = root.serviceMetrics[index];
-    return services.configs[index];
-  }
-
-  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
-    const config = this.chooseConfig();
-    this.config = config;
-    if (config == null) return HeadersAction.Continue;
-    const backup = config.backup;
-    if (backup == null) {
-      // The primary: a request the route does not retry leaves no record (it would wait for nobody).
-      // Which request it is is read only if it fails (the happy path reads nothing more). The method
-      // cannot wait for that: Envoy lets a filter read the request's headers only in their callback.
-      const method = getHeader(MapType.HttpRequestHeaders, ":method");
-      this.recordable = method !== null && config.methods.includes(method);
-      return HeadersAction.Continue;
-    }
-    // A backup: the fallback is under way. The log line's id, then what the attempts before this one left.
-    this.logsInfo = logs(LogLevel.Info);
-    if (this.logsInfo) {
-      const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
-      if (requestId !== null) this.requestId = requestId.length > LOGGED_ID_CHARS ? requestId.slice(0, LOGGED_ID_CHARS) + "..." : requestId;
-    }
-    let record: AttemptRecord | null = null;
-    const metrics = this.metrics!;
-    if (config.hedge) {
-      // Attempts may overlap: this one joins the request's shared record (hedge_race.ts).
-      const owner = requestIdentity();
-      this.owner = owner;
-      const race = joinRecord(attemptLog, owner, config.attempt, backup.serviceLabel, backup.modelLabel, monotonicMs());
-      this.race = race;
-      record = race.record;
-      showKeptBytes();
-      if (race.hedge) {
-        const hedges = this.upstreamRoot.hedges!;
-        hedges.count(hedges.started);
-      }
-    } else if (recordsAround(config)) {
-      const owner = requestIdentity();
-      this.owner = owner;
-      if (owner !== null) record = attemptLog.take(owner);
-      if (record !== null) showKeptBytes();
-    }
-    if (record == null) record = new AttemptRecord();
-    record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
-    this.record = record;
-    if (config.attempt == 2) {
-      metrics.count(metrics.started);
-      metrics.countTrigger(record.trigger());
-    }
-
-    const current = editsReadClientHeaders(backup) ? getHeaders(MapType.HttpRequestHeaders) : NO_HEADERS;
-    const edits = attemptHeaderEdits(current, backup, config.earlierBackupHeaders);
-    for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
-    for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
-    // Only calls that go out count (an override backup's, once its body's model is written).
-    if (backup.modelLiteral === null) {
-      metrics.count(metrics.backupCalls);
-      return HeadersAction.Continue;
-    }
-    if (endOfStream) {
-      // No body: no model to rewrite.
-      this.skipNotRewritable(config);
-      return HeadersAction.Continue;
-    }
-    // The headers go on (holding them would need allow_on_headers_stop_iteration, or no body would
-    // come); the body waits for its rewrite, and one not rewritten never leaves.
-    this.rewriting = true;
-    return HeadersAction.Continue;
-  }
-
-  onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
-    if (this.unknownService) {
-      // Fail closed: none of the client's body goes to a service this filter cannot name.
-      if (!endOfStream) return DataAction.StopIterationAndBuffer;
-      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
-      return DataAction.Continue;
-    }
-    if (!this.rewriting) return DataAction.Continue;
-    // The model may sit anywhere in the body: rewrite it whole, once it is all here.
-    if (!endOfStream) return DataAction.StopIterationAndBuffer;
-    this.rewriting = false;
-    const config = this.config!;
-    const backup = config.backup!;
-    const outcome = rewriteBody(bodySize, backup.modelLiteral!);
-    // Fail closed: a body that still carries the client's model never reaches an override backup.
-    if (outcome == RewriteOutcome.NotJsonObject || outcome == RewriteOutcome.NoModel) {
-      this.skipNotRewritable(config);
-      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
-      return DataAction.Continue;
-    }
-    if (outcome == BODY_OVER_BUDGET) {
-      overBudget("streamed backup " + backup.serviceLabel + ": no room to rewrite the model of a " + bodySize.toString() +
-        "-byte body; it gets an empty body, its answer is dropped, the chain goes on", this.requestIdSuffix());
-      this.skipped = RESULT_OVER_BUDGET;
-      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
-      return DataAction.Continue;
-    }
-    const metrics = this.metrics!;
-    metrics.count(metrics.backupCalls);
-    return DataAction.Continue;
-  }
-
-  private skipNotRewritable(config: UpstreamConfig): void {
-    const metrics = this.metrics!;
-    metrics.count(metrics.notRewritable);
-    log(LogLevel.Info, "streamed backup " + config.backup!.serviceLabel + ": the request body has no top-level JSON \"model\" to rewrite to " +
-      config.backup!.modelLabel + "; it gets an empty body, its answer is dropped, the chain goes on" + this.requestIdSuffix());
-    this.skipped = NOT_REWRITABLE;
   }
 
   /**
@@ -225,10 +56,6 @@ export class UpstreamStream extends HttpContext {
     const body = skippedReplyBody(status, why);
     sendLocalResponse(<u32>status, SKIPPED_REPLY_DETAILS, changetype<usize>(body), body.byteLength, headers);
     return HeadersAction.StopIteration;
-  }
-
-  private requestIdSuffix(): string {
-    return this.requestId.length > 0 ? " x-request-id=" + this.requestId : "";
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
@@ -293,13 +120,6 @@ export class UpstreamStream extends HttpContext {
     return HeadersAction.Continue;
   }
 
-  /** A backup's result: in its place in a shared record (hedge), else appended. */
-  private noteResult(record: AttemptRecord, service: string, model: string, result: string): void {
-    const race = this.race;
-    if (race !== null) record.attempts[race.index].result = result;
-    else record.attempts.push(new Attempt(service, model, result));
-  }
-
   onResponseBody(bodySize: u32, endOfStream: bool): DataAction {
     if (this.heldError !== null) return this.heldErrorBody(bodySize, endOfStream);
     // The primary's first body byte passes on to the guard, which lets its headers go: if a backup
@@ -311,36 +131,6 @@ export class UpstreamStream extends HttpContext {
     }
     if (endOfStream) this.unfinished2xx = false;
     return DataAction.Continue;
-  }
-
-  /** A racing backup's first content: it wins unless the race was decided; its held headers get the final report. */
-  private backupWins(): void {
-    const config = this.config!;
-    const record = this.record!;
-    const race = this.race!;
-    if (record.decided) return;
-    record.attempts[race.index].result = this.status2xx.toString();
-    if (winRace(attemptLog, this.owner, race)) {
-      const hedges = this.upstreamRoot.hedges!;
-      hedges.count(hedges.wonByBackup);
-    }
-    replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
-    if (!config.hideTopology) replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
-    this.settle(config, record, false, true, false);
-  }
-
-  /** The primary's first content came while backups raced it: they lose; its answer says so. */
-  private primaryWins(): void {
-    const config = this.config!;
-    if (!config.hedge) return;
-    const record = primaryWinsOpenRace(attemptLog, requestIdentity(), this.status2xx);
-    if (record === null) return;
-    const hedges = this.upstreamRoot.hedges!;
-    hedges.count(hedges.wonByPrimary);
-    // Its headers are still held here: the report goes out with them.
-    replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
-    if (!config.hideTopology) replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));
-    this.logOutcome(servedBy(PRIMARY_LABEL, "pass-through") + ", which won the race", record);
   }
 
   onResponseTrailers(trailerCount: u32): HeadersAction {
@@ -398,52 +188,5 @@ export class UpstreamStream extends HttpContext {
     const skipped = this.skipped.length > 0;
     this.noteResult(record, backup.serviceLabel, backup.modelLabel, skipped ? this.skipped : RESULT_NO_RESPONSE);
     this.settle(config, record, true, !skipped, true);
-  }
-
-  /**
-   * A backup's attempt is over: count it, and hand the record on or log the outcome. `called`: the
-   * backup was called (a skipped one did not fail); `atEnd`: at the attempt's teardown.
-   */
-  private settle(config: UpstreamConfig, record: AttemptRecord, failed: bool, called: bool, atEnd: bool): void {
-    const metrics = this.metrics!;
-    if (!failed) {
-      metrics.count(metrics.answered);
-      metrics.count(metrics.servedByBackup);
-      this.logOutcome(servedBy(config.backup!.serviceLabel, config.backup!.modelLabel), record);
-      return;
-    }
-    if (called) metrics.count(metrics.failed);
-    // Another attempt still runs (hedge): the chain is not over, whichever attempt this is.
-    const race = this.race;
-    if (config.attempt < config.attempts || (race !== null && record.otherPending(race.index))) {
-      this.store(record, atEnd);
-      return;
-    }
-    metrics.count(metrics.exhausted);
-    if (race !== null && this.owner !== null) {
-      attemptLog.decide(record);
-      attemptLog.drop(this.owner!, record);
-    }
-    this.logOutcome(EVERY_SERVICE_FAILED, record);
-  }
-
-  /** The primary failed: start the record the first backup's filter takes. */
-  private leaveForNext(config: UpstreamConfig, record: AttemptRecord, result: string, atEnd: bool): void {
-    if (config.attempt >= config.attempts || !this.recordable) return;
-    record.attempts.push(new Attempt(PRIMARY_LABEL, "", result));
-    this.store(record, atEnd);
-  }
-
-  /** Leaves `record` for the request's next attempt (attempt_keeper.ts). */
-  private store(record: AttemptRecord, atEnd: bool): void {
-    keepForNextAttempt(this.owner, record, atEnd, this.requestIdSuffix());
-  }
-
-  /** The outcome in the dispatch mode's words (fallback_outcome.ts): filter state for the access log, and the info line. */
-  private logOutcome(outcome: string, record: AttemptRecord): void {
-    const text = outcomeText(outcome, record.trigger(), formatAttempts(record.attempts));
-    publishOutcome(text);
-    if (!this.logsInfo) return;
-    logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));
   }
 }

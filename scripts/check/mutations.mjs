@@ -62,7 +62,7 @@ export const MUTATIONS = [
   },
   {
     name: "one vocabulary: the streamed mode leaves the outcome out of the access log (no filter state)",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_outcome.ts",
     find: "    publishOutcome(text);\n    if (!this.logsInfo) return;",
     replace: "    if (!this.logsInfo) return;",
     tests: [E2E_OUTCOME_VOCABULARY],
@@ -482,14 +482,14 @@ export const MUTATIONS = [
   },
   {
     name: "streamed: a body whose model could not be rewritten reaches the override backup as it is",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_request.ts",
     find: "      this.skipNotRewritable(config);\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n",
     replace: "      this.skipNotRewritable(config);\n",
     tests: [E2E_NOT_REWRITABLE],
   },
   {
     name: "streamed: a body over the memory budget reaches the override backup as it is",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_request.ts",
     find: "      this.skipped = RESULT_OVER_BUDGET;\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n",
     replace: "      this.skipped = RESULT_OVER_BUDGET;\n",
     tests: [E2E_STREAMED_FIRST_PACKET],
@@ -573,7 +573,7 @@ export const MUTATIONS = [
   },
   {
     name: "streamed mode: a backup's failed attempt is counted as answered and served",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_outcome.ts",
     find: "    if (!failed) {\n      metrics.count(metrics.answered);",
     replace: "    if (true) {\n      metrics.count(metrics.answered);",
     tests: [E2E_STREAMED],
@@ -699,7 +699,7 @@ export const MUTATIONS = [
   },
   {
     name: "lean streamed mode: a backup reports the primary as unknown instead of retried",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_request.ts",
     find: "config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY",
     replace: "RESULT_UNKNOWN",
     tests: [E2E_STREAMED_LEAN],
@@ -713,7 +713,7 @@ export const MUTATIONS = [
   },
   {
     name: "lean streamed mode: the last backup's filter never reads x-request-id (its info line says none)",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_request.ts",
     find: "    if (this.logsInfo) {\n      const requestId = getHeader(",
     replace: "    if (false) {\n      const requestId = getHeader(",
     tests: [E2E_STREAMED_LEAN],
@@ -1124,15 +1124,15 @@ export const MUTATIONS = [
   },
   {
     name: "streamed hedge: the primary's win is not reported on its answer",
-    file: "assembly/upstream/upstream_stream.ts",
+    file: "assembly/upstream/attempt_race.ts",
     find: "    if (!config.hideTopology) replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, formatAttempts(record.attempts));\n",
     replace: "",
     tests: [E2E_STREAMED_HEDGE],
   },
   {
     name: "streamed hedge: hedges started are not counted",
-    file: "assembly/upstream/upstream_stream.ts",
-    find: "        hedges.count(hedges.started);\n",
+    file: "assembly/upstream/attempt_race.ts",
+    find: "      hedges.count(hedges.started);\n",
     replace: "",
     tests: [E2E_STREAMED_HEDGE],
   },

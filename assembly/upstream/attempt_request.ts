@@ -1,0 +1,155 @@
+// The request side of one attempt of the streamed chain: which service's configuration applies (the
+// marker of the one-cluster layout, service_marker.ts), the record the attempts before it left, and,
+// on a backup, the request rewritten for it (path, authority, credentials, headers; the body's model at
+// its end), or, when the body's model cannot be rewritten for its override, the body emptied and the
+// attempt marked skipped (its answer is replaced: upstream_stream.ts, skipped_attempt.ts).
+import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
+import { getHeader, getHeaders, log, logs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
+import { overBudget, showKeptBytes } from "../host/vm_budget";
+import { UpstreamConfig } from "../core/config/config";
+import { NOT_REWRITABLE } from "../core/attempts";
+import { RewriteOutcome } from "../core/model_rewrite";
+import { recordsAround } from "./attempt_error_meaning";
+import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "../core/attempt_headers";
+import { AttemptRecord, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
+import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
+import { sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
+import { requestIdentity } from "./request_identity";
+import { UpstreamRoot, attemptLog } from "./upstream_root";
+import { AttemptRace } from "./attempt_race";
+
+/** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
+const LOGGED_ID_CHARS = 128;
+
+export class AttemptRequest extends AttemptRace {
+  private rewriting: bool = false;
+  /** This override backup's attempt is skipped ("" = not): its result, e.g. not_rewritable. */
+  protected skipped: string = "";
+  /** The marker named no service this filter knows: nothing of the client's goes out, and its answer is replaced. */
+  protected unknownService: bool = false;
+
+  constructor(id: u32, root: UpstreamRoot) {
+    super(id, root);
+  }
+
+  /**
+   * The attempt's configuration. One-cluster layout: its service's, as the marker names it; a missing
+   * or unknown marker fails closed (no backup's credentials are added, the client's are removed, the
+   * body is emptied, and the answer is replaced by an error).
+   */
+  private chooseConfig(): UpstreamConfig | null {
+    const root = this.upstreamRoot;
+    const services = root.services;
+    if (services == null) {
+      this.metrics = root.metrics;
+      return root.config;
+    }
+    const name = takeServiceMarker();
+    const index = name === null ? -1 : services.names.indexOf(name);
+    if (index < 0) {
+      this.unknownService = true;
+      sendNothingOfTheClient(name, root.credentialHeaders);
+      return null;
+    }
+    this.metrics = root.serviceMetrics[index];
+    return services.configs[index];
+  }
+
+  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    const config = this.chooseConfig();
+    this.config = config;
+    if (config == null) return HeadersAction.Continue;
+    const backup = config.backup;
+    if (backup == null) {
+      // The primary: a request the route does not retry leaves no record (it would wait for nobody).
+      // Which request it is is read only if it fails (the happy path reads nothing more). The method
+      // cannot wait for that: Envoy lets a filter read the request's headers only in their callback.
+      const method = getHeader(MapType.HttpRequestHeaders, ":method");
+      this.recordable = method !== null && config.methods.includes(method);
+      return HeadersAction.Continue;
+    }
+    // A backup: the fallback is under way. The log line's id, then what the attempts before this one left.
+    this.logsInfo = logs(LogLevel.Info);
+    if (this.logsInfo) {
+      const requestId = getHeader(MapType.HttpRequestHeaders, "x-request-id");
+      if (requestId !== null) this.requestId = requestId.length > LOGGED_ID_CHARS ? requestId.slice(0, LOGGED_ID_CHARS) + "..." : requestId;
+    }
+    let record: AttemptRecord | null = null;
+    const metrics = this.metrics!;
+    if (config.hedge) {
+      // Attempts may overlap: this one joins the request's shared record (attempt_race.ts).
+      record = this.joinRace(config, backup);
+    } else if (recordsAround(config)) {
+      const owner = requestIdentity();
+      this.owner = owner;
+      if (owner !== null) record = attemptLog.take(owner);
+      if (record !== null) showKeptBytes();
+    }
+    if (record == null) record = new AttemptRecord();
+    record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
+    this.record = record;
+    if (config.attempt == 2) {
+      metrics.count(metrics.started);
+      metrics.countTrigger(record.trigger());
+    }
+
+    const current = editsReadClientHeaders(backup) ? getHeaders(MapType.HttpRequestHeaders) : NO_HEADERS;
+    const edits = attemptHeaderEdits(current, backup, config.earlierBackupHeaders);
+    for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
+    for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
+    // Only calls that go out count (an override backup's, once its body's model is written).
+    if (backup.modelLiteral === null) {
+      metrics.count(metrics.backupCalls);
+      return HeadersAction.Continue;
+    }
+    if (endOfStream) {
+      // No body: no model to rewrite.
+      this.skipNotRewritable(config);
+      return HeadersAction.Continue;
+    }
+    // The headers go on (holding them would need allow_on_headers_stop_iteration, or no body would
+    // come); the body waits for its rewrite, and one not rewritten never leaves.
+    this.rewriting = true;
+    return HeadersAction.Continue;
+  }
+
+  onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
+    if (this.unknownService) {
+      // Fail closed: none of the client's body goes to a service this filter cannot name.
+      if (!endOfStream) return DataAction.StopIterationAndBuffer;
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      return DataAction.Continue;
+    }
+    if (!this.rewriting) return DataAction.Continue;
+    // The model may sit anywhere in the body: rewrite it whole, once it is all here.
+    if (!endOfStream) return DataAction.StopIterationAndBuffer;
+    this.rewriting = false;
+    const config = this.config!;
+    const backup = config.backup!;
+    const outcome = rewriteBody(bodySize, backup.modelLiteral!);
+    // Fail closed: a body that still carries the client's model never reaches an override backup.
+    if (outcome == RewriteOutcome.NotJsonObject || outcome == RewriteOutcome.NoModel) {
+      this.skipNotRewritable(config);
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      return DataAction.Continue;
+    }
+    if (outcome == BODY_OVER_BUDGET) {
+      overBudget("streamed backup " + backup.serviceLabel + ": no room to rewrite the model of a " + bodySize.toString() +
+        "-byte body; it gets an empty body, its answer is dropped, the chain goes on", this.requestIdSuffix());
+      this.skipped = RESULT_OVER_BUDGET;
+      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      return DataAction.Continue;
+    }
+    const metrics = this.metrics!;
+    metrics.count(metrics.backupCalls);
+    return DataAction.Continue;
+  }
+
+  private skipNotRewritable(config: UpstreamConfig): void {
+    const metrics = this.metrics!;
+    metrics.count(metrics.notRewritable);
+    log(LogLevel.Info, "streamed backup " + config.backup!.serviceLabel + ": the request body has no top-level JSON \"model\" to rewrite to " +
+      config.backup!.modelLabel + "; it gets an empty body, its answer is dropped, the chain goes on" + this.requestIdSuffix());
+    this.skipped = NOT_REWRITABLE;
+  }
+}
