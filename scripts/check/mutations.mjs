@@ -425,6 +425,13 @@ export const MUTATIONS = [
     tests: [E2E_STREAMED_HEDGE],
   },
   {
+    name: "cooldown: a worker claims the probe from its cached table, not the shared one (two probes at once)",
+    file: "assembly/host/cooldown_store.ts",
+    find: "        if (admission(state, nowMs) == Admission.Probe) claimProbe(state, nowMs, leaseMs);\n",
+    replace: "        if (admission(this.table.has(service) ? this.table.get(service) : state, nowMs) == Admission.Probe) claimProbe(state, nowMs, leaseMs);\n",
+    tests: ["tests/e2e/dispatch/cooldown_workers.test.js"],
+  },
+  {
     name: "the client's cookie reaches a backup with its own credential",
     file: "assembly/core/replay.ts",
     find: "(backup.isCredentialHeader(name) || name == \"cookie\")",
