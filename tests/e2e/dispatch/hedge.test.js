@@ -6,6 +6,7 @@
 const { startEnvoy, counter } = require("../support/envoy");
 const { request, abortAfter, sseEventTimes: eventTimes } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
+const { hedgeCounters, raceOneLatePrimary } = require("../support/hedge_checks");
 
 const m = useMocks({ primary: "primary", backupA: "backup-a" });
 let envoy;
@@ -31,10 +32,6 @@ beforeAll(async () => {
   await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 10000 });
 }, 30000);
 
-const hedgeCounters = async (e) => {
-  const stats = await e.stats();
-  return ["started", "won_by_primary", "won_by_backup", "over_limit"].map((n) => counter(stats, `wasmcustom.ai_fallback.hedge.${n}`));
-};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe("dispatch mode: hedge (race a slow primary)", () => {
@@ -128,12 +125,10 @@ describe("dispatch mode: hedge (race a slow primary)", () => {
     expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
     expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
     // Its place among hedge.maxInFlight (1) is free: the next late primary is raced, not over the limit.
-    m.primary.behave({ sse: { events: EVENTS, firstDelayMs: 3 * TIMEOUT } });
-    m.backupA.behave({ sse: { events: EVENTS, firstDelayMs: 0.5 * TIMEOUT } });
-    const next = await request(single.port, { body: STREAM_CHAT, timeoutMs: 10000 });
+    const { res: next, grew } = await raceOneLatePrimary({ envoy: single, mocks: m, events: EVENTS, body: STREAM_CHAT, timeoutMs: TIMEOUT, before });
     expect(next.status).toBe(200);
     expect(next.headers["x-served-by"]).toBe("backup-a");
-    const [started, , wonByBackup, overLimit] = (await hedgeCounters(single)).map((v, i) => v - before[i]);
+    const [started, , wonByBackup, overLimit] = grew;
     expect([started, wonByBackup, overLimit]).toEqual([2, 1, 0]);
     await single.stop();
   }, 20000);

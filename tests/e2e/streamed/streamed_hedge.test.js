@@ -3,9 +3,10 @@
 // router starts the backup while the primary keeps going. Whichever sends its first content first is
 // served; the other is cancelled, and the report names it `hedge_lost`. At most hedge.maxInFlight
 // requests per worker race; past that, the primary is abandoned at the timeout as without `hedge`.
-const { startEnvoy, counter } = require("../support/envoy");
+const { startEnvoy } = require("../support/envoy");
 const { request, abortAfter, sseEventTimes: eventTimes } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
+const { hedgeCounters, raceOneLatePrimary } = require("../support/hedge_checks");
 const { STREAM_CHAT, sseEvents, streamedBootstrapFor } = require("../support/streamed_fixtures");
 const { SERVICE_MARKER_HEADER } = require("../../../scripts/streamed_config_lib.cjs");
 
@@ -32,10 +33,6 @@ beforeAll(async () => {
   envoy = await startEnvoy({ bootstrap: streamedBootstrapFor(m, m.primary.port, plugin(10)) });
 }, 30000);
 
-const hedgeCounters = async (e) => {
-  const stats = await e.stats();
-  return ["started", "won_by_primary", "won_by_backup", "over_limit"].map((n) => counter(stats, `wasmcustom.ai_fallback.hedge.${n}`));
-};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const noMarkerLeft = () => {
   for (const mock of [m.primary, m.backupA, m.backupB]) for (const r of mock.requests) expect(r.headers[SERVICE_MARKER_HEADER]).toBeUndefined();
@@ -175,12 +172,10 @@ describe("streamed mode: hedge (race a slow primary)", () => {
     expect(m.primary.requests[0].cancelledAt).not.toBeNull();
     expect(m.backupA.requests[0].cancelledAt).not.toBeNull();
     // Its place among hedge.maxInFlight (1) is free: the next late primary is raced, not over the limit.
-    m.primary.behave({ sse: { events: EVENTS, firstDelayMs: 3 * TIMEOUT } });
-    m.backupA.behave({ sse: { events: EVENTS, firstDelayMs: 0.5 * TIMEOUT } });
-    const next = await request(single.port, { body: STREAM_CHAT, timeoutMs: 10000 });
+    const { res: next, grew } = await raceOneLatePrimary({ envoy: single, mocks: m, events: EVENTS, body: STREAM_CHAT, timeoutMs: TIMEOUT, before });
     expect(next.status).toBe(200);
     expect(next.headers["x-served-by"]).toBe("backup-a");
-    const [started, , wonByBackup, overLimit] = (await hedgeCounters(single)).map((v, i) => v - before[i]);
+    const [started, , wonByBackup, overLimit] = grew;
     expect([started, wonByBackup, overLimit]).toEqual([2, 1, 0]);
     noMarkerLeft();
     await single.stop();
