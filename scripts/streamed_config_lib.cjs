@@ -226,6 +226,8 @@ function attemptConfig(plugin, attempt, primaryFilter = true) {
     if (earlier.length > 0) config.earlierBackupHeaders = earlier;
   }
   if (attempt > 1) config.backup = plugin.backups[attempt - 2];
+  // Each attempt's filter records its service's failures and answers in the shared cooldown table.
+  if (plugin.cooldown !== undefined) config.cooldown = plugin.cooldown;
   return config;
 }
 
@@ -364,6 +366,43 @@ function streamedDownstreamFilter(plugin, wasmPath) {
   return wasmFilter("ai-fallback-streamed", STREAMED_ROOT_ID, plugin, wasmPath, true);
 }
 
+/** The property the downstream role sets to start a request's chain past cooling services (assembly/host/streamed_start_signal.ts). */
+const START_FILTER_STATE = "wasm.ai_fallback.start";
+
+/**
+ * cooldown: one route per later start of the chain, before the retrying route. The downstream role
+ * (ai-fallback-streamed, the last filter before the router) sets the filter state
+ * `wasm.ai_fallback.start` to the attempt the chain starts at, past the services that cool, and
+ * clears the route cache; no client can set filter state. The router runs after every filter, so a
+ * request a filter refuses never reaches a backup. The chain's last service is always a start.
+ */
+function cooldownRoutes(route, names, methodMatch, requestBodyBufferLimit) {
+  const out = [];
+  for (let attempt = 2; attempt <= names.length; attempt++) {
+    const groups = route.inline_cluster_specifier_plugin.extension.typed_config.priority_groups.slice(attempt - 1);
+    out.push({
+      match: { prefix: "/", headers: [methodMatch], filter_state: [{ key: START_FILTER_STATE, string_match: { exact: String(attempt) } }] },
+      request_body_buffer_limit: requestBodyBufferLimit,
+      route: {
+        ...route,
+        inline_cluster_specifier_plugin: { extension: { ...route.inline_cluster_specifier_plugin.extension,
+          typed_config: { ...route.inline_cluster_specifier_plugin.extension.typed_config, priority_groups: groups } } },
+        retry_policy: { ...route.retry_policy, num_retries: names.length - attempt },
+      },
+    });
+  }
+  return out;
+}
+
+/** The plugin's cooldown section, checked here for what the module cannot check (it names the primary for every role). */
+function cooldownSection(plugin, primary) {
+  const c = plugin.cooldown;
+  if (c === undefined) return undefined;
+  if (c === null || typeof c !== "object" || Array.isArray(c)) refuse("cooldown", `must be an object like {"failures": 3, "window": 10000, "duration": 30000}, got ${JSON.stringify(c)}`);
+  if (c.primary !== undefined && c.primary !== primary) refuse("cooldown.primary", `set by the generator to clusters.primary (${JSON.stringify(primary)}); leave it out`);
+  return { ...c, primary };
+}
+
 /** firstPacketTimeout in ms (0 = off), checked as the module checks it. */
 function firstPacketTimeoutMs(plugin) {
   const v = plugin.firstPacketTimeout;
@@ -458,8 +497,9 @@ function cluster(name, address, filters, maxRetries, caBundle) {
  * streamed mode: no filter on the primary's cluster, so the happy path never enters the module, and
  * a backup's report cannot say why the primary was left: trigger "retry"; needs firstPacketTimeout off).
  */
-function streamedConfig(plugin, clusters, opts = {}) {
-  if (plugin === null || typeof plugin !== "object") refuse("configuration", "must be a JSON object");
+function streamedConfig(pluginIn, clusters, opts = {}) {
+  if (pluginIn === null || typeof pluginIn !== "object") refuse("configuration", "must be a JSON object");
+  let plugin = pluginIn;
   if (plugin._rules_ !== undefined) refuse("_rules_", "streamed mode: one route per generated configuration; generate one per rule");
   if (plugin.backendErrorsOnly === false) {
     refuse("backendErrorsOnly", "streamed mode: must be true (or absent): the gateway's own replies never reach the router's retries");
@@ -470,6 +510,8 @@ function streamedConfig(plugin, clusters, opts = {}) {
   if (typeof clusters.primary !== "string" || clusters.primary === "") refuse("clusters.primary", "required: the primary's cluster name");
   const addresses = clusters.addresses ?? {};
   const names = [clusters.primary, ...plugin.backups.map((b) => b.service)];
+  const cooldown = cooldownSection(plugin, clusters.primary);
+  if (cooldown !== undefined) plugin = { ...plugin, cooldown };
   if (new Set(names).size !== names.length) refuse("backups", "streamed mode: every attempt needs its own cluster (a cluster has one upstream filter configuration); names repeat: " + names.join(", "));
   for (const n of names) if (addresses[n] === undefined) refuse(`clusters.addresses.${n}`, "required: \"host:port\" or \"https://host[:port]\"");
   const wasmPath = opts.wasmPath ?? "ai_fallback.wasm";
@@ -513,7 +555,15 @@ function streamedConfig(plugin, clusters, opts = {}) {
   if (!primaryFilter && firstPacket) {
     refuse("firstPacketTimeout", "needs the primary's filters (the guard holds its first packet): set it to 0, or generate without --no-primary-filter");
   }
+  if (!primaryFilter && cooldown !== undefined) {
+    refuse("cooldown", "needs the primary's filter (it records the primary's failures): leave it out, or generate without --no-primary-filter");
+  }
   const hedge = hedgeMaxInFlight(plugin) > 0;
+  if (hedge && cooldown !== undefined) {
+    // A later start of the chain would need its own services cluster, its priority levels from that service on.
+    refuse("cooldown", "not together with hedge in the streamed mode (a chain started past a cooling service has no priority " +
+      "levels of its own to race on): remove hedge or cooldown, or use the dispatch mode, which has both");
+  }
   if (hedge) {
     // One cluster, the services its priority levels: the next attempt (retry or hedge) goes to the next
     // level. No cluster specifier; the primary keeps a plain cluster of its own for the other methods.
@@ -539,17 +589,21 @@ function streamedConfig(plugin, clusters, opts = {}) {
       return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries, caBundle);
     });
   // The connection manager's filters before the router.
-  const httpFilters = firstPacket ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
+  const httpFilters = firstPacket || cooldown !== undefined ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
+  const methodMatch = { name: ":method", string_match: { safe_regex: { regex: methods.join("|") } } };
+  const requestBodyBufferLimit = Math.max(opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
+    firstPacket && Number.isInteger(plugin.maxRequestBodyBytes) ? plugin.maxRequestBodyBytes : 0);
   return {
     route,
+    // With cooldown: the routes that start the chain past cooling services, before the retrying route.
+    cooldown_routes: cooldown === undefined ? [] : cooldownRoutes(route, names, methodMatch, requestBodyBufferLimit),
     // Only model-API requests fall back (the methods in `methods`, POST by default): the retrying route
     // matches them; every other request goes to the primary alone, as in the dispatch mode.
-    method_match: { name: ":method", string_match: { safe_regex: { regex: methods.join("|") } } },
+    method_match: methodMatch,
     primary_only_route: { cluster: clusters.primary, timeout: "0s" },
     // The ai-fallback-streamed role holds a body up to maxRequestBodyBytes under this limit (past it
     // Envoy would answer 413), and a retry needs the whole body: never less than maxRequestBodyBytes.
-    request_body_buffer_limit: Math.max(opts.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES,
-      firstPacket && Number.isInteger(plugin.maxRequestBodyBytes) ? plugin.maxRequestBodyBytes : 0),
+    request_body_buffer_limit: requestBodyBufferLimit,
     // On the virtual host: Envoy tells the client how many attempts were made (x-envoy-attempt-count);
     // the retry markers (an error meaning's, the guard's stream error) of an answer no attempt followed never reach it.
     virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER, STREAM_ERROR_HEADER] },
@@ -579,9 +633,10 @@ function clientAddressOptions(xffNumTrustedHops) {
  * opts also: adminPort, listenAddress, listenPort, xffNumTrustedHops (clientAddressOptions).
  */
 function streamedBootstrap(plugin, clusters, opts = {}) {
-  const { route, method_match, primary_only_route, request_body_buffer_limit, virtual_host_options, local_reply_config, clusters: cl, http_filters } =
+  const { route, cooldown_routes, method_match, primary_only_route, request_body_buffer_limit, virtual_host_options, local_reply_config, clusters: cl, http_filters } =
     streamedConfig(plugin, clusters, opts);
   const routes = [
+    ...cooldown_routes,
     { match: { prefix: "/", headers: [method_match] }, request_body_buffer_limit, route },
     { match: { prefix: "/" }, route: primary_only_route },
   ];

@@ -13,6 +13,10 @@ import { BudgetShare } from "../core/memory_budget";
 import { overBudget, vmBudget } from "../host/vm_budget";
 import { HEDGE_HEADER, PER_TRY_TIMEOUT_HEADER, perTryTimeoutApplies, perTryTimeoutMs } from "./per_try_timeout";
 import { StreamedRoot } from "./streamed_root";
+import { Admission } from "../core/cooldown";
+import { utf8ByteString } from "../core/bytes";
+import { cooldownStore } from "../host/cooldown_store";
+import { skippedEntry, tellStart } from "../host/streamed_start_signal";
 
 export class StreamedStream extends HttpContext {
   /** The request's headers are held for its body. */
@@ -29,6 +33,8 @@ export class StreamedStream extends HttpContext {
   }
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersAction {
+    // Only while some service has failed or cools: the chain may start past the services that cool.
+    if (this.root_.cooldown !== null && cooldownStore.anyTracked) this.skipCooling();
     const policy = this.root_.policy;
     if (policy === null || policy.firstPacketTimeoutMs == 0) return HeadersAction.Continue;
     if (endOfStream || !perTryTimeoutApplies(policy, host.getHeader(MapType.HttpRequestHeaders, ":method"))) {
@@ -38,6 +44,32 @@ export class StreamedStream extends HttpContext {
     // The router reads the header with the request's headers: they wait for the body.
     this.holding = true;
     return HeadersAction.StopIteration;
+  }
+
+  /**
+   * The first service of the chain that does not cool (or whose probe this request is) is where it
+   * starts; the last is always tried. A later start is told to the routes through filter state, and
+   * the route is chosen again: the router, after every filter, sends the request there.
+   */
+  private skipCooling(): void {
+    const root = this.root_;
+    const cooldown = root.cooldown!;
+    const policy = root.policy!;
+    const backups = policy.backups;
+    // Only the retrying route's requests (its methods) have a chain to start later.
+    const method = host.getHeader(MapType.HttpRequestHeaders, ":method");
+    if (method === null || !policy.methods.includes(method)) return;
+    const now = host.monotonicMs();
+    let attempt = 1;
+    const skipped = new Array<string>();
+    while (attempt <= backups.length) {
+      const service = attempt == 1 ? utf8ByteString(cooldown.primary) : backups[attempt - 2].serviceLabel;
+      if (cooldownStore.admit(service, now, <u64>cooldown.durationMs) != Admission.Skip) break;
+      cooldownStore.countSkipped();
+      skipped.push(attempt == 1 ? skippedEntry("primary", "") : skippedEntry(service, backups[attempt - 2].modelLabel));
+      attempt++;
+    }
+    if (attempt > 1) tellStart(attempt, skipped);
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {

@@ -17,6 +17,7 @@ import { sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
 import { requestIdentity } from "./request_identity";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRace } from "./attempt_race";
+import { skippedBefore } from "./attempt_cooldown";
 
 /** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
 const LOGGED_ID_CHARS = 128;
@@ -86,6 +87,8 @@ export class AttemptRequest extends AttemptRace {
       if (record !== null) showKeptBytes();
     }
     if (record == null) record = new AttemptRecord();
+    // The chain may have started past services that cool (the downstream role said where).
+    if (config.cooldown !== null && record.attempts.length == 0) skippedBefore(record);
     record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
     this.record = record;
     if (config.attempt == 2) {

@@ -18,10 +18,11 @@ import { HeldError, failedResult, markForRetry, primaryErrorNeedsBody } from "./
 import { AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE } from "./attempt_log";
 import { reportedAttempts, winRace } from "./hedge_race";
 import { answerUnknownService } from "./service_marker";
-import { requestIdentity } from "./request_identity";
+import { clientLeft, requestIdentity } from "./request_identity";
 import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./skipped_attempt";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRequest } from "./attempt_request";
+import { noteAnswer, noteNoAnswer } from "./attempt_cooldown";
 
 export class UpstreamStream extends AttemptRequest {
   /** Response headers arrived, or the result was noted: onDone has nothing left to do. */
@@ -67,6 +68,7 @@ export class UpstreamStream extends AttemptRequest {
     if (backup == null) {
       const status = responseStatus(MapType.HttpResponseHeaders);
       const failed = config.triggerStatuses.has(status);
+      if (config.cooldown !== null) noteAnswer(config, status);
       // The primary: only a failure is worth a record (the happy path allocates nothing).
       if (status >= 400 && this.recordable && primaryErrorNeedsBody(config, status, failed, endOfStream)) {
         this.heldError = new HeldError(status);
@@ -92,6 +94,7 @@ export class UpstreamStream extends AttemptRequest {
     const own = getHeadersRaw(MapType.HttpResponseHeaders);
     const status = serializedStatus(changetype<usize>(own), own.byteLength);
     const failed = config.triggerStatuses.has(status);
+    if (config.cooldown !== null) noteAnswer(config, status);
     const race = this.race;
     // A backup's 2xx on a request that races (the streamed role let it): the headers wait here until
     // its first content, which decides the race (onResponseBody); until then its result stays pending,
@@ -157,6 +160,7 @@ export class UpstreamStream extends AttemptRequest {
       // counts SSE keep-alives as it is configured to; this filter, before it, need not.) If the
       // client left mid-stream, nothing is left; if the 2xx had reached it otherwise, the entry is swept.
       this.unfinished2xx = false;
+      if (config.cooldown !== null && !clientLeft()) noteNoAnswer(config);
       // The primary guard found an error event and left the primary's result (stream_error) itself.
       const owner = requestIdentity();
       this.owner = owner;
@@ -177,6 +181,7 @@ export class UpstreamStream extends AttemptRequest {
     this.settled = true;
     // No response headers: the connection failed, was reset, or the router gave up the attempt.
     const backup = config.backup;
+    if (config.cooldown !== null && !clientLeft()) noteNoAnswer(config);
     if (backup == null) {
       this.leaveForNext(config, new AttemptRecord(), RESULT_NO_RESPONSE, true);
       return;

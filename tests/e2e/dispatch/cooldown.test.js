@@ -35,7 +35,7 @@ async function steadyRequests(port, everyMs, forMs, headers = {}) {
   while (Date.now() - start < forMs) {
     const sentAt = Date.now();
     const res = await request(port, { body: CHAT, headers });
-    out.push({ sentAt, res });
+    out.push({ sentAt, res, took: Date.now() - sentAt });
     const wait = everyMs - (Date.now() - sentAt);
     if (wait > 0) await sleep(wait);
   }
@@ -52,8 +52,10 @@ describe("an outage compressed in time: the primary gets its probes only, and is
     });
   });
 
-  test("a 3 s outage at a request every 50 ms: at most failures + one probe per duration reach the primary; every client gets the backup's answer", async () => {
-    m.primary.behave({ status: 503 });
+  test("a 3 s outage at a request every 50 ms (the primary failing after 100 ms): at most failures + one probe per duration reach the primary; every client gets the backup's answer", async () => {
+    // The primary takes 100 ms to fail: a request that pays for it shows.
+    const PRIMARY_FAILS_AFTER_MS = 100;
+    m.primary.behave({ status: 503, delayHeadersMs: PRIMARY_FAILS_AFTER_MS });
     const OUTAGE_MS = 3000;
     const outage = await steadyRequests(envoy.port, 50, OUTAGE_MS);
     for (const { res } of outage) {
@@ -67,6 +69,10 @@ describe("an outage compressed in time: the primary gets its probes only, and is
     const skipped = outage.filter(({ res }) => res.headers["x-ai-fallback-attempts"] === "primary;result=cooling, backup-a;model=pass-through;result=200");
     expect(skipped.length).toBeGreaterThan(outage.length / 2);
     expect(skipped[0].res.headers["x-ai-fallback-trigger"]).toBe("cooling");
+    const median = (list) => list.map((r) => r.took).sort((a, b) => a - b)[Math.floor(list.length / 2)];
+    const paid = outage.filter((r) => !skipped.includes(r));
+    console.log(`cooldown: fallback latency, median: ${median(skipped)} ms with the primary cooling (skipped), ${median(paid)} ms when the primary's 100 ms failure came first`);
+    expect(median(skipped)).toBeLessThan(PRIMARY_FAILS_AFTER_MS);
     const stats = await envoy.stats();
     expect(counter(stats, "wasmcustom.ai_fallback.cooldown.skipped")).toBe(skipped.length);
     expect(counter(stats, "wasmcustom.ai_fallback.cooldown.probes")).toBeGreaterThanOrEqual(1);
