@@ -12,12 +12,13 @@
 // paths, the streamed mode's happy and fallback paths), ttfb (streaming time to first byte), hostcalls (host calls per request, counted by a
 // scripted host), core (model rewrite and scans in V8), memory (per in-flight request, module size),
 // lateness (first-packet timeout), hedge (time to first token with a slow primary, with and without
-// `hedge`), compare (with --compare).
+// `hedge`), cooldown (fallback latency with a cooling primary, both modes), compare (with --compare).
 import fs from "node:fs";
 import os from "node:os";
 import { spawnSync } from "node:child_process";
 import { benchCompare, stopCompare } from "./compare.mjs";
 import { benchCore } from "./core.mjs";
+import { benchCooldown, stopCooldown } from "./cooldown.mjs";
 import { FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, startFront, startUpstream, stopFleet } from "./fleet.mjs";
 import { benchHostCalls } from "./host_calls.mjs";
 import { benchStreamedHostCalls } from "./host_calls_streamed.mjs";
@@ -29,7 +30,7 @@ import { benchTtfb } from "./ttfb.mjs";
 import { cleanupWrkFiles, ensureWrk } from "./wrk.mjs";
 import { f, header, nowMs, table } from "./stats.mjs";
 
-const SECTIONS = ["throughput", "ttfb", "hostcalls", "core", "memory", "lateness", "hedge"];
+const SECTIONS = ["throughput", "ttfb", "hostcalls", "core", "memory", "lateness", "hedge", "cooldown"];
 
 function parseArgs(argv) {
   const opts = { quick: false, compare: false, rounds: 3, seconds: 5, connections: 32, only: null, markdown: null, match: null };
@@ -140,6 +141,7 @@ async function main() {
   if (want("memory")) out.memory = await benchMemory(opts);
   if (want("lateness")) out.lateness = await benchFirstPacket({ n: opts.quick ? 5 : 20 });
   if (want("hedge")) out.hedge = await benchHedge({ n: opts.quick ? 3 : 10 });
+  if (want("cooldown")) out.cooldown = await benchCooldown({ n: opts.quick ? 10 : 30 });
   out.targets = targetCheck(out);
   console.log(`\ntotal ${((nowMs() - t0) / 1000).toFixed(1)} s; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (opts.markdown) writeMarkdown(opts.markdown, out);
@@ -153,7 +155,8 @@ function writeMarkdown(file, out) {
   for (const [title, section] of [["Throughput", out.throughput], ["Each path against its floor", out.throughput?.floors],
     ["Streaming time to first byte", out.ttfb], ["Compared with other gateways", out.compare],
     ["Host calls per request", out.hostCalls], ["Host calls per fallback, streamed mode", out.hostCallsStreamed],
-    ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness], ["Hedging: time to first token with a slow primary", out.hedge]]) {
+    ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness], ["Hedging: time to first token with a slow primary", out.hedge],
+    ["Cooldown: fallback latency with a cooling primary", out.cooldown]]) {
     if (section?.markdown) parts.push(`### ${title}\n\n${section.markdown}`);
   }
   parts.push(`### Targets\n\n${out.targets}`);
@@ -163,7 +166,7 @@ function writeMarkdown(file, out) {
 
 let aborting = false;
 async function cleanup() {
-  await Promise.allSettled([stopFleet(), stopLateness(), stopHedge(), stopCompare()]);
+  await Promise.allSettled([stopFleet(), stopLateness(), stopHedge(), stopCooldown(), stopCompare()]);
   cleanupWrkFiles();
 }
 for (const sig of ["SIGINT", "SIGTERM"]) {
