@@ -10,6 +10,7 @@ import { Delivery, Phase, Step } from "./fallback_steps";
 import { FallbackState } from "./fallback_state";
 import { ERROR_BODY_WAIT_MS } from "./error_meaning";
 import { HeldError } from "./held_error";
+import { retryWaitMs } from "./retry";
 import { Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
 
 /**
@@ -22,6 +23,9 @@ function primaryResult(kind: TriggerKind, status: i32): string {
   if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;
   return status.toString();
 }
+
+/** A try of the primary that Envoy's router retried (the lean streamed mode's word too). */
+export const RESULT_RETRIED = "retry";
 
 /** Our clock (monotonic, ms) and Envoy's timers disagree by a few ms: timeouts are judged with this slack. */
 const TIMEOUT_CLOCK_MARGIN_MS: u64 = 25;
@@ -242,6 +246,8 @@ export class FallbackMachine extends FallbackState {
     this.trigger = trigger;
     this.triggerKind = kind;
     this.chainDeadlineMs = nowMs + this.policy.fallbackDeadlineMs;
+    // The router's earlier tries of the primary (`retry`): their results are the router's, not known here.
+    for (let i = 1; i < this.primaryTries; i++) this.attempts.push(new Attempt("primary", "", RESULT_RETRIED));
     this.attempts.push(new Attempt("primary", "", primaryResult(kind, this.primaryStatus)));
     this.racing = kind == TriggerKind.FirstPacketTimeout && this.hedgeAllowed;
     return this.advance(nowMs);
@@ -253,6 +259,7 @@ export class FallbackMachine extends FallbackState {
     if (this.nextIndex < this.policy.backups.length && nowMs + TIMEOUT_CLOCK_MARGIN_MS < this.chainDeadlineMs) {
       const backup = this.policy.backups[this.nextIndex++];
       this.currentBackup = backup;
+      this.retriesOnService = 0;
       const remaining = this.chainDeadlineMs - nowMs;
       this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
       this.callStartedMs = nowMs;
@@ -303,15 +310,18 @@ export class FallbackMachine extends FallbackState {
     return this.advance(nowMs);
   }
 
-  /** The current backup's answer: `status` 0 = no response (reset, or over the size cap). */
-  backupAnswered(status: i32, nowMs: u64, envoyNoAnswer: bool = false): Step {
+  /**
+   * The current backup's answer: `status` 0 = no response (reset, or over the size cap); `retryAfterMs`
+   * its Retry-After (-1: none, or not read); `entropy` jitters a retry's back-off.
+   */
+  backupAnswered(status: i32, nowMs: u64, envoyNoAnswer: bool = false, retryAfterMs: i64 = -1, entropy: u64 = 0): Step {
     if (this.phase != Phase.FallingBack) return Step.Continue;
     // Envoy's own timer ends a call that timed out with a 504 of its own; our clock may read a
     // few ms short of it, hence the margin.
     const timedOut = nowMs - this.callStartedMs + TIMEOUT_CLOCK_MARGIN_MS >= <u64>this.callTimeoutMs;
     if (status == 0) {
       this.record(timedOut ? RESULT_TIMEOUT : RESULT_NO_RESPONSE);
-      return this.advance(nowMs);
+      return this.retryOrAdvance(0, timedOut, retryAfterMs, entropy, nowMs);
     }
     // Envoy's own 503 for a call that got no answer keeps its place as the answer, but the result says what happened.
     this.record(timedOut && status == 504 ? RESULT_TIMEOUT : envoyNoAnswer ? RESULT_NO_RESPONSE : status.toString());
@@ -323,11 +333,36 @@ export class FallbackMachine extends FallbackState {
       return this.answer(Step.ServeBackup);
     }
     this.haveBackupError = true;
-    return this.advance(nowMs);
+    const noAnswer = envoyNoAnswer || (timedOut && status == 504);
+    return this.retryOrAdvance(noAnswer ? 0 : status, timedOut && status == 504, retryAfterMs, entropy, nowMs);
+  }
+
+  /** `retry`: the same backup again after its wait (when the chain's deadline leaves time for it), else the next one. */
+  private retryOrAdvance(status: i32, timedOut: bool, retryAfterMs: i64, entropy: u64, nowMs: u64): Step {
+    const settings = this.policy.retry;
+    if (settings === null || this.racing) return this.advance(nowMs);
+    const wait = retryWaitMs(settings, status, timedOut, this.retriesOnService, retryAfterMs, entropy);
+    if (wait < 0 || nowMs + <u64>wait + TIMEOUT_CLOCK_MARGIN_MS >= this.chainDeadlineMs) return this.advance(nowMs);
+    this.retriesOnService++;
+    this.retryAtMs = nowMs + <u64>wait;
+    return Step.WaitRetry;
+  }
+
+  /** The retry's wait is over: the same backup is called again, within what is left of the chain's deadline. */
+  retryDue(nowMs: u64): Step {
+    if (this.phase != Phase.FallingBack || this.retryAtMs == 0) return Step.Continue;
+    this.retryAtMs = 0;
+    const backup = this.currentBackup!;
+    if (nowMs + TIMEOUT_CLOCK_MARGIN_MS >= this.chainDeadlineMs) return this.advance(nowMs);
+    const remaining = this.chainDeadlineMs - nowMs;
+    this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
+    this.callStartedMs = nowMs;
+    return Step.Dispatch;
   }
 
   finish(): void {
     this.phase = Phase.Done;
+    this.retryAtMs = 0;
     this.racing = false;
     this.awaitingUpstream = false;
     this.firstPacketDeadlineMs = 0;

@@ -70,6 +70,12 @@ export class FallbackState {
   racing: bool = false;
   /** The backup served won a race (the primary was still running). */
   backupWonRace: bool = false;
+  /** How many times Envoy's router tried the primary (`retry`: it resends a failed primary itself). */
+  primaryTries: i32 = 1;
+  /** `retry`: when the current backup is called again (0: no retry waits). */
+  retryAtMs: u64 = 0;
+  /** ... the retries the current backup had so far; the dispatch at hand is one of them. */
+  retriesOnService: i32 = 0;
 
   /** The rule that applies: the one of the route chosen at the request's headers, until followRoute. */
   constructor(public policy: Policy) {}

@@ -81,4 +81,6 @@ export const enum Step {
   /** `hedge`: the primary's first content came before the racing backup's answer was complete: the
    *  backup's call is dropped, and the primary's held response goes on, marked with what was tried. */
   PrimaryWinsRace = 13,
+  /** `retry`: the current backup failed in a way that is retried: call it again at `machine.retryAtMs`. */
+  WaitRetry = 14,
 }

@@ -211,6 +211,7 @@ export class BackupCaller extends RequestKeeper {
     if (machine.triggerKind == TriggerKind.FirstPacketTimeout) this.notePrimaryTimedOut(host.monotonicMs());
     this.metrics().count(this.metrics().started);
     this.metrics().countTrigger(machine.triggerKind);
+    for (let i = 1; i < machine.primaryTries; i++) this.metrics().count(this.metrics().retries);
   }
 
   protected exhausted(machine: FallbackMachine, what: string): void {

@@ -21,6 +21,9 @@ import { HIGRESS_HOLD_NOTE, NO_HEADERS } from "./request_keeper";
 import { PauseEvidence } from "./header_pause";
 import { Dispatch } from "./backup_caller";
 import { RESULT_COOLING } from "../core/policy";
+import { readsRetryAfter } from "../core/retry";
+import { attemptCount } from "./primary_retry";
+import { retryAfterMs } from "../core/retry_after";
 import { AnswerDelivery, Answer, DECODED_HEADERS_FACTOR, FLOW_CONTROLLED_BODY_BYTES } from "./answer_delivery";
 
 /** Set once the upstream response's last byte has arrived: the held primary response is complete. */
@@ -56,6 +59,8 @@ export class FallbackStream extends AnswerDelivery {
     if (isMeaningStatus(status)) {
       machine.heldError.readable = this.fallbackRoot.pause.evidence != PauseEvidence.NotHonoured && !responseAnnouncesOver(ERROR_BODY_READ_BYTES);
     }
+    // `retry`: the router's tries of the primary, read on an error only.
+    if (error && machine.policy.retry !== null) machine.primaryTries = attemptCount();
     const declinedBefore = machine.declined.length > 0;
     const wasAwaitingUpstream = machine.awaitingUpstream;
     const step = machine.responseHeaders(status, origin, endOfStream,
@@ -219,6 +224,10 @@ export class FallbackStream extends AnswerDelivery {
       this.watchUpstream(machine, nowMs);
       return;
     }
+    if (machine.retryAtMs != 0) {
+      this.perform(machine.retryDue(nowMs), false);
+      return;
+    }
     this.followRoute(machine);
     this.offerHedge(machine);
     const step = machine.firstPacketTimedOut(nowMs);
@@ -294,8 +303,12 @@ export class FallbackStream extends AnswerDelivery {
       }
     }
     // A status > 0 was kept as the last answer just above (its Retry-After is read there).
-    this.noteBackup(machine.currentBackup!, envoyNoAnswer ? 0 : status, this.lastAnswer === null ? null : this.lastAnswer!.headers);
-    this.perform(machine.backupAnswered(status, host.monotonicMs(), envoyNoAnswer), false);
+    const answerHeaders: Header[] | null = this.lastAnswer === null ? null : this.lastAnswer!.headers;
+    this.noteBackup(machine.currentBackup!, envoyNoAnswer ? 0 : status, answerHeaders);
+    const now = host.monotonicMs();
+    const retryAfter = machine.policy.retry !== null && readsRetryAfter(status) && answerHeaders !== null && !envoyNoAnswer
+      ? retryAfterMs(findHeader(answerHeaders!, "retry-after"), host.wallClockMs()) : -1;
+    this.perform(machine.backupAnswered(status, now, envoyNoAnswer, retryAfter, <u64>this.id ^ now), false);
   }
 
   onDone(): void {
@@ -334,7 +347,7 @@ export class FallbackStream extends AnswerDelivery {
   /** After every step: a settled stream lets its deadline and its copies go. */
   private afterStep(machine: FallbackMachine): void {
     if (!machine.racing) this.leaveHedgePlace();
-    if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream && machine.phase != Phase.ReadingErrorBody) this.disarm();
+    if (machine.firstPacketDeadlineMs == 0 && !machine.awaitingUpstream && machine.phase != Phase.ReadingErrorBody && machine.retryAtMs == 0) this.disarm();
     if (machine.phase == Phase.PassThrough) this.release();
   }
 
@@ -343,7 +356,8 @@ export class FallbackStream extends AnswerDelivery {
     const machine = this.machine!;
     const hide = machine.policy.hideTopology;
     while (step == Step.Dispatch) {
-      if (this.backupCools(machine)) { step = machine.dispatchFailed(RESULT_COOLING, host.monotonicMs()); continue; }
+      // A retry is the same service again, after its wait: not skipped for the cooldown its own answer may have begun.
+      if (machine.retriesOnService == 0 && this.backupCools(machine)) { step = machine.dispatchFailed(RESULT_COOLING, host.monotonicMs()); continue; }
       const sent = this.dispatch(machine, machine.currentBackup!, machine.callTimeoutMs);
       if (sent == Dispatch.Sent) return step;
       this.notePrimaryBody(machine);
@@ -352,7 +366,10 @@ export class FallbackStream extends AnswerDelivery {
       else if (sent == Dispatch.NotRewritable) step = machine.notRewritable(now);
       else step = machine.dispatchFailed(sent == Dispatch.UnknownCluster ? UNKNOWN_CLUSTER : REFUSED, now);
     }
-    if (step == Step.ServeBackup) {
+    if (step == Step.WaitRetry) {
+      this.metrics().count(this.metrics().retries);
+      this.arm(machine.retryAtMs);
+    } else if (step == Step.ServeBackup) {
       const answer = this.lastAnswer!;
       const answered = machine.attempts[machine.attempts.length - 1];
       const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide);

@@ -17,6 +17,8 @@ export class Metrics {
   readonly notRewritable: u32 = defineMetric(MetricType.Counter, COUNTER_NOT_REWRITABLE);
   readonly neverTrigger: u32 = defineMetric(MetricType.Counter, COUNTER_NEVER_TRIGGER);
   readonly backupCalls: u32 = defineMetric(MetricType.Counter, COUNTER_BACKUP_CALLS);
+  /** Calls of a service again after its failure (`retry`): a backup's retries, and the primary's the router made before a fallback. */
+  readonly retries: u32 = defineMetric(MetricType.Counter, "ai_fallback.retries");
   readonly triggerStatus: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_STATUS);
   readonly triggerUpstreamFailure: u32 = defineMetric(MetricType.Counter, COUNTER_TRIGGER_UPSTREAM_FAILURE);
   readonly triggerIntercepted: u32 = defineMetric(MetricType.Counter, "ai_fallback.trigger.intercepted");

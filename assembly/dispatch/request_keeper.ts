@@ -22,6 +22,7 @@ import { Admission } from "../core/cooldown";
 import { cooldownStore } from "../host/cooldown_store";
 import { tellGuardToSkip } from "../host/skip_primary_signal";
 import { FallbackRoot, REQUEST_HOLD_MS, TICK_PERIOD_MS } from "./fallback_root";
+import { askRouterToRetry } from "./primary_retry";
 
 /**
  * An upgrade (WebSocket) or CONNECT stream, by its serialized request headers: a tunnel, not a
@@ -122,6 +123,7 @@ export class RequestKeeper extends HttpContext {
     this.machine = machine;
     this.requestHeaders = requestHeaders;
     this.requestBody.limit = <i32>policy.maxRequestBodyBytes;
+    if (policy.retry !== null) askRouterToRetry(policy.retry!);
     if (!endOfStream) this.reserveBody(machine);
     if (config.cooldown !== null && cooldownStore.anyTracked) this.admitPrimary(config);
     if (endOfStream) {

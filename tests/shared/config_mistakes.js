@@ -33,7 +33,7 @@ const CONFIG_MISTAKES = [
     name: "an unknown field far from any known one",
     plugin: { backups: ONE, retries: 3 },
     message: "retries: unknown field (known: backups, backendErrorsOnly, triggerStatuses, neverTrigger, alwaysTrigger, gatewayTriggerStatuses, methods, hideTopology, " +
-      "maxRequestBodyBytes, maxHeldRequestBytes, firstPacketTimeout, firstPacket, keepAliveIsNotFirstPacket, streamIdleTimeout, fallbackDeadline, handoff, _rules_, " +
+      "maxRequestBodyBytes, maxHeldRequestBytes, firstPacketTimeout, firstPacket, keepAliveIsNotFirstPacket, streamIdleTimeout, fallbackDeadline, handoff, retry, _rules_, " +
       "maxKeptBytesPerWorker, credentialHeaders, hedge, cooldown, _plugin_id_)",
   },
   {

@@ -33,6 +33,7 @@ import { HandoffChain, decodeChain } from "../../assembly/core/handoff";
 import { AttemptLog, AttemptRecord, Kept, RequestIdentity, triggerOf } from "../../assembly/upstream/attempt_log";
 import { Admission, ServiceState, admission, claimProbe, formatTable, parseTable, recordFailure, recordSuccess } from "../../assembly/core/cooldown";
 import { retryAfterMs } from "../../assembly/core/retry_after";
+import { backoffMs, retryWaitMs } from "../../assembly/core/retry";
 
 export const STRING_ID = idof<string>();
 export const BUFFER_ID = idof<ArrayBuffer>();
@@ -432,7 +433,7 @@ export function byteStringRoundTrip(bytes: ArrayBuffer): ArrayBuffer {
 }
 
 const STEP_NAMES = ["continue", "hold", "dispatch", "serve-backup", "serve-last-error", "resume-primary", "reply-error", "hold-buffered",
-  "hold-whole", "write-headers", "write-body", "drop-chunk", "release-primary"];
+  "hold-whole", "write-headers", "write-body", "drop-chunk", "release-primary", "primary-wins-race", "wait-retry"];
 const PHASE_NAMES = ["request", "awaiting", "holding-first-packet", "pass-through", "falling-back", "replying", "resumed", "done", "answering", "reading-error-body"];
 const DELIVERY_NAMES = ["swap-in-place", "through-filter-chain", "direct", "swap-buffered"];
 
@@ -478,7 +479,14 @@ export function runMachine(json: ArrayBuffer, script: string): string {
     } else if (verb == "timeout") {
       step = machine.firstPacketTimedOut(now);
     } else if (verb == "answer") {
-      step = machine.backupAnswered(I32.parseInt(words[1]), now);
+      // answer <status> [retry-after ms] [noanswer]
+      const retryAfter = words.length > 2 && words[2] != "noanswer" ? I64.parseInt(words[2]) : -1;
+      step = machine.backupAnswered(I32.parseInt(words[1]), now, words[words.length - 1] == "noanswer", retryAfter, 0);
+    } else if (verb == "retrydue") {
+      step = machine.retryDue(now);
+    } else if (verb == "tries") {
+      machine.primaryTries = I32.parseInt(words[1]);
+      continue;
     } else if (verb == "refuse") {
       step = machine.dispatchFailed(words.length > 1 ? words[1] : UNKNOWN_CLUSTER, now);
     } else if (verb == "route") {
@@ -498,6 +506,7 @@ export function runMachine(json: ArrayBuffer, script: string): string {
     }
     out += line + " -> " + STEP_NAMES[step];
     if (step == Step.Dispatch) out += " " + machine.currentBackup!.service + " " + machine.callTimeoutMs.toString();
+    if (step == Step.WaitRetry) out += " at " + machine.retryAtMs.toString();
     out += " (" + PHASE_NAMES[machine.phase] + ")";
     if (step == Step.ServeBackup || step == Step.ServeLastError) out += " " + DELIVERY_NAMES[machine.delivery];
     out += "\n";
@@ -671,4 +680,26 @@ export function cooldownSummary(json: ArrayBuffer): string {
   const c = result.config!.cooldown;
   if (c === null) return "off";
   return c.failures.toString() + " " + c.windowMs.toString() + " " + c.durationMs.toString() + " " + c.maxRetryAfterMs.toString() + " " + c.primary;
+}
+
+// --- same-service retry (core/retry.ts, core/config/retry_reader.ts) ---
+
+/** The global policy's retry section as "attempts backoff maxRetryAfter statuses reset|-  retry-on / codes", "off", or "error: ...". */
+export function retrySummary(json: ArrayBuffer): string {
+  const result = parseConfig(json);
+  if (result.config == null) return "error: " + result.error;
+  const r = result.config!.global.retry;
+  if (r === null) return "off";
+  return r.attempts.toString() + " " + r.backoffMs.toString() + " " + r.maxRetryAfterMs.toString() + " " + r.statuses.join(",") + " " +
+    (r.onReset ? "reset" : "-") + " | " + r.routerRetryOn + " / " + r.routerStatusCodes;
+}
+
+/** retryWaitMs under the configuration's retry section (-1: move on at once). */
+export function retryWait(json: ArrayBuffer, status: i32, timedOut: bool, retriesDone: i32, retryAfter: f64, entropy: f64): f64 {
+  const settings = parseConfig(json).config!.global.retry!;
+  return <f64>retryWaitMs(settings, status, timedOut, retriesDone, <i64>retryAfter, <u64>entropy);
+}
+
+export function retryBackoff(baseMs: u32, retriesDone: i32, entropy: f64): f64 {
+  return <f64>backoffMs(baseMs, retriesDone, <u64>entropy);
 }

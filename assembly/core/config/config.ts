@@ -5,6 +5,7 @@ import { Header } from "../headers";
 import { RuleMatch, hostOf } from "../rule_match";
 import { StatusSet } from "../status_set";
 import { CooldownSettings } from "../cooldown";
+import { RetrySettings } from "../retry";
 
 // Defaults, documented in README.md's configuration table.
 export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
@@ -127,6 +128,8 @@ export class Policy {
   fallbackDeadlineMs: u32 = DEFAULT_FALLBACK_DEADLINE_MS;
   /** `handoff: "higress-route-fallback"`: no backup calls; decided answers are marked for Higress's route fallback (core/handoff.ts). */
   handoff: bool = false;
+  /** Same-service retry before the next service (null: off, a failure moves on at once). */
+  retry: RetrySettings | null = null;
 
   copy(): Policy {
     const p = new Policy();
@@ -146,6 +149,7 @@ export class Policy {
     p.hedgeMaxInFlight = this.hedgeMaxInFlight;
     p.fallbackDeadlineMs = this.fallbackDeadlineMs;
     p.handoff = this.handoff;
+    p.retry = this.retry;
     return p;
   }
 }

@@ -6,12 +6,13 @@ import { ConfigReader } from "./config_reader";
 import { readBackups } from "./backups_reader";
 import { readTriggers } from "./triggers_reader";
 import { readLimits } from "./limits_reader";
+import { readRetry } from "./retry_reader";
 import { HANDOFF_DISPATCH, HANDOFF_ROUTE_FALLBACK } from "../handoff";
 
 export const POLICY_KEYS = [
   "backups", "backendErrorsOnly", "triggerStatuses", "neverTrigger", "alwaysTrigger", "gatewayTriggerStatuses", "methods", "hideTopology",
   "maxRequestBodyBytes", "maxHeldRequestBytes", "firstPacketTimeout", "firstPacket", "keepAliveIsNotFirstPacket",
-  "streamIdleTimeout", "fallbackDeadline", "handoff",
+  "streamIdleTimeout", "fallbackDeadline", "handoff", "retry",
 ];
 
 /** Fills `policy` from the policy fields present in `obj`; absent fields keep their values. */
@@ -25,6 +26,10 @@ export function readPolicy(r: ConfigReader, obj: JSON.Obj, prefix: string, polic
   }
   if (!readTriggers(r, obj, prefix, policy)) return false;
   if (!readLimits(r, obj, prefix, policy)) return false;
+  if (obj.has("retry")) {
+    policy.retry = readRetry(r, obj.get("retry")!, prefix + "retry");
+    if (policy.retry === null) return false;
+  }
   if (obj.has("hideTopology")) {
     const v = obj.get("hideTopology")!;
     if (v.type != JSON.Types.Bool) return r.refuse(prefix + "hideTopology", "must be true or false, got " + v.toString());

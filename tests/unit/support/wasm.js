@@ -106,6 +106,10 @@ function load() {
     cooldownTableRoundTrip: (text) => call(() => readStr(x.cooldownTableRoundTrip(str(text)))),
     retryAfter: (value, wallNowMs) => call(() => x.retryAfter(str(value), wallNowMs)),
     cooldownSummary: (json) => call(() => readStr(x.cooldownSummary(buf(json)))),
+    retrySummary: (json) => call(() => readStr(x.retrySummary(buf(json)))),
+    retryWait: (json, status, timedOut, retriesDone, retryAfter, entropy) =>
+      call(() => x.retryWait(buf(json), status, timedOut ? 1 : 0, retriesDone, retryAfter, entropy)),
+    retryBackoff: (baseMs, retriesDone, entropy) => call(() => x.retryBackoff(baseMs, retriesDone, entropy)),
   };
 }
 
