@@ -504,6 +504,12 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
   if (plugin.backendErrorsOnly === false) {
     refuse("backendErrorsOnly", "streamed mode: must be true (or absent): the gateway's own replies never reach the router's retries");
   }
+  // Envoy's router picks each attempt's priority group by the attempt's number, whatever the failure: it
+  // cannot retry only the failures in retry.on on the same service, nor go on at once past a long Retry-After.
+  if (plugin.retry !== undefined) {
+    refuse("retry", "not in the streamed mode: Envoy's router sends each retry to the next priority group (the next service) " +
+      "whatever the failure, so it cannot retry only retry.on's failures on the same service; remove retry, or use the dispatch mode");
+  }
   checkBackups(plugin.backups, credentialHeaderList(plugin));
   const codes = retriableStatusCodes(plugin.triggerStatuses);
   if (clusters === null || typeof clusters !== "object") refuse("clusters", "must be a JSON object");

@@ -210,6 +210,11 @@ export function replaceHeader(type: MapType, name: string, value: string): void 
     type, changetype<usize>(key), key.byteLength, changetype<usize>(val), val.byteLength);
 }
 
+/** replaceHeader with the name and value already encoded (headers a filter sets on every request, encoded once). */
+export function replaceHeaderBytes(type: MapType, key: ArrayBuffer, val: ArrayBuffer): void {
+  imports.proxy_replace_header_map_value(type, changetype<usize>(key), key.byteLength, changetype<usize>(val), val.byteLength);
+}
+
 export function removeHeader(type: MapType, name: string): void {
   const key = byteStringToBuffer(name);
   imports.proxy_remove_header_map_value(type, changetype<usize>(key), key.byteLength);

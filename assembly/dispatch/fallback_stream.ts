@@ -307,7 +307,7 @@ export class FallbackStream extends AnswerDelivery {
     this.noteBackup(machine.currentBackup!, envoyNoAnswer ? 0 : status, answerHeaders);
     const now = host.monotonicMs();
     const retryAfter = machine.policy.retry !== null && readsRetryAfter(status) && answerHeaders !== null && !envoyNoAnswer
-      ? retryAfterMs(findHeader(answerHeaders!, "retry-after"), host.wallClockMs()) : -1;
+      ? retryAfterMs(findHeader(answerHeaders, "retry-after"), host.wallClockMs()) : -1;
     this.perform(machine.backupAnswered(status, now, envoyNoAnswer, retryAfter, <u64>this.id ^ now), false);
   }
 
