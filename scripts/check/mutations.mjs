@@ -1602,7 +1602,21 @@ export const MUTATIONS = [
     name: "retry: a retried backup skips its model override (the client's model on the backup's account)",
     file: "assembly/dispatch/backup_caller.ts",
     find: "    const literal = backup.modelLiteral;\n",
-    replace: "    const literal = machine.retriesOnService > 0 ? null : backup.modelLiteral;\n",
+    replace: "    const literal: ArrayBuffer | null = machine.retriesOnService > 0 ? null : backup.modelLiteral;\n",
     tests: ["tests/e2e/dispatch/retry.test.js"],
+  },
+  {
+    name: "retry: on by default (a failure is retried where nobody asked for it)",
+    file: "assembly/core/config/config.ts",
+    find: "  retry: RetrySettings | null = null;\n",
+    replace: "  retry: RetrySettings | null = new RetrySettings();\n",
+    tests: ["tests/unit/core/retry.test.js", "tests/e2e/dispatch/retry.test.js"],
+  },
+  {
+    name: "retry: the streamed-mode generator accepts retry (and ignores it)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  if (plugin.retry !== undefined) {\n",
+    replace: "  if (false) {\n",
+    tests: [UNIT_STREAMED],
   },
 ];

@@ -39,9 +39,16 @@ describe("retry on: the same service again before the next", () => {
     for (const r of m.primary.requests) expect(Object.keys(r.headers).filter((h) => h.startsWith("x-envoy-"))).toEqual([]);
   });
 
-  test("retry: a client's own x-envoy-max-retries does not set how often the primary is tried", async () => {
+  test("retry: a client's own x-envoy-max-retries does not set how often the primary is tried (even where Envoy trusts the client's x-envoy headers)", async () => {
+    // Envoy honours a client's x-envoy-* retry headers from an internal address: 127.0.0.1 is one here.
+    const trusting = await startEnvoy({
+      pluginConfig: { backups: [{ service: "backup-a", model: "qwen-plus" }], retry: RETRY },
+      clusters: clusters(),
+      connectionManager: { internal_address_config: { cidr_ranges: [{ address_prefix: "127.0.0.1", prefix_len: 32 }] } },
+    });
     m.primary.behave({ status: 503 });
-    const res = await request(envoy.port, { body: CHAT, headers: { "x-envoy-max-retries": "5", "x-envoy-retry-on": "5xx" } });
+    const res = await request(trusting.port, { body: CHAT, headers: { "x-envoy-max-retries": "5", "x-envoy-retry-on": "5xx" } });
+    await trusting.stop();
     expect(res.status).toBe(200);
     expect(res.json().served_by).toBe("backup-a");
     expect(m.primary.requests.length).toBe(2);
