@@ -44,7 +44,7 @@ describe("retry on: the same service again before the next", () => {
     const trusting = await startEnvoy({
       pluginConfig: { backups: [{ service: "backup-a", model: "qwen-plus" }], retry: RETRY },
       clusters: clusters(),
-      connectionManager: { internal_address_config: { cidr_ranges: [{ address_prefix: "127.0.0.1", prefix_len: 32 }] } },
+      connectionManager: { use_remote_address: true, internal_address_config: { cidr_ranges: [{ address_prefix: "127.0.0.1", prefix_len: 32 }] } },
     });
     m.primary.behave({ status: 503 });
     const res = await request(trusting.port, { body: CHAT, headers: { "x-envoy-max-retries": "5", "x-envoy-retry-on": "5xx" } });
