@@ -2,7 +2,7 @@
 // by enter()/leave() so that the garbage collector runs only between callbacks (collector.ts).
 import { collectSoon, enter, leave } from "./collector";
 import { DataAction, HeadersAction } from "./enums";
-import { allocateForHost } from "./hostcalls";
+import { allocateForHost } from "./host_memory";
 import * as registry from "./registry";
 
 // ABI version markers. A host takes the version from the module's export names, so their ORDER

@@ -1,43 +1,15 @@
 // One typed wrapper per host function. Here each status becomes a value (NotFound -> null) or an
-// error result; memory the host hands back (allocated through our malloc export) is copied and freed.
+// error result; what the host hands back goes where host_memory.ts prepared it (copied out and freed, or kept).
 import * as imports from "./imports";
 import { BufferType, LogLevel, MapType, MetricType, StreamType, WasiClock, WasmResult } from "./enums";
 import { Header } from "../core/headers";
 import { deserializeHeaders, serializeHeaders } from "../core/header_pairs";
-import { byteStringFromMemory, byteStringToBuffer, statusCodeAt } from "../core/bytes";
+import { byteStringToBuffer, statusCodeAt } from "../core/bytes";
+import {
+  RETURN_PTR, RETURN_SIZE, RETURN_WORD, NAME_ROOM, NAME_SPACE, VALUE_ROOM, VALUE_SPACE, clearReturn, freeReturned, intoNewBuffer,
+  intoSmallResult, intoTarget, placed, resetTargets, takeBuffer, takeByteString,
+} from "./host_memory";
 import { ByteSink } from "../core/byte_sink";
-import { allocatedLarge } from "./collector";
-
-// Scratch words the host writes results into (one call at a time: wasm is single-threaded).
-const RETURN_PTR = memory.data(8);
-const RETURN_SIZE = memory.data(8);
-const RETURN_WORD = memory.data(8);
-
-function takeBuffer(): ArrayBuffer {
-  const ptr = load<usize>(RETURN_PTR);
-  const size = load<usize>(RETURN_SIZE);
-  const out = new ArrayBuffer(<i32>size);
-  allocatedLarge(<i64>size);
-  if (ptr != 0) {
-    memory.copy(changetype<usize>(out), ptr, size);
-    heap.free(ptr);
-  }
-  return out;
-}
-
-function takeByteString(): string {
-  const ptr = load<usize>(RETURN_PTR);
-  const size = load<usize>(RETURN_SIZE);
-  if (ptr == 0) return "";
-  const out = byteStringFromMemory(ptr, size);
-  heap.free(ptr);
-  return out;
-}
-
-function clearReturn(): void {
-  store<usize>(RETURN_PTR, 0);
-  store<usize>(RETURN_SIZE, 0);
-}
 
 // --- logging and time ---
 
@@ -85,8 +57,9 @@ export function setTickPeriodMs(periodMs: u32): void {
 
 /** Bytes [start, start+length) of a buffer; an empty buffer when there is none. */
 export function getBufferBytes(type: BufferType, start: u32, length: u32): ArrayBuffer {
-  clearReturn();
+  intoNewBuffer();
   const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
   if (status != WasmResult.Ok) return new ArrayBuffer(0);
   return takeBuffer();
 }
@@ -108,30 +81,17 @@ export function takeBufferBytes(type: BufferType, start: u32, length: u32, sink:
   return size;
 }
 
-// The host allocates what it returns through our malloc export. For a body chunk, that allocation
-// is the sink's own free space: the host writes the bytes where they are kept, with no second copy
-// and no block to allocate and free.
-let mallocTarget: usize = 0;
-let mallocTargetSize: usize = 0;
-
-/** The malloc export: the prepared target when one is set and large enough, else the heap. */
-export function allocateForHost(size: usize): usize {
-  const target = mallocTarget;
-  mallocTarget = 0;
-  if (target != 0 && size <= mallocTargetSize) return target;
-  return heap.alloc(size);
-}
-
-/** Appends bytes [start, start+length) of a buffer to `sink`, written there by the host; returns how many. */
+/**
+ * Appends bytes [start, start+length) of a buffer to `sink`, written there by the host (the host's
+ * allocation is the sink's own free space: no second copy, no block to allocate and free); returns how many.
+ */
 export function appendBufferBytes(type: BufferType, start: u32, length: u32, sink: ByteSink): i32 {
   if (length == 0) return 0;
   sink.resize(sink.capacityFor(<i32>length));
   const target = sink.ptr + <usize>sink.length;
-  mallocTarget = target;
-  mallocTargetSize = <usize>(sink.capacity - sink.length);
-  clearReturn();
+  intoTarget(target, <usize>(sink.capacity - sink.length));
   const status = imports.proxy_get_buffer_bytes(type, start, length, RETURN_PTR, RETURN_SIZE);
-  mallocTarget = 0;
+  resetTargets();
   const ptr = load<usize>(RETURN_PTR);
   if (status != WasmResult.Ok || ptr == 0) return 0;
   const size = <i32>load<usize>(RETURN_SIZE);
@@ -169,19 +129,19 @@ export function getHeaders(type: MapType): Header[] {
 
 /** The raw wire bytes of a header map, for keeping a copy without parsing it. */
 export function getHeadersRaw(type: MapType): ArrayBuffer {
-  clearReturn();
-  if (imports.proxy_get_header_map_pairs(type, RETURN_PTR, RETURN_SIZE) != WasmResult.Ok) {
-    return new ArrayBuffer(0);
-  }
+  intoNewBuffer();
+  const status = imports.proxy_get_header_map_pairs(type, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
+  if (status != WasmResult.Ok) return new ArrayBuffer(0);
   return takeBuffer();
 }
 
 /** One header's value (a byte string), or null when absent. `name` is lower case ASCII. */
 export function getHeader(type: MapType, name: string): string | null {
-  const key = byteStringToBuffer(name);
-  clearReturn();
-  const status = imports.proxy_get_header_map_value(
-    type, changetype<usize>(key), key.byteLength, RETURN_PTR, RETURN_SIZE);
+  const key = placed(name, NAME_SPACE, NAME_ROOM);
+  intoSmallResult();
+  const status = imports.proxy_get_header_map_value(type, key, name.length, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
   if (status != WasmResult.Ok) return null;
   return takeByteString();
 }
@@ -194,20 +154,21 @@ const STATUS_KEY = memory.data<u8>([0x3a, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73]);
  * every response, so with no allocation of its own (no key, no string).
  */
 export function responseStatus(type: MapType): i32 {
-  clearReturn();
-  if (imports.proxy_get_header_map_value(type, STATUS_KEY, 7, RETURN_PTR, RETURN_SIZE) != WasmResult.Ok) return 0;
+  intoSmallResult();
+  const result = imports.proxy_get_header_map_value(type, STATUS_KEY, 7, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
+  if (result != WasmResult.Ok) return 0;
   const ptr = load<usize>(RETURN_PTR);
   if (ptr == 0) return 0;
   const status = statusCodeAt(ptr, load<usize>(RETURN_SIZE));
-  heap.free(ptr);
+  freeReturned(ptr);
   return status;
 }
 
 export function replaceHeader(type: MapType, name: string, value: string): void {
-  const key = byteStringToBuffer(name);
-  const val = byteStringToBuffer(value);
-  imports.proxy_replace_header_map_value(
-    type, changetype<usize>(key), key.byteLength, changetype<usize>(val), val.byteLength);
+  const key = placed(name, NAME_SPACE, NAME_ROOM);
+  const val = placed(value, VALUE_SPACE, VALUE_ROOM);
+  imports.proxy_replace_header_map_value(type, key, name.length, val, value.length);
 }
 
 /** replaceHeader with the name and value already encoded (headers a filter sets on every request, encoded once). */
@@ -216,8 +177,7 @@ export function replaceHeaderBytes(type: MapType, key: ArrayBuffer, val: ArrayBu
 }
 
 export function removeHeader(type: MapType, name: string): void {
-  const key = byteStringToBuffer(name);
-  imports.proxy_remove_header_map_value(type, changetype<usize>(key), key.byteLength);
+  imports.proxy_remove_header_map_value(type, placed(name, NAME_SPACE, NAME_ROOM), name.length);
 }
 
 // --- properties ---
@@ -242,16 +202,18 @@ export function propertyPath(segments: string[]): ArrayBuffer {
 
 /** A property by its encoded path (propertyPath), as bytes; null if absent. */
 export function getPropertyAt(path: ArrayBuffer): ArrayBuffer | null {
-  clearReturn();
+  intoNewBuffer();
   const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
   if (status != WasmResult.Ok) return null;
   return takeBuffer();
 }
 
 /** A property by its encoded path (propertyPath), as a byte string; null if absent. */
 export function getStringPropertyAt(path: ArrayBuffer): string | null {
-  clearReturn();
+  intoSmallResult();
   const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
   if (status != WasmResult.Ok) return null;
   return takeByteString();
 }
@@ -372,9 +334,10 @@ export class SharedValue {
 }
 
 export function getSharedData(key: ArrayBuffer): SharedValue {
-  clearReturn();
+  intoNewBuffer();
   store<u32>(RETURN_WORD, 0);
   const status = imports.proxy_get_shared_data(changetype<usize>(key), key.byteLength, RETURN_PTR, RETURN_SIZE, RETURN_WORD);
+  resetTargets();
   if (status != WasmResult.Ok) return new SharedValue(null, 0);
   const cas = load<u32>(RETURN_WORD);
   return new SharedValue(takeBuffer(), cas);

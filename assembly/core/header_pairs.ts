@@ -1,6 +1,7 @@
 // The ABI's header-map wire format: u32 count, then (u32 name size, u32 value size) per pair,
 // then each name and value followed by a NUL byte. Little-endian, as wasm memory is.
 import { byteStringFromMemory, statusCodeAt, writeByteString } from "./bytes";
+import { headerNameAt } from "./header_names";
 import { Header } from "./headers";
 
 export function serializeHeaders(headers: Header[]): ArrayBuffer {
@@ -95,7 +96,7 @@ export function deserializeHeaders(ptr: usize, size: usize): Header[] {
     const valueSize = <usize>load<u32>(sizes + 4);
     sizes += 8;
     if (data + nameSize + valueSize + 2 > end) return new Array<Header>();
-    const name = byteStringFromMemory(data, nameSize);
+    const name = headerNameAt(data, nameSize);
     data += nameSize + 1;
     const value = byteStringFromMemory(data, valueSize);
     data += valueSize + 1;

@@ -243,11 +243,18 @@ export function startsWithBom(base: usize, length: i32): bool {
   return length >= 3 && load<u8>(base) == 0xef && load<u8>(base + 1) == 0xbb && load<u8>(base + 2) == 0xbf;
 }
 
+// One scanner for every whole-body scan (scanTopLevel): its containers' stack is reused too, so a
+// scan allocates only its result. A scan runs to its end before the next starts (wasm is single-threaded).
+const BODY_SCANNER = new Scanner(0, 0, 0);
+
 /** Scans a whole body: is it JSON, and where are its top-level "model" and "stream" members. */
 export function scanTopLevel(base: usize, length: i32): TopLevel {
   const out = new TopLevel();
   // A UTF-8 byte order mark before the JSON (some clients send one) is kept, and the scan starts after it.
-  const s = new Scanner(base, startsWithBom(base, length) ? 3 : 0, length);
+  const s = BODY_SCANNER;
+  s.base = base;
+  s.pos = startsWithBom(base, length) ? 3 : 0;
+  s.end = length;
   s.skipWhitespace();
   if (s.peek() != 0x7b) {
     // Not an object: still report whether it is valid JSON at all.

@@ -3,6 +3,7 @@
 import { Header, findHeader } from "./headers";
 import { writePair } from "./header_pairs";
 import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote, writeByteString } from "./bytes";
+import { headerNameAt } from "./header_names";
 import { Attempt, formatAttempts } from "./attempts";
 import { Backup, PASS_THROUGH } from "./config/config";
 import { scanTopLevel } from "./json_scan";
@@ -77,7 +78,7 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
     const nameSize = <usize>load<u32>(client + 4 + 8 * <usize>i);
     const valueSize = <usize>load<u32>(client + 8 + 8 * <usize>i);
     if (data + nameSize + valueSize + 2 > end) return backupOnlyPairs(backup);
-    const name = byteStringFromMemory(data, nameSize);
+    const name = headerNameAt(data, nameSize);
     if (forwardsClientHeader(name, backup)) {
       kept[i] = true;
       keptCount++;
