@@ -14,12 +14,30 @@ export const STREAM_ENDED_FIRST = "the stream ended before the fallback did";
 
 /** "served by backup-a (model qwen-plus)"; `model` is the backup's label ("pass-through" or the override). */
 export function servedBy(service: string, model: string): string {
-  return "served by " + service + " (model " + model + ")";
+  return joinFive("served by ", service, " (model ", model, ")");
 }
 
 /** "served by backup-a (model m); trigger status=503; attempts primary;result=503, backup-a;model=m;result=200". */
 export function outcomeText(outcome: string, trigger: string, attempts: string): string {
-  return outcome + "; trigger " + trigger + "; attempts " + attempts;
+  return joinFive(outcome, "; trigger ", trigger, "; attempts ", attempts);
+}
+
+/** Five strings as one, made at once: written with `+`, each `+` would make a string of its own (every fallback builds these). */
+function joinFive(a: string, b: string, c: string, d: string, e: string): string {
+  const out = changetype<string>(__new(<usize>(a.length + b.length + c.length + d.length + e.length) << 1, idof<string>()));
+  let at = changetype<usize>(out);
+  at = copyChars(at, a);
+  at = copyChars(at, b);
+  at = copyChars(at, c);
+  at = copyChars(at, d);
+  copyChars(at, e);
+  return out;
+}
+
+function copyChars(at: usize, s: string): usize {
+  const size = <usize>s.length << 1;
+  memory.copy(at, changetype<usize>(s), size);
+  return at + size;
 }
 
 /** The log line: "fallback: <outcome text>" and the request's id (" x-request-id=..." or ""). */
