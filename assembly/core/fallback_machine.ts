@@ -260,10 +260,7 @@ export class FallbackMachine extends FallbackState {
       const backup = this.policy.backups[this.nextIndex++];
       this.currentBackup = backup;
       this.retriesOnService = 0;
-      const remaining = this.chainDeadlineMs - nowMs;
-      this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
-      this.callStartedMs = nowMs;
-      return Step.Dispatch;
+      return this.dispatch(backup, nowMs);
     }
     if (this.nextIndex < this.policy.backups.length) {
       this.attempts.push(new Attempt("chain", "", DEADLINE_EXCEEDED));
@@ -354,6 +351,11 @@ export class FallbackMachine extends FallbackState {
     this.retryAtMs = 0;
     const backup = this.currentBackup!;
     if (nowMs + TIMEOUT_CLOCK_MARGIN_MS >= this.chainDeadlineMs) return this.advance(nowMs);
+    return this.dispatch(backup, nowMs);
+  }
+
+  /** A call to `backup` now, its timeout cut to what is left of the chain's deadline. */
+  private dispatch(backup: Backup, nowMs: u64): Step {
     const remaining = this.chainDeadlineMs - nowMs;
     this.callTimeoutMs = <u64>backup.timeoutMs < remaining ? backup.timeoutMs : <u32>remaining;
     this.callStartedMs = nowMs;

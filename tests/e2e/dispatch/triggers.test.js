@@ -234,7 +234,7 @@ describe("backend errors only", () => {
     }
   });
 
-  test("a direct_response never triggers, even with the switch off", async () => {
+  test("[pass-through] a direct_response never triggers, even with the switch off", async () => {
     for (const path of ["/on/direct", "/off/direct"]) {
       const res = await request(envoy.port, { path, body: CHAT });
       expect([path, res.status, res.text]).toEqual([path, 403, "forbidden by gateway"]);
