@@ -39,6 +39,17 @@ const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
  * route retries on it (retriable_headers) and removes it before the client sees the answer.
  */
 const RETRY_HEADER = "x-ai-fallback-retry";
+/** Same-service retry: the filter state naming the next try's cluster (assembly/upstream/attempt_retry.ts). */
+const CHAIN_NEXT_FILTER_STATE = "wasm.ai_fallback.next";
+/** Its value after the last try (attempt_retry.ts CHAIN_OVER), and the endpoint-less cluster it selects. */
+const CHAIN_OVER = "-";
+/** Same-service retry: the last failed try's cluster (the exhausted reply's `last`; the route's sink is no service). */
+const CHAIN_LAST_FILTER_STATE = "wasm.ai_fallback.last";
+const CHAIN_OVER_CLUSTER = "ai-fallback-chain-over";
+/** Per generated plugin object: every attempt's cluster, in order (kept out of the plugin's own JSON). */
+const RETRY_CLUSTERS = new WeakMap();
+/** The dispatch mode's defaults of `retry` (core/retry.ts RetrySettings). */
+const RETRY_DEFAULTS = { attempts: 1, backoff: 100, maxRetryAfter: 2000, on: [500, 502, 503, 504, 429, "reset"] };
 
 class StreamedConfigError extends Error {}
 
@@ -228,7 +239,64 @@ function attemptConfig(plugin, attempt, primaryFilter = true) {
   if (attempt > 1) config.backup = plugin.backups[attempt - 2];
   // Each attempt's filter records its service's failures and answers in the shared cooldown table.
   if (plugin.cooldown !== undefined) config.cooldown = plugin.cooldown;
+  // Same-service retry: the filter names the next try's cluster (route: retryRoute).
+  if (plugin.retry !== undefined) {
+    config.retry = plugin.retry;
+    config.retryClusters = RETRY_CLUSTERS.get(plugin);
+  }
   return config;
+}
+
+/** The plugin's `retry` with its defaults filled in (the module checked its fields), or undefined. */
+function retrySection(plugin) {
+  const r = plugin.retry;
+  if (r === undefined) return undefined;
+  if (r === null || typeof r !== "object" || Array.isArray(r)) refuse("retry", `must be an object like ${JSON.stringify(RETRY_DEFAULTS)}, got ${JSON.stringify(r)}`);
+  return { ...RETRY_DEFAULTS, ...r };
+}
+
+/**
+ * Same-service retry: each try's cluster is the one the previous try's filter named in the filter
+ * state CHAIN_NEXT_FILTER_STATE (its own cluster to retry it, the next service's to move on, none on
+ * the first try: the primary), which the router reads again on every retry (refresh_cluster_on_retry).
+ * The route retries on the filters' mark alone (no retriable status codes): the last try is left
+ * unmarked. A last try that gives no answer names CHAIN_OVER_CLUSTER, which has no endpoint (the
+ * router then answers itself). Retries wait `backoff` (Envoy's jittered back-off), or a 429/503's
+ * Retry-After (seconds) up to `maxRetryAfter`; a filter that moves on removes the Retry-After.
+ */
+function retryRoute(route, retry, names) {
+  const action = (cluster) => ({ action: { name: cluster, typed_config: { "@type": "type.googleapis.com/envoy.extensions.router.cluster_specifiers.matcher.v3.ClusterAction", cluster } } });
+  const map = {};
+  for (const n of names) map[n] = action(n);
+  map[CHAIN_OVER] = action(CHAIN_OVER_CLUSTER);
+  route.inline_cluster_specifier_plugin = {
+    extension: {
+      name: "envoy.router.cluster_specifier_plugin.matcher",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.router.cluster_specifiers.matcher.v3.MatcherClusterSpecifier",
+        cluster_matcher: {
+          matcher_tree: {
+            input: { name: "ai_fallback_next", typed_config: { "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.FilterStateInput", key: CHAIN_NEXT_FILTER_STATE } },
+            exact_match_map: { map },
+          },
+          on_no_match: action(names[0]),
+        },
+      },
+    },
+  };
+  const policy = route.retry_policy;
+  policy.retry_on = policy.retry_on.split(",").filter((r) => r !== "retriable-status-codes").join(",");
+  delete policy.retriable_status_codes;
+  policy.num_retries = names.length * (1 + retry.attempts) - 1;
+  policy.retry_back_off = { base_interval: `${Math.max(retry.backoff, 1) / 1000}s` };
+  if (retry.maxRetryAfter >= 1000) {
+    policy.rate_limited_retry_back_off = { reset_headers: [{ name: "retry-after", format: "SECONDS" }], max_interval: `${retry.maxRetryAfter / 1000}s` };
+  }
+}
+
+/** The cluster a chain that is over goes to: no endpoint, so the router answers at once (no healthy upstream). */
+function chainOverCluster() {
+  return { name: CHAIN_OVER_CLUSTER, type: "STATIC", connect_timeout: "1s", load_assignment: { cluster_name: CHAIN_OVER_CLUSTER, endpoints: [] } };
 }
 
 /** hedge.maxInFlight (0 = no hedging), checked as the module checks it. */
@@ -504,12 +572,6 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
   if (plugin.backendErrorsOnly === false) {
     refuse("backendErrorsOnly", "streamed mode: must be true (or absent): the gateway's own replies never reach the router's retries");
   }
-  // Envoy's router picks each attempt's priority group by the attempt's number, whatever the failure: it
-  // cannot retry only the failures in retry.on on the same service, nor go on at once past a long Retry-After.
-  if (plugin.retry !== undefined) {
-    refuse("retry", "not in the streamed mode: Envoy's router sends each retry to the next priority group (the next service) " +
-      "whatever the failure, so it cannot retry only retry.on's failures on the same service; remove retry, or use the dispatch mode");
-  }
   checkBackups(plugin.backups, credentialHeaderList(plugin));
   const codes = retriableStatusCodes(plugin.triggerStatuses);
   if (clusters === null || typeof clusters !== "object") refuse("clusters", "must be a JSON object");
@@ -517,6 +579,11 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
   const addresses = clusters.addresses ?? {};
   const names = [clusters.primary, ...plugin.backups.map((b) => b.service)];
   const cooldown = cooldownSection(plugin, clusters.primary);
+  const retry = retrySection(plugin);
+  if (retry !== undefined) {
+    plugin = { ...plugin, retry };
+    RETRY_CLUSTERS.set(plugin, names);
+  }
   if (cooldown !== undefined) plugin = { ...plugin, cooldown };
   if (new Set(names).size !== names.length) refuse("backups", "streamed mode: every attempt needs its own cluster (a cluster has one upstream filter configuration); names repeat: " + names.join(", "));
   for (const n of names) if (addresses[n] === undefined) refuse(`clusters.addresses.${n}`, "required: \"host:port\" or \"https://host[:port]\"");
@@ -565,6 +632,13 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
     refuse("cooldown", "needs the primary's filter (it records the primary's failures): leave it out, or generate without --no-primary-filter");
   }
   const hedge = hedgeMaxInFlight(plugin) > 0;
+  if (retry !== undefined) {
+    // Each try's cluster is chosen by the filter state the failed try's filter sets (retryRoute).
+    if (hedge) refuse("retry", "not together with hedge in the streamed mode (racing tries share one cluster of priority levels, which a retry of the same service cannot address): remove hedge or retry, or use the dispatch mode");
+    if (cooldown !== undefined) refuse("retry", "not together with cooldown in the streamed mode yet: remove cooldown or retry, or use the dispatch mode, which has both");
+    if (!primaryFilter) refuse("retry", "needs the primary's filter (it names the primary's next try): generate without --no-primary-filter, or remove retry");
+    retryRoute(route, retry, names);
+  }
   if (hedge && cooldown !== undefined) {
     // A later start of the chain would need its own services cluster, its priority levels from that service on.
     refuse("cooldown", "not together with hedge in the streamed mode (a chain started past a cooling service has no priority " +
@@ -594,6 +668,7 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
       if (i === 0 && !primaryFilter) filters = null;
       return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries, caBundle);
     });
+  if (retry !== undefined) out.push(chainOverCluster());
   // The connection manager's filters before the router.
   const httpFilters = firstPacket || cooldown !== undefined ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
   const methodMatch = { name: ":method", string_match: { safe_regex: { regex: methods.join("|") } } };
@@ -614,7 +689,8 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
     // the retry markers (an error meaning's, the guard's stream error) of an answer no attempt followed never reach it.
     virtual_host_options: { include_attempt_count_in_response: true, response_headers_to_remove: [RETRY_HEADER, STREAM_ERROR_HEADER] },
     // On the HTTP connection manager.
-    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true, hedge ? "%UPSTREAM_METADATA(ai_fallback:service)%" : undefined),
+    local_reply_config: exhaustedLocalReply(plugin.hideTopology === true,
+      hedge ? "%UPSTREAM_METADATA(ai_fallback:service)%" : retry !== undefined ? `%FILTER_STATE(${CHAIN_LAST_FILTER_STATE}:PLAIN)%` : undefined),
     clusters: out,
     http_filters: httpFilters,
   };

@@ -14,6 +14,8 @@ import { RaceEntry } from "./hedge_race";
 import { UpstreamMetrics } from "./upstream_metrics";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { keepForNextAttempt } from "./attempt_keeper";
+import { chooseNextTry } from "./attempt_retry";
+import { requestIdentity } from "./request_identity";
 
 export const PRIMARY_LABEL = "primary";
 
@@ -34,6 +36,8 @@ export class AttemptOutcome extends HttpContext {
   protected metrics: UpstreamMetrics | null = null;
   /** Attempts may overlap (hedge): this backup's place in the request's shared record. */
   protected race: RaceEntry | null = null;
+  /** With `retry`: this failed try named a next one (attempt_retry.ts). */
+  protected tryFollows: bool = false;
 
   constructor(id: u32, root: UpstreamRoot) {
     super(id, root);
@@ -62,7 +66,8 @@ export class AttemptOutcome extends HttpContext {
     if (called) metrics.count(metrics.failed);
     // Another attempt still runs (hedge): the chain is not over, whichever attempt this is.
     const race = this.race;
-    if (config.attempt < config.attempts || (race !== null && record.otherPending(race.index))) {
+    const next = config.retry !== null ? this.tryFollows : config.attempt < config.attempts;
+    if (next || (race !== null && record.otherPending(race.index))) {
       this.store(record, atEnd);
       return;
     }
@@ -74,11 +79,21 @@ export class AttemptOutcome extends HttpContext {
     this.logOutcome(EVERY_SERVICE_FAILED, record);
   }
 
-  /** The primary failed: start the record the first backup's filter takes. */
-  protected leaveForNext(config: UpstreamConfig, record: AttemptRecord, result: string, atEnd: bool): void {
+  /**
+   * The primary failed: start the record the next try's filter takes (with `retry`, continue the one
+   * its earlier try left, and name the next try's cluster). `status` 0: no answer; `timedOut`: a late first packet.
+   */
+  protected leaveForNext(config: UpstreamConfig, record: AttemptRecord, result: string, atEnd: bool, status: i32 = 0, timedOut: bool = false): void {
     if (config.attempt >= config.attempts || !this.recordable) return;
-    record.attempts.push(new Attempt(PRIMARY_LABEL, "", result));
-    this.store(record, atEnd);
+    let kept = record;
+    if (config.retry !== null) {
+      if (this.owner === null) this.owner = requestIdentity();
+      const earlier = this.owner !== null ? attemptLog.take(this.owner!) : null;
+      if (earlier !== null) kept = earlier;
+    }
+    kept.attempts.push(new Attempt(PRIMARY_LABEL, "", result));
+    if (config.retry !== null) chooseNextTry(config, kept, PRIMARY_LABEL, status, timedOut, !atEnd);
+    this.store(kept, atEnd);
   }
 
   /** Leaves `record` for the request's next attempt (attempt_keeper.ts). */

@@ -91,7 +91,9 @@ export class AttemptRequest extends AttemptRace {
     if (config.cooldown !== null && record.attempts.length == 0) skippedBefore(record);
     record.fillTo(config.attempt, config.primaryFilter ? RESULT_UNKNOWN : RESULT_RETRY);
     this.record = record;
-    if (config.attempt == 2) {
+    // A repeat of this backup (same-service retry) is not the fallback's start.
+    const attempts = record.attempts;
+    if (config.attempt == 2 && (attempts.length == 0 || attempts[attempts.length - 1].service != backup.serviceLabel)) {
       metrics.count(metrics.started);
       metrics.countTrigger(record.trigger());
     }

@@ -23,6 +23,7 @@ import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./s
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRequest } from "./attempt_request";
 import { noteAnswer, noteNoAnswer } from "./attempt_cooldown";
+import { chooseNextTry, moveOn } from "./attempt_retry";
 
 export class UpstreamStream extends AttemptRequest {
   /** Response headers arrived, or the result was noted: onDone has nothing left to do. */
@@ -45,8 +46,9 @@ export class UpstreamStream extends AttemptRequest {
     const backup = config.backup!;
     this.noteResult(record, backup.serviceLabel, backup.modelLabel, this.skipped);
     const status = skippedReplyStatus(config);
+    if (config.retry !== null) this.tryFollows = moveOn(config);
     this.settle(config, record, true, false, false);
-    if (config.attempt < config.attempts) {
+    if (config.retry !== null ? this.tryFollows : config.attempt < config.attempts) {
       replaceHeader(MapType.HttpResponseHeaders, ":status", status.toString());
       markForRetry();
       return HeadersAction.Continue;
@@ -74,7 +76,7 @@ export class UpstreamStream extends AttemptRequest {
         this.heldError = new HeldError(status);
         return HeadersAction.StopIteration;
       }
-      if (failed) this.leaveForNext(config, new AttemptRecord(), failedResult(status), false);
+      if (failed) this.leaveForNext(config, new AttemptRecord(), failedResult(status), false, status);
       // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
       else if (status >= 200 && status < 300 && !endOfStream) {
         this.unfinished2xx = true;
@@ -103,6 +105,7 @@ export class UpstreamStream extends AttemptRequest {
       readHedgeTiming() != FirstPacketTiming.NotTimed;
     if (deferred) this.status2xx = status;
     else this.noteResult(record, backup.serviceLabel, backup.modelLabel, status.toString());
+    if (failed && config.retry !== null) this.tryFollows = chooseNextTry(config, record, backup.serviceLabel, status, false, true);
     // Served while other attempts may still run: the race is won, the others are cancelled.
     if (!failed && !deferred && race !== null && winRace(attemptLog, this.owner, race)) {
       const hedges = this.upstreamRoot.hedges!;
@@ -117,7 +120,8 @@ export class UpstreamStream extends AttemptRequest {
       replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
       replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
     }
-    if (failed) markForRetry();
+    // With `retry`, only a failure another try follows (the route retries on the mark alone).
+    if (failed && (config.retry === null || this.tryFollows)) markForRetry();
     if (deferred) return HeadersAction.StopIteration;
     this.settle(config, record, failed, true, false);
     return HeadersAction.Continue;
@@ -147,7 +151,7 @@ export class UpstreamStream extends AttemptRequest {
     const held = this.heldError!;
     if (!held.ready(bodySize, endOfStream)) return DataAction.StopIterationAndBuffer;
     this.heldError = null;
-    if (held.decide(this.config!, bodySize, this.upstreamRoot)) this.leaveForNext(this.config!, new AttemptRecord(), held.status.toString(), false);
+    if (held.decide(this.config!, bodySize, this.upstreamRoot)) this.leaveForNext(this.config!, new AttemptRecord(), held.status.toString(), false, held.status);
     return DataAction.Continue;
   }
 
@@ -164,8 +168,11 @@ export class UpstreamStream extends AttemptRequest {
       // The primary guard found an error event and left the primary's result (stream_error) itself.
       const owner = requestIdentity();
       this.owner = owner;
-      if (owner !== null && attemptLog.holds(owner)) return;
-      this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT, true);
+      if (owner !== null && attemptLog.holds(owner)) {
+        if (config.retry !== null) moveOn(config);
+        return;
+      }
+      this.leaveForNext(config, new AttemptRecord(), RESULT_FIRST_PACKET_TIMEOUT, true, 0, true);
       return;
     }
     if (this.status2xx != 0 && this.race !== null) {
@@ -192,6 +199,7 @@ export class UpstreamStream extends AttemptRequest {
     if (this.race !== null && record.decided) return;
     const skipped = this.skipped.length > 0;
     this.noteResult(record, backup.serviceLabel, backup.modelLabel, skipped ? this.skipped : RESULT_NO_RESPONSE);
+    if (config.retry !== null) this.tryFollows = skipped ? moveOn(config) : chooseNextTry(config, record, backup.serviceLabel, 0, false, false);
     this.settle(config, record, true, !skipped, true);
   }
 }

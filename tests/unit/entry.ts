@@ -285,7 +285,8 @@ export function upstreamConfigSummary(json: ArrayBuffer): string {
   return "attempt=" + c.attempt.toString() + " attempts=" + c.attempts.toString() + " hideTopology=" + c.hideTopology.toString() +
     " 404=" + c.triggerStatuses.has(404).toString() + " 503=" + c.triggerStatuses.has(503).toString() +
     " backup=" + (backup == null ? "none" : backup.service) + (c.primaryFilter ? "" : " primaryFilter=false") +
-    " never=" + c.neverTrigger.join(",") + " always=" + c.alwaysTrigger.join(",");
+    " never=" + c.neverTrigger.join(",") + " always=" + c.alwaysTrigger.join(",") +
+    (c.retry === null ? "" : " retry=" + c.retry!.attempts.toString() + " retryClusters=" + c.retryClusters.join(","));
 }
 
 /** The meanings an error body carries, one a line. */

@@ -232,6 +232,10 @@ export class UpstreamConfig {
   hedge: bool = false;
   /** Skip services known to be down (null: off); its `primary` names the primary's cluster. */
   cooldown: CooldownSettings | null = null;
+  /** Same-service retry (null: off): which failures this service gets again before the next one. */
+  retry: RetrySettings | null = null;
+  /** With `retry`: every attempt's cluster in the chain's order (the route picks the next try's by the one named). */
+  retryClusters: string[] = [];
 }
 
 /**

@@ -15,6 +15,7 @@ import { ErrorTriggerLists, readErrorTriggerLists, readMethods, readStatuses } f
 import { PLUGIN_ID_KEY, readRule } from "./rules_reader";
 import { readHedge } from "./hedge_reader";
 import { readCooldown } from "./cooldown_reader";
+import { readRetry } from "./retry_reader";
 
 /** Parses and validates the plugin configuration. */
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
@@ -91,6 +92,7 @@ function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
 
 const UPSTREAM_KEYS = [
   "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
+  "retry", "retryClusters",
 ];
 
 /** Parses `{"attempt": 2, "attempts": 3, "triggerStatuses": [...], "hideTopology": false, "primaryFilter": true, "backup": {...}}`. */
@@ -145,6 +147,16 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
       return new UpstreamConfigResult(null, "cooldown.primary: required on attempt 1 (the primary): the primary's cluster name, which its cooldown is kept under");
     }
   }
+  if (obj.has("retry") || obj.has("retryClusters")) {
+    if (!obj.has("retry") || !obj.has("retryClusters")) {
+      return new UpstreamConfigResult(null, "retry: needs retryClusters (every attempt's cluster name, in order), and retryClusters needs retry");
+    }
+    config.retry = readRetry(parser, obj.get("retry")!, "retry");
+    if (config.retry === null) return upstreamFailure(parser);
+    const names = readRetryClusters(obj.get("retryClusters")!, config.attempts);
+    if (names == null) return new UpstreamConfigResult(null, "retryClusters: must be an array of " + config.attempts.toString() + " cluster names (one per attempt, in order)");
+    config.retryClusters = names;
+  }
   if (config.attempt == 1 && obj.has("backup")) return new UpstreamConfigResult(null, "backup: not allowed on attempt 1 (the primary)");
   if (!parser.readCredentialHeaders(obj)) return upstreamFailure(parser);
   if (obj.has("earlierBackupHeaders")) {
@@ -161,6 +173,20 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
   return new UpstreamConfigResult(config, "");
 }
 
+
+/** `retryClusters`: `attempts` non-empty strings, or null. */
+function readRetryClusters(v: JSON.Value, attempts: i32): string[] | null {
+  if (v.type != JSON.Types.Array) return null;
+  const list = v.get<JSON.Arr>();
+  if (list.length != attempts) return null;
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const item = list.at(i);
+    if (item.type != JSON.Types.String || item.get<string>().length == 0) return null;
+    out.push(item.get<string>());
+  }
+  return out;
+}
 
 const SERVICES_KEYS = ["services", "hedge"];
 

@@ -189,10 +189,6 @@ describe("streamed mode: the generated Envoy configuration", () => {
   const clusters = { primary: "p", addresses: { p: "127.0.0.1:8001", b1: "127.0.0.1:8002", b2: "https://api.example.com" } };
   const plugin = { backups: [{ service: "b1", model: "m1", headers: { authorization: "Bearer 1" } }, { service: "b2", headers: { "x-api-key": "2" } }], triggerStatuses: ["5xx", 429] };
 
-  test("retry is refused, naming the field (the router cannot retry only retry.on's failures on the same service)", () => {
-    expect(() => lib.streamedConfig({ ...plugin, retry: { attempts: 1 } }, clusters, {})).toThrow(/^retry: not in the streamed mode: /);
-  });
-
   test("backendErrorsOnly: false is refused, naming the field (gateway replies never reach the router's retries)", () => {
     expect(() => lib.streamedConfig({ ...plugin, backendErrorsOnly: false }, clusters, {})).toThrow(/^backendErrorsOnly: streamed mode: must be true/);
     expect(() => lib.streamedConfig({ ...plugin, backendErrorsOnly: true }, clusters, {})).not.toThrow();
