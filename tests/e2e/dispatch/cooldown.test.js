@@ -2,14 +2,13 @@
 // core/cooldown.ts), then probed by one request; a Retry-After sets the cooldown. The primary is
 // skipped by its guard (an upstream filter on its cluster, after every downstream filter), so a
 // request some filter behind ai-fallback refuses never reaches a backup.
-const { startEnvoy, counter } = require("../support/envoy");
+const { startEnvoy } = require("../support/envoy");
 const { startAuthz, extAuthzFilter } = require("../support/mock_authz");
 const { request } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
+const { CHAT, steadyRequests, expectOutageWithinProbes, expectBackWithinOneProbe } = require("../support/cooldown_checks");
 const { primaryGuard } = require("../support/http_filters");
 
-const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 let authz;
@@ -28,20 +27,6 @@ const clusters = () => ({
   authz: authz.port,
 });
 
-/** Requests one after another every `everyMs` for `forMs`; each result with the time it was sent. */
-async function steadyRequests(port, everyMs, forMs, headers = {}) {
-  const out = [];
-  const start = Date.now();
-  while (Date.now() - start < forMs) {
-    const sentAt = Date.now();
-    const res = await request(port, { body: CHAT, headers });
-    out.push({ sentAt, res, took: Date.now() - sentAt });
-    const wait = everyMs - (Date.now() - sentAt);
-    if (wait > 0) await sleep(wait);
-  }
-  return out;
-}
-
 describe("an outage compressed in time: the primary gets its probes only, and is back within one probe interval", () => {
   const COOLDOWN = { failures: 2, window: 5000, duration: 500 };
   let envoy;
@@ -53,45 +38,8 @@ describe("an outage compressed in time: the primary gets its probes only, and is
   });
 
   test("a 3 s outage at a request every 50 ms (the primary failing after 100 ms): at most failures + one probe per duration reach the primary; every client gets the backup's answer", async () => {
-    // The primary takes 100 ms to fail: a request that pays for it shows.
-    const PRIMARY_FAILS_AFTER_MS = 100;
-    m.primary.behave({ status: 503, delayHeadersMs: PRIMARY_FAILS_AFTER_MS });
-    const OUTAGE_MS = 3000;
-    const outage = await steadyRequests(envoy.port, 50, OUTAGE_MS);
-    for (const { res } of outage) {
-      expect(res.status).toBe(200);
-      expect(res.json().served_by).toBe("backup-a");
-    }
-    const probesAllowed = COOLDOWN.failures + Math.ceil(OUTAGE_MS / COOLDOWN.duration) + 1;
-    console.log(`cooldown (dispatch): ${outage.length} requests in a ${OUTAGE_MS} ms outage, ${m.primary.requests.length} reached the primary (allowed ${probesAllowed})`);
-    expect(m.primary.requests.length).toBeLessThanOrEqual(probesAllowed);
-    expect(outage.length).toBeGreaterThan(probesAllowed * 2);
-    const skipped = outage.filter(({ res }) => res.headers["x-ai-fallback-attempts"] === "primary;result=cooling, backup-a;model=pass-through;result=200");
-    expect(skipped.length).toBeGreaterThan(outage.length / 2);
-    expect(skipped[0].res.headers["x-ai-fallback-trigger"]).toBe("cooling");
-    const median = (list) => list.map((r) => r.took).sort((a, b) => a - b)[Math.floor(list.length / 2)];
-    const paid = outage.filter((r) => !skipped.includes(r));
-    console.log(`cooldown: fallback latency, median: ${median(skipped)} ms with the primary cooling (skipped), ${median(paid)} ms when the primary's 100 ms failure came first`);
-    expect(median(skipped)).toBeLessThan(PRIMARY_FAILS_AFTER_MS);
-    const stats = await envoy.stats();
-    expect(counter(stats, "wasmcustom.ai_fallback.cooldown.skipped")).toBe(skipped.length);
-    expect(counter(stats, "wasmcustom.ai_fallback.cooldown.probes")).toBeGreaterThanOrEqual(1);
-    expect(counter(stats, "wasmcustom.ai_fallback.cooldown.cooling_services")).toBe(1);
-    expect(envoy.logs()).toMatch(/cooldown: primary is skipped for 500 ms, then probed by one request \(2 failures\)/);
-
-    // The primary recovers: within one probe interval (plus the refresh and scheduling slack) it answers again.
-    m.primary.reset();
-    const recoveredAt = Date.now();
-    const after = await steadyRequests(envoy.port, 50, COOLDOWN.duration + 700);
-    const firstByPrimary = after.find(({ res }) => res.json().served_by === "primary");
-    expect(firstByPrimary).toBeDefined();
-    console.log(`cooldown (dispatch): the recovered primary answered again ${firstByPrimary.sentAt - recoveredAt} ms after its recovery (duration ${COOLDOWN.duration} ms)`);
-    expect(firstByPrimary.sentAt - recoveredAt).toBeLessThanOrEqual(COOLDOWN.duration + 250);
-    // ... and from then on every request is the primary's.
-    const rest = after.slice(after.indexOf(firstByPrimary));
-    for (const { res } of rest) expect(res.json().served_by).toBe("primary");
-    expect(await envoy.logsWhen(/cooldown: primary answered and is used again/)).toMatch(/cooldown: primary answered and is used again/);
-    expect(counter(await envoy.stats(), "wasmcustom.ai_fallback.cooldown.cooling_services")).toBe(0);
+    const skipped = await expectOutageWithinProbes({ envoy, mocks: m, cooldown: COOLDOWN, skippedAttempts: "primary;result=cooling, backup-a;model=pass-through;result=200", mode: "dispatch" });
+    await expectBackWithinOneProbe({ envoy, mocks: m, cooldown: COOLDOWN, mode: "dispatch" });
   });
 });
 

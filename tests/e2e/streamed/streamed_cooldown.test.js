@@ -2,14 +2,13 @@
 // table, core/cooldown.ts). The downstream role, the last filter before the router, starts the
 // request's chain past the cooling services (filter state + a new route choice); the router sends
 // the request only after every filter ran, so a request a filter refuses reaches no backup.
-const { startEnvoy, counter } = require("../support/envoy");
+const { startEnvoy } = require("../support/envoy");
 const { startAuthz, extAuthzFilter } = require("../support/mock_authz");
 const { request } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
+const { CHAT, steadyRequests, expectOutageWithinProbes, expectBackWithinOneProbe } = require("../support/cooldown_checks");
 const { TWO_BACKUPS, streamedBootstrapFor } = require("../support/streamed_fixtures");
 
-const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const m = useMocks({ primary: "primary", backupA: "backup-a", backupB: "backup-b" });
 let authz;
@@ -24,20 +23,6 @@ beforeEach(() => authz.reset());
 const plugin = (cooldown) => ({ ...TWO_BACKUPS, cooldown });
 const SKIPPED_PRIMARY = "primary;result=cooling, backup-a;model=backup-model-a;result=200";
 
-/** Requests one after another every `everyMs` for `forMs`; each result with the time it was sent. */
-async function steadyRequests(port, everyMs, forMs) {
-  const out = [];
-  const start = Date.now();
-  while (Date.now() - start < forMs) {
-    const sentAt = Date.now();
-    const res = await request(port, { body: CHAT });
-    out.push({ sentAt, res, took: Date.now() - sentAt });
-    const wait = everyMs - (Date.now() - sentAt);
-    if (wait > 0) await sleep(wait);
-  }
-  return out;
-}
-
 describe("an outage compressed in time (streamed): the primary gets its probes only, and is back within one probe interval", () => {
   const COOLDOWN = { failures: 2, window: 5000, duration: 500 };
   let envoy;
@@ -46,43 +31,10 @@ describe("an outage compressed in time (streamed): the primary gets its probes o
   });
 
   test("a 3 s outage at a request every 50 ms (the primary failing after 100 ms): at most failures + one probe per duration reach the primary, a skipped request goes to the backup at its first attempt", async () => {
-    // The primary takes 100 ms to fail: a request that pays for it shows.
-    const PRIMARY_FAILS_AFTER_MS = 100;
-    m.primary.behave({ status: 503, delayHeadersMs: PRIMARY_FAILS_AFTER_MS });
-    const OUTAGE_MS = 3000;
-    const outage = await steadyRequests(envoy.port, 50, OUTAGE_MS);
-    for (const { res } of outage) {
-      expect(res.status).toBe(200);
-      expect(res.json().served_by).toBe("backup-a");
-    }
-    const probesAllowed = COOLDOWN.failures + Math.ceil(OUTAGE_MS / COOLDOWN.duration) + 1;
-    console.log(`cooldown (streamed): ${outage.length} requests in a ${OUTAGE_MS} ms outage, ${m.primary.requests.length} reached the primary (allowed ${probesAllowed})`);
-    expect(m.primary.requests.length).toBeLessThanOrEqual(probesAllowed);
-    expect(outage.length).toBeGreaterThan(probesAllowed * 2);
-    const skipped = outage.filter(({ res }) => res.headers["x-ai-fallback-attempts"] === SKIPPED_PRIMARY);
-    expect(skipped.length).toBeGreaterThan(outage.length / 2);
-    expect(skipped[0].res.headers["x-ai-fallback-trigger"]).toBe("cooling");
-    const median = (list) => list.map((r) => r.took).sort((a, b) => a - b)[Math.floor(list.length / 2)];
-    const paid = outage.filter((r) => !skipped.includes(r));
-    console.log(`cooldown: fallback latency, median: ${median(skipped)} ms with the primary cooling (skipped), ${median(paid)} ms when the primary's 100 ms failure came first`);
-    expect(median(skipped)).toBeLessThan(PRIMARY_FAILS_AFTER_MS);
+    const skipped = await expectOutageWithinProbes({ envoy, mocks: m, cooldown: COOLDOWN, skippedAttempts: SKIPPED_PRIMARY, mode: "streamed" });
     // The backup was the request's first attempt: no retry was spent on the primary.
     expect(skipped[0].res.headers["x-envoy-attempt-count"]).toBe("1");
-    const stats = await envoy.stats();
-    expect(counter(stats, "wasmcustom.ai_fallback.cooldown.skipped")).toBe(skipped.length);
-    expect(counter(stats, "wasmcustom.ai_fallback.cooldown.probes")).toBeGreaterThanOrEqual(1);
-    expect(counter(stats, "wasmcustom.ai_fallback.cooldown.cooling_services")).toBe(1);
-    expect(envoy.logs()).toMatch(/cooldown: primary is skipped for 500 ms, then probed by one request \(2 failures\)/);
-
-    m.primary.reset();
-    const recoveredAt = Date.now();
-    const after = await steadyRequests(envoy.port, 50, COOLDOWN.duration + 700);
-    const firstByPrimary = after.find(({ res }) => res.json().served_by === "primary");
-    expect(firstByPrimary).toBeDefined();
-    console.log(`cooldown (streamed): the recovered primary answered again ${firstByPrimary.sentAt - recoveredAt} ms after its recovery (duration ${COOLDOWN.duration} ms)`);
-    expect(firstByPrimary.sentAt - recoveredAt).toBeLessThanOrEqual(COOLDOWN.duration + 250);
-    for (const { res } of after.slice(after.indexOf(firstByPrimary))) expect(res.json().served_by).toBe("primary");
-    expect(await envoy.logsWhen(/cooldown: primary answered and is used again/)).toMatch(/cooldown: primary answered and is used again/);
+    await expectBackWithinOneProbe({ envoy, mocks: m, cooldown: COOLDOWN, mode: "streamed" });
   });
 });
 
