@@ -110,9 +110,27 @@ export function deserializeHeaders(ptr: usize, size: usize): Header[] {
  * decoded or allocated. `lowerName` is lower-case ASCII.
  */
 export function findSerializedHeader(ptr: usize, size: usize, lowerName: string): string | null {
-  if (size < 4) return null;
+  const at = findSerializedValue(ptr, size, lowerName);
+  return at < 0 ? null : byteStringFromMemory(<usize>(at >>> 32), <usize>(at & 0xffffffff));
+}
+
+/**
+ * A response's `:status` as a number straight from the wire format (three digits, else 0; 0 when
+ * absent), so that a filter that reads the whole map anyway needs no second host call for it.
+ */
+export function serializedStatus(ptr: usize, size: usize): i32 {
+  const at = findSerializedValue(ptr, size, STATUS);
+  return at < 0 ? 0 : statusCodeAt(<usize>(at >>> 32), <usize>(at & 0xffffffff));
+}
+
+/**
+ * Where the first value of `lowerName` lies in a wire-format map, as (address << 32) | size, with
+ * nothing decoded; -1 when absent or the buffer is malformed.
+ */
+function findSerializedValue(ptr: usize, size: usize, lowerName: string): i64 {
+  if (size < 4) return -1;
   const count = <usize>load<u32>(ptr);
-  if (<usize>4 + 8 * count > size) return null;
+  if (<usize>4 + 8 * count > size) return -1;
   const end = ptr + size;
   const nameLength = <usize>lowerName.length;
   let sizes = ptr + 4;
@@ -121,35 +139,11 @@ export function findSerializedHeader(ptr: usize, size: usize, lowerName: string)
     const nameSize = <usize>load<u32>(sizes);
     const valueSize = <usize>load<u32>(sizes + 4);
     sizes += 8;
-    if (data + nameSize + valueSize + 2 > end) return null;
-    if (nameSize == nameLength && bytesEqual(data, lowerName)) {
-      return byteStringFromMemory(data + nameSize + 1, valueSize);
-    }
+    if (data + nameSize + valueSize + 2 > end) return -1;
+    if (nameSize == nameLength && bytesEqual(data, lowerName)) return (<i64>(data + nameSize + 1) << 32) | <i64>valueSize;
     data += nameSize + valueSize + 2;
   }
-  return null;
-}
-
-/**
- * A response's `:status` as a number straight from the wire format (three digits, else 0; 0 when
- * absent), so that a filter that reads the whole map anyway needs no second host call for it.
- */
-export function serializedStatus(ptr: usize, size: usize): i32 {
-  if (size < 4) return 0;
-  const count = <usize>load<u32>(ptr);
-  if (<usize>4 + 8 * count > size) return 0;
-  const end = ptr + size;
-  let sizes = ptr + 4;
-  let data = ptr + 4 + 8 * count;
-  for (let i: usize = 0; i < count; i++) {
-    const nameSize = <usize>load<u32>(sizes);
-    const valueSize = <usize>load<u32>(sizes + 4);
-    sizes += 8;
-    if (data + nameSize + valueSize + 2 > end) return 0;
-    if (nameSize == <usize>STATUS.length && bytesEqual(data, STATUS)) return statusCodeAt(data + nameSize + 1, valueSize);
-    data += nameSize + valueSize + 2;
-  }
-  return 0;
+  return -1;
 }
 
 /**
