@@ -3,7 +3,7 @@
 // Retry-After; the primary is resent by Envoy's router (the filter sets its retry headers), so the
 // filters behind ai-fallback run for the primary's request as usual.
 const { startEnvoy, counter } = require("../support/envoy");
-const { request } = require("../support/client");
+const { request, abortAfter } = require("../support/client");
 const { useMocks } = require("../support/fixtures");
 
 const CHAT = { model: "gpt-4o", messages: [{ role: "user", content: "hello" }] };
@@ -114,6 +114,20 @@ describe("retry on: the same service again before the next", () => {
     expect(m.backupA.requests.length).toBe(2);
     expect(res.headers["x-ai-fallback-attempts"]).toBe(
       "primary;result=retry, primary;result=503, backup-a;model=qwen-plus;result=502, backup-a;model=qwen-plus;result=502, backup-b;model=pass-through;result=200");
+  });
+
+  test("retry: a client that leaves while a backup's retry waits (Retry-After: 1) gets no retry sent, and its copy and stream are given back", async () => {
+    m.primary.behave({ status: 503 });
+    m.backupA.behave({ status: 429, headers: { "retry-after": "1" } });
+    const left = await abortAfter(envoy.port, { body: CHAT }, 400);
+    expect(left.aborted).toBe(true);
+    expect(m.backupA.requests.length).toBe(1); // the first call was made; its retry waits
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    expect(m.backupA.requests.length).toBe(1);
+    expect(m.backupB.requests.length).toBe(0);
+    const stats = await envoy.stats();
+    expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(0);
+    expect(counter(stats, "wasmcustom.ai_fallback.streams")).toBe(0);
   });
 
   test("retry: a status not in retry.on (400) is not retried: the next backup at once", async () => {
