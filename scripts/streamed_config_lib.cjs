@@ -221,6 +221,11 @@ function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
   return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath, attempt === 1);
 }
 
+/** The plain cluster (no filter) by which requests of methods not in `methods` reach the primary. */
+function otherMethodsCluster(primary) {
+  return `${primary}-other-methods`;
+}
+
 /** Attempt `attempt`'s configuration (1 = the primary): the upstream role's `{"attempt": n, ...}`. */
 function attemptConfig(plugin, attempt, primaryFilter = true) {
   const config = { attempt, attempts: plugin.backups.length + 1 };
@@ -229,6 +234,9 @@ function attemptConfig(plugin, attempt, primaryFilter = true) {
   if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
   if (plugin.hideTopology !== undefined) config.hideTopology = plugin.hideTopology;
   if (attempt === 1 && plugin.methods !== undefined) config.methods = plugin.methods;
+  // Requests of other methods reach the primary through a plain cluster (otherMethodsCluster): the
+  // primary's filter need not read each request's method.
+  if (attempt === 1) config.retryingRouteOnly = true;
   if (attempt === 1 && plugin.neverTrigger !== undefined) config.neverTrigger = plugin.neverTrigger;
   if (attempt === 1 && plugin.alwaysTrigger !== undefined) config.alwaysTrigger = plugin.alwaysTrigger;
   if (attempt > 1 && plugin.credentialHeaders !== undefined) config.credentialHeaders = plugin.credentialHeaders;
@@ -585,6 +593,9 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
     RETRY_CLUSTERS.set(plugin, names);
   }
   if (cooldown !== undefined) plugin = { ...plugin, cooldown };
+  if (names.includes(otherMethodsCluster(clusters.primary))) {
+    refuse("backups", `streamed mode: the cluster name ${otherMethodsCluster(clusters.primary)} is the generator's own (requests of other methods reach the primary by it): rename that service's cluster`);
+  }
   if (new Set(names).size !== names.length) refuse("backups", "streamed mode: every attempt needs its own cluster (a cluster has one upstream filter configuration); names repeat: " + names.join(", "));
   for (const n of names) if (addresses[n] === undefined) refuse(`clusters.addresses.${n}`, "required: \"host:port\" or \"https://host[:port]\"");
   const wasmPath = opts.wasmPath ?? "ai_fallback.wasm";
@@ -659,15 +670,19 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
   // before it with firstPacketTimeout. Upstream filters see the answer in reverse order: the
   // primary's result is recorded before the guard holds a streaming 2xx. Lean (primaryFilter: false):
   // the primary's cluster has no filter at all, so a healthy request never enters the module.
+  const primaryAddress = parseAddress(addresses[names[0]], `clusters.addresses.${names[0]}`);
   const out = hedge
-    ? [servicesCluster(plugin, names, addresses, wasmPath, maxRetries, caBundle),
-      cluster(names[0], parseAddress(addresses[names[0]], `clusters.addresses.${names[0]}`), null, maxRetries, caBundle)]
+    ? [servicesCluster(plugin, names, addresses, wasmPath, maxRetries, caBundle), cluster(names[0], primaryAddress, null, maxRetries, caBundle)]
     : names.map((n, i) => {
       let filters = [upstreamWasmFilter(plugin, i + 1, wasmPath, primaryFilter)];
       if (i === 0 && firstPacket) filters.unshift(primaryGuardFilter(plugin, wasmPath));
       if (i === 0 && !primaryFilter) filters = null;
       return cluster(n, parseAddress(addresses[n], `clusters.addresses.${n}`), filters, maxRetries, caBundle);
     });
+  // Requests of other methods go to the primary alone: through a plain cluster whenever the primary's
+  // own cluster runs the filter (its configuration says retryingRouteOnly).
+  const otherMethods = hedge || !primaryFilter ? names[0] : otherMethodsCluster(names[0]);
+  if (otherMethods !== names[0]) out.push(cluster(otherMethods, primaryAddress, null, maxRetries, caBundle));
   if (retry !== undefined) out.push(chainOverCluster());
   // The connection manager's filters before the router.
   const httpFilters = firstPacket || cooldown !== undefined ? [streamedDownstreamFilter(plugin, wasmPath)] : [];
@@ -681,7 +696,7 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
     // Only model-API requests fall back (the methods in `methods`, POST by default): the retrying route
     // matches them; every other request goes to the primary alone, as in the dispatch mode.
     method_match: methodMatch,
-    primary_only_route: { cluster: clusters.primary, timeout: "0s" },
+    primary_only_route: { cluster: otherMethods, timeout: "0s" },
     // The ai-fallback-streamed role holds a body up to maxRequestBodyBytes under this limit (past it
     // Envoy would answer 413), and a retry needs the whole body: never less than maxRequestBodyBytes.
     request_body_buffer_limit: requestBodyBufferLimit,

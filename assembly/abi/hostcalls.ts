@@ -218,6 +218,19 @@ export function getStringPropertyAt(path: ArrayBuffer): string | null {
   return takeByteString();
 }
 
+/** An 8-byte property (a u64, as Envoy and setU64Property write it), read without allocating; `absent` when missing or of another size. */
+export function getU64PropertyAt(path: ArrayBuffer, absent: u64): u64 {
+  intoSmallResult();
+  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
+  if (status != WasmResult.Ok) return absent;
+  const ptr = load<usize>(RETURN_PTR);
+  const size = load<usize>(RETURN_SIZE);
+  const value = ptr != 0 && size == 8 ? load<u64>(ptr) : absent;
+  if (ptr != 0) freeReturned(ptr);
+  return value;
+}
+
 /** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
 export function getProperty(path: string[]): ArrayBuffer | null {
   return getPropertyAt(propertyPath(path));
@@ -225,6 +238,14 @@ export function getProperty(path: string[]): ArrayBuffer | null {
 
 export function getStringProperty(path: string[]): string | null {
   return getStringPropertyAt(propertyPath(path));
+}
+
+const U64_VALUE = memory.data(8);
+
+/** Sets a one-segment property to a u64's 8 bytes (as getU64PropertyAt reads it), without allocating. */
+export function setU64Property(name: ArrayBuffer, value: u64): WasmResult {
+  store<u64>(U64_VALUE, value);
+  return <WasmResult>imports.proxy_set_property(changetype<usize>(name), name.byteLength, U64_VALUE, 8);
 }
 
 /**

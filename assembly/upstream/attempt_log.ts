@@ -1,11 +1,12 @@
 // The streamed mode's memory of one request's attempts, handed from one attempt's upstream filter
 // to the next. Pure.
 //
-// Envoy gives an upstream filter no channel to the next attempt: request-header edits made while
-// the answer comes back (or when the attempt ends) do not reach it, and the router's retry says
-// nothing about why. But every attempt of a request runs on the same worker, so in the same VM:
-// a table in the module carries the list, keyed by the request's identity as only Envoy sets it
-// (RequestIdentity: no client can choose, share or grow a key). An entry lives only between two
+// Request-header edits made while the answer comes back (or when the attempt ends) do not reach the
+// next attempt, and the router's retry says nothing about why. The request's filter state does reach
+// it, but holds bytes, while attempts that overlap (hedge) share one record live. Every attempt of a
+// request runs on the same worker, so in the same VM: a table in the module carries the list, keyed
+// by the key the module minted for the request and left in its filter state (RequestIdentity: no
+// client can choose, share or grow a key). An entry lives only between two
 // attempts (the next attempt takes it; an attempt that ends because the client left leaves none); one
 // that no attempt takes (the router did not retry) is dropped by the first sweep after RECORD_TTL_MS.
 // The table holds at most MAX_RECORDS, and every entry's bytes are taken from the VM's budget.
@@ -55,23 +56,22 @@ export const enum Kept {
 }
 
 /**
- * Which downstream request attempts belong to: the downstream connection's id and the request's start
- * time (ns), both Envoy's (request_identity.ts reads them). Two live requests share both only if they
- * started in the same nanosecond on the same connection.
+ * Which downstream request attempts belong to: a key this VM minted for it (request_identity.ts keeps
+ * it in the request's filter state). Keys are never reused in a VM, so two live requests never share one.
  */
 export class RequestIdentity {
-  constructor(public connectionId: u64, public startNs: u64) {}
+  constructor(public key: u64) {}
 
-  /** The table's key: a fixed-size digest of both (splitmix64's finalizer); `sameAs` tells collisions apart. */
+  /** The table's key: a fixed-size digest of the key (splitmix64's finalizer); `sameAs` tells collisions apart. */
   digest(): u64 {
-    let h = (this.connectionId * 0x9e3779b97f4a7c15) ^ this.startNs;
+    let h = this.key * 0x9e3779b97f4a7c15;
     h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9;
     h = (h ^ (h >> 27)) * 0x94d049bb133111eb;
     return h ^ (h >> 31);
   }
 
   sameAs(other: RequestIdentity): bool {
-    return this.connectionId == other.connectionId && this.startNs == other.startNs;
+    return this.key == other.key;
   }
 }
 

@@ -10,7 +10,7 @@ import { HEADER_ATTEMPTS, HEADER_TRIGGER } from "../core/replay";
 import { showKeptBytes } from "../host/vm_budget";
 import { AttemptRecord } from "./attempt_log";
 import { joinRecord, primaryWinsOpenRace, reportedAttempts, winRace } from "./hedge_race";
-import { requestIdentity } from "./request_identity";
+import { knownRequestIdentity, requestIdentity } from "./request_identity";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptOutcome, PRIMARY_LABEL } from "./attempt_outcome";
 
@@ -63,7 +63,7 @@ export class AttemptRace extends AttemptOutcome {
   protected primaryWins(): void {
     const config = this.config!;
     if (!config.hedge) return;
-    const record = primaryWinsOpenRace(attemptLog, requestIdentity(), this.status2xx);
+    const record = primaryWinsOpenRace(attemptLog, knownRequestIdentity(), this.status2xx);
     if (record === null) return;
     const hedges = this.upstreamRoot.hedges!;
     hedges.count(hedges.wonByPrimary);

@@ -14,7 +14,7 @@ import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "../core/
 import { AttemptRecord, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
 import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
 import { sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
-import { requestIdentity } from "./request_identity";
+import { knownRequestIdentity } from "./request_identity";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRace } from "./attempt_race";
 import { skippedBefore } from "./attempt_cooldown";
@@ -64,7 +64,12 @@ export class AttemptRequest extends AttemptRace {
     if (backup == null) {
       // The primary: a request the route does not retry leaves no record (it would wait for nobody).
       // Which request it is is read only if it fails (the happy path reads nothing more). The method
-      // cannot wait for that: Envoy lets a filter read the request's headers only in their callback.
+      // cannot wait for that: Envoy lets a filter read the request's headers only in their callback,
+      // so it is read here, unless no request reaches this cluster but by the retrying route.
+      if (config.retryingRouteOnly) {
+        this.recordable = true;
+        return HeadersAction.Continue;
+      }
       const method = getHeader(MapType.HttpRequestHeaders, ":method");
       this.recordable = method !== null && config.methods.includes(method);
       return HeadersAction.Continue;
@@ -81,7 +86,7 @@ export class AttemptRequest extends AttemptRace {
       // Attempts may overlap: this one joins the request's shared record (attempt_race.ts).
       record = this.joinRace(config, backup);
     } else if (recordsAround(config)) {
-      const owner = requestIdentity();
+      const owner = knownRequestIdentity();
       this.owner = owner;
       if (owner !== null) record = attemptLog.take(owner);
       if (record !== null) showKeptBytes();

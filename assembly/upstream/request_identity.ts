@@ -1,33 +1,39 @@
-// Which downstream request an attempt belongs to, and whether that request is gone, from what only
-// Envoy sets: the downstream connection's id (a counter of the Envoy process) and the request's start
-// time in ns. Every attempt's upstream filter reads them from the one downstream request's stream info,
-// so all attempts of a request agree, and no client can set, choose or grow them (unlike x-request-id,
-// which Envoy keeps from trusted or, without use_remote_address, any clients). Read on the error path only.
-import { getPropertyAt, propertyPath } from "../abi/hostcalls";
+// Which downstream request an attempt belongs to, and whether that request is gone. The key is minted
+// by the first attempt filter of a request that needs one (a counter of this VM: every attempt of a
+// request runs on one worker, so in one VM) and left in the request's filter state
+// `wasm.ai_fallback.key`, which every attempt's upstream filter shares (Envoy gives the upstream
+// filters the downstream request's stream info). No client can set filter state, choose or share a key
+// (unlike x-request-id, which Envoy keeps from trusted or, without use_remote_address, any clients),
+// and the key ends with its request. Read and minted on the error path only.
+import { getU64PropertyAt, propertyPath, setU64Property } from "../abi/hostcalls";
+import { WasmResult } from "../abi/enums";
 import { RequestIdentity } from "./attempt_log";
 
-const CONNECTION_ID = propertyPath(["connection", "id"]);
-const REQUEST_TIME = propertyPath(["request", "time"]);
+const KEY_PATH = propertyPath(["ai_fallback.key"]);
 const RESPONSE_FLAGS = propertyPath(["response", "flags"]);
 /** Envoy's legacy response flags: the client closed its connection (DC), or reset its stream (DR). */
 const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 0x4000;
 const DOWNSTREAM_REMOTE_RESET: u64 = 0x10000000;
+/** The last key this VM minted (0: none; keys start at 1). */
+let lastKey: u64 = 0;
 
-function u64Property(path: ArrayBuffer): u64 {
-  const bytes = getPropertyAt(path);
-  if (bytes == null || bytes.byteLength != 8) return 0;
-  return load<u64>(changetype<usize>(bytes));
+/** The request's key if an attempt of it minted one; null otherwise (then no attempt left a record). */
+export function knownRequestIdentity(): RequestIdentity | null {
+  const key = getU64PropertyAt(KEY_PATH, 0);
+  return key == 0 ? null : new RequestIdentity(key);
 }
 
-/** The request this attempt belongs to; null when Envoy does not say (then nothing is recorded). */
+/** The request's key, minted now if no attempt of it has one; null when Envoy keeps no filter state (then nothing is recorded). */
 export function requestIdentity(): RequestIdentity | null {
-  const connectionId = u64Property(CONNECTION_ID);
-  const startNs = u64Property(REQUEST_TIME);
-  if (startNs == 0) return null;
-  return new RequestIdentity(connectionId, startNs);
+  const known = knownRequestIdentity();
+  if (known !== null) return known;
+  const key = lastKey + 1;
+  if (setU64Property(KEY_PATH, key) != WasmResult.Ok) return null;
+  lastKey = key;
+  return new RequestIdentity(key);
 }
 
 /** The client left (closed its connection or reset its stream): no attempt follows this one. */
 export function clientLeft(): bool {
-  return (u64Property(RESPONSE_FLAGS) & (DOWNSTREAM_CONNECTION_TERMINATION | DOWNSTREAM_REMOTE_RESET)) != 0;
+  return (getU64PropertyAt(RESPONSE_FLAGS, 0) & (DOWNSTREAM_CONNECTION_TERMINATION | DOWNSTREAM_REMOTE_RESET)) != 0;
 }

@@ -18,7 +18,7 @@ import { HeldError, failedResult, markForRetry, primaryErrorNeedsBody } from "./
 import { AttemptRecord, RESULT_FIRST_PACKET_TIMEOUT, RESULT_NO_RESPONSE } from "./attempt_log";
 import { reportedAttempts, winRace } from "./hedge_race";
 import { answerUnknownService } from "./service_marker";
-import { clientLeft, requestIdentity } from "./request_identity";
+import { clientLeft, knownRequestIdentity } from "./request_identity";
 import { SKIPPED_REPLY_DETAILS, skippedReplyBody, skippedReplyStatus } from "./skipped_attempt";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRequest } from "./attempt_request";
@@ -166,7 +166,7 @@ export class UpstreamStream extends AttemptRequest {
       this.unfinished2xx = false;
       if (config.cooldown !== null && !clientLeft()) noteNoAnswer(config);
       // The primary guard found an error event and left the primary's result (stream_error) itself.
-      const owner = requestIdentity();
+      const owner = knownRequestIdentity();
       this.owner = owner;
       if (owner !== null && attemptLog.holds(owner)) {
         if (config.retry !== null) moveOn(config);

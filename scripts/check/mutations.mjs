@@ -831,8 +831,15 @@ export const MUTATIONS = [
   {
     name: "streamed mode's attempt table: every request has one key (as a client id two requests share would be)",
     file: "assembly/upstream/request_identity.ts",
-    find: "  return new RequestIdentity(connectionId, startNs);\n",
-    replace: "  return new RequestIdentity(0, 1);\n",
+    find: "  const key = lastKey + 1;\n",
+    replace: "  const key: u64 = 1;\n",
+    tests: [E2E_ATTEMPT_TABLE],
+  },
+  {
+    name: "streamed mode's attempt table: a primary whose cluster other methods share records their failures too",
+    file: "assembly/upstream/attempt_request.ts",
+    find: "      if (config.retryingRouteOnly) {\n",
+    replace: "      if (true) {\n",
     tests: [E2E_ATTEMPT_TABLE],
   },
   {

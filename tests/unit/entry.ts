@@ -316,15 +316,10 @@ class CollidingIdentity extends RequestIdentity {
   }
 }
 
-/** "<connection>/<startNs>" -> the request identity; a bare "<n>" is connection n, started at n; "c<n>" collides. */
+/** "<n>" -> the request whose key is n; "c<n>": key n, its digest made to collide with every other "c" one. */
 function identityOf(word: string): RequestIdentity {
-  if (word.startsWith("c")) {
-    const n = U64.parseInt(word.slice(1));
-    return new CollidingIdentity(n, n);
-  }
-  const parts = word.split("/");
-  const connection = U64.parseInt(parts[0]);
-  return new RequestIdentity(connection, parts.length > 1 ? U64.parseInt(parts[1]) : connection);
+  if (word.startsWith("c")) return new CollidingIdentity(U64.parseInt(word.slice(1)));
+  return new RequestIdentity(U64.parseInt(word));
 }
 
 /**
@@ -332,7 +327,7 @@ function identityOf(word: string): RequestIdentity {
  *   put <id> <ms> <result>[,<result>...]   -> ok | full | over_budget | collision        take <id> -> <attempts> | none
  *   fill <id> <attempt> [<primary result>]  (take, fill the gaps before <attempt>, answer the list)
  *   size -> <n>     bytes -> <the budget's bytes in use> <the table's>
- * An id is "<connection>/<startNs>" or "<n>" (identityOf).
+ * An id is "<n>" or "c<n>" (identityOf).
  */
 export function attemptLogScript(script: string, budgetBytes: i32): string {
   const budget = new MemoryBudget(budgetBytes);

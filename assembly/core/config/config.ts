@@ -221,6 +221,11 @@ export class UpstreamConfig {
   /** The methods the route retries (the primary records a failure only for these). */
   methods: string[] = DEFAULT_METHODS;
   /**
+   * Only the retrying route sends requests to this cluster (the generated layout sends other methods
+   * to a plain cluster): the primary need not read a request's method to know the router retries it.
+   */
+  retryingRouteOnly: bool = false;
+  /**
    * The primary's cluster runs the attempt filter that records its result (false: the lean
    * streamed mode, a backup reports the primary's result and the trigger as "retry").
    */

@@ -91,7 +91,7 @@ function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
 }
 
 const UPSTREAM_KEYS = [
-  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
+  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "retryingRouteOnly", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
   "retry", "retryClusters",
 ];
 
@@ -133,6 +133,11 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     const methods = readMethods(parser, obj.get("methods")!, "methods");
     if (methods == null) return upstreamFailure(parser);
     config.methods = methods;
+  }
+  if (obj.has("retryingRouteOnly")) {
+    const v = obj.get("retryingRouteOnly")!;
+    if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "retryingRouteOnly: must be true or false, got " + v.toString());
+    config.retryingRouteOnly = v.get<bool>();
   }
   if (obj.has("primaryFilter")) {
     const v = obj.get("primaryFilter")!;

@@ -1,6 +1,6 @@
-// The streamed mode's attempt table (docs/reliability.md, docs/streamed-mode.md): keyed by what only Envoy
-// sets (the downstream connection and the request's start), so a client's x-request-id can neither
-// grow, share nor collide with a key; every entry counted in the VM's budget; none left by a request
+// The streamed mode's attempt table (docs/reliability.md, docs/streamed-mode.md): keyed by a key the module
+// mints into the request's filter state, so a client's x-request-id can neither grow, share nor collide
+// with a key; every entry counted in the VM's budget; none left by a request
 // whose client went away. Envoy keeps a client's x-request-id when told to (preserve_external_request_id,
 // or from trusted addresses): most tests here tell it to, so that the module alone must hold.
 const { startEnvoy, counter } = require("../support/envoy");
@@ -94,6 +94,47 @@ describe("streamed mode's attempt table: clients cannot grow it", () => {
       // Five requests with one client id: five entries, each counted.
       const stats = await statsWhen(envoy, (s) => counter(s, "wasmcustom.ai_fallback.kept_bytes") >= 5 * ENTRY_WITH_ONE_ATTEMPT);
       expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(5 * ENTRY_WITH_ONE_ATTEMPT);
+    } finally {
+      await envoy.stop();
+    }
+  }, 30000);
+});
+
+/**
+ * The primary's cluster shared by both routes, as a hand-written layout may have it: requests of other
+ * methods reach the primary's filter too, whose configuration does not say retryingRouteOnly.
+ */
+function sharedPrimaryCluster(bootstrapFn) {
+  return (ports) => {
+    const boot = bootstrapFn(ports);
+    const routes = boot.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+    routes[routes.length - 1].route.cluster = "primary";
+    const clusters = boot.static_resources.clusters;
+    clusters.splice(clusters.findIndex((c) => c.name === "primary-other-methods"), 1);
+    const filter = clusters.find((c) => c.name === "primary").typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+      .http_filters.find((f) => f.typed_config.config?.name === "ai-fallback-upstream-primary");
+    const config = JSON.parse(filter.typed_config.config.configuration.value);
+    delete config.retryingRouteOnly;
+    filter.typed_config.config.configuration.value = JSON.stringify(config);
+    return boot;
+  };
+}
+
+describe("streamed mode's attempt table: only requests the route retries leave an entry", () => {
+  test("a primary's cluster that requests of other methods share: their failures leave no entry, a POST's does (416 bytes)", async () => {
+    // max_retries 0: an entry, once left, stays (no attempt takes it) and shows in kept_bytes.
+    const envoy = await startEnvoy({ bootstrap: sharedPrimaryCluster(streamedBootstrapFor(m, m.primary.port, TWO_BACKUPS, { maxRetries: 0 })) });
+    try {
+      m.primary.behave({ status: 503 });
+      for (let i = 0; i < 5; i++) {
+        const res = await request(envoy.port, { method: "GET", path: "/v1/models", timeoutMs: 15000 });
+        expect(res.status).toBe(503);
+      }
+      expect(m.primary.requests).toHaveLength(5); // through the primary's own cluster, and its filter
+      const res = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+      expect(res.status).toBe(503);
+      const stats = await statsWhen(envoy, (s) => counter(s, "wasmcustom.ai_fallback.kept_bytes") >= ENTRY_WITH_ONE_ATTEMPT);
+      expect(counter(stats, "wasmcustom.ai_fallback.kept_bytes")).toBe(ENTRY_WITH_ONE_ATTEMPT);
     } finally {
       await envoy.stop();
     }

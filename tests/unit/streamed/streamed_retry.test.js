@@ -59,7 +59,7 @@ describe("streamed mode: same-service retry (the generator)", () => {
     const plain = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
     expect(plain.route.inline_cluster_specifier_plugin.extension.name).toBe("envoy.router.cluster_specifier_plugin.priority_group");
     expect(attemptConfig(plain, "p").retry).toBeUndefined();
-    expect(plain.clusters.map((c) => c.name)).toEqual(["p", "b1", "b2"]);
+    expect(plain.clusters.map((c) => c.name)).toEqual(["p", "b1", "b2", "p-other-methods"]);
   });
 
   test("the module refuses retry without retryClusters, or a list that is not one name per attempt", () => {
