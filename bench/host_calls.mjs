@@ -65,7 +65,7 @@ export function buildTraced() {
 export function makeHost(wasmBytes, pluginConfig, { roots = [{ id: 1, rootId: "", config: pluginConfig }], properties = {} } = {}) {
   const counts = new Map();
   const count = (name) => counts.set(name, (counts.get(name) ?? 0) + 1);
-  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN, rootId: "", properties, shared: new Map() };
+  const state = { maps: {}, buffers: {}, calls: [], replies: [], nextToken: 1, logLevel: WARN, rootId: "", properties, filterState: {}, shared: new Map() };
   let x;
   const mem = () => new DataView(x.memory.buffer);
   const bytesAt = (ptr, len) => new Uint8Array(x.memory.buffer, ptr, len);
@@ -107,6 +107,7 @@ export function makeHost(wasmBytes, pluginConfig, { roots = [{ id: 1, rootId: ""
     proxy_get_property: wrap("proxy_get_property", (pathPtr, pathSize, retPtr, retSize) => {
       const path = dec.decode(bytesAt(pathPtr, pathSize)).split("\0").join(".");
       if (path === "plugin_root_id") return state.rootId ? give(enc.encode(state.rootId), retPtr, retSize) : NOT_FOUND;
+      if (state.filterState[path]) return give(state.filterState[path], retPtr, retSize);
       if (state.properties[path]) return give(state.properties[path], retPtr, retSize);
       if (path === "response.code_details") return give(enc.encode("via_upstream"), retPtr, retSize);
       // As in Envoy with no filter behind this one: the router picked the upstream at the headers.
@@ -115,7 +116,11 @@ export function makeHost(wasmBytes, pluginConfig, { roots = [{ id: 1, rootId: ""
       if (path === "response.backend_latency") return give(new Uint8Array(new BigUint64Array([1000000n]).buffer), retPtr, retSize);
       return NOT_FOUND;
     }),
-    proxy_set_property: wrap("proxy_set_property", () => OK),
+    // As Envoy keeps it: the request's filter state, which its later reads (and other filters) see.
+    proxy_set_property: wrap("proxy_set_property", (pathPtr, pathSize, valuePtr, valueSize) => {
+      state.filterState[dec.decode(bytesAt(pathPtr, pathSize)).split("\0").join(".")] = bytesAt(valuePtr, valueSize).slice();
+      return OK;
+    }),
     proxy_send_local_response: wrap("proxy_send_local_response", (status) => {
       state.replies.push(status);
       return OK;
@@ -219,6 +224,7 @@ export function setUp(h, body, fallback) {
 
 export function oneRequest(h, id, body, fallback) {
   const { x, state } = h;
+  state.filterState = {}; // a new request
   x.proxy_on_context_create(id, 1);
   x.proxy_on_request_headers(id, state.maps[REQUEST_HEADERS].length, 0);
   // Envoy's HTTP/1 codec hands a body over as its data, then an empty chunk that ends the stream.

@@ -41,12 +41,10 @@ function streamedHost(wasm, plugin, primaryFilter) {
   const roots = [];
   if (configs.primary) roots.push({ id: PRIMARY_ROOT, rootId: "ai-fallback-upstream", config: configs.primary });
   roots.push({ id: BACKUP_ROOT, rootId: "ai-fallback-upstream", config: configs.backup });
-  const h = makeHost(wasm, null, { roots, properties: { "connection.id": u64(7), "response.flags": u64(0) } });
+  const h = makeHost(wasm, null, { roots, properties: { "response.flags": u64(0) } });
   h.primaryFilter = !!configs.primary;
   return h;
 }
-
-let requestTime = 1_700_000_000_000_000_000n;
 
 /** The maps a fallback's attempts see, encoded once (the scripted host's own work stays small). */
 function fallbackMaps(body) {
@@ -63,6 +61,7 @@ function fallbackMaps(body) {
 /** The happy path: the primary's attempt answered 200 (only the primary's filter takes part). */
 function oneHappy(h, id, body, maps) {
   const { x, state } = h;
+  state.filterState = {}; // a new request
   state.maps[REQUEST_HEADERS] = maps.request;
   state.buffers[REQUEST_BODY] = body;
   x.proxy_on_context_create(id, PRIMARY_ROOT);
@@ -80,7 +79,7 @@ function oneHappy(h, id, body, maps) {
 /** One fallback: the primary's attempt (if it has a filter) answered 500, then the backup's answered 200. */
 function oneFallback(h, id, body, maps) {
   const { x, state } = h;
-  state.properties["request.time"] = u64(requestTime++);
+  state.filterState = {}; // a new request
   state.maps[REQUEST_HEADERS] = maps.request;
   state.buffers[REQUEST_BODY] = body;
   if (h.primaryFilter) {
