@@ -5,14 +5,9 @@
 // this attempt sees them, a backup removes the headers earlier backups set and it does not (the
 // generator lists them), and the generator (scripts/streamed-config.mjs) refuses orders whose
 // leftovers would be wrong (a backup keeping the client's credentials after one that replaced them).
-import { Header, findHeader } from "./headers";
+import { Header, HeaderEdits, findHeader } from "./headers";
 import { Backup } from "./config/config";
 import { withoutCredentialParameters } from "./replay";
-
-export class HeaderEdits {
-  removals: string[] = [];
-  sets: Header[] = [];
-}
 
 /**
  * Whether `backup`'s edits depend on the client's request headers (credentials to remove, the

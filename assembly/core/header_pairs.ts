@@ -146,12 +146,16 @@ function findSerializedValue(ptr: usize, size: usize, lowerName: string): i64 {
   return -1;
 }
 
+/** serializedNamesWithPrefix's answer when no name matches; never written to. */
+const NO_NAMES: string[] = [];
+
 /**
  * The names (byte strings) that start with `lowerPrefix`, straight from the wire format: only those
  * names are decoded. Empty for a malformed buffer.
  */
 export function serializedNamesWithPrefix(ptr: usize, size: usize, lowerPrefix: string): string[] {
-  const out = new Array<string>();
+  // Usually none: the shared empty list (read only) until a name is found.
+  let out = NO_NAMES;
   if (size < 4) return out;
   const count = <usize>load<u32>(ptr);
   if (<usize>4 + 8 * count > size) return out;
@@ -163,8 +167,11 @@ export function serializedNamesWithPrefix(ptr: usize, size: usize, lowerPrefix: 
     const nameSize = <usize>load<u32>(sizes);
     const valueSize = <usize>load<u32>(sizes + 4);
     sizes += 8;
-    if (data + nameSize + valueSize + 2 > end) return new Array<string>();
-    if (nameSize >= prefixLength && bytesEqual(data, lowerPrefix)) out.push(byteStringFromMemory(data, nameSize));
+    if (data + nameSize + valueSize + 2 > end) return NO_NAMES;
+    if (nameSize >= prefixLength && bytesEqual(data, lowerPrefix)) {
+      if (out === NO_NAMES) out = new Array<string>();
+      out.push(byteStringFromMemory(data, nameSize));
+    }
     data += nameSize + valueSize + 2;
   }
   return out;

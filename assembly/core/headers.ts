@@ -4,6 +4,12 @@ export class Header {
   constructor(public name: string, public value: string) {}
 }
 
+/** Request header edits: the names to remove, then the headers to set. */
+export class HeaderEdits {
+  removals: string[] = [];
+  sets: Header[] = [];
+}
+
 /** The first value of `lowerName`, or null. */
 export function findHeader(headers: Header[], lowerName: string): string | null {
   for (let i = 0; i < headers.length; i++) {

@@ -6,11 +6,12 @@
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType } from "../abi/enums";
 import { getHeader, getHeaders, log, logs, removeHeader, replaceHeader, setBufferBytes } from "../abi/hostcalls";
 import { overBudget, showKeptBytes } from "../host/vm_budget";
-import { UpstreamConfig } from "../core/config/config";
+import { Backup, UpstreamConfig } from "../core/config/config";
 import { NOT_REWRITABLE } from "../core/attempts";
 import { RewriteOutcome } from "../core/model_rewrite";
 import { recordsAround } from "./attempt_error_meaning";
 import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "../core/attempt_headers";
+import { HeaderEdits } from "../core/headers";
 import { AttemptRecord, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
 import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
 import { sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
@@ -18,6 +19,16 @@ import { knownRequestIdentity } from "./request_identity";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRace } from "./attempt_race";
 import { skippedBefore } from "./attempt_cooldown";
+
+/** A backup's edits that the client's headers do not change: the same on every attempt, worked out once per configuration. */
+function fixedHeaderEdits(config: UpstreamConfig, backup: Backup): HeaderEdits {
+  let edits = config.fixedHeaderEdits;
+  if (edits === null) {
+    edits = attemptHeaderEdits(NO_HEADERS, backup, config.earlierBackupHeaders);
+    config.fixedHeaderEdits = edits;
+  }
+  return edits;
+}
 
 /** The most of a client's x-request-id a log line keeps (the id is the client's to size). */
 const LOGGED_ID_CHARS = 128;
@@ -103,8 +114,9 @@ export class AttemptRequest extends AttemptRace {
       metrics.countTrigger(record.trigger());
     }
 
-    const current = editsReadClientHeaders(backup) ? getHeaders(MapType.HttpRequestHeaders) : NO_HEADERS;
-    const edits = attemptHeaderEdits(current, backup, config.earlierBackupHeaders);
+    const edits = editsReadClientHeaders(backup)
+      ? attemptHeaderEdits(getHeaders(MapType.HttpRequestHeaders), backup, config.earlierBackupHeaders)
+      : fixedHeaderEdits(config, backup);
     for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
     for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
     // Only calls that go out count (an override backup's, once its body's model is written).

@@ -25,7 +25,8 @@ import { BudgetLimits, BudgetShare, MemoryBudget } from "../../assembly/core/mem
 import { ByteSink } from "../../assembly/core/byte_sink";
 import { LogLimiter } from "../../assembly/core/log_limiter";
 import { parseBackupEntry, parseUpstreamConfig } from "../../assembly/core/config/config_parse";
-import { HeaderEdits, attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/core/attempt_headers";
+import { attemptHeaderEdits, editsReadClientHeaders } from "../../assembly/core/attempt_headers";
+import { HeaderEdits } from "../../assembly/core/headers";
 import { parseGuardConfig } from "../../assembly/upstream/guard_config";
 import { perTryTimeoutApplies, perTryTimeoutMs } from "../../assembly/streamed/per_try_timeout";
 import { guardNeedsStatus, guardReplyBody, guardReplyHeaders, guardResponseHeaders } from "../../assembly/upstream/guard_policy";

@@ -1,7 +1,7 @@
 // Plugin configuration: JSON bytes in, an immutable Config or an error naming the field out. Pure.
 // Parsed once per root context (on_configure); streams share it read-only.
 import { JSON } from "./json_value";
-import { Header } from "../headers";
+import { Header, HeaderEdits } from "../headers";
 import { RuleMatch, hostOf } from "../rule_match";
 import { StatusSet } from "../status_set";
 import { CooldownSettings } from "../cooldown";
@@ -241,6 +241,8 @@ export class UpstreamConfig {
   retry: RetrySettings | null = null;
   /** With `retry`: every attempt's cluster in the chain's order (the route picks the next try's by the one named). */
   retryClusters: string[] = [];
+  /** The backup's request header edits when they do not depend on the client's headers: worked out on its first attempt, then reused. */
+  fixedHeaderEdits: HeaderEdits | null = null;
 }
 
 /**

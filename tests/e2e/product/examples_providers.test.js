@@ -65,19 +65,21 @@ function* objects(value) {
 /**
  * The example's bootstrap pointed at this test: each provider cluster's endpoint at its fake (after
  * checking the example had the provider's host on 443), the CA bundle at the test's CA, the module at
- * the build under test, Envoy's own ports at free ones.
+ * the build under test, Envoy's own ports at free ones. `otherMethods`: the streamed mode's plain
+ * cluster to the primary for requests of other methods (the primary's host and TLS too).
  */
-function pointAtFakes(bootstrap, ports, fakes, caFile) {
+function pointAtFakes(bootstrap, ports, fakes, caFile, otherMethods = []) {
   bootstrap.admin.address.socket_address = { address: "127.0.0.1", port_value: ports.admin };
   const [listener] = bootstrap.static_resources.listeners;
   // A gateway holding the keys listens on this machine only.
   expect(listener.address.socket_address.address).toBe("127.0.0.1");
   listener.address.socket_address = { address: "127.0.0.1", port_value: ports.listener };
-  expect(bootstrap.static_resources.clusters.map((c) => c.name).sort()).toEqual(Object.keys(PROVIDERS).sort());
+  const providerOf = (name) => name.replace(/-other-methods$/, "");
+  expect(bootstrap.static_resources.clusters.map((c) => c.name).sort()).toEqual([...Object.keys(PROVIDERS), ...otherMethods].sort());
   for (const cluster of bootstrap.static_resources.clusters) {
     const address = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address;
-    expect(address.socket_address).toEqual({ address: PROVIDERS[cluster.name].host, port_value: 443 });
-    address.socket_address = { address: "127.0.0.1", port_value: fakes[cluster.name].port };
+    expect(address.socket_address).toEqual({ address: PROVIDERS[providerOf(cluster.name)].host, port_value: 443 });
+    address.socket_address = { address: "127.0.0.1", port_value: fakes[providerOf(cluster.name)].port };
   }
   let caBundles = 0;
   for (const o of objects(bootstrap)) {
@@ -88,7 +90,7 @@ function pointAtFakes(bootstrap, ports, fakes, caFile) {
     }
     if (o.code?.local?.filename) o.code.local.filename = WASM_PATH;
   }
-  expect(caBundles).toBe(3);
+  expect(caBundles).toBe(3 + otherMethods.length);
   return bootstrap;
 }
 
@@ -99,7 +101,7 @@ const MODES = {
   },
   streamed: (ports, fakes, caFile) => {
     const generated = runToFile([path.join("examples", "streamed.mjs"), EXAMPLE, "--wasm", WASM_PATH, "--port", String(ports.listener)]);
-    return pointAtFakes(JSON.parse(generated), ports, fakes, caFile);
+    return pointAtFakes(JSON.parse(generated), ports, fakes, caFile, ["openai-other-methods"]);
   },
 };
 
