@@ -10,6 +10,7 @@ import {
   intoSmallResult, intoTarget, placed, resetTargets, takeBuffer, takeByteString,
 } from "./host_memory";
 import { ByteSink } from "../core/byte_sink";
+import { sharedByteString } from "../core/header_names";
 
 // --- logging and time ---
 
@@ -231,6 +232,31 @@ export function getU64PropertyAt(path: ArrayBuffer, absent: u64): u64 {
   return value;
 }
 
+/**
+ * A property by its encoded path, as a byte string shared with earlier reads of the same text
+ * (core/header_names.ts): for properties with few values (response.code_details); null if absent.
+ */
+export function getSharedStringPropertyAt(path: ArrayBuffer): string | null {
+  intoSmallResult();
+  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
+  if (status != WasmResult.Ok) return null;
+  const ptr = load<usize>(RETURN_PTR);
+  if (ptr == 0) return "";
+  const text = sharedByteString(ptr, load<usize>(RETURN_SIZE));
+  freeReturned(ptr);
+  return text;
+}
+
+/** Whether a property by its encoded path has a value (read into scratch memory, not kept). */
+export function hasPropertyAt(path: ArrayBuffer): bool {
+  intoSmallResult();
+  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
+  resetTargets();
+  freeReturned(load<usize>(RETURN_PTR));
+  return status == WasmResult.Ok;
+}
+
 /** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
 export function getProperty(path: string[]): ArrayBuffer | null {
   return getPropertyAt(propertyPath(path));
@@ -254,6 +280,12 @@ export function setU64Property(name: ArrayBuffer, value: u64): WasmResult {
  */
 export function setProperty(name: ArrayBuffer, value: ArrayBuffer): WasmResult {
   return <WasmResult>imports.proxy_set_property(changetype<usize>(name), name.byteLength, changetype<usize>(value), value.byteLength);
+}
+
+/** setProperty with a byte string value, handed to the host from scratch memory when it fits (no buffer of its own). */
+export function setStringProperty(name: ArrayBuffer, value: string): WasmResult {
+  const at = placed(value, VALUE_SPACE, VALUE_ROOM);
+  return <WasmResult>imports.proxy_set_property(changetype<usize>(name), name.byteLength, at, value.length);
 }
 
 /**
@@ -291,6 +323,15 @@ export function sendLocalResponse(status: u32, details: string, bodyPtr: usize, 
     status, changetype<usize>(detailBytes), detailBytes.byteLength,
     bodyPtr, bodySize,
     changetype<usize>(headerBytes), headerBytes.byteLength, -1);
+}
+
+/** sendLocalResponse with its headers already in the wire format. */
+export function sendLocalResponsePairs(status: u32, details: string, bodyPtr: usize, bodySize: i32, pairs: ArrayBuffer): WasmResult {
+  const detailBytes = String.UTF8.encode(details);
+  return imports.proxy_send_local_response(
+    status, changetype<usize>(detailBytes), detailBytes.byteLength,
+    bodyPtr, bodySize,
+    changetype<usize>(pairs), pairs.byteLength, -1);
 }
 
 export function continueStream(type: StreamType): WasmResult {

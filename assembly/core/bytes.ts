@@ -6,7 +6,13 @@ export function byteStringFromMemory(ptr: usize, length: usize): string {
   if (length == 0) return "";
   const out = changetype<string>(__new(length << 1, idof<string>()));
   const dst = changetype<usize>(out);
-  for (let i: usize = 0; i < length; i++) {
+  let i: usize = 0;
+  // Four bytes at a time, each widened to its UTF-16 unit; then the rest one by one.
+  for (; i + 4 <= length; i += 4) {
+    const b = <u64>load<u32>(ptr + i);
+    store<u64>(dst + (i << 1), (b & 0xff) | ((b & 0xff00) << 8) | ((b & 0xff0000) << 16) | ((b & 0xff000000) << 24));
+  }
+  for (; i < length; i++) {
     store<u16>(dst + (i << 1), load<u8>(ptr + i));
   }
   return out;
@@ -20,7 +26,13 @@ export function byteStringFromBuffer(buffer: ArrayBuffer): string {
 export function writeByteString(s: string, ptr: usize): void {
   const src = changetype<usize>(s);
   const length = <usize>s.length;
-  for (let i: usize = 0; i < length; i++) {
+  let i: usize = 0;
+  // Four UTF-16 units at a time, each cut to its low byte; then the rest one by one.
+  for (; i + 4 <= length; i += 4) {
+    const w = load<u64>(src + (i << 1));
+    store<u32>(ptr + i, (<u32>w & 0xff) | (<u32>(w >> 8) & 0xff00) | (<u32>(w >> 16) & 0xff0000) | (<u32>(w >> 24) & 0xff000000));
+  }
+  for (; i < length; i++) {
     store<u8>(ptr + i, <u8>load<u16>(src + (i << 1)));
   }
 }

@@ -11,6 +11,7 @@ import { FallbackState } from "./fallback_state";
 import { ERROR_BODY_WAIT_MS } from "./error_meaning";
 import { HeldError } from "./held_error";
 import { retryWaitMs } from "./retry";
+import { statusText, statusTrigger } from "./status_text";
 import { Origin, TriggerKind, Verdict, decide, gatewayDeclineReason, isBackupSuccess, triggerKindName, triggerKindOf } from "./policy";
 
 /**
@@ -21,7 +22,7 @@ function primaryResult(kind: TriggerKind, status: i32): string {
   if (kind == TriggerKind.FirstPacketTimeout) return "first_packet_timeout";
   if (kind == TriggerKind.StreamError || kind == TriggerKind.Cooling) return triggerKindName(kind);
   if (kind == TriggerKind.UpstreamFailure) return status == 504 ? RESULT_TIMEOUT : RESULT_NO_RESPONSE;
-  return status.toString();
+  return statusText(status);
 }
 
 /** A try of the primary that Envoy's router retried (the lean streamed mode's word too). */
@@ -134,7 +135,8 @@ export class FallbackMachine extends FallbackState {
       this.holdPrimary(status, endOfStream, true);
       const kind = triggerKindOf(origin);
       // Envoy's own reply for a primary that gave no answer: its status is not the primary's (the attempt's result says what happened).
-      return this.start(kind == TriggerKind.UpstreamFailure || kind == TriggerKind.Cooling ? triggerKindName(kind) : triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
+      return this.start(kind == TriggerKind.UpstreamFailure || kind == TriggerKind.Cooling ? triggerKindName(kind)
+        : kind == TriggerKind.Status ? statusTrigger(status) : triggerKindName(kind) + "=" + status.toString(), kind, nowMs);
     }
     // A headers-only 2xx is complete: there is no first packet to wait for.
     if (this.firstPacketDeadlineMs != 0 && status >= 200 && status < 300 && !endOfStream && this.holdsFirstPacketHeaders) {
@@ -158,7 +160,7 @@ export class FallbackMachine extends FallbackState {
       this.primaryHeld = false;
       return this.passThrough(fallback ? "the request cannot be replayed: " + this.notReplayableReason : "");
     }
-    return this.start(triggerKindName(TriggerKind.Status) + "=" + this.primaryStatus.toString(), TriggerKind.Status, nowMs);
+    return this.start(statusTrigger(this.primaryStatus), TriggerKind.Status, nowMs);
   }
 
   private holdPrimary(status: i32, headersOnly: bool, whole: bool): void {
@@ -196,7 +198,7 @@ export class FallbackMachine extends FallbackState {
     this.phase = Phase.PassThrough;
     this.primaryHeld = false;
     this.primaryStatus = status;
-    this.attempts[0].result = status.toString();
+    this.attempts[0].result = statusText(status);
     const backup = this.currentBackup;
     if (backup !== null) this.attempts.push(new Attempt(backup.serviceLabel, backup.modelLabel, RESULT_HEDGE_LOST));
     this.currentBackup = null;
@@ -321,7 +323,7 @@ export class FallbackMachine extends FallbackState {
       return this.retryOrAdvance(0, timedOut, retryAfterMs, entropy, nowMs);
     }
     // Envoy's own 503 for a call that got no answer keeps its place as the answer, but the result says what happened.
-    this.record(timedOut && status == 504 ? RESULT_TIMEOUT : envoyNoAnswer ? RESULT_NO_RESPONSE : status.toString());
+    this.record(timedOut && status == 504 ? RESULT_TIMEOUT : envoyNoAnswer ? RESULT_NO_RESPONSE : statusText(status));
     if (isBackupSuccess(status)) {
       // It won a race: the primary, still running, is cancelled with the stream's end.
       if (this.racing) this.attempts[0].result = RESULT_HEDGE_LOST;

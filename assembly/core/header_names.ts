@@ -12,6 +12,11 @@ const shared = new StaticArray<string | null>(<i32>SLOTS);
 
 /** The `size` bytes at `ptr` (a header name) as a byte string, shared with earlier reads of the same bytes. */
 export function headerNameAt(ptr: usize, size: usize): string {
+  return sharedByteString(ptr, size);
+}
+
+/** The `size` bytes at `ptr` as a byte string, shared with earlier reads of the same bytes (a name, or a value with few forms). */
+export function sharedByteString(ptr: usize, size: usize): string {
   if (size == 0 || size > LONGEST_SHARED) return byteStringFromMemory(ptr, size);
   let hash: u32 = 2166136261; // FNV-1a
   for (let i: usize = 0; i < size; i++) hash = (hash ^ <u32>load<u8>(ptr + i)) * 16777619;

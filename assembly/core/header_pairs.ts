@@ -1,7 +1,7 @@
 // The ABI's header-map wire format: u32 count, then (u32 name size, u32 value size) per pair,
 // then each name and value followed by a NUL byte. Little-endian, as wasm memory is.
 import { byteStringFromMemory, statusCodeAt, writeByteString } from "./bytes";
-import { headerNameAt } from "./header_names";
+import { headerNameAt, sharedByteString } from "./header_names";
 import { Header } from "./headers";
 
 export function serializeHeaders(headers: Header[]): ArrayBuffer {
@@ -105,6 +105,23 @@ export function deserializeHeaders(ptr: usize, size: usize): Header[] {
   return out;
 }
 
+/** Whether [ptr, ptr+size) is a whole wire-format map: every pair within it (deserializeHeaders reads it whole). */
+export function wellFormedPairs(ptr: usize, size: usize): bool {
+  if (size < 4) return false;
+  const count = <usize>load<u32>(ptr);
+  if (<usize>4 + 8 * count > size) return false;
+  const end = ptr + size;
+  let data = ptr + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    data += <usize>load<u32>(ptr + 4 + 8 * i) + <usize>load<u32>(ptr + 8 + 8 * i) + 2;
+    if (data > end) return false;
+  }
+  return true;
+}
+
+/** An empty header map in the wire format. */
+export const NO_PAIRS: ArrayBuffer = new ArrayBuffer(4);
+
 /**
  * One header's value (a byte string) straight from the wire format, or null: nothing else is
  * decoded or allocated. `lowerName` is lower-case ASCII.
@@ -112,6 +129,31 @@ export function deserializeHeaders(ptr: usize, size: usize): Header[] {
 export function findSerializedHeader(ptr: usize, size: usize, lowerName: string): string | null {
   const at = findSerializedValue(ptr, size, lowerName);
   return at < 0 ? null : byteStringFromMemory(<usize>(at >>> 32), <usize>(at & 0xffffffff));
+}
+
+/**
+ * findSerializedHeader for a header with few forms (`:method`): the value shared with earlier reads
+ * of the same bytes (header_names.ts), so that reading it allocates nothing after the first time.
+ */
+export function findSerializedSharedHeader(ptr: usize, size: usize, lowerName: string): string | null {
+  const at = findSerializedValue(ptr, size, lowerName);
+  return at < 0 ? null : sharedByteString(<usize>(at >>> 32), <usize>(at & 0xffffffff));
+}
+
+/** A header's value as a plain decimal of 1 to 15 digits, straight from the wire format; -1 when absent or not one. */
+export function serializedDecimal(ptr: usize, size: usize, lowerName: string): i64 {
+  const at = findSerializedValue(ptr, size, lowerName);
+  if (at < 0) return -1;
+  const value = <usize>(at >>> 32);
+  const length = <usize>(at & 0xffffffff);
+  if (length == 0 || length > 15) return -1;
+  let n: i64 = 0;
+  for (let i: usize = 0; i < length; i++) {
+    const c = <i32>load<u8>(value + i);
+    if (c < 0x30 || c > 0x39) return -1;
+    n = n * 10 + (c - 0x30);
+  }
+  return n;
 }
 
 /**

@@ -28,6 +28,31 @@ export class TopLevel {
   modelValues: Span[] = [];
   /** The last top-level "stream" member is the literal true. */
   streamTrue: bool = false;
+  /** Spans of an earlier scan, reused by the next (scanTopLevel with `into`). */
+  private spareSpans: Span[] = [];
+
+  /** Cleared for a new scan; its lists and spans are kept for reuse. */
+  reset(): TopLevel {
+    this.valid = false;
+    this.isObject = false;
+    this.streamTrue = false;
+    const values = this.modelValues;
+    for (let i = 0; i < values.length; i++) this.spareSpans.push(values[i]);
+    values.length = 0;
+    return this;
+  }
+
+  addModelValue(start: i32, end: i32): void {
+    const spare = this.spareSpans;
+    if (spare.length == 0) {
+      this.modelValues.push(new Span(start, end));
+      return;
+    }
+    const span = spare.pop();
+    span.start = start;
+    span.end = end;
+    this.modelValues.push(span);
+  }
 }
 
 export function isWhitespace(c: u32): bool {
@@ -63,45 +88,53 @@ export class Scanner {
   /** Skips a string starting at its opening quote; false when malformed. */
   skipString(): bool {
     if (this.peek() != 0x22) return false;
-    this.pos++;
-    while (this.pos < this.end) {
+    // On locals (the hot loop of every body scan), stored back on the way out.
+    const base = this.base;
+    const end = this.end;
+    let pos = this.pos + 1;
+    let ok = false;
+    while (pos < end) {
       // Plain text (no quote, backslash or control byte) a word at a time; see stringEnd.
-      if (this.pos + 8 <= this.end) {
-        const w = load<u64>(this.base + <usize>this.pos);
+      if (pos + 8 <= end) {
+        const w = load<u64>(base + <usize>pos);
         const q = w ^ QUOTES;
         const b = w ^ BACKSLASHES;
         const flags = (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - CONTROL_LIMITS) & ~w)) & HIGH_BITS;
         if (flags == 0) {
-          this.pos += 8;
+          pos += 8;
           continue;
         }
-        this.pos += <i32>(ctz(flags) >> 3);
+        pos += <i32>(ctz(flags) >> 3);
       }
-      const c = <u32>load<u8>(this.base + this.pos);
+      const c = <u32>load<u8>(base + pos);
       if (c == 0x22) {
-        this.pos++;
-        return true;
+        pos++;
+        ok = true;
+        break;
       }
-      if (c < 0x20) return false;
+      if (c < 0x20) break;
       if (c == 0x5c) {
-        if (this.pos + 1 >= this.end) return false;
-        const e = <u32>load<u8>(this.base + this.pos + 1);
+        if (pos + 1 >= end) break;
+        const e = <u32>load<u8>(base + pos + 1);
         if (e == 0x75) {
-          if (this.pos + 6 > this.end) return false;
+          if (pos + 6 > end) break;
+          let hex = true;
           for (let k = 2; k < 6; k++) {
-            if (hexValue(load<u8>(this.base + this.pos + k)) < 0) return false;
+            if (hexValue(load<u8>(base + pos + k)) < 0) hex = false;
           }
-          this.pos += 6;
+          if (!hex) break;
+          pos += 6;
           continue;
         }
         if (e != 0x22 && e != 0x5c && e != 0x2f && e != 0x62 && e != 0x66 &&
-            e != 0x6e && e != 0x72 && e != 0x74) return false;
-        this.pos += 2;
+            e != 0x6e && e != 0x72 && e != 0x74) break;
+        pos += 2;
         continue;
       }
-      this.pos++;
+      pos++;
     }
-    return false;
+    this.pos = pos;
+    return ok;
   }
 
   skipDigits(): bool {
@@ -247,9 +280,12 @@ export function startsWithBom(base: usize, length: i32): bool {
 // scan allocates only its result. A scan runs to its end before the next starts (wasm is single-threaded).
 const BODY_SCANNER = new Scanner(0, 0, 0);
 
-/** Scans a whole body: is it JSON, and where are its top-level "model" and "stream" members. */
-export function scanTopLevel(base: usize, length: i32): TopLevel {
-  const out = new TopLevel();
+/**
+ * Scans a whole body: is it JSON, and where are its top-level "model" and "stream" members. `into`:
+ * an earlier result to reuse (reset; its spans change), else a new one.
+ */
+export function scanTopLevel(base: usize, length: i32, into: TopLevel | null = null): TopLevel {
+  const out = into !== null ? into.reset() : new TopLevel();
   // A UTF-8 byte order mark before the JSON (some clients send one) is kept, and the scan starts after it.
   const s = BODY_SCANNER;
   s.base = base;
@@ -282,7 +318,7 @@ export function scanTopLevel(base: usize, length: i32): TopLevel {
       if (!s.skipValue()) return out;
       const valueEnd = s.pos;
       if (stringEquals(base, keyStart, keyEnd, "model")) {
-        out.modelValues.push(new Span(valueStart, valueEnd));
+        out.addModelValue(valueStart, valueEnd);
       } else if (stringEquals(base, keyStart, keyEnd, "stream")) {
         out.streamTrue = valueEnd - valueStart == 4 && load<u8>(base + valueStart) == 0x74;
       }

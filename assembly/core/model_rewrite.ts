@@ -56,15 +56,32 @@ export class RewritePlan {
   constructor(public outcome: RewriteOutcome, public size: i32, public spans: Span[]) {}
 }
 
-/** Measures the rewrite of the body at [body, body+length) with a literal of `literalLength` bytes. */
+// One plan and one scan result, reused by every planRewrite: a rewrite is planned and written at
+// once (wasm is single-threaded, and no caller keeps a plan), so a fallback's dispatch allocates none.
+const PLAN_SCAN = new TopLevel();
+const NO_SPANS: Span[] = [];
+const PLAN = new RewritePlan(RewriteOutcome.NoModel, 0, NO_SPANS);
+
+function planned(outcome: RewriteOutcome, size: i32, spans: Span[]): RewritePlan {
+  const plan = PLAN;
+  plan.outcome = outcome;
+  plan.size = size;
+  plan.spans = spans;
+  return plan;
+}
+
+/**
+ * Measures the rewrite of the body at [body, body+length) with a literal of `literalLength` bytes.
+ * The plan is valid until the next planRewrite (write it at once).
+ */
 export function planRewrite(body: usize, length: i32, literalLength: i32): RewritePlan {
-  const scan: TopLevel = scanTopLevel(body, length);
-  if (!scan.isObject) return new RewritePlan(RewriteOutcome.NotJsonObject, length, []);
+  const scan: TopLevel = scanTopLevel(body, length, PLAN_SCAN);
+  if (!scan.isObject) return planned(RewriteOutcome.NotJsonObject, length, NO_SPANS);
   const spans = scan.modelValues;
-  if (spans.length == 0) return new RewritePlan(RewriteOutcome.NoModel, length, spans);
+  if (spans.length == 0) return planned(RewriteOutcome.NoModel, length, spans);
   let size = length;
   for (let i = 0; i < spans.length; i++) size += literalLength - (spans[i].end - spans[i].start);
-  return new RewritePlan(RewriteOutcome.Rewritten, size, spans);
+  return planned(RewriteOutcome.Rewritten, size, spans);
 }
 
 /** Writes the rewritten body (plan.size bytes) to `dst`: every span replaced by the literal. */

@@ -7,6 +7,7 @@ import { headerNameAt } from "./header_names";
 import { Attempt, formatAttempts } from "./attempts";
 import { Backup, PASS_THROUGH } from "./config/config";
 import { scanTopLevel } from "./json_scan";
+import { statusText } from "./status_text";
 
 // Response headers that tell the client (and operators) what the fallback did.
 export const HEADER_SERVICE = "x-ai-fallback-service";
@@ -25,9 +26,17 @@ export const REPORT_HEADER_PREFIX = "x-ai-fallback-";
 
 /** Connection-level headers that never cross a hop, plus framing the host recomputes. */
 export function isHopByHop(name: string): bool {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-    name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "trailer" ||
-    name == "content-length" || name == "expect";
+  // By length first: every header of every replayed request and answer is asked.
+  switch (name.length) {
+    case 2: return name == "te";
+    case 6: return name == "expect";
+    case 7: return name == "upgrade" || name == "trailer";
+    case 10: return name == "connection" || name == "keep-alive";
+    case 14: return name == "content-length";
+    case 16: return name == "proxy-connection";
+    case 17: return name == "transfer-encoding";
+    default: return false;
+  }
 }
 
 /** A `:status` value as a number; 0 when absent or not three digits. */
@@ -66,7 +75,7 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
   const count = clientSize >= 4 ? <i32>load<u32>(client) : 0;
   if (<usize>4 + 8 * <usize>count > clientSize) return backupOnlyPairs(backup);
   // First pass: which client headers go, and the size of what is written.
-  const kept = new StaticArray<bool>(count);
+  const kept = keptFlags(count);
   let keptCount = 0;
   let size: usize = 4;
   // Values written in place of the client's, by index: its path without credential parameters,
@@ -149,6 +158,17 @@ export function backupRequestPairs(client: usize, clientSize: usize, backup: Bac
   return out;
 }
 
+// backupRequestPairs' first-pass flags, reused (one dispatch at a time: wasm is single-threaded).
+let keptScratch = new StaticArray<bool>(64);
+
+/** `count` flags, all false. */
+function keptFlags(count: i32): StaticArray<bool> {
+  if (count > keptScratch.length) keptScratch = new StaticArray<bool>(count);
+  const flags = keptScratch;
+  memory.fill(changetype<usize>(flags), 0, <usize>count);
+  return flags;
+}
+
 /** A malformed client header map (never from Envoy): the backup gets only what it sets itself. */
 function backupOnlyPairs(backup: Backup): ArrayBuffer {
   return backupRequestPairs(EMPTY_PAIRS, 4, backup);
@@ -215,10 +235,113 @@ export function clientResponseHeaders(answer: Header[]): Header[] {
   const out = new Array<Header>();
   for (let i = 0; i < answer.length; i++) {
     const h = answer[i];
-    if (h.name.startsWith(":") || isHopByHop(h.name) || h.name.startsWith(REPORT_HEADER_PREFIX)) continue;
-    out.push(h);
+    if (reachesClient(h.name)) out.push(h);
   }
   return out;
+}
+
+/** Whether a backup answer's header (its name, a byte string) reaches the client (clientResponseHeaders). */
+function reachesClient(name: string): bool {
+  return !(name.startsWith(":") || isHopByHop(name) || name.startsWith(REPORT_HEADER_PREFIX));
+}
+
+/** reachesClient for a name's `size` bytes at `ptr` in the wire format: the same decision, no string made. */
+function nameReachesClient(ptr: usize, size: usize): bool {
+  if (size > 0 && load<u8>(ptr) == 0x3a) return false; // ":"
+  if (size >= <usize>REPORT_HEADER_PREFIX.length && bytesAre(ptr, REPORT_HEADER_PREFIX)) return false;
+  switch (<i32>size) {
+    case 2: return !bytesAre(ptr, "te");
+    case 6: return !bytesAre(ptr, "expect");
+    case 7: return !(bytesAre(ptr, "upgrade") || bytesAre(ptr, "trailer"));
+    case 10: return !(bytesAre(ptr, "connection") || bytesAre(ptr, "keep-alive"));
+    case 14: return !bytesAre(ptr, "content-length");
+    case 16: return !bytesAre(ptr, "proxy-connection");
+    case 17: return !bytesAre(ptr, "transfer-encoding");
+    default: return true;
+  }
+}
+
+/** Whether the bytes at `ptr` start with `ascii`. */
+function bytesAre(ptr: usize, ascii: string): bool {
+  for (let i = 0; i < ascii.length; i++) {
+    if (<u32>load<u8>(ptr + <usize>i) != <u32>ascii.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * clientResponseHeaders on the wire format, then `extra` (the report headers: name, value, name,
+ * value...), as one header map:
+ * `:status` first when `status` > 0 (the map that replaces a response's headers), none when 0 (a
+ * local reply's additional headers). The answer's values are copied as bytes, never decoded; a
+ * malformed answer map (never from Envoy) adds none of its headers, as deserializeHeaders reads it.
+ */
+export function clientResponsePairs(answer: usize, answerSize: usize, extra: StaticArray<string>, status: i32): ArrayBuffer {
+  let count = answerSize >= 4 ? <usize>load<u32>(answer) : 0;
+  // Each pair takes at least 10 bytes (two sizes, two NULs): a count beyond that is a malformed map.
+  if (<usize>4 + 8 * count > answerSize || count > answerSize / 10) count = 0;
+  const end = answer + answerSize;
+  // First pass: the answer's headers the client gets, and the size they take.
+  const kept = keptFlags(<i32>count);
+  let keptCount = 0;
+  let keptBytes: usize = 0;
+  let data = answer + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(answer + 4 + 8 * i);
+    const valueSize = <usize>load<u32>(answer + 8 + 8 * i);
+    if (data + nameSize + valueSize + 2 > end) {
+      count = keptCount = 0;
+      keptBytes = 0;
+      break;
+    }
+    if (nameReachesClient(data, nameSize)) {
+      kept[<i32>i] = true;
+      keptCount++;
+      keptBytes += nameSize + valueSize + 2;
+    }
+    data += nameSize + valueSize + 2;
+  }
+  const statusDigits: usize = status > 0 ? <usize>decimalDigits(status) : 0;
+  const total = (status > 0 ? 1 : 0) + keptCount + (extra.length >> 1);
+  let size: usize = 4 + 8 * <usize>total + keptBytes;
+  if (status > 0) size += 7 + statusDigits + 2; // ":status"
+  for (let i = 0; i + 1 < extra.length; i += 2) size += <usize>extra[i].length + <usize>extra[i + 1].length + 2;
+  const out = new ArrayBuffer(<i32>size);
+  const base = changetype<usize>(out);
+  store<u32>(base, total);
+  let sizes = base + 4;
+  let to = base + 4 + 8 * <usize>total;
+  if (status > 0) {
+    to = writePair(sizes, to, ":status", statusText(status));
+    sizes += 8;
+  }
+  data = answer + 4 + 8 * count;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(answer + 4 + 8 * i);
+    const valueSize = <usize>load<u32>(answer + 8 + 8 * i);
+    if (kept[<i32>i]) {
+      store<u32>(sizes, <u32>nameSize);
+      store<u32>(sizes + 4, <u32>valueSize);
+      memory.copy(to, data, nameSize + valueSize + 2);
+      sizes += 8;
+      to += nameSize + valueSize + 2;
+    }
+    data += nameSize + valueSize + 2;
+  }
+  for (let i = 0; i + 1 < extra.length; i += 2) {
+    to = writePair(sizes, to, extra[i], extra[i + 1]);
+    sizes += 8;
+  }
+  return out;
+}
+
+function decimalDigits(n: i32): i32 {
+  let digits = 1;
+  while (n >= 10) {
+    n /= 10;
+    digits++;
+  }
+  return digits;
 }
 
 /**
@@ -229,6 +352,11 @@ export function addReportHeaders(headers: Header[], trigger: string, attempts: A
   headers.push(new Header(HEADER_TRIGGER, trigger));
   if (!hideTopology) headers.push(new Header(HEADER_ATTEMPTS, formatAttempts(attempts)));
   return headers;
+}
+
+/** addReportHeaders' headers as name, value pairs in one list (clientResponsePairs' `extra`), `attemptsText` formatted. */
+export function reportPairs(trigger: string, attemptsText: string, hideTopology: bool): StaticArray<string> {
+  return hideTopology ? [HEADER_TRIGGER, trigger] : [HEADER_TRIGGER, trigger, HEADER_ATTEMPTS, attemptsText];
 }
 
 /** The filter's own error when no response is at hand: an OpenAI-style JSON error. */

@@ -4,7 +4,8 @@
 // response side (fallback_stream.ts) decides when; a backup call is backup_caller.ts.
 import { BufferType, LogLevel, MapType, StreamType, WasmResult } from "../abi/enums";
 import * as host from "../abi/hostcalls";
-import { serializeResponseHeaders } from "../core/header_pairs";
+import { findSerializedHeader } from "../core/header_pairs";
+import { clientResponsePairs } from "../core/replay";
 import { ByteSink } from "../core/byte_sink";
 import { FallbackMachine } from "../core/fallback_machine";
 import { Delivery, Phase } from "../core/fallback_steps";
@@ -13,13 +14,31 @@ import { OWN_REPLY_DETAILS } from "../core/policy";
 import { FallbackRoot } from "./fallback_root";
 import { HandoffCaller } from "./handoff_caller";
 
-/** A backup's HTTP answer, kept until it is served or replaced by a later one. */
+/** No headers added (takeAnswer replaces the list; this one is never changed). */
+const NO_EXTRA: StaticArray<string> = [];
+
+/**
+ * A backup's HTTP answer, kept until it is served or replaced by a later one: its header map as the
+ * host gave it (wire format, well-formed), decoded only for what is asked of it.
+ */
 export class Answer {
+  /** The headers added when it is served (the report: name, value, ...), after its own (core/replay.ts clientResponsePairs). */
+  extra: StaticArray<string> = NO_EXTRA;
   /** `bytes`: what it holds of the memory budget. */
-  constructor(public status: i32, public headers: Header[], public body: ByteSink, public bytes: i64) {}
+  constructor(public status: i32, public headerMap: ArrayBuffer, public body: ByteSink, public bytes: i64) {}
+
+  /** One of its headers' value (a lower-case name), or null. */
+  header(lowerName: string): string | null {
+    return findSerializedHeader(changetype<usize>(this.headerMap), this.headerMap.byteLength, lowerName);
+  }
+
+  /** Its headers as the client gets them, then `extra`: `:status` first when `withStatus`. */
+  clientPairs(withStatus: bool): ArrayBuffer {
+    return clientResponsePairs(changetype<usize>(this.headerMap), this.headerMap.byteLength, this.extra, withStatus ? this.status : 0);
+  }
 }
 
-/** A header map's decoded copy (Header strings are UTF-16) weighs about this many times its wire bytes. */
+/** A kept answer's header map is charged this many times its wire bytes: the map, and the maps written from it when it is served. */
 export const DECODED_HEADERS_FACTOR: i64 = 3;
 
 /**
@@ -50,10 +69,10 @@ export class AnswerDelivery extends HandoffCaller {
     this.dropServed();
   }
 
-  /** The kept answer with the headers the client gets; it takes over the answer's share of the budget. */
-  protected takeAnswer(answer: Answer, headers: Header[]): Answer {
+  /** The kept answer with the headers added for the client (`extra`); it takes over the answer's share of the budget. */
+  protected takeAnswer(answer: Answer, extra: StaticArray<string>): Answer {
     this.lastAnswer = null;
-    answer.headers = headers;
+    answer.extra = extra;
     return answer;
   }
 
@@ -78,14 +97,14 @@ export class AnswerDelivery extends HandoffCaller {
     const delivery = machine.delivery;
     this.served = answer;
     if (delivery == Delivery.Direct) {
-      this.reply(answer.status, answer.headers, answer.body.ptr, answer.body.length);
+      this.replyAnswer(answer);
       return;
     }
     if (delivery == Delivery.SwapBuffered && answer.body.length > FLOW_CONTROLLED_BODY_BYTES) {
       // Envoy's buffer would refuse it (its limit turns it into a 500): sent straight to the client.
       machine.delivery = Delivery.Direct;
       machine.phase = Phase.Replying;
-      this.reply(answer.status, answer.headers, answer.body.ptr, answer.body.length);
+      this.replyAnswer(answer);
       return;
     }
     if (delivery == Delivery.SwapBuffered) {
@@ -94,7 +113,7 @@ export class AnswerDelivery extends HandoffCaller {
       const result = host.setBufferBytes(BufferType.HttpResponseBody, 0, this.heldErrorBytes, answer.body.ptr, answer.body.length);
       if (result != WasmResult.Ok) {
         host.logBytes(LogLevel.Error, "the host refused the answer's body (status " + result.toString() + "); it is sent directly" + this.requestIdSuffix());
-        this.reply(answer.status, answer.headers, answer.body.ptr, answer.body.length);
+        this.replyAnswer(answer);
         return;
       }
       host.continueStream(StreamType.Response);
@@ -111,7 +130,7 @@ export class AnswerDelivery extends HandoffCaller {
     // ThroughFilterChain: the local reply passes this filter's own callbacks, which write the answer
     // over whatever local_reply_config made of it. Its body is the answer's too, so that a body
     // callback follows the headers (and the answer arrives even if nothing rewrote it).
-    const result = host.sendLocalResponse(answer.status, OWN_REPLY_DETAILS, answer.body.ptr, answer.body.length, answer.headers);
+    const result = host.sendLocalResponsePairs(answer.status, OWN_REPLY_DETAILS, answer.body.ptr, answer.body.length, answer.clientPairs(false));
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
       this.release();
@@ -122,16 +141,25 @@ export class AnswerDelivery extends HandoffCaller {
   protected writeServedHeaders(): void {
     const served = this.served;
     if (served === null) return;
-    const pairs = serializeResponseHeaders(served.status, served.headers);
+    const pairs = served.clientPairs(true);
     const result = host.setHeaderPairs(MapType.HttpResponseHeaders, pairs);
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the answer's headers (status " + result.toString() + ")" + this.requestIdSuffix());
     }
   }
 
+  /** Sends `answer` as this filter's reply (replyWith). */
+  protected replyAnswer(answer: Answer): void {
+    this.replyWith(host.sendLocalResponsePairs(answer.status, OWN_REPLY_DETAILS, answer.body.ptr, answer.body.length, answer.clientPairs(false)));
+  }
+
   /** Sends this filter's reply in place of the primary's response; it is the stream's last word. */
   protected reply(status: i32, headers: Header[], body: usize, bodySize: i32): void {
-    const result = host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, bodySize, headers);
+    this.replyWith(host.sendLocalResponse(status, OWN_REPLY_DETAILS, body, bodySize, headers));
+  }
+
+  /** After a reply was sent (`result`: the host's answer): the stream's copies go. */
+  private replyWith(result: WasmResult): void {
     if (result != WasmResult.Ok) {
       host.logBytes(LogLevel.Error, "the host refused the reply (status " + result.toString() + ")" + this.requestIdSuffix());
     }

@@ -18,7 +18,7 @@ import { HEADER_ATTEMPTS, HEADER_DECLINED, HEADER_TRIGGER, backupRequestPairs } 
 import { Admission, countsAsDown } from "../core/cooldown";
 import { retryAfterMs } from "../core/retry_after";
 import { Origin, TriggerKind } from "../core/policy";
-import { Header, findHeader } from "../core/headers";
+import { findSerializedHeader } from "../core/header_pairs";
 import { cooldownStore } from "../host/cooldown_store";
 
 
@@ -192,8 +192,8 @@ export class BackupCaller extends RequestKeeper {
     return true;
   }
 
-  /** A backup's answer (`status` 0: none), for its cooldown. */
-  protected noteBackup(backup: Backup, status: i32, headers: Header[] | null): void {
+  /** A backup's answer (`status` 0: none; `headerMap`: the kept answer's, wire format), for its cooldown. */
+  protected noteBackup(backup: Backup, status: i32, headerMap: ArrayBuffer | null): void {
     const settings = this.fallbackRoot.config!.cooldown;
     if (settings === null) return;
     const nowMs = host.monotonicMs();
@@ -201,8 +201,8 @@ export class BackupCaller extends RequestKeeper {
       if (status < 400) cooldownStore.answered(backup.serviceLabel, nowMs);
       return;
     }
-    const retryAfter = headers !== null && (status == 429 || status == 503)
-      ? retryAfterMs(findHeader(headers, "retry-after"), host.wallClockMs()) : -1;
+    const retryAfter = headerMap !== null && (status == 429 || status == 503)
+      ? retryAfterMs(findSerializedHeader(changetype<usize>(headerMap), headerMap.byteLength, "retry-after"), host.wallClockMs()) : -1;
     cooldownStore.failed(backup.serviceLabel, settings, nowMs, retryAfter);
   }
 
@@ -246,10 +246,11 @@ export class BackupCaller extends RequestKeeper {
   /**
    * The decision, in the streamed mode's words too (fallback_outcome.ts): filter state for the access
    * log, and a line at info (Envoy's default level) with the request id, looked up only when Envoy would write it.
+   * `attemptsText`: formatAttempts(machine.attempts), when the caller has it already.
    */
-  protected logDecision(machine: FallbackMachine, outcome: string, served: bool): void {
+  protected logDecision(machine: FallbackMachine, outcome: string, served: bool, attemptsText: string | null = null): void {
     this.countBackups(machine, served);
-    const text = outcomeText(outcome, machine.trigger, formatAttempts(machine.attempts));
+    const text = outcomeText(outcome, machine.trigger, attemptsText !== null ? attemptsText : formatAttempts(machine.attempts));
     publishOutcome(text);
     if (!host.logs(LogLevel.Info)) return;
     host.logBytes(LogLevel.Info, outcomeLogLine(text, this.requestIdSuffix()));

@@ -3,7 +3,7 @@
 // tears the stream down. The request side is request_keeper.ts; a backup call, backup_caller.ts; how
 // an answer is written to the client, answer_delivery.ts.
 import { BufferType, DataAction, HeadersAction, LogLevel, MapType, StreamType, WasmResult } from "../abi/enums";
-import { deserializeHeaders } from "../core/header_pairs";
+import { NO_PAIRS, serializedStatus, wellFormedPairs } from "../core/header_pairs";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
 import { ContentCursor, HeldBody, checkedFor, heldErrorMeanings, judgeHeldBody, responseAnnouncesOver } from "../host/budgeted_reads";
@@ -13,9 +13,9 @@ import { REFUSED, UNKNOWN_CLUSTER, formatAttempts } from "../core/attempts";
 import { FallbackMachine } from "../core/fallback_machine";
 import { Phase, Step } from "../core/fallback_steps";
 import { STREAM_ENDED_FIRST, isEnvoyNoAnswerReply, servedBy } from "../core/fallback_outcome";
-import { Header, findHeader } from "../core/headers";
+import { Header } from "../core/headers";
 import { Origin, TriggerKind, classifyOrigin, isMeaningStatus } from "../core/policy";
-import { HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel, clientResponseHeaders, exhaustedErrorBody, parseStatus } from "../core/replay";
+import { HEADER_MODEL, HEADER_SERVICE, HEADER_ATTEMPTS, HEADER_TRIGGER, addReportHeaders, askedModel, exhaustedErrorBody, reportPairs } from "../core/replay";
 import { FallbackRoot } from "./fallback_root";
 import { HIGRESS_HOLD_NOTE, NO_HEADERS } from "./request_keeper";
 import { PauseEvidence } from "./header_pause";
@@ -51,7 +51,7 @@ export class FallbackStream extends AnswerDelivery {
     const status = host.responseStatus(MapType.HttpResponseHeaders);
     // Where the response came from, and the time, matter only for errors: no host calls otherwise.
     const error = status >= 400;
-    const details = error ? host.getStringPropertyAt(CODE_DETAILS) : null;
+    const details = error ? host.getSharedStringPropertyAt(CODE_DETAILS) : null;
     const origin = error ? classifyOrigin(details) : Origin.Backend;
     if (error) this.followRoute(machine);
     // An error whose announced body is over the read's bound is decided by its status (one look, on 4xx only),
@@ -283,11 +283,12 @@ export class FallbackStream extends AnswerDelivery {
     let status = 0;
     let envoyNoAnswer = false;
     if (headerCount > 0) {
-      const raw = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
-      const headers = deserializeHeaders(changetype<usize>(raw), raw.byteLength);
-      status = parseStatus(findHeader(headers, ":status"));
+      const given = host.getHeadersRaw(MapType.HttpCallResponseHeaders);
+      // Kept as it came (read without decoding), or as no headers at all when malformed (never from Envoy).
+      const raw = wellFormedPairs(changetype<usize>(given), given.byteLength) ? given : NO_PAIRS;
+      status = serializedStatus(changetype<usize>(raw), raw.byteLength);
       // The answer is kept until it is served or replaced (up to Envoy's 32 MiB), so it is budgeted.
-      const bytes = <i64>bodySize + DECODED_HEADERS_FACTOR * raw.byteLength;
+      const bytes = <i64>bodySize + DECODED_HEADERS_FACTOR * given.byteLength;
       if (status > 0 && !this.share.tryTake(bytes)) {
         this.fallbackRoot.overBudget("a " + status.toString() + " answer of " + bodySize.toString() + " bytes from " +
           machine.currentBackup!.serviceLabel + " is not kept; the chain goes on", this.requestIdSuffix());
@@ -298,16 +299,16 @@ export class FallbackStream extends AnswerDelivery {
         this.dropAnswer();
         const body = new ByteSink();
         host.takeBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize, body);
-        this.lastAnswer = new Answer(status, headers, body, bytes);
+        this.lastAnswer = new Answer(status, raw, body, bytes);
         envoyNoAnswer = isEnvoyNoAnswerReply(status, body.ptr, body.length);
       }
     }
     // A status > 0 was kept as the last answer just above (its Retry-After is read there).
-    const answerHeaders: Header[] | null = this.lastAnswer === null ? null : this.lastAnswer!.headers;
-    this.noteBackup(machine.currentBackup!, envoyNoAnswer ? 0 : status, answerHeaders);
+    const answer = this.lastAnswer;
+    this.noteBackup(machine.currentBackup!, envoyNoAnswer ? 0 : status, answer === null ? null : answer.headerMap);
     const now = host.monotonicMs();
-    const retryAfter = machine.policy.retry !== null && readsRetryAfter(status) && answerHeaders !== null && !envoyNoAnswer
-      ? retryAfterMs(findHeader(answerHeaders, "retry-after"), host.wallClockMs()) : -1;
+    const retryAfter = machine.policy.retry !== null && readsRetryAfter(status) && answer !== null && !envoyNoAnswer
+      ? retryAfterMs(answer.header("retry-after"), host.wallClockMs()) : -1;
     this.perform(machine.backupAnswered(status, now, envoyNoAnswer, retryAfter, <u64>this.id ^ now), false);
   }
 
@@ -372,19 +373,22 @@ export class FallbackStream extends AnswerDelivery {
     } else if (step == Step.ServeBackup) {
       const answer = this.lastAnswer!;
       const answered = machine.attempts[machine.attempts.length - 1];
-      const headers = addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide);
-      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));
-      headers.push(new Header(HEADER_MODEL, askedModel(answered.model, this.requestBody.ptr, this.requestBody.length)));
-      this.serve(machine, this.takeAnswer(answer, headers));
+      // Formatted once, for the report header and the decision's outcome.
+      const tried = formatAttempts(machine.attempts);
+      // The report (as addReportHeaders writes it), then who answered: name, value, ... in one list.
+      const model = askedModel(answered.model, this.requestBody.ptr, this.requestBody.length);
+      const extra: StaticArray<string> = hide ? [HEADER_TRIGGER, machine.trigger, HEADER_MODEL, model]
+        : [HEADER_TRIGGER, machine.trigger, HEADER_ATTEMPTS, tried, HEADER_SERVICE, answered.service, HEADER_MODEL, model];
+      this.serve(machine, this.takeAnswer(answer, extra));
       this.metrics().count(this.metrics().servedByBackup);
       if (machine.backupWonRace) {
         const hedges = this.fallbackRoot.hedgeCounters();
         hedges.count(hedges.wonByBackup);
       }
-      this.logDecision(machine, servedBy(answered.service, answered.model), true);
+      this.logDecision(machine, servedBy(answered.service, answered.model), true, tried);
     } else if (step == Step.ServeLastError) {
       const answer = this.lastAnswer!;
-      this.serve(machine, this.takeAnswer(answer, addReportHeaders(clientResponseHeaders(answer.headers), machine.trigger, machine.attempts, hide)));
+      this.serve(machine, this.takeAnswer(answer, reportPairs(machine.trigger, hide ? "" : formatAttempts(machine.attempts), hide)));
       this.exhausted(machine, "the last backup error (" + answer.status.toString() + ")");
     } else if (step == Step.ResumePrimary) {
       // The held primary response goes to the client, marked with what was tried.
@@ -411,7 +415,7 @@ export class FallbackStream extends AnswerDelivery {
    */
   private notePrimaryBody(machine: FallbackMachine): void {
     if (!machine.awaitsHeldErrorBody || this.primaryComplete) return;
-    this.primaryComplete = host.getPropertyAt(BACKEND_LATENCY) !== null;
+    this.primaryComplete = host.hasPropertyAt(BACKEND_LATENCY);
     // A large error is incomplete because Envoy stopped reading it at its buffer limit while it is
     // held (flow control), not because it is slow: it flows as soon as the stream continues.
     machine.primaryBodyPending = !this.primaryComplete && !this.announcesLargeBody();

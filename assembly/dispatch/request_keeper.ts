@@ -5,7 +5,7 @@
 
 import { DataAction, HeadersAction, LogLevel, MapType, StreamType } from "../abi/enums";
 import { HttpContext } from "../abi/context";
-import { findSerializedHeader } from "../core/header_pairs";
+import { findSerializedHeader, findSerializedSharedHeader, serializedDecimal } from "../core/header_pairs";
 import * as host from "../abi/hostcalls";
 import { ByteSink } from "../core/byte_sink";
 import { appendRequestChunk } from "../host/budgeted_reads";
@@ -43,15 +43,7 @@ export const HIGRESS_HOLD_NOTE = " (Higress has no such field and needs none: it
 
 /** The `content-length` of serialized request headers; -1 when absent or not a plain decimal. */
 function contentLength(headers: ArrayBuffer): i64 {
-  const value = findSerializedHeader(changetype<usize>(headers), headers.byteLength, "content-length");
-  if (value === null || value.length == 0 || value.length > 15) return -1;
-  let n: i64 = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return -1;
-    n = n * 10 + (c - 0x30);
-  }
-  return n;
+  return serializedDecimal(changetype<usize>(headers), headers.byteLength, "content-length");
 }
 
 /** Readable once Envoy's router has picked the primary's upstream host. */
@@ -109,7 +101,7 @@ export class RequestKeeper extends HttpContext {
     }
     if (policy.backups.length == 0) return HeadersAction.Continue;
     const requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
-    const method = findSerializedHeader(changetype<usize>(requestHeaders), requestHeaders.byteLength, ":method");
+    const method = findSerializedSharedHeader(changetype<usize>(requestHeaders), requestHeaders.byteLength, ":method");
     if (isTunnel(requestHeaders, method)) return HeadersAction.Continue;
     if (!this.share.tryTake(requestHeaders.byteLength)) {
       this.fallbackRoot.overBudget("a request's headers (" + requestHeaders.byteLength.toString() +

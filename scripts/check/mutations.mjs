@@ -203,8 +203,8 @@ export const MUTATIONS = [
   {
     name: "hop-by-hop headers keep-alive, proxy-connection, upgrade and trailer are copied to backups",
     file: "assembly/core/replay.ts",
-    find: 'return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||\n    name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "trailer" ||',
-    replace: 'return name == "connection" ||\n    name == "transfer-encoding" || name == "te" ||',
+    find: '    case 7: return name == "upgrade" || name == "trailer";\n    case 10: return name == "connection" || name == "keep-alive";\n    case 14: return name == "content-length";\n    case 16: return name == "proxy-connection";\n',
+    replace: '    case 7: return false;\n    case 10: return name == "connection";\n    case 14: return name == "content-length";\n    case 16: return false;\n',
     tests: [UNIT_REPLAY, E2E_FALLBACK],
   },
   {
@@ -385,8 +385,8 @@ export const MUTATIONS = [
   {
     name: "a backup answer's hop-by-hop headers are passed to the client",
     file: "assembly/core/replay.ts",
-    find: 'if (h.name.startsWith(":") || isHopByHop(h.name) || h.name',
-    replace: 'if (h.name.startsWith(":") || h.name',
+    find: "  switch (<i32>size) {\n    case 2: return !bytesAre(ptr, \"te\");",
+    replace: "  switch (<i32>size + 1000) {\n    case 2: return !bytesAre(ptr, \"te\");",
     tests: [UNIT_REPLAY, E2E_FALLBACK],
   },
   {
@@ -469,8 +469,8 @@ export const MUTATIONS = [
   {
     name: "hideTopology still names the answering service in x-ai-fallback-service",
     file: "assembly/dispatch/fallback_stream.ts",
-    find: "      if (!hide) headers.push(new Header(HEADER_SERVICE, answered.service));\n",
-    replace: "      headers.push(new Header(HEADER_SERVICE, answered.service));\n",
+    find: "const extra: StaticArray<string> = hide ? [HEADER_TRIGGER, machine.trigger, HEADER_MODEL, model]",
+    replace: "const extra: StaticArray<string> = hide ? [HEADER_TRIGGER, machine.trigger, HEADER_SERVICE, answered.service, HEADER_MODEL, model]",
     tests: [E2E_SECURITY],
   },
   {
@@ -504,8 +504,8 @@ export const MUTATIONS = [
   {
     name: "dispatch: a backup's own x-ai-fallback-* headers reach the client",
     file: "assembly/core/replay.ts",
-    find: " || h.name.startsWith(REPORT_HEADER_PREFIX)) continue;",
-    replace: ") continue;",
+    find: "  if (size >= <usize>REPORT_HEADER_PREFIX.length && bytesAre(ptr, REPORT_HEADER_PREFIX)) return false;\n",
+    replace: "",
     tests: [E2E_BACKUP_REPORT_HEADERS],
   },
   {
@@ -1580,8 +1580,8 @@ export const MUTATIONS = [
   {
     name: "retry: a backup's Retry-After is not read (the back-off is waited instead)",
     file: "assembly/dispatch/fallback_stream.ts",
-    find: "    const retryAfter = machine.policy.retry !== null && readsRetryAfter(status) && answerHeaders !== null && !envoyNoAnswer\n",
-    replace: "    const retryAfter = false && machine.policy.retry !== null && readsRetryAfter(status) && answerHeaders !== null && !envoyNoAnswer\n",
+    find: "    const retryAfter = machine.policy.retry !== null && readsRetryAfter(status) && answer !== null && !envoyNoAnswer\n",
+    replace: "    const retryAfter = false && machine.policy.retry !== null && readsRetryAfter(status) && answer !== null && !envoyNoAnswer\n",
     tests: ["tests/e2e/dispatch/retry.test.js"],
   },
   {

@@ -17,7 +17,7 @@ import { isStreamingRequest } from "../../assembly/core/stream_check";
 import { jsonStringLiteral, rewriteModel } from "../../assembly/core/model_rewrite";
 import { classifyOrigin, decide, decideByMeaning, meaningMayMatter } from "../../assembly/core/policy";
 import { errorMeanings } from "../../assembly/core/error_meaning";
-import { askedModel, backupRequestPairs, clientResponseHeaders, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/core/replay";
+import { askedModel, backupRequestPairs, clientResponseHeaders, clientResponsePairs, exhaustedErrorBody, withoutCredentialParameters } from "../../assembly/core/replay";
 import { isFirstPacket } from "../../assembly/core/sse";
 import { scanForContent } from "../../assembly/core/first_content";
 import { StreamIdleWatch } from "../../assembly/core/stream_idle";
@@ -383,6 +383,13 @@ export function statusCode(bytes: ArrayBuffer): i32 {
 
 export function answerHeaders(names: string, values: string): string {
   return listHeaders(clientResponseHeaders(headerList(names, values)));
+}
+
+/** A backup answer's header map (wire format) as the client gets it with one report header, `:status` first when `status` > 0. */
+export function answerPairs(map: ArrayBuffer, status: i32): string {
+  const extra: StaticArray<string> = ["x-ai-fallback-trigger", "status=503"];
+  const pairs = clientResponsePairs(changetype<usize>(map), map.byteLength, extra, status);
+  return listHeaders(deserializeHeaders(changetype<usize>(pairs), pairs.byteLength));
 }
 
 export function modelAsked(label: string, body: ArrayBuffer): string {

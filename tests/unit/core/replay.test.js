@@ -145,6 +145,31 @@ describe("backup answer headers", () => {
   });
 });
 
+describe("backup answer header map (wire format, as the client gets it)", () => {
+  const answer = [[":status", "200"], ["content-type", "text/event-stream"], ["content-length", "9"], ["transfer-encoding", "chunked"],
+    ["x-a", "1"], ["x-ai-fallback-attempts", "theirs"], ["connection", "close"], ["set-cookie", "a"], ["set-cookie", "b"]];
+  test("the same headers as the decoded form, then the report; :status first when asked for", () => {
+    const kept = ["content-type=text/event-stream", "x-a=1", "set-cookie=a", "set-cookie=b"];
+    expect(lines(w.answerHeaders(answer))).toEqual(kept);
+    expect(lines(w.answerPairs(w.headerPairs(answer), 0))).toEqual([...kept, "x-ai-fallback-trigger=status=503"]);
+    expect(lines(w.answerPairs(w.headerPairs(answer), 429))).toEqual([":status=429", ...kept, "x-ai-fallback-trigger=status=503"]);
+  });
+  test("decides every name as the decoded form does (hop-by-hop names, their near misses, the report prefix)", () => {
+    const names = ["te", "tf", "expect", "expects", "upgrade", "trailer", "trailers", "connection", "keep-alive", "keep-alivE",
+      "content-length", "content-type", "proxy-connection", "transfer-encoding", "x-ai-fallback-", "x-ai-fallback", ":path", "a"];
+    const pairs = names.map((n, i) => [n, "v" + i]);
+    const decoded = lines(w.answerHeaders(pairs));
+    expect(decoded).toEqual(["tf=v1", "expects=v3", "trailers=v6", "keep-alivE=v9", "content-type=v11", "x-ai-fallback=v15", "a=v17"]);
+    expect(lines(w.answerPairs(w.headerPairs(pairs), 0))).toEqual([...decoded, "x-ai-fallback-trigger=status=503"]);
+  });
+  test("a malformed map adds none of its headers", () => {
+    const map = Buffer.from(w.headerPairs(answer));
+    const cut = map.subarray(0, map.length - 3);
+    expect(lines(w.answerPairs(cut, 200))).toEqual([":status=200", "x-ai-fallback-trigger=status=503"]);
+    expect(lines(w.answerPairs(Buffer.alloc(2), 0))).toEqual(["x-ai-fallback-trigger=status=503"]);
+  });
+});
+
 describe("the model a backup was asked for", () => {
   test("an override is reported as configured", () => {
     expect(w.modelAsked("qwen-plus", '{"model":"gpt-4o"}')).toBe("qwen-plus");

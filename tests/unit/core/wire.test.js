@@ -59,6 +59,11 @@ describe("header pairs", () => {
   test("byte strings round-trip any byte", () => {
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     expect(w.byteStringRoundTrip(all).equals(all)).toBe(true);
+    // Every length around the four-at-a-time copy, high bytes included.
+    for (let n = 1; n <= 11; n++) {
+      const part = all.subarray(250 - 3 * n, 250 - 2 * n);
+      expect(w.byteStringRoundTrip(part).equals(part)).toBe(true);
+    }
   });
 });
 

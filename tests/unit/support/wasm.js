@@ -76,6 +76,7 @@ function load() {
     replayHeaders: (json, index, pairs) =>
       call(() => readStr(x.replayHeaders(buf(json), index, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     statusCode: (text) => call(() => x.statusCode(buf(text))),
+    answerPairs: (map, status) => call(() => readStr(x.answerPairs(buf(map), status))),
     answerHeaders: (pairs) => call(() => readStr(x.answerHeaders(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     upstreamEdits: (entry, pairs) =>
       call(() => readStr(x.upstreamEdits(buf(entry), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
