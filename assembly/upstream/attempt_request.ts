@@ -35,6 +35,8 @@ const LOGGED_ID_CHARS = 128;
 
 export class AttemptRequest extends AttemptRace {
   private rewriting: bool = false;
+  /** The request body's bytes held so far (Envoy's count at the last body callback): a body ended by trailers has no last one. */
+  private heldBodyBytes: u32 = 0;
   /** This override backup's attempt is skipped ("" = not): its result, e.g. not_rewritable. */
   protected skipped: string = "";
   /** The marker named no service this filter knows: nothing of the client's goes out, and its answer is replaced. */
@@ -138,33 +140,57 @@ export class AttemptRequest extends AttemptRace {
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
     if (this.unknownService) {
       // Fail closed: none of the client's body goes to a service this filter cannot name.
-      if (!endOfStream) return DataAction.StopIterationAndBuffer;
+      if (!endOfStream) return this.holdBody(bodySize);
       setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
       return DataAction.Continue;
     }
     if (!this.rewriting) return DataAction.Continue;
     // The model may sit anywhere in the body: rewrite it whole, once it is all here.
-    if (!endOfStream) return DataAction.StopIterationAndBuffer;
+    if (!endOfStream) return this.holdBody(bodySize);
+    this.bodyEnded(bodySize);
+    return DataAction.Continue;
+  }
+
+  /**
+   * A body followed by trailers (HTTP/2, or HTTP/1 where trailers are enabled) ends here, not in a body
+   * callback: what is held is rewritten or emptied before it leaves with them, as at a body's end.
+   */
+  onRequestTrailers(trailerCount: u32): HeadersAction {
+    if (this.unknownService) {
+      if (this.heldBodyBytes > 0) setBufferBytes(BufferType.HttpRequestBody, 0, this.heldBodyBytes, 0, 0);
+    } else if (this.rewriting) {
+      this.bodyEnded(this.heldBodyBytes);
+    }
+    return HeadersAction.Continue;
+  }
+
+  /** The body goes on being buffered; Envoy's count of the bytes held so far is kept for trailers. */
+  private holdBody(bodySize: u32): DataAction {
+    this.heldBodyBytes = bodySize;
+    return DataAction.StopIterationAndBuffer;
+  }
+
+  /** The whole body (`bodySize` bytes) is here: its model rewritten for the backup, or the attempt skipped with it emptied. */
+  private bodyEnded(bodySize: u32): void {
     this.rewriting = false;
     const config = this.config!;
     const backup = config.backup!;
-    const outcome = rewriteBody(bodySize, backup.modelLiteral!);
+    const outcome = bodySize == 0 ? RewriteOutcome.NotJsonObject : rewriteBody(bodySize, backup.modelLiteral!);
     // Fail closed: a body that still carries the client's model never reaches an override backup.
     if (outcome == RewriteOutcome.NotJsonObject || outcome == RewriteOutcome.NoModel) {
       this.skipNotRewritable(config);
       setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
-      return DataAction.Continue;
+      return;
     }
     if (outcome == BODY_OVER_BUDGET) {
       overBudget("streamed backup " + backup.serviceLabel + ": no room to rewrite the model of a " + bodySize.toString() +
         "-byte body; it gets an empty body, its answer is dropped, the chain goes on", this.requestIdSuffix());
       this.skipped = RESULT_OVER_BUDGET;
       setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
-      return DataAction.Continue;
+      return;
     }
     const metrics = this.metrics!;
     metrics.count(metrics.backupCalls);
-    return DataAction.Continue;
   }
 
   private skipNotRewritable(config: UpstreamConfig): void {

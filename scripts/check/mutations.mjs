@@ -502,6 +502,13 @@ export const MUTATIONS = [
     tests: [E2E_STREAMED_FIRST_PACKET],
   },
   {
+    name: "streamed: a body that ends with trailers reaches the override backup with the client's model",
+    file: "assembly/upstream/attempt_request.ts",
+    find: "    } else if (this.rewriting) {\n      this.bodyEnded(this.heldBodyBytes);\n",
+    replace: "    } else if (false) {\n      this.bodyEnded(this.heldBodyBytes);\n",
+    tests: ["tests/e2e/streamed/streamed_request_trailers.test.js"],
+  },
+  {
     name: "dispatch: a backup's own x-ai-fallback-* headers reach the client",
     file: "assembly/core/replay.ts",
     find: "  if (size >= <usize>REPORT_HEADER_PREFIX.length && bytesAre(ptr, REPORT_HEADER_PREFIX)) return false;\n",
