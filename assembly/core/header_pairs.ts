@@ -188,65 +188,40 @@ function findSerializedValue(ptr: usize, size: usize, lowerName: string): i64 {
   return -1;
 }
 
-function bytesEqual(ptr: usize, ascii: string): bool {
-  for (let i = 0; i < ascii.length; i++) {
-    if (<u32>load<u8>(ptr + i) != <u32>ascii.charCodeAt(i)) return false;
-  }
-  return true;
-}
+/** serializedNamesWithPrefix's answer when no name matches; never written to. */
+const NO_NAMES: string[] = [];
 
 /**
- * A header map in the wire format (`ptr`, `size`) with every header whose name starts with
- * `lowerPrefix` left out and `added` appended: the map written back in one host call. The kept
- * headers' bytes are copied as they are (nothing decoded). Null for a malformed map.
+ * The names (byte strings) that start with `lowerPrefix`, straight from the wire format: only those
+ * names are decoded. Empty for a malformed buffer.
  */
-export function replacedWithPrefix(ptr: usize, size: usize, lowerPrefix: string, added: Header[]): ArrayBuffer | null {
-  if (size < 4) return null;
+export function serializedNamesWithPrefix(ptr: usize, size: usize, lowerPrefix: string): string[] {
+  // Usually none: the shared empty list (read only) until a name is found.
+  let out = NO_NAMES;
+  if (size < 4) return out;
   const count = <usize>load<u32>(ptr);
-  if (<usize>4 + 8 * count > size) return null;
+  if (<usize>4 + 8 * count > size) return out;
   const end = ptr + size;
   const prefixLength = <usize>lowerPrefix.length;
-  // First pass: which headers stay, and the bytes they take.
-  let kept: usize = 0;
-  let keptBytes: usize = 0;
   let sizes = ptr + 4;
   let data = ptr + 4 + 8 * count;
   for (let i: usize = 0; i < count; i++) {
     const nameSize = <usize>load<u32>(sizes);
     const valueSize = <usize>load<u32>(sizes + 4);
     sizes += 8;
-    const pairBytes = nameSize + valueSize + 2;
-    if (data + pairBytes > end) return null;
-    if (!(nameSize >= prefixLength && bytesEqual(data, lowerPrefix))) {
-      kept++;
-      keptBytes += pairBytes;
+    if (data + nameSize + valueSize + 2 > end) return NO_NAMES;
+    if (nameSize >= prefixLength && bytesEqual(data, lowerPrefix)) {
+      if (out === NO_NAMES) out = new Array<string>();
+      out.push(byteStringFromMemory(data, nameSize));
     }
-    data += pairBytes;
+    data += nameSize + valueSize + 2;
   }
-  let addedBytes: usize = 0;
-  for (let i = 0; i < added.length; i++) addedBytes += <usize>(added[i].name.length + added[i].value.length + 2);
-  const total = kept + <usize>added.length;
-  const out = new ArrayBuffer(<i32>(4 + 8 * total + keptBytes + addedBytes));
-  const base = changetype<usize>(out);
-  store<u32>(base, <u32>total);
-  let outSizes = base + 4;
-  let to = base + 4 + 8 * total;
-  // Second pass: copy the kept headers, then write the added ones.
-  sizes = ptr + 4;
-  data = ptr + 4 + 8 * count;
-  for (let i: usize = 0; i < count; i++) {
-    const nameSize = <usize>load<u32>(sizes);
-    const valueSize = <usize>load<u32>(sizes + 4);
-    const pairBytes = nameSize + valueSize + 2;
-    if (!(nameSize >= prefixLength && bytesEqual(data, lowerPrefix))) {
-      store<u64>(outSizes, load<u64>(sizes));
-      outSizes += 8;
-      memory.copy(to, data, pairBytes);
-      to += pairBytes;
-    }
-    sizes += 8;
-    data += pairBytes;
-  }
-  writePairs(added, outSizes, to);
   return out;
+}
+
+function bytesEqual(ptr: usize, ascii: string): bool {
+  for (let i = 0; i < ascii.length; i++) {
+    if (<u32>load<u8>(ptr + i) != <u32>ascii.charCodeAt(i)) return false;
+  }
+  return true;
 }

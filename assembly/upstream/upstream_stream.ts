@@ -7,8 +7,8 @@
 //   the first content decides the race of overlapping attempts (attempt_race.ts).
 // This file is the answer side: response headers, body, trailers and the attempt's end.
 import { DataAction, HeadersAction, MapType } from "../abi/enums";
-import { getHeadersRaw, replaceHeader, responseStatus, sendLocalResponse, setHeaderPairs } from "../abi/hostcalls";
-import { replacedWithPrefix, serializedStatus } from "../core/header_pairs";
+import { getHeadersRaw, removeHeader, replaceHeader, responseStatus, sendLocalResponse } from "../abi/hostcalls";
+import { serializedNamesWithPrefix, serializedStatus } from "../core/header_pairs";
 import { UpstreamConfig } from "../core/config/config";
 import { Header } from "../core/headers";
 import { NOT_REWRITABLE } from "../core/attempts";
@@ -111,16 +111,15 @@ export class UpstreamStream extends AttemptRequest {
       const hedges = this.upstreamRoot.hedges!;
       hedges.count(hedges.wonByBackup);
     }
-    // The answer's own report headers out, this fallback's in, written back in one host call. On an
-    // answer the router retries they are dropped with it; on the one the client gets, they tell.
-    const report: Header[] = [new Header(HEADER_MODEL, backup.modelLabel), new Header(HEADER_TRIGGER, record.trigger())];
+    const reported = serializedNamesWithPrefix(changetype<usize>(own), own.byteLength, REPORT_HEADER_PREFIX);
+    for (let i = 0; i < reported.length; i++) removeHeader(MapType.HttpResponseHeaders, reported[i]);
+    // On an answer the router retries these are dropped with it; on the one the client gets, they tell.
+    replaceHeader(MapType.HttpResponseHeaders, HEADER_MODEL, backup.modelLabel);
+    replaceHeader(MapType.HttpResponseHeaders, HEADER_TRIGGER, record.trigger());
     if (!config.hideTopology) {
-      report.push(new Header(HEADER_SERVICE, backup.serviceLabel));
-      report.push(new Header(HEADER_ATTEMPTS, reportedAttempts(record)));
+      replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);
+      replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
     }
-    const headers = replacedWithPrefix(changetype<usize>(own), own.byteLength, REPORT_HEADER_PREFIX, report);
-    if (headers !== null) setHeaderPairs(MapType.HttpResponseHeaders, headers);
-    else for (let i = 0; i < report.length; i++) replaceHeader(MapType.HttpResponseHeaders, report[i].name, report[i].value);
     // With `retry`, only a failure another try follows (the route retries on the mark alone).
     if (failed && (config.retry === null || this.tryFollows)) markForRetry();
     if (deferred) return HeadersAction.StopIteration;

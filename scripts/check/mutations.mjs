@@ -518,8 +518,8 @@ export const MUTATIONS = [
   {
     name: "streamed: a backup's own x-ai-fallback-* headers reach the client",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "replacedWithPrefix(changetype<usize>(own), own.byteLength, REPORT_HEADER_PREFIX, report)",
-    replace: "replacedWithPrefix(changetype<usize>(own), own.byteLength, \"x-no-such-prefix-\", report)",
+    find: "    for (let i = 0; i < reported.length; i++) removeHeader(MapType.HttpResponseHeaders, reported[i]);\n",
+    replace: "",
     tests: [E2E_BACKUP_REPORT_HEADERS],
   },
   {
@@ -609,8 +609,8 @@ export const MUTATIONS = [
   {
     name: "streamed mode: hideTopology still names the backup's cluster on its answer",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "    if (!config.hideTopology) {\n      report.push(new Header(HEADER_SERVICE, backup.serviceLabel));",
-    replace: "    report.push(new Header(HEADER_SERVICE, backup.serviceLabel));\n    if (!config.hideTopology) {",
+    find: "    if (!config.hideTopology) {\n      replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);",
+    replace: "    replaceHeader(MapType.HttpResponseHeaders, HEADER_SERVICE, backup.serviceLabel);\n    if (!config.hideTopology) {",
     tests: [E2E_STREAMED],
   },
   {

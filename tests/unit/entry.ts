@@ -1,7 +1,7 @@
 // Test entry: exposes the pure core (configuration, policy, JSON scan, model rewrite, SSE check,
 // header pairs, state machine) to jest through plain functions. Not part of the filter module.
 import "../../assembly/abi/abort";
-import { deserializeHeaders, findSerializedHeader, replacedWithPrefix, serializeHeaders, serializeResponseHeaders, serializedStatus } from "../../assembly/core/header_pairs";
+import { deserializeHeaders, findSerializedHeader, serializeHeaders, serializeResponseHeaders, serializedStatus } from "../../assembly/core/header_pairs";
 import { Header } from "../../assembly/core/headers";
 import { byteStringFromBuffer, byteStringToBuffer, statusCodeAt } from "../../assembly/core/bytes";
 import { Backup, CREDENTIAL_HEADERS, FirstPacket, Policy } from "../../assembly/core/config/config";
@@ -419,16 +419,6 @@ export function headerPairsBack(bytes: ArrayBuffer): string {
   let out = "";
   for (let i = 0; i < headers.length; i++) out += (i > 0 ? "\n" : "") + headers[i].name + "=" + headers[i].value;
   return out;
-}
-
-/** `bytes` (header pairs) without the headers named `prefix`..., then `names`/`values` ("\n"-separated) added; empty when malformed. */
-export function replacedPairs(bytes: ArrayBuffer, prefix: string, names: string, values: string): ArrayBuffer {
-  const n = names.split("\n");
-  const v = values.split("\n");
-  const added = new Array<Header>();
-  for (let i = 0; i < n.length; i++) if (n[i].length > 0) added.push(new Header(n[i], v[i]));
-  const out = replacedWithPrefix(changetype<usize>(bytes), bytes.byteLength, prefix, added);
-  return out === null ? new ArrayBuffer(0) : out;
 }
 
 /** A header's value from serialized pairs, or "<none>". */

@@ -68,7 +68,6 @@ function load() {
     verdict: (json, status, details) =>
       call(() => readStr(x.verdict(buf(json), status, str(details == null ? "" : details), details == null ? 0 : 1))),
     headerPairs: (pairs) => call(() => readBuf(x.headerPairs(str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
-    replacedPairs: (bytes, prefix, pairs) => call(() => readBuf(x.replacedPairs(buf(bytes), str(prefix), str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     responsePairs: (status, pairs) => call(() => readBuf(x.responsePairs(status, str(pairs.map((p) => p[0]).join("\n")), str(pairs.map((p) => p[1]).join("\n"))))),
     headerPairsBack: (bytes) => call(() => readStr(x.headerPairsBack(buf(bytes)))),
     serializedHeader: (bytes, name) => call(() => readStr(x.serializedHeader(buf(bytes), str(name)))),
