@@ -5,6 +5,7 @@
 //   npm run bench                      full run (about 10 minutes)
 //   npm run bench -- --quick           development: 1 round of 2 s, no 1 MB bodies, shorter sections
 //   npm run bench -- --compare         also LiteLLM's proxy and Portkey's gateway (installed on first use)
+//   npm run bench -- --instructions    also each path against its floor by instructions (valgrind's callgrind, ~15 min)
 //   npm run bench -- --only throughput,core --rounds 5 --seconds 10 --connections 32 --markdown out.md
 //   npm run bench -- --only throughput --match streamed    throughput rows whose name contains the text (and their baselines)
 //
@@ -12,7 +13,8 @@
 // paths, the streamed mode's happy and fallback paths), ttfb (streaming time to first byte), hostcalls (host calls per request, counted by a
 // scripted host), core (model rewrite and scans in V8), memory (per in-flight request, module size),
 // lateness (first-packet timeout), hedge (time to first token with a slow primary, with and without
-// `hedge`), cooldown (fallback latency with a cooling primary, both modes), compare (with --compare).
+// `hedge`), cooldown (fallback latency with a cooling primary, both modes), compare (with --compare),
+// instructions (with --instructions: each path against its floor by instruction count, under callgrind).
 import fs from "node:fs";
 import os from "node:os";
 import { spawnSync } from "node:child_process";
@@ -21,6 +23,7 @@ import { benchCore } from "./core.mjs";
 import { benchCooldown, stopCooldown } from "./cooldown.mjs";
 import { FALLBACK_CONFIG, FPT_CONFIG, HAPPY_CONFIG, startFront, startUpstream, stopFleet } from "./fleet.mjs";
 import { benchHostCalls } from "./host_calls.mjs";
+import { benchInstructions } from "./instructions.mjs";
 import { benchStreamedHostCalls } from "./host_calls_streamed.mjs";
 import { benchFirstPacket, stopLateness } from "./lateness.mjs";
 import { benchHedge, stopHedge } from "./hedge.mjs";
@@ -31,9 +34,11 @@ import { cleanupWrkFiles, ensureWrk } from "./wrk.mjs";
 import { f, header, nowMs, table } from "./stats.mjs";
 
 const SECTIONS = ["throughput", "ttfb", "hostcalls", "core", "memory", "lateness", "hedge", "cooldown"];
+/** Sections that run only when asked for (--compare, --instructions, or --only). */
+const OPT_IN = ["compare", "instructions"];
 
 function parseArgs(argv) {
-  const opts = { quick: false, compare: false, rounds: 3, seconds: 5, connections: 32, only: null, markdown: null, match: null };
+  const opts = { quick: false, compare: false, instructions: false, rounds: 3, seconds: 5, connections: 32, only: null, markdown: null, match: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -42,6 +47,7 @@ function parseArgs(argv) {
     };
     if (a === "--quick") opts.quick = true;
     else if (a === "--compare") opts.compare = true;
+    else if (a === "--instructions") opts.instructions = true;
     else if (a === "--rounds") opts.rounds = Number(value());
     else if (a === "--seconds") opts.seconds = Number(value());
     else if (a === "--connections") opts.connections = Number(value());
@@ -55,7 +61,7 @@ function parseArgs(argv) {
     if (!argv.includes("--seconds")) opts.seconds = 2;
   }
   for (const s of opts.only ?? []) {
-    if (![...SECTIONS, "compare"].includes(s)) throw new Error(`unknown section ${s}; sections: ${SECTIONS.join(", ")}, compare`);
+    if (![...SECTIONS, ...OPT_IN].includes(s)) throw new Error(`unknown section ${s}; sections: ${SECTIONS.join(", ")}, ${OPT_IN.join(", ")}`);
   }
   return opts;
 }
@@ -109,7 +115,7 @@ async function main() {
   console.log(`ai-fallback benchmarks, ${m.date}`);
   console.log(`  machine: ${m.cpu}, ${m.memory}, ${m.kernel}; load average at start ${m.load}`);
   console.log(`  Envoy ${m.envoy}, ${wrk}, Node ${m.node}${opts.quick ? "; QUICK mode (numbers for development only)" : ""}`);
-  const want = (s) => (opts.only ? opts.only.includes(s) : s !== "compare" || opts.compare);
+  const want = (s) => (opts.only ? opts.only.includes(s) : !OPT_IN.includes(s) || opts[s]);
   const out = { machine: m, wrk, opts };
   if (want("throughput") || want("ttfb") || want("compare")) {
     const upstream = await startUpstream();
@@ -142,6 +148,7 @@ async function main() {
   if (want("lateness")) out.lateness = await benchFirstPacket({ n: opts.quick ? 5 : 20 });
   if (want("hedge")) out.hedge = await benchHedge({ n: opts.quick ? 3 : 10 });
   if (want("cooldown")) out.cooldown = await benchCooldown({ n: opts.quick ? 10 : 30 });
+  if (want("instructions")) out.instructions = await benchInstructions({ quick: opts.quick });
   out.targets = targetCheck(out);
   console.log(`\ntotal ${((nowMs() - t0) / 1000).toFixed(1)} s; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (opts.markdown) writeMarkdown(opts.markdown, out);
@@ -156,7 +163,7 @@ function writeMarkdown(file, out) {
     ["Streaming time to first byte", out.ttfb], ["Compared with other gateways", out.compare],
     ["Host calls per request", out.hostCalls], ["Host calls per fallback, streamed mode", out.hostCallsStreamed],
     ["Pure core in V8", out.core], ["Memory", out.memory], ["First packet timeout lateness", out.lateness], ["Hedging: time to first token with a slow primary", out.hedge],
-    ["Cooldown: fallback latency with a cooling primary", out.cooldown]]) {
+    ["Cooldown: fallback latency with a cooling primary", out.cooldown], ["Each path against its floor by instructions", out.instructions]]) {
     if (section?.markdown) parts.push(`### ${title}\n\n${section.markdown}`);
   }
   parts.push(`### Targets\n\n${out.targets}`);
