@@ -353,13 +353,16 @@ export class HttpCallResult {
   constructor(public status: WasmResult, public token: u32) {}
 }
 
+/** httpCall's result, one object reused: read at once, before the next call. */
+const CALL_RESULT = new HttpCallResult(WasmResult.Ok, 0);
+
 /** An empty header map in the wire format (a zero count): a call's trailers. */
 const NO_PAIRS = memory.data(4);
 
 /**
  * Dispatches a call to the cluster named by `cluster` (its UTF-8 bytes), with `headerPairs` (a
  * header map in the wire format) and the body [bodyPtr, bodyPtr+bodySize) (the host copies both
- * before returning).
+ * before returning). The result is valid until the next httpCall.
  */
 export function httpCall(cluster: ArrayBuffer, headerPairs: ArrayBuffer, bodyPtr: usize, bodySize: i32, timeoutMs: u32): HttpCallResult {
   store<u32>(RETURN_WORD, 0);
@@ -369,7 +372,10 @@ export function httpCall(cluster: ArrayBuffer, headerPairs: ArrayBuffer, bodyPtr
     bodyPtr, bodySize,
     NO_PAIRS, 4,
     timeoutMs, RETURN_WORD);
-  return new HttpCallResult(status, load<u32>(RETURN_WORD));
+  const result = CALL_RESULT;
+  result.status = status;
+  result.token = load<u32>(RETURN_WORD);
+  return result;
 }
 
 // --- metrics ---

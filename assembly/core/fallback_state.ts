@@ -50,7 +50,7 @@ export class FallbackState {
   /** What started the fallback, e.g. "status=503" or "first_packet_timeout". */
   trigger: string = "";
   triggerKind: TriggerKind = TriggerKind.Status;
-  attempts: Attempt[] = [];
+  attempts: Attempt[] = roomForTwo();
   currentBackup: Backup | null = null;
   callTimeoutMs: u32 = 0;
   /** A backup answered with an HTTP error; the glue keeps the latest such answer. */
@@ -93,4 +93,11 @@ export class FallbackState {
   get replayable(): bool {
     return this.notReplayableReason.length == 0;
   }
+}
+
+/** An empty list with room for a fallback's usual two attempts (the primary, one backup): no regrowth on the way. */
+function roomForTwo(): Attempt[] {
+  const list = new Array<Attempt>(2);
+  list.length = 0;
+  return list;
 }

@@ -18,11 +18,17 @@ export function headerNameAt(ptr: usize, size: usize): string {
 /** The `size` bytes at `ptr` as a byte string, shared with earlier reads of the same bytes (a name, or a value with few forms). */
 export function sharedByteString(ptr: usize, size: usize): string {
   if (size == 0 || size > LONGEST_SHARED) return byteStringFromMemory(ptr, size);
-  let hash: u32 = 2166136261; // FNV-1a
-  for (let i: usize = 0; i < size; i++) hash = (hash ^ <u32>load<u8>(ptr + i)) * 16777619;
+  // FNV-1a over four bytes at a time, then mixed so that the slot (its low bits) depends on every byte.
+  let hash: u32 = 2166136261;
+  let i: usize = 0;
+  for (; i + 4 <= size; i += 4) hash = (hash ^ load<u32>(ptr + i)) * 16777619;
+  for (; i < size; i++) hash = (hash ^ <u32>load<u8>(ptr + i)) * 16777619;
+  hash ^= hash >>> 16;
+  hash *= 0x85ebca6b;
+  hash ^= hash >>> 13;
   const slot = <i32>(hash & (SLOTS - 1));
   const last = unchecked(shared[slot]);
-  if (last !== null && <usize>last.length == size && sameBytes(last, ptr, size)) return last;
+  if (changetype<usize>(last) != 0 && <usize>last!.length == size && sameBytes(last!, ptr, size)) return last!;
   const name = byteStringFromMemory(ptr, size);
   unchecked(shared[slot] = name);
   return name;
@@ -30,7 +36,14 @@ export function sharedByteString(ptr: usize, size: usize): string {
 
 function sameBytes(s: string, ptr: usize, size: usize): bool {
   const chars = changetype<usize>(s);
-  for (let i: usize = 0; i < size; i++) {
+  let i: usize = 0;
+  // Four bytes at a time against four UTF-16 units (each byte widened), then the rest one by one.
+  for (; i + 4 <= size; i += 4) {
+    const b = <u64>load<u32>(ptr + i);
+    const wide = (b & 0xff) | ((b & 0xff00) << 8) | ((b & 0xff0000) << 16) | ((b & 0xff000000) << 24);
+    if (load<u64>(chars + (i << 1)) != wide) return false;
+  }
+  for (; i < size; i++) {
     if (load<u16>(chars + (i << 1)) != <u16>load<u8>(ptr + i)) return false;
   }
   return true;

@@ -55,7 +55,8 @@ export class TopLevel {
   }
 }
 
-export function isWhitespace(c: u32): bool {
+// Inlined (@inline): asked of nearly every byte between values.
+@inline export function isWhitespace(c: u32): bool {
   return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d;
 }
 
@@ -77,11 +78,12 @@ export class Scanner {
 
   constructor(public base: usize, public pos: i32, public end: i32) {}
 
-  peek(): u32 {
+  // Inlined (@inline): called around every value of every body scan.
+  @inline peek(): u32 {
     return this.pos < this.end ? <u32>load<u8>(this.base + this.pos) : 0xffffffff;
   }
 
-  skipWhitespace(): void {
+  @inline skipWhitespace(): void {
     while (this.pos < this.end && isWhitespace(load<u8>(this.base + this.pos))) this.pos++;
   }
 

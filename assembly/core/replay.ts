@@ -295,7 +295,7 @@ export function clientResponsePairs(answer: usize, answerSize: usize, extra: Sta
       break;
     }
     if (nameReachesClient(data, nameSize)) {
-      kept[<i32>i] = true;
+      unchecked(kept[<i32>i] = true);
       keptCount++;
       keptBytes += nameSize + valueSize + 2;
     }
@@ -305,7 +305,7 @@ export function clientResponsePairs(answer: usize, answerSize: usize, extra: Sta
   const total = (status > 0 ? 1 : 0) + keptCount + (extra.length >> 1);
   let size: usize = 4 + 8 * <usize>total + keptBytes;
   if (status > 0) size += 7 + statusDigits + 2; // ":status"
-  for (let i = 0; i + 1 < extra.length; i += 2) size += <usize>extra[i].length + <usize>extra[i + 1].length + 2;
+  for (let i = 0; i + 1 < extra.length; i += 2) size += <usize>unchecked(extra[i]).length + <usize>unchecked(extra[i + 1]).length + 2;
   const out = new ArrayBuffer(<i32>size);
   const base = changetype<usize>(out);
   store<u32>(base, total);
@@ -319,7 +319,7 @@ export function clientResponsePairs(answer: usize, answerSize: usize, extra: Sta
   for (let i: usize = 0; i < count; i++) {
     const nameSize = <usize>load<u32>(answer + 4 + 8 * i);
     const valueSize = <usize>load<u32>(answer + 8 + 8 * i);
-    if (kept[<i32>i]) {
+    if (unchecked(kept[<i32>i])) {
       store<u32>(sizes, <u32>nameSize);
       store<u32>(sizes + 4, <u32>valueSize);
       memory.copy(to, data, nameSize + valueSize + 2);
@@ -329,7 +329,7 @@ export function clientResponsePairs(answer: usize, answerSize: usize, extra: Sta
     data += nameSize + valueSize + 2;
   }
   for (let i = 0; i + 1 < extra.length; i += 2) {
-    to = writePair(sizes, to, extra[i], extra[i + 1]);
+    to = writePair(sizes, to, unchecked(extra[i]), unchecked(extra[i + 1]));
     sizes += 8;
   }
   return out;

@@ -11,7 +11,7 @@ const triggers = new StaticArray<string | null>(LAST - FIRST + 1);
 export function statusText(status: i32): string {
   if (status < FIRST || status > LAST) return status.toString();
   let text = unchecked(digits[status - FIRST]);
-  if (text === null) {
+  if (changetype<usize>(text) == 0) {
     text = status.toString();
     unchecked(digits[status - FIRST] = text);
   }
@@ -22,7 +22,7 @@ export function statusText(status: i32): string {
 export function statusTrigger(status: i32): string {
   if (status < FIRST || status > LAST) return "status=" + status.toString();
   let text = unchecked(triggers[status - FIRST]);
-  if (text === null) {
+  if (changetype<usize>(text) == 0) {
     text = "status=" + statusText(status);
     unchecked(triggers[status - FIRST] = text);
   }

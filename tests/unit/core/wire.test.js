@@ -56,6 +56,13 @@ describe("header pairs", () => {
     expect(w.headerPairsBack(Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1, 0, 0, 0, 0x61]))).toBe("");
   });
 
+  test("header names that share a slot of the shared-name table are never mistaken for each other", () => {
+    // Pairs that hash to one slot (core/header_names.ts), differing only in the four-byte part or only in the tail.
+    const names = ["x-name-0/", "x-name-0k", "x-name-0/", "x-nTme-0a", "x-nVme-0a", "x-nTme-0a", "x-name-0k"];
+    const pairs = names.map((n, i) => [n, String(i)]);
+    expect(w.headerPairsBack(w.headerPairs(pairs))).toBe(pairs.map(([n, v]) => n + "=" + v).join("\n"));
+  });
+
   test("byte strings round-trip any byte", () => {
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     expect(w.byteStringRoundTrip(all).equals(all)).toBe(true);
