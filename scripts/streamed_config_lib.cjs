@@ -218,7 +218,9 @@ function wasmFilter(name, rootId, configuration, wasmPath, holdsHeaders = false)
 function upstreamWasmFilter(plugin, attempt, wasmPath, primaryFilter = true) {
   const name = attempt === 1 ? "ai-fallback-upstream-primary" : `ai-fallback-upstream-${attempt - 1}`;
   // The primary's filter holds a 4xx's headers until it has read the body's error code.
-  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath, attempt === 1);
+  // An override backup's filter holds the request's headers until its body's model is rewritten.
+  const config = attemptConfig(plugin, attempt, primaryFilter);
+  return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath, attempt === 1 || config.holdsRequestHeaders === true);
 }
 
 /** The plain cluster (no filter) by which requests of methods not in `methods` reach the primary. */
@@ -245,6 +247,8 @@ function attemptConfig(plugin, attempt, primaryFilter = true) {
     if (earlier.length > 0) config.earlierBackupHeaders = earlier;
   }
   if (attempt > 1) config.backup = plugin.backups[attempt - 2];
+  // A skipped attempt (its model not rewritable) then gets none of this backup's headers (wasmFilter's allow_on_headers_stop_iteration).
+  if (attempt > 1 && typeof config.backup.model === "string") config.holdsRequestHeaders = true;
   // Each attempt's filter records its service's failures and answers in the shared cooldown table.
   if (plugin.cooldown !== undefined) config.cooldown = plugin.cooldown;
   // Same-service retry: the filter names the next try's cluster (route: retryRoute).

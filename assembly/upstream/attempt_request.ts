@@ -11,7 +11,7 @@ import { NOT_REWRITABLE } from "../core/attempts";
 import { RewriteOutcome } from "../core/model_rewrite";
 import { recordsAround } from "./attempt_error_meaning";
 import { NO_HEADERS, attemptHeaderEdits, editsReadClientHeaders } from "../core/attempt_headers";
-import { HeaderEdits } from "../core/headers";
+import { Header, HeaderEdits } from "../core/headers";
 import { AttemptRecord, RESULT_RETRY, RESULT_UNKNOWN } from "./attempt_log";
 import { BODY_OVER_BUDGET, RESULT_OVER_BUDGET, rewriteBody } from "./body_rewrite";
 import { sendNothingOfTheClient, takeServiceMarker } from "./service_marker";
@@ -19,6 +19,19 @@ import { knownRequestIdentity } from "./request_identity";
 import { UpstreamRoot, attemptLog } from "./upstream_root";
 import { AttemptRace } from "./attempt_race";
 import { skippedBefore } from "./attempt_cooldown";
+
+/** Sets (replaces) each of `sets` in the request's headers. */
+function setHeaders(sets: Header[]): void {
+  for (let i = 0; i < sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, sets[i].name, sets[i].value);
+}
+
+/**
+ * Removes the headers `sets` names, but the pseudo-headers (:path, :authority), without which Envoy
+ * would answer the client itself: what a skipped attempt's request has of them is nobody's credential.
+ */
+function removeSetNames(sets: Header[]): void {
+  for (let i = 0; i < sets.length; i++) if (!sets[i].name.startsWith(":")) removeHeader(MapType.HttpRequestHeaders, sets[i].name);
+}
 
 /** A backup's edits that the client's headers do not change: the same on every attempt, worked out once per configuration. */
 function fixedHeaderEdits(config: UpstreamConfig, backup: Backup): HeaderEdits {
@@ -35,6 +48,8 @@ const LOGGED_ID_CHARS = 128;
 
 export class AttemptRequest extends AttemptRace {
   private rewriting: bool = false;
+  /** This backup's own headers, held with the request's headers until its body's model is rewritten (holdsRequestHeaders). */
+  private heldSets: Header[] | null = null;
   /** The request body's bytes held so far (Envoy's count at the last body callback): a body ended by trailers has no last one. */
   private heldBodyBytes: u32 = 0;
   /** This override backup's attempt is skipped ("" = not): its result, e.g. not_rewritable. */
@@ -120,7 +135,9 @@ export class AttemptRequest extends AttemptRace {
       ? attemptHeaderEdits(getHeaders(MapType.HttpRequestHeaders), backup, config.earlierBackupHeaders)
       : fixedHeaderEdits(config, backup);
     for (let i = 0; i < edits.removals.length; i++) removeHeader(MapType.HttpRequestHeaders, edits.removals[i]);
-    for (let i = 0; i < edits.sets.length; i++) replaceHeader(MapType.HttpRequestHeaders, edits.sets[i].name, edits.sets[i].value);
+    // Held headers: this backup's own (its credential) wait for the body's rewrite; a skipped attempt never gets them.
+    const holds = backup.modelLiteral !== null && config.holdsRequestHeaders;
+    if (!holds) setHeaders(edits.sets);
     // Only calls that go out count (an override backup's, once its body's model is written).
     if (backup.modelLiteral === null) {
       metrics.count(metrics.backupCalls);
@@ -128,13 +145,16 @@ export class AttemptRequest extends AttemptRace {
     }
     if (endOfStream) {
       // No body: no model to rewrite.
+      if (holds) removeSetNames(edits.sets);
       this.skipNotRewritable(config);
       return HeadersAction.Continue;
     }
-    // The headers go on (holding them would need allow_on_headers_stop_iteration, or no body would
-    // come); the body waits for its rewrite, and one not rewritten never leaves.
+    // The body waits for its rewrite, and one not rewritten never leaves. Without
+    // allow_on_headers_stop_iteration the headers must go on (else no body would come).
     this.rewriting = true;
-    return HeadersAction.Continue;
+    if (!holds) return HeadersAction.Continue;
+    this.heldSets = edits.sets;
+    return HeadersAction.StopIteration;
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataAction {
@@ -180,6 +200,7 @@ export class AttemptRequest extends AttemptRace {
     if (outcome == RewriteOutcome.NotJsonObject || outcome == RewriteOutcome.NoModel) {
       this.skipNotRewritable(config);
       setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      this.dropHeldSets();
       return;
     }
     if (outcome == BODY_OVER_BUDGET) {
@@ -187,10 +208,21 @@ export class AttemptRequest extends AttemptRace {
         "-byte body; it gets an empty body, its answer is dropped, the chain goes on", this.requestIdSuffix());
       this.skipped = RESULT_OVER_BUDGET;
       setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);
+      this.dropHeldSets();
       return;
     }
+    const held = this.heldSets;
+    if (held !== null) setHeaders(held);
     const metrics = this.metrics!;
     metrics.count(metrics.backupCalls);
+  }
+
+  /** A skipped attempt with held headers: the values this backup would have replaced (the client's credential, an earlier backup's key) go too. */
+  private dropHeldSets(): void {
+    const held = this.heldSets;
+    if (held === null) return;
+    this.heldSets = null;
+    removeSetNames(held);
   }
 
   private skipNotRewritable(config: UpstreamConfig): void {

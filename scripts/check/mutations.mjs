@@ -509,6 +509,27 @@ export const MUTATIONS = [
     tests: ["tests/e2e/streamed/streamed_request_trailers.test.js"],
   },
   {
+    name: "streamed: a skipped override attempt goes out with its backup's credential",
+    file: "assembly/upstream/attempt_request.ts",
+    find: "      this.skipNotRewritable(config);\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n      this.dropHeldSets();\n",
+    replace: "      this.skipNotRewritable(config);\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n      setHeaders(this.heldSets!);\n",
+    tests: ["tests/e2e/streamed/streamed_skipped_attempt.test.js"],
+  },
+  {
+    name: "streamed: an attempt skipped over the memory budget goes out with its backup's credential",
+    file: "assembly/upstream/attempt_request.ts",
+    find: "      this.skipped = RESULT_OVER_BUDGET;\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n      this.dropHeldSets();\n",
+    replace: "      this.skipped = RESULT_OVER_BUDGET;\n      setBufferBytes(BufferType.HttpRequestBody, 0, bodySize, 0, 0);\n      setHeaders(this.heldSets!);\n",
+    tests: [E2E_STREAMED_FIRST_PACKET],
+  },
+  {
+    name: "streamed: an override backup's filter does not hold the request's headers",
+    file: "assembly/upstream/attempt_request.ts",
+    find: "    const holds = backup.modelLiteral !== null && config.holdsRequestHeaders;\n",
+    replace: "    const holds = false;\n",
+    tests: ["tests/e2e/streamed/streamed_skipped_attempt.test.js"],
+  },
+  {
     name: "dispatch: a backup's own x-ai-fallback-* headers reach the client",
     file: "assembly/core/replay.ts",
     find: "  if (size >= <usize>REPORT_HEADER_PREFIX.length && bytesAre(ptr, REPORT_HEADER_PREFIX)) return false;\n",

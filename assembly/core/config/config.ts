@@ -226,6 +226,12 @@ export class UpstreamConfig {
    */
   retryingRouteOnly: bool = false;
   /**
+   * An override backup's filter may hold the request's headers until the body's end (its wasm plugin
+   * config sets allow_on_headers_stop_iteration, as the generator does): this backup's own headers
+   * (its credential) are then set only on a request whose model was rewritten, never on a skipped one.
+   */
+  holdsRequestHeaders: bool = false;
+  /**
    * The primary's cluster runs the attempt filter that records its result (false: the lean
    * streamed mode, a backup reports the primary's result and the trigger as "retry").
    */

@@ -91,7 +91,7 @@ function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
 }
 
 const UPSTREAM_KEYS = [
-  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "retryingRouteOnly", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
+  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "retryingRouteOnly", "holdsRequestHeaders", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
   "retry", "retryClusters",
 ];
 
@@ -138,6 +138,11 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     const v = obj.get("retryingRouteOnly")!;
     if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "retryingRouteOnly: must be true or false, got " + v.toString());
     config.retryingRouteOnly = v.get<bool>();
+  }
+  if (obj.has("holdsRequestHeaders")) {
+    const v = obj.get("holdsRequestHeaders")!;
+    if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "holdsRequestHeaders: must be true or false, got " + v.toString());
+    config.holdsRequestHeaders = v.get<bool>();
   }
   if (obj.has("primaryFilter")) {
     const v = obj.get("primaryFilter")!;

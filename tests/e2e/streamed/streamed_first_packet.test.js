@@ -271,12 +271,15 @@ describe("streamed mode: a backup's model rewrite counts against the VM's one bu
     const before = counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget");
     // About 5 KB: the role's scan of it fits in the budget, the body and its rewrite together do not.
     const res = await request(tight.port, { body: body(Math.round(BUDGET * 0.6)) });
-    // Both backups have an override: each attempt goes out with an empty body, its answer replaced.
+    // Both backups have an override: each attempt goes out with an empty body and no key, its answer replaced.
     expect(res.status).toBe(502);
     expect(res.headers["x-ai-fallback-attempts"]).toBe(
       "primary;result=503, backup-a;model=backup-model-a;result=over_budget, backup-b;model=backup-model-b;result=over_budget");
     expect(m.backupA.requests.map((r) => r.body.length)).toEqual([0]);
     expect(m.backupB.requests.map((r) => r.body.length)).toEqual([0]);
+    // Their filters held the headers until the body's end: neither skipped request carries a backup's key.
+    expect(m.backupA.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
+    expect(m.backupB.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
     expect(counter(await tight.stats(), "wasmcustom.ai_fallback.over_budget") - before).toBe(2);
     // The request's id as Envoy set it (the generated bootstrap replaces a client's).
     const id = m.backupA.requests[0].headers["x-request-id"];

@@ -256,7 +256,12 @@ describe("streamed mode: the generated Envoy configuration", () => {
     const filters = opts(out.clusters[1]).http_filters;
     expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
     expect(filters[0].typed_config.config.root_id).toBe("ai-fallback-upstream");
-    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], backup: plugin.backups[0] });
+    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], holdsRequestHeaders: true, backup: plugin.backups[0] });
+    // An override backup's filter holds the request's headers until its body's model is rewritten; a pass-through one need not.
+    const filterOf = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config.config;
+    expect(filterOf(out.clusters[1]).allow_on_headers_stop_iteration).toBe(true);
+    expect(plugin.backups[1].model).toBeUndefined();
+    expect(filterOf(out.clusters[2]).allow_on_headers_stop_iteration).toBeUndefined();
     expect(out.clusters.every((c) => c.circuit_breakers.thresholds[0].max_retries === lib.DEFAULT_MAX_RETRIES)).toBe(true);
     expect(out.clusters[2].transport_socket.typed_config.sni).toBe("api.example.com");
     expect(out.clusters[2].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(443);
@@ -293,7 +298,7 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(opts(out.clusters[0]).http_filters).toBeUndefined();
     expect(out.http_filters).toEqual([]);
     const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
-    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, backup: plugin.backups[0] });
+    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, holdsRequestHeaders: true, backup: plugin.backups[0] });
     expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
     // The same route but for the retry policy: no filter on the primary marks its answers, so every trigger status is retried by status.
     const full = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
