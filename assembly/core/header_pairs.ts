@@ -73,7 +73,7 @@ export function writePair(sizes: usize, to: usize, name: string, value: string):
 }
 
 /** How many decimal digits `n` (>= 0) has. */
-function decimalDigits(n: i32): i32 {
+export function decimalDigits(n: i32): i32 {
   let digits = 1;
   while (n >= 10) {
     n /= 10;

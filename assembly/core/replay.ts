@@ -1,7 +1,7 @@
 // What crosses between the client and a backup: the replayed request's headers, the backup answer's
 // headers as the client gets them, and what the client is told about the fallback. Pure.
 import { Header, findHeader } from "./headers";
-import { writePair } from "./header_pairs";
+import { decimalDigits, writePair } from "./header_pairs";
 import { asciiLower, byteStringFromMemory, byteStringToBuffer, jsonQuote, writeByteString } from "./bytes";
 import { headerNameAt } from "./header_names";
 import { Attempt, formatAttempts } from "./attempts";
@@ -335,14 +335,6 @@ export function clientResponsePairs(answer: usize, answerSize: usize, extra: Sta
   return out;
 }
 
-function decimalDigits(n: i32): i32 {
-  let digits = 1;
-  while (n >= 10) {
-    n /= 10;
-    digits++;
-  }
-  return digits;
-}
 
 /**
  * Appends the headers that report a fallback: what triggered it and, unless the topology is hidden,
