@@ -1342,8 +1342,8 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the primary's attempt filter is not allowed to hold a 4xx's headers for its body",
     file: "scripts/streamed_config_lib.cjs",
-    find: "  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath, attempt === 1);\n",
-    replace: "  return wasmFilter(name, UPSTREAM_ROOT_ID, attemptConfig(plugin, attempt, primaryFilter), wasmPath);\n",
+    find: "  return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath, attempt === 1 || config.holdsRequestHeaders === true);\n",
+    replace: "  return wasmFilter(name, UPSTREAM_ROOT_ID, config, wasmPath, config.holdsRequestHeaders === true);\n",
     tests: [UNIT_STREAMED, E2E_ERROR_MEANING],
   },
   {
