@@ -210,21 +210,23 @@ export function getPropertyAt(path: ArrayBuffer): ArrayBuffer | null {
   return takeBuffer();
 }
 
-/** A property by its encoded path (propertyPath), as a byte string; null if absent. */
-export function getStringPropertyAt(path: ArrayBuffer): string | null {
+/** Reads a property into the small-result scratch (its pointer and size at RETURN_PTR/RETURN_SIZE); false if absent. */
+function readPropertyIntoScratch(path: ArrayBuffer): bool {
   intoSmallResult();
   const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
   resetTargets();
-  if (status != WasmResult.Ok) return null;
+  return status == WasmResult.Ok;
+}
+
+/** A property by its encoded path (propertyPath), as a byte string; null if absent. */
+export function getStringPropertyAt(path: ArrayBuffer): string | null {
+  if (!readPropertyIntoScratch(path)) return null;
   return takeByteString();
 }
 
 /** An 8-byte property (a u64, as Envoy and setU64Property write it), read without allocating; `absent` when missing or of another size. */
 export function getU64PropertyAt(path: ArrayBuffer, absent: u64): u64 {
-  intoSmallResult();
-  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
-  resetTargets();
-  if (status != WasmResult.Ok) return absent;
+  if (!readPropertyIntoScratch(path)) return absent;
   const ptr = load<usize>(RETURN_PTR);
   const size = load<usize>(RETURN_SIZE);
   const value = ptr != 0 && size == 8 ? load<u64>(ptr) : absent;
@@ -237,10 +239,7 @@ export function getU64PropertyAt(path: ArrayBuffer, absent: u64): u64 {
  * (core/header_names.ts): for properties with few values (response.code_details); null if absent.
  */
 export function getSharedStringPropertyAt(path: ArrayBuffer): string | null {
-  intoSmallResult();
-  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
-  resetTargets();
-  if (status != WasmResult.Ok) return null;
+  if (!readPropertyIntoScratch(path)) return null;
   const ptr = load<usize>(RETURN_PTR);
   if (ptr == 0) return "";
   const text = sharedByteString(ptr, load<usize>(RETURN_SIZE));
@@ -250,11 +249,9 @@ export function getSharedStringPropertyAt(path: ArrayBuffer): string | null {
 
 /** Whether a property by its encoded path has a value (read into scratch memory, not kept). */
 export function hasPropertyAt(path: ArrayBuffer): bool {
-  intoSmallResult();
-  const status = imports.proxy_get_property(changetype<usize>(path), path.byteLength, RETURN_PTR, RETURN_SIZE);
-  resetTargets();
+  const found = readPropertyIntoScratch(path);
   freeReturned(load<usize>(RETURN_PTR));
-  return status == WasmResult.Ok;
+  return found;
 }
 
 /** A property by its path segments (e.g. ["response", "code_details"]), as bytes; null if absent. */
