@@ -6,6 +6,8 @@
 // Envoy's router retries there; each backup cluster runs the module's "ai-fallback-upstream" role as
 // an upstream filter, which rewrites the attempt for that backup. The answer streams to the client.
 
+const { createHash } = require("node:crypto");
+
 const UPSTREAM_ROOT_ID = "ai-fallback-upstream";
 /** The downstream role that gives streaming requests the router's per-try timeout (firstPacketTimeout). */
 const STREAMED_ROOT_ID = "ai-fallback-streamed";
@@ -39,6 +41,24 @@ const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
  * route retries on it (retriable_headers) and removes it before the client sees the answer.
  */
 const RETRY_HEADER = "x-ai-fallback-retry";
+/**
+ * The value of the marks (RETRY_HEADER, STREAM_ERROR_HEADER) the route retries on, the same for every
+ * attempt's filter of one configuration (assembly/core/retry_mark.ts): a model service's answer may
+ * carry headers of those names, but not this value, which only the gateway's configuration holds. A
+ * digest of the plugin configuration (its credentials included), so that generating it again gives
+ * the same output.
+ */
+function retryMark(plugin) {
+  return createHash("sha256").update("ai-fallback retry mark\n").update(JSON.stringify(plugin)).digest("hex").slice(0, 32);
+}
+
+/** Per generated plugin object (with its defaults filled in): the mark of the configuration as given. */
+const MARKS = new WeakMap();
+
+function markOf(plugin) {
+  return MARKS.get(plugin) ?? retryMark(plugin);
+}
+
 /** Same-service retry: the filter state naming the next try's cluster (assembly/upstream/attempt_retry.ts). */
 const CHAIN_NEXT_FILTER_STATE = "wasm.ai_fallback.next";
 /** Its value after the last try (attempt_retry.ts CHAIN_OVER), and the endpoint-less cluster it selects. */
@@ -84,14 +104,14 @@ function decidedByMeaning(code) {
  * The route's retry policy. With the primary's filter, every attempt's filter marks a failed answer
  * (RETRY_HEADER) and only 429 and 5xx are retried by status as well; without it (lean), by status alone.
  */
-function retryPolicy(codes, retries, primaryFilter) {
+function retryPolicy(codes, retries, primaryFilter, mark) {
   const byStatus = primaryFilter ? codes.filter((c) => !decidedByMeaning(c)) : codes;
   const retryOn = ["reset", "connect-failure", "refused-stream"];
   if (byStatus.length > 0) retryOn.push("retriable-status-codes");
   if (primaryFilter) retryOn.push("retriable-headers");
   const policy = { retry_on: retryOn.join(",") };
   if (byStatus.length > 0) policy.retriable_status_codes = byStatus;
-  if (primaryFilter) policy.retriable_headers = [{ name: RETRY_HEADER, present_match: true }];
+  if (primaryFilter) policy.retriable_headers = [{ name: RETRY_HEADER, string_match: { exact: mark } }];
   return {
     ...policy,
     num_retries: retries,
@@ -230,7 +250,7 @@ function otherMethodsCluster(primary) {
 
 /** Attempt `attempt`'s configuration (1 = the primary): the upstream role's `{"attempt": n, ...}`. */
 function attemptConfig(plugin, attempt, primaryFilter = true) {
-  const config = { attempt, attempts: plugin.backups.length + 1 };
+  const config = { attempt, attempts: plugin.backups.length + 1, retryMark: markOf(plugin) };
   // Lean: the backups know that no filter recorded the primary's result (they report it as "retry").
   if (!primaryFilter && attempt > 1) config.primaryFilter = false;
   if (plugin.triggerStatuses !== undefined) config.triggerStatuses = plugin.triggerStatuses;
@@ -435,7 +455,7 @@ function exhaustedLocalReply(hideTopology, lastService = "%UPSTREAM_CLUSTER%") {
  * streaming requests only, runs until that byte.
  */
 function primaryGuardFilter(plugin, wasmPath, hedgedOnly = false) {
-  const guard = { replyToHeadersOnlyErrors: false };
+  const guard = { replyToHeadersOnlyErrors: false, retryMark: markOf(plugin) };
   // hedge: the backups' guard, which holds only requests that race.
   if (hedgedOnly) guard.hedgedOnly = true;
   if (plugin.keepAliveIsNotFirstPacket !== undefined) guard.keepAliveIsNotFirstPacket = plugin.keepAliveIsNotFirstPacket;
@@ -597,6 +617,7 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
     RETRY_CLUSTERS.set(plugin, names);
   }
   if (cooldown !== undefined) plugin = { ...plugin, cooldown };
+  MARKS.set(plugin, retryMark(pluginIn));
   if (names.includes(otherMethodsCluster(clusters.primary))) {
     refuse("backups", `streamed mode: the cluster name ${otherMethodsCluster(clusters.primary)} is the generator's own (requests of other methods reach the primary by it): rename that service's cluster`);
   }
@@ -633,12 +654,12 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
       }
     }
   }
-  route.retry_policy = retryPolicy(codes, plugin.backups.length, primaryFilter);
+  route.retry_policy = retryPolicy(codes, plugin.backups.length, primaryFilter, markOf(plugin));
   if (firstPacket && plugin.firstPacket === "content") {
     // The primary guard marks a 2xx whose first event is an error (host/first_packet_signal.ts STREAM_ERROR_HEADER).
     const retry = route.retry_policy;
     if (!retry.retry_on.includes("retriable-headers")) retry.retry_on += ",retriable-headers";
-    retry.retriable_headers = [...(retry.retriable_headers ?? []), { name: STREAM_ERROR_HEADER, present_match: true }];
+    retry.retriable_headers = [...(retry.retriable_headers ?? []), { name: STREAM_ERROR_HEADER, string_match: { exact: markOf(plugin) } }];
   }
   if (!primaryFilter && firstPacket) {
     refuse("firstPacketTimeout", "needs the primary's filters (the guard holds its first packet): set it to 0, or generate without --no-primary-filter");
@@ -792,4 +813,4 @@ function ignoredFields(plugin) {
 }
 
 module.exports = {
-  SERVICES_CLUSTER, SERVICE_MARKER_HEADER, CREDENTIAL_HEADERS, RETRY_HEADER, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };
+  SERVICES_CLUSTER, SERVICE_MARKER_HEADER, CREDENTIAL_HEADERS, RETRY_HEADER, retryMark, ignoredFields, UPSTREAM_ROOT_ID, STREAMED_ROOT_ID, DEFAULT_REQUEST_BUFFER_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_CA_BUNDLE, StreamedConfigError, retriableStatusCodes, checkBackups, parseAddress, streamedConfig, streamedBootstrap };

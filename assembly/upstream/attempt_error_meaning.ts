@@ -39,13 +39,13 @@ export function readPrimaryErrorMeaning(config: UpstreamConfig, status: i32, bod
 }
 
 /** Marks the answer for the router's retry (retriable_headers); the route removes the mark before the client. */
-export function markForRetry(): void {
-  replaceHeader(MapType.HttpResponseHeaders, HEADER_RETRY, "1");
+export function markForRetry(config: UpstreamConfig): void {
+  replaceHeader(MapType.HttpResponseHeaders, HEADER_RETRY, config.retryMark);
 }
 
 /** A failed answer of the primary is marked for the retry; its result (its status) goes to the next attempt. */
-export function failedResult(status: i32): string {
-  markForRetry();
+export function failedResult(config: UpstreamConfig, status: i32): string {
+  markForRetry(config);
   return status.toString();
 }
 
@@ -73,7 +73,7 @@ export class HeldError {
   decide(config: UpstreamConfig, bodySize: u32, root: UpstreamRoot): bool {
     const declined = readPrimaryErrorMeaning(config, this.status, bodySize);
     if (declined === null) {
-      markForRetry();
+      markForRetry(config);
       return true;
     }
     if (declined.length == 0) return false;

@@ -7,8 +7,9 @@ import { DEFAULT_MAX_REQUEST_BODY_BYTES, FirstPacket, MAX_REQUEST_BODY_BYTES } f
 import { startsWithObject } from "../core/config/config_checks";
 import { firstJsonError } from "../core/json_scan";
 import { Unit, integerWhy, unknownFieldWhy } from "../core/config/config_messages";
+import { DEFAULT_RETRY_MARK, retryMarkWhy } from "../core/retry_mark";
 
-const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket", "firstPacket", "hedgedOnly"];
+const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket", "firstPacket", "hedgedOnly", "retryMark"];
 
 export class GuardConfig {
   /** A streaming request's 2xx headers wait for the response's first body byte. */
@@ -30,6 +31,8 @@ export class GuardConfig {
    * attempts, so that a racing backup's answer counts from its first content too.
    */
   hedgedOnly: bool = false;
+  /** The value of the stream-error mark: the one the route retries on (core/retry_mark.ts). */
+  retryMark: string = DEFAULT_RETRY_MARK;
 }
 
 export class GuardResult {
@@ -97,6 +100,13 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
     const v = obj.get("hedgedOnly")!;
     if (v.type != JSON.Types.Bool) return refuse("guard.hedgedOnly", "must be true or false, got " + v.toString());
     guard.hedgedOnly = v.get<bool>();
+  }
+  if (obj.has("retryMark")) {
+    const v = obj.get("retryMark")!;
+    const mark = v.type == JSON.Types.String ? v.get<string>() : "";
+    const why = v.type == JSON.Types.String ? retryMarkWhy(mark) : "must be a string, got " + v.toString();
+    if (why.length > 0) return refuse("guard.retryMark", why + " (the value the generated route retries on; leave it out for \"1\")");
+    guard.retryMark = mark;
   }
   if (obj.has("maxRequestBodyBytes")) {
     const v = obj.get("maxRequestBodyBytes")!;

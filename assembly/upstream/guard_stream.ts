@@ -117,7 +117,7 @@ export class GuardStream extends HttpContext {
    * dispatch filter, that filter reads the same event and falls back itself.
    */
   private markStreamError(): void {
-    host.replaceHeader(MapType.HttpResponseHeaders, STREAM_ERROR_HEADER, RESULT_STREAM_ERROR);
+    host.replaceHeader(MapType.HttpResponseHeaders, STREAM_ERROR_HEADER, this.guard.retryMark);
     const owner = requestIdentity();
     if (owner === null) return;
     const record = new AttemptRecord();

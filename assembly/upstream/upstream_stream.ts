@@ -50,7 +50,7 @@ export class UpstreamStream extends AttemptRequest {
     this.settle(config, record, true, false, false);
     if (config.retry !== null ? this.tryFollows : config.attempt < config.attempts) {
       replaceHeader(MapType.HttpResponseHeaders, ":status", status.toString());
-      markForRetry();
+      markForRetry(config);
       return HeadersAction.Continue;
     }
     const headers: Header[] = [new Header("content-type", "application/json"), new Header(HEADER_TRIGGER, record.trigger())];
@@ -76,7 +76,7 @@ export class UpstreamStream extends AttemptRequest {
         this.heldError = new HeldError(status);
         return HeadersAction.StopIteration;
       }
-      if (failed) this.leaveForNext(config, new AttemptRecord(), failedResult(status), false, status);
+      if (failed) this.leaveForNext(config, new AttemptRecord(), failedResult(config, status), false, status);
       // A 2xx the primary guard holds until its first byte may still be given up (per-try timeout).
       else if (status >= 200 && status < 300 && !endOfStream) {
         this.unfinished2xx = true;
@@ -121,7 +121,7 @@ export class UpstreamStream extends AttemptRequest {
       replaceHeader(MapType.HttpResponseHeaders, HEADER_ATTEMPTS, reportedAttempts(record));
     }
     // With `retry`, only a failure another try follows (the route retries on the mark alone).
-    if (failed && (config.retry === null || this.tryFollows)) markForRetry();
+    if (failed && (config.retry === null || this.tryFollows)) markForRetry(config);
     if (deferred) return HeadersAction.StopIteration;
     this.settle(config, record, failed, true, false);
     return HeadersAction.Continue;

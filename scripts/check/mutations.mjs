@@ -1055,9 +1055,37 @@ export const MUTATIONS = [
   {
     name: "streamed mode: the generated route does not retry on the guard's stream-error mark",
     file: "scripts/streamed_config_lib.cjs",
-    find: "    retry.retriable_headers = [...(retry.retriable_headers ?? []), { name: STREAM_ERROR_HEADER, present_match: true }];\n",
+    find: "    retry.retriable_headers = [...(retry.retriable_headers ?? []), { name: STREAM_ERROR_HEADER, string_match: { exact: markOf(plugin) } }];\n",
     replace: "",
     tests: ["tests/unit/streamed/streamed.test.js", "tests/e2e/streamed/streamed_first_content.test.js"],
+  },
+  {
+    name: "streamed mode: the route retries on any x-ai-fallback-retry header, so a model service's own one replays its good answer",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  if (primaryFilter) policy.retriable_headers = [{ name: RETRY_HEADER, string_match: { exact: mark } }];\n",
+    replace: "  if (primaryFilter) policy.retriable_headers = [{ name: RETRY_HEADER, present_match: true }];\n",
+    tests: ["tests/e2e/streamed/streamed_forged_marks.test.js"],
+  },
+  {
+    name: "streamed mode: the route retries on any x-ai-fallback-stream-error header (a primary's own one replays its good answer)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "{ name: STREAM_ERROR_HEADER, string_match: { exact: markOf(plugin) } }];\n",
+    replace: "{ name: STREAM_ERROR_HEADER, present_match: true }];\n",
+    tests: ["tests/e2e/streamed/streamed_forged_marks.test.js"],
+  },
+  {
+    name: "streamed mode: the attempt filters mark with \"1\", not the configuration's retryMark (the route no longer retries their marks)",
+    file: "assembly/upstream/attempt_error_meaning.ts",
+    find: "  replaceHeader(MapType.HttpResponseHeaders, HEADER_RETRY, config.retryMark);\n",
+    replace: "  replaceHeader(MapType.HttpResponseHeaders, HEADER_RETRY, \"1\");\n",
+    tests: [E2E_ERROR_MEANING],
+  },
+  {
+    name: "streamed mode: the primary guard marks a stream error with \"stream_error\", not the configuration's retryMark",
+    file: "assembly/upstream/guard_stream.ts",
+    find: "    host.replaceHeader(MapType.HttpResponseHeaders, STREAM_ERROR_HEADER, this.guard.retryMark);\n",
+    replace: "    host.replaceHeader(MapType.HttpResponseHeaders, STREAM_ERROR_HEADER, RESULT_STREAM_ERROR);\n",
+    tests: ["tests/e2e/streamed/streamed_first_content.test.js"],
   },
   {
     name: "streamed mode: the primary's attempt filter overwrites the guard's stream_error with first_packet_timeout",
@@ -1321,7 +1349,7 @@ export const MUTATIONS = [
   {
     name: "streamed mode: a failed backup's answer is not marked, so the chain stops at a backup's 4xx",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "    if (failed && (config.retry === null || this.tryFollows)) markForRetry();\n",
+    find: "    if (failed && (config.retry === null || this.tryFollows)) markForRetry(config);\n",
     replace: "",
     tests: [E2E_ERROR_MEANING],
   },
@@ -1685,8 +1713,8 @@ export const MUTATIONS = [
   {
     name: "retry (streamed): the last service's last failed answer is marked for a retry (the client gets the router's error, not the answer)",
     file: "assembly/upstream/upstream_stream.ts",
-    find: "    if (failed && (config.retry === null || this.tryFollows)) markForRetry();\n",
-    replace: "    if (failed) markForRetry();\n",
+    find: "    if (failed && (config.retry === null || this.tryFollows)) markForRetry(config);\n",
+    replace: "    if (failed) markForRetry(config);\n",
     tests: ["tests/e2e/streamed/streamed_retry.test.js"],
   },
   {

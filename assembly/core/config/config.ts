@@ -6,6 +6,7 @@ import { RuleMatch, hostOf } from "../rule_match";
 import { StatusSet } from "../status_set";
 import { CooldownSettings } from "../cooldown";
 import { RetrySettings } from "../retry";
+import { DEFAULT_RETRY_MARK } from "../retry_mark";
 
 // Defaults, documented in README.md's configuration table.
 export const DEFAULT_BACKUP_TIMEOUT_MS: u32 = 120_000;
@@ -231,6 +232,8 @@ export class UpstreamConfig {
    * (its credential) are then set only on a request whose model was rewritten, never on a skipped one.
    */
   holdsRequestHeaders: bool = false;
+  /** The value of the marks this filter sets on an answer to retry: the one the route retries on (replay.ts retryMarkWhy). */
+  retryMark: string = DEFAULT_RETRY_MARK;
   /**
    * The primary's cluster runs the attempt filter that records its result (false: the lean
    * streamed mode, a backup reports the primary's result and the trigger as "retry").

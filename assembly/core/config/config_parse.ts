@@ -9,6 +9,7 @@ import {
 } from "./config";
 import { escapeControls, startsWithObject } from "./config_checks";
 import { ConfigReader } from "./config_reader";
+import { retryMarkWhy } from "../retry_mark";
 import { POLICY_KEYS, readPolicy } from "./policy_reader";
 import { readBackup } from "./backups_reader";
 import { ErrorTriggerLists, readErrorTriggerLists, readMethods, readStatuses } from "./triggers_reader";
@@ -91,7 +92,7 @@ function upstreamFailure(parser: ConfigReader): UpstreamConfigResult {
 }
 
 const UPSTREAM_KEYS = [
-  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "retryingRouteOnly", "holdsRequestHeaders", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
+  "attempt", "attempts", "triggerStatuses", "neverTrigger", "alwaysTrigger", "hideTopology", "methods", "retryingRouteOnly", "holdsRequestHeaders", "retryMark", "primaryFilter", "credentialHeaders", "earlierBackupHeaders", "backup", "cooldown",
   "retry", "retryClusters",
 ];
 
@@ -143,6 +144,13 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
     const v = obj.get("holdsRequestHeaders")!;
     if (v.type != JSON.Types.Bool) return new UpstreamConfigResult(null, "holdsRequestHeaders: must be true or false, got " + v.toString());
     config.holdsRequestHeaders = v.get<bool>();
+  }
+  if (obj.has("retryMark")) {
+    const v = obj.get("retryMark")!;
+    const mark = v.type == JSON.Types.String ? v.get<string>() : "";
+    const why = v.type == JSON.Types.String ? retryMarkWhy(mark) : "must be a string, got " + v.toString();
+    if (why.length > 0) return new UpstreamConfigResult(null, "retryMark: " + why + " (the value the generated route retries on; leave it out for \"1\")");
+    config.retryMark = mark;
   }
   if (obj.has("primaryFilter")) {
     const v = obj.get("primaryFilter")!;

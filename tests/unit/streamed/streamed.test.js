@@ -116,6 +116,12 @@ describe("streamed mode: the upstream role's configuration (one per attempt)", (
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 2, backup: { service: "b", path: "v1" } }))).toMatch(/^error: backup\.path: must start with "\/"/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, triggerStatuses: [200] }))).toMatch(/^error: triggerStatuses\[0\]/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, bogus: 1 }))).toMatch(/^error: bogus: unknown field/);
+    // The retry mark's value: the route matches it exactly, so it must be a header value (1..128 visible ASCII).
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, retryMark: "" }))).toMatch(/^error: retryMark: must be 1 to 128 characters, got 0 \(the value the generated route retries on/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, retryMark: "a b" }))).toMatch(/^error: retryMark: must be visible ASCII characters .* at 1 /);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, retryMark: "x".repeat(129) }))).toMatch(/^error: retryMark: must be 1 to 128 characters, got 129/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, retryMark: 7 }))).toMatch(/^error: retryMark: must be a string, got 7/);
+    expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, retryMark: "0123abcdef" }))).not.toMatch(/^error/);
     expect(w.upstreamConfigSummary(JSON.stringify({ attempt: 1, methods: ["get"] }))).toMatch(/^error: methods\[0\]: must be an upper-case HTTP method/);
     expect(w.upstreamConfigSummary("[1]")).toMatch(/^error: configuration: must be a JSON object/);
     expect(w.upstreamConfigSummary("")).toMatch(/^error: configuration: empty/);
@@ -228,9 +234,13 @@ describe("streamed mode: the generated Envoy configuration", () => {
   });
 
   test("a 4xx other than 429 is retried by the filters' marker, not by its status (its error code may decide)", () => {
-    const { route, clusters: out, virtual_host_options } = lib.streamedConfig({ ...plugin, triggerStatuses: ["4xx", 503] }, clusters, { wasmPath: "/x.wasm" });
+    const fourXx = { ...plugin, triggerStatuses: ["4xx", 503] };
+    const { route, clusters: out, virtual_host_options } = lib.streamedConfig(fourXx, clusters, { wasmPath: "/x.wasm" });
     expect(route.retry_policy.retriable_status_codes).toEqual([429, 503]);
-    expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", present_match: true }]);
+    // Only the mark's value this configuration's filters set (a model service's own header of that name is not retried).
+    expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", string_match: { exact: lib.retryMark(fourXx) } }]);
+    expect(JSON.parse(out[1].typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config.config.configuration.value).retryMark)
+      .toMatch(/^[0-9a-f]{32}$/);
     // The marker of an answer no attempt followed never reaches the client.
     expect(virtual_host_options.response_headers_to_remove).toEqual(["x-ai-fallback-retry", "x-ai-fallback-stream-error"]);
     // Only 4xx to retry: no status list at all.
@@ -250,13 +260,13 @@ describe("streamed mode: the generated Envoy configuration", () => {
     const out = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
     const opts = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
     const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
-    expect(configOf(out.clusters[0])).toEqual({ attempt: 1, attempts: 3, triggerStatuses: ["5xx", 429], retryingRouteOnly: true });
+    expect(configOf(out.clusters[0])).toEqual({ attempt: 1, attempts: 3, retryMark: lib.retryMark(plugin), triggerStatuses: ["5xx", 429], retryingRouteOnly: true });
     // The second backup's filter removes the first's header (Envoy keeps one header map for all attempts).
-    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
+    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, retryMark: lib.retryMark(plugin), triggerStatuses: ["5xx", 429], earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
     const filters = opts(out.clusters[1]).http_filters;
     expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
     expect(filters[0].typed_config.config.root_id).toBe("ai-fallback-upstream");
-    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], holdsRequestHeaders: true, backup: plugin.backups[0] });
+    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, retryMark: lib.retryMark(plugin), triggerStatuses: ["5xx", 429], holdsRequestHeaders: true, backup: plugin.backups[0] });
     // An override backup's filter holds the request's headers until its body's model is rewritten; a pass-through one need not.
     const filterOf = (c) => c.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters[0].typed_config.config;
     expect(filterOf(out.clusters[1]).allow_on_headers_stop_iteration).toBe(true);
@@ -298,8 +308,8 @@ describe("streamed mode: the generated Envoy configuration", () => {
     expect(opts(out.clusters[0]).http_filters).toBeUndefined();
     expect(out.http_filters).toEqual([]);
     const configOf = (c) => JSON.parse(opts(c).http_filters[0].typed_config.config.configuration.value);
-    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, holdsRequestHeaders: true, backup: plugin.backups[0] });
-    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, triggerStatuses: ["5xx", 429], primaryFilter: false, earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
+    expect(configOf(out.clusters[1])).toEqual({ attempt: 2, attempts: 3, retryMark: lib.retryMark(plugin), triggerStatuses: ["5xx", 429], primaryFilter: false, holdsRequestHeaders: true, backup: plugin.backups[0] });
+    expect(configOf(out.clusters[2])).toEqual({ attempt: 3, attempts: 3, retryMark: lib.retryMark(plugin), triggerStatuses: ["5xx", 429], primaryFilter: false, earlierBackupHeaders: ["authorization"], backup: plugin.backups[1] });
     // The same route but for the retry policy: no filter on the primary marks its answers, so every trigger status is retried by status.
     const full = lib.streamedConfig(plugin, clusters, { wasmPath: "/x.wasm" });
     expect({ ...out.route, retry_policy: null }).toEqual({ ...full.route, retry_policy: null });
@@ -428,10 +438,10 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
     const filters = opts(out.clusters[0]).http_filters;
     expect(filters.map((f) => f.name)).toEqual(["envoy.filters.http.wasm", "envoy.filters.http.wasm", "envoy.filters.http.upstream_codec"]);
     // Upstream filters see the answer in reverse order: the attempt filter records the primary's result before the guard holds it.
-    expect(JSON.parse(filters[1].typed_config.config.configuration.value)).toEqual({ attempt: 1, attempts: 2, retryingRouteOnly: true });
+    expect(JSON.parse(filters[1].typed_config.config.configuration.value)).toEqual({ attempt: 1, attempts: 2, retryMark: lib.retryMark(plugin), retryingRouteOnly: true });
     const config = filters[0].typed_config.config;
     expect(config.root_id).toBe("ai-fallback-upstream");
-    expect(JSON.parse(config.configuration.value)).toEqual({ guard: { replyToHeadersOnlyErrors: false } });
+    expect(JSON.parse(config.configuration.value)).toEqual({ guard: { replyToHeadersOnlyErrors: false, retryMark: lib.retryMark(plugin) } });
     expect(config.allow_on_headers_stop_iteration).toBe(true);
   });
 
@@ -455,21 +465,27 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
   });
 
   test("keepAliveIsNotFirstPacket is passed on to the guard", () => {
-    const out = lib.streamedConfig({ ...plugin, keepAliveIsNotFirstPacket: true }, clusters, { wasmPath: "/x.wasm" });
+    const keepAlive = { ...plugin, keepAliveIsNotFirstPacket: true };
+    const out = lib.streamedConfig(keepAlive, clusters, { wasmPath: "/x.wasm" });
     expect(JSON.parse(opts(out.clusters[0]).http_filters[0].typed_config.config.configuration.value)).toEqual(
-      { guard: { replyToHeadersOnlyErrors: false, keepAliveIsNotFirstPacket: true } });
+      { guard: { replyToHeadersOnlyErrors: false, retryMark: lib.retryMark(keepAlive), keepAliveIsNotFirstPacket: true } });
   });
 
   test("firstPacket \"content\": the route also retries on the guard's stream-error mark (and only then)", () => {
-    const out = lib.streamedConfig({ ...plugin, firstPacket: "content" }, clusters, { wasmPath: "/x.wasm" });
+    const content = { ...plugin, firstPacket: "content" };
+    const out = lib.streamedConfig(content, clusters, { wasmPath: "/x.wasm" });
     expect(out.route.retry_policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-status-codes,retriable-headers");
-    // Beside the attempt filters' retry marker (error meanings).
+    // Beside the attempt filters' retry marker (error meanings); both only with this configuration's value.
+    const exact = { exact: lib.retryMark(content) };
     expect(out.route.retry_policy.retriable_headers).toEqual([
-      { name: "x-ai-fallback-retry", present_match: true }, { name: "x-ai-fallback-stream-error", present_match: true }]);
+      { name: "x-ai-fallback-retry", string_match: exact }, { name: "x-ai-fallback-stream-error", string_match: exact }]);
     for (const p of [plugin, { ...plugin, firstPacket: "event" }, { backups: plugin.backups, firstPacket: "content" }]) {
       const route = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" }).route;
-      expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", present_match: true }]);
+      expect(route.retry_policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", string_match: { exact: lib.retryMark(p) } }]);
     }
+    // One value per configuration, the same each time it is generated, and none a model service could know.
+    expect(lib.retryMark(content)).toBe(lib.retryMark({ ...content }));
+    expect(lib.retryMark(content)).not.toBe(lib.retryMark(plugin));
   });
 
   test("streamIdleTimeout becomes the route's idle_timeout; it must outlast firstPacketTimeout; a bad value is refused, teaching", () => {
@@ -485,7 +501,7 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
   test("without firstPacketTimeout (or 0) neither is added; a bad value is refused, naming the field", () => {
     for (const p of [{ backups: plugin.backups }, { ...plugin, firstPacketTimeout: 0 }]) {
       const out = lib.streamedConfig(p, clusters, { wasmPath: "/x.wasm" });
-      expect(opts(out.clusters[0]).http_filters.map((f) => JSON.parse(f.typed_config.config?.configuration.value ?? "null"))).toEqual([{ attempt: 1, attempts: 2, retryingRouteOnly: true }, null]);
+      expect(opts(out.clusters[0]).http_filters.map((f) => JSON.parse(f.typed_config.config?.configuration.value ?? "null"))).toEqual([{ attempt: 1, attempts: 2, retryMark: lib.retryMark(p), retryingRouteOnly: true }, null]);
       expect(out.http_filters).toEqual([]);
     }
     expect(() => lib.streamedConfig({ ...plugin, firstPacketTimeout: "3s" }, clusters)).toThrow(/^firstPacketTimeout: must be an integer from 0/);

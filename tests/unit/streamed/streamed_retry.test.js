@@ -31,10 +31,11 @@ describe("streamed mode: same-service retry (the generator)", () => {
   });
 
   test("the retry policy: the filters' mark alone (no status list), every try counted, backoff and Retry-After", () => {
-    const policy = lib.streamedConfig({ ...plugin, retry: RETRY }, clusters, { wasmPath: "/x.wasm" }).route.retry_policy;
+    const withRetry = { ...plugin, retry: RETRY };
+    const policy = lib.streamedConfig(withRetry, clusters, { wasmPath: "/x.wasm" }).route.retry_policy;
     expect(policy.retry_on).toBe("reset,connect-failure,refused-stream,retriable-headers");
     expect(policy.retriable_status_codes).toBeUndefined();
-    expect(policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", present_match: true }]);
+    expect(policy.retriable_headers).toEqual([{ name: "x-ai-fallback-retry", string_match: { exact: lib.retryMark(withRetry) } }]);
     expect(policy.num_retries).toBe(3 * 3 - 1);
     expect(policy.refresh_cluster_on_retry).toBe(true);
     expect(policy.retry_back_off).toEqual({ base_interval: "0.05s" });

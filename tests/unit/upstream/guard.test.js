@@ -32,11 +32,14 @@ describe("primary guard: configuration", () => {
 
   test("bad guard fields are refused, naming the field", () => {
     expect(w.guardSummary(guard({ holdFirstPacket: "yes" })).error).toBe("guard.holdFirstPacket: must be true or false, got \"yes\"");
+    expect(w.guardSummary(guard({ retryMark: "a\tb" })).error).toMatch(/^guard\.retryMark: must be visible ASCII characters/);
+    expect(w.guardSummary(guard({ retryMark: true })).error).toMatch(/^guard\.retryMark: must be a string, got true/);
+    expect(w.guardSummary(guard({ retryMark: "f00d" })).error).toBe("");
     expect(w.guardSummary(guard({ replyToHeadersOnlyErrors: 1 })).error).toMatch(/^guard\.replyToHeadersOnlyErrors: must be true or false/);
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 0 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer number of bytes from 1 to 268435456/);
     expect(w.guardSummary(guard({ maxRequestBodyBytes: 1.5 })).error).toMatch(/^guard\.maxRequestBodyBytes: must be an integer/);
     expect(w.guardSummary(guard({ firstPacketTimeout: 300 })).error).toBe(
-      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket, firstPacket, hedgedOnly)");
+      "guard.firstPacketTimeout: unknown field (known: holdFirstPacket, replyToHeadersOnlyErrors, maxRequestBodyBytes, keepAliveIsNotFirstPacket, firstPacket, hedgedOnly, retryMark)");
     expect(w.guardSummary(guard({ firstPacket: "token" })).error).toBe(
       'guard.firstPacket: must be "byte", "event" (keep-alives are held) or "content" (events without content are held), got "token"');
     expect(w.guardSummary(guard({ firstPacket: "content", keepAliveIsNotFirstPacket: true })).error).toMatch(/^guard\.keepAliveIsNotFirstPacket: set firstPacket alone/);
