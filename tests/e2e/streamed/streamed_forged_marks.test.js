@@ -16,10 +16,10 @@ const SSE = { sse: { events: sseEvents(2) } };
 
 describe("streamed mode: a model service's own retry-mark headers", () => {
   test.each([
-    ["x-ai-fallback-retry", "1", TWO_BACKUPS],
-    ["x-ai-fallback-retry", "1", WITH_GUARD],
-    ["x-ai-fallback-stream-error", "stream_error", { ...WITH_GUARD, firstPacket: "content" }],
-  ])("the primary's 200 carrying %s: %s reaches the client; no backup is called", async (name, value, plugin) => {
+    ["x-ai-fallback-retry", "1", "", TWO_BACKUPS],
+    ["x-ai-fallback-retry", "1", " (with the primary guard)", WITH_GUARD],
+    ["x-ai-fallback-stream-error", "stream_error", " (firstPacket \"content\")", { ...WITH_GUARD, firstPacket: "content" }],
+  ])("the primary's 200 carrying %s: %s reaches the client%s, no backup called; its 503 still falls back", async (name, value, _, plugin) => {
     const envoy = await startEnvoy({ bootstrap: streamedBootstrapFor(m, m.primary.port, plugin) });
     try {
       m.primary.behave({ ...SSE, headers: { [name]: value } });
@@ -33,6 +33,12 @@ describe("streamed mode: a model service's own retry-mark headers", () => {
       expect(m.primary.requests).toHaveLength(1);
       // The route removes the names before the client sees the answer, whoever set them.
       expect(res.headers[name]).toBeUndefined();
+      // The same gateway still falls back when the primary fails: its own filters' marks are retried.
+      m.primary.behave({ status: 503 });
+      const fallback = await request(envoy.port, { body: STREAM_CHAT, timeoutMs: 15000 });
+      expect(fallback.status).toBe(200);
+      expect(fallback.headers["x-ai-fallback-model"]).toBe("backup-model-a");
+      expect(JSON.parse(m.backupA.requests[0].body).model).toBe("backup-model-a");
     } finally {
       await envoy.stop();
     }
