@@ -20,7 +20,9 @@ const USAGE = `usage: node scripts/streamed-config.mjs plugin.json clusters.json
   [--port N]               the listener's port (default 10000)
   [--listen-address ADDR]  the listener's address (default 0.0.0.0)
   [--admin-port N]         Envoy's admin port on 127.0.0.1 (default 9901)
-  [--xff-num-trusted-hops N] [--no-primary-filter]`;
+  [--xff-num-trusted-hops N] [--no-primary-filter]
+  [--retry-mark SECRET]    the value the route retries the filters' marks on (default: a digest of plugin.json;
+                           give a secret of 16 to 128 characters when plugin.json holds no credentials)`;
 
 function fail(message, code = 1) {
   console.error(message);
@@ -28,7 +30,7 @@ function fail(message, code = 1) {
 }
 
 const args = process.argv.slice(2);
-const VALUED = ["--out", "--wasm", "--ca-bundle", "--check-wasm", "--port", "--listen-address", "--admin-port", "--xff-num-trusted-hops"];
+const VALUED = ["--out", "--wasm", "--ca-bundle", "--check-wasm", "--port", "--listen-address", "--admin-port", "--xff-num-trusted-hops", "--retry-mark"];
 const options = {};
 const files = [];
 let lean = false;
@@ -83,7 +85,7 @@ try {
   // The module's verdict on the plugin configuration first: the same message as Envoy would log.
   const pluginVerdict = moduleCheck.check("ai-fallback", JSON.stringify(plugin));
   if (!pluginVerdict.accepted) fail(pluginVerdict.errors.join("\n") || "invalid configuration (the module refused it without a message)");
-  bootstrap = streamedBootstrap(plugin, clusters, { wasmPath, listenPort, adminPort, listenAddress, primaryFilter: !lean, xffNumTrustedHops, caBundle: options["--ca-bundle"] });
+  bootstrap = streamedBootstrap(plugin, clusters, { wasmPath, listenPort, adminPort, listenAddress, primaryFilter: !lean, xffNumTrustedHops, caBundle: options["--ca-bundle"], retryMark: options["--retry-mark"] });
   // Then each generated filter's configuration, as its role (root_id) will read it.
   warnings = [...pluginVerdict.warnings, ...checkStreamed(moduleCheck, bootstrap)];
 } catch (e) {

@@ -52,7 +52,18 @@ function retryMark(plugin) {
   return createHash("sha256").update("ai-fallback retry mark\n").update(JSON.stringify(plugin)).digest("hex").slice(0, 32);
 }
 
-/** Per generated plugin object (with its defaults filled in): the mark of the configuration as given. */
+/**
+ * An operator's own mark (--retry-mark): a secret in place of the digest, for a configuration whose
+ * digest someone else could compute (one without credentials). As the module checks it, and long enough to be one.
+ */
+function checkedRetryMark(mark) {
+  if (typeof mark !== "string" || !/^[\x21-\x7e]{16,128}$/.test(mark)) {
+    refuse("--retry-mark", "must be 16 to 128 visible ASCII characters (a header value without spaces), e.g. the output of `openssl rand -hex 16`");
+  }
+  return mark;
+}
+
+/** Per generated plugin object (with its defaults filled in): the mark of the configuration as given, or the operator's. */
 const MARKS = new WeakMap();
 
 function markOf(plugin) {
@@ -617,7 +628,7 @@ function streamedConfig(pluginIn, clusters, opts = {}) {
     RETRY_CLUSTERS.set(plugin, names);
   }
   if (cooldown !== undefined) plugin = { ...plugin, cooldown };
-  MARKS.set(plugin, retryMark(pluginIn));
+  MARKS.set(plugin, opts.retryMark === undefined ? retryMark(pluginIn) : checkedRetryMark(opts.retryMark));
   if (names.includes(otherMethodsCluster(clusters.primary))) {
     refuse("backups", `streamed mode: the cluster name ${otherMethodsCluster(clusters.primary)} is the generator's own (requests of other methods reach the primary by it): rename that service's cluster`);
   }

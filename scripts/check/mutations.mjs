@@ -1074,6 +1074,13 @@ export const MUTATIONS = [
     tests: ["tests/e2e/streamed/streamed_forged_marks.test.js"],
   },
   {
+    name: "streamed mode: the generator ignores --retry-mark (the digest, which whoever has the configuration can compute, stays the mark)",
+    file: "scripts/streamed_config_lib.cjs",
+    find: "  MARKS.set(plugin, opts.retryMark === undefined ? retryMark(pluginIn) : checkedRetryMark(opts.retryMark));\n",
+    replace: "  MARKS.set(plugin, retryMark(pluginIn));\n",
+    tests: ["tests/unit/streamed/streamed.test.js"],
+  },
+  {
     name: "streamed mode: the attempt filters mark with \"1\", not the configuration's retryMark (the route no longer retries their marks)",
     file: "assembly/upstream/attempt_error_meaning.ts",
     find: "  replaceHeader(MapType.HttpResponseHeaders, HEADER_RETRY, config.retryMark);\n",

@@ -486,6 +486,17 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
     // One value per configuration, the same each time it is generated, and none a model service could know.
     expect(lib.retryMark(content)).toBe(lib.retryMark({ ...content }));
     expect(lib.retryMark(content)).not.toBe(lib.retryMark(plugin));
+    // Or the operator's own secret (--retry-mark), everywhere the digest would go.
+    const secret = "0123456789abcdef0123456789abcdef";
+    const own = lib.streamedConfig(content, clusters, { wasmPath: "/x.wasm", retryMark: secret });
+    expect(own.route.retry_policy.retriable_headers.map((h) => h.string_match.exact)).toEqual([secret, secret]);
+    const filters = opts(own.clusters[0]).http_filters.map((f) => JSON.parse(f.typed_config.config?.configuration.value ?? "null"));
+    expect(filters[0].guard.retryMark).toBe(secret);
+    expect(filters[1].retryMark).toBe(secret);
+    expect(JSON.parse(opts(own.clusters[1]).http_filters[0].typed_config.config.configuration.value).retryMark).toBe(secret);
+    for (const bad of ["short", "has a space in it here", "x".repeat(129), 7]) {
+      expect(() => lib.streamedConfig(content, clusters, { retryMark: bad })).toThrow(/^--retry-mark: must be 16 to 128 visible ASCII characters/);
+    }
   });
 
   test("streamIdleTimeout becomes the route's idle_timeout; it must outlast firstPacketTimeout; a bad value is refused, teaching", () => {
