@@ -486,6 +486,20 @@ describe("streamed mode: firstPacketTimeout in the generated configuration", () 
     // One value per configuration, the same each time it is generated, and none a model service could know.
     expect(lib.retryMark(content)).toBe(lib.retryMark({ ...content }));
     expect(lib.retryMark(content)).not.toBe(lib.retryMark(plugin));
+    // Every layout (hedge, cooldown, retry fill in defaults first) marks and retries with one value: the configuration's as given.
+    const strings = (o, out = []) => {
+      if (typeof o === "string") out.push(o);
+      else if (o && typeof o === "object") for (const v of Object.values(o)) strings(v, out);
+      return out;
+    };
+    for (const extra of [{ hedge: { maxInFlight: 2 } }, { cooldown: {} }, { retry: { attempts: 2 } }, { firstPacket: "content" }]) {
+      const p = { ...plugin, ...extra };
+      const boot = lib.streamedBootstrap(p, clusters, { wasmPath: "/x.wasm" });
+      const marks = new Set(strings(boot).filter((t) => t.includes("retryMark")).flatMap((t) => [...t.matchAll(/"retryMark":"([^"]+)"/g)].map((m) => m[1])));
+      const exact = new Set([...JSON.stringify(boot).matchAll(/"exact":"([0-9a-f]{32})"/g)].map((m) => m[1]));
+      expect([...marks]).toEqual([lib.retryMark(p)]);
+      expect([...exact]).toEqual([lib.retryMark(p)]);
+    }
     // Or the operator's own secret (--retry-mark), everywhere the digest would go.
     const secret = "0123456789abcdef0123456789abcdef";
     const own = lib.streamedConfig(content, clusters, { wasmPath: "/x.wasm", retryMark: secret });
