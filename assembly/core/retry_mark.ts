@@ -1,5 +1,7 @@
 // The value of the marks the streamed mode's attempt filters set on an answer the router should
 // retry (x-ai-fallback-retry; the primary guard's x-ai-fallback-stream-error). Pure.
+import { JSON } from "./config/json_value";
+
 /**
  * The marks' value when a configuration names none (a hand-written one). The generator names one per
  * configuration (retryMark) and the route retries on that value alone, so that a model service's own
@@ -18,4 +20,10 @@ export function retryMarkWhy(mark: string): string {
     if (c < 0x21 || c > 0x7e) return "must be visible ASCII characters (a header value without spaces), got character " + c.toString() + " at " + i.toString();
   }
   return "";
+}
+
+/** Why the configuration's `retryMark` field `v` is refused ("" = it is a mark: `v.get<string>()`), with the fix. */
+export function retryMarkFieldWhy(v: JSON.Value): string {
+  const why = v.type == JSON.Types.String ? retryMarkWhy(v.get<string>()) : "must be a string, got " + v.toString();
+  return why.length == 0 ? "" : why + " (the value the generated route retries on; leave it out for \"1\")";
 }

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_REQUEST_BODY_BYTES, FirstPacket, MAX_REQUEST_BODY_BYTES } f
 import { startsWithObject } from "../core/config/config_checks";
 import { firstJsonError } from "../core/json_scan";
 import { Unit, integerWhy, unknownFieldWhy } from "../core/config/config_messages";
-import { DEFAULT_RETRY_MARK, retryMarkWhy } from "../core/retry_mark";
+import { DEFAULT_RETRY_MARK, retryMarkFieldWhy } from "../core/retry_mark";
 
 const GUARD_KEYS = ["holdFirstPacket", "replyToHeadersOnlyErrors", "maxRequestBodyBytes", "keepAliveIsNotFirstPacket", "firstPacket", "hedgedOnly", "retryMark"];
 
@@ -103,10 +103,9 @@ export function parseGuardConfig(bytes: ArrayBuffer): GuardResult {
   }
   if (obj.has("retryMark")) {
     const v = obj.get("retryMark")!;
-    const mark = v.type == JSON.Types.String ? v.get<string>() : "";
-    const why = v.type == JSON.Types.String ? retryMarkWhy(mark) : "must be a string, got " + v.toString();
-    if (why.length > 0) return refuse("guard.retryMark", why + " (the value the generated route retries on; leave it out for \"1\")");
-    guard.retryMark = mark;
+    const why = retryMarkFieldWhy(v);
+    if (why.length > 0) return refuse("guard.retryMark", why);
+    guard.retryMark = v.get<string>();
   }
   if (obj.has("maxRequestBodyBytes")) {
     const v = obj.get("maxRequestBodyBytes")!;

@@ -232,7 +232,7 @@ export class UpstreamConfig {
    * (its credential) are then set only on a request whose model was rewritten, never on a skipped one.
    */
   holdsRequestHeaders: bool = false;
-  /** The value of the marks this filter sets on an answer to retry: the one the route retries on (replay.ts retryMarkWhy). */
+  /** The value of the marks this filter sets on an answer to retry: the one the route retries on (core/retry_mark.ts). */
   retryMark: string = DEFAULT_RETRY_MARK;
   /**
    * The primary's cluster runs the attempt filter that records its result (false: the lean

@@ -9,7 +9,7 @@ import {
 } from "./config";
 import { escapeControls, startsWithObject } from "./config_checks";
 import { ConfigReader } from "./config_reader";
-import { retryMarkWhy } from "../retry_mark";
+import { retryMarkFieldWhy } from "../retry_mark";
 import { POLICY_KEYS, readPolicy } from "./policy_reader";
 import { readBackup } from "./backups_reader";
 import { ErrorTriggerLists, readErrorTriggerLists, readMethods, readStatuses } from "./triggers_reader";
@@ -147,10 +147,9 @@ export function parseUpstreamConfig(bytes: ArrayBuffer): UpstreamConfigResult {
   }
   if (obj.has("retryMark")) {
     const v = obj.get("retryMark")!;
-    const mark = v.type == JSON.Types.String ? v.get<string>() : "";
-    const why = v.type == JSON.Types.String ? retryMarkWhy(mark) : "must be a string, got " + v.toString();
-    if (why.length > 0) return new UpstreamConfigResult(null, "retryMark: " + why + " (the value the generated route retries on; leave it out for \"1\")");
-    config.retryMark = mark;
+    const why = retryMarkFieldWhy(v);
+    if (why.length > 0) return new UpstreamConfigResult(null, "retryMark: " + why);
+    config.retryMark = v.get<string>();
   }
   if (obj.has("primaryFilter")) {
     const v = obj.get("primaryFilter")!;
